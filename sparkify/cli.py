@@ -1,0 +1,67 @@
+"""What every script shares: --config and --help, logging, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from .config import DEFAULT_CONFIG, Config, ConfigError, load_config
+from .embedded import EmbeddedServerError
+from .sources import SourceError
+from .warehouse import WarehouseError
+
+CONFIG_HELP = f"""\
+configuration (dwh.cfg, the course template's sections and keys):
+  [CLUSTER] HOST DB_NAME DB_USER DB_PASSWORD DB_PORT
+      HOST empty      the embedded PostgreSQL: started by the toolkit itself, data kept
+                      in .pgdata/ beside the config file, no server to install
+      HOST set        a server reached over psycopg2: Redshift when HOST ends in
+                      .redshift.amazonaws.com, PostgreSQL otherwise
+                      (ENGINE = postgres|redshift overrides the guess)
+  [IAM_ROLE] ARN      the role Redshift's COPY reads S3 with (Redshift only)
+  [S3] LOG_DATA LOG_JSONPATH SONG_DATA
+                      s3:// URLs or local paths (relative to the config file)
+  [ETL] MAXERROR      rejected records tolerated per table before a load fails
+                      (optional, default 100); rejected records go to load_errors
+
+default config: {DEFAULT_CONFIG.name} beside the scripts
+"""
+
+ERRORS = (ConfigError, WarehouseError, EmbeddedServerError, SourceError)
+
+
+def parser(prog: str, description: str, example: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=f"{CONFIG_HELP}\nexample:\n  {example}\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", metavar="PATH", default=None,
+                   help=f"config file to use (default: {DEFAULT_CONFIG.name} beside the scripts)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary and errors")
+    return p
+
+
+def main(args: argparse.Namespace, job: Callable[[Config], int], extra_errors: tuple = ()) -> int:
+    """Runs job(config); known failures become 'Error: …' on stderr and exit code 1."""
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    config = None
+    try:
+        config = load_config(args.config)
+        return job(config)
+    except ERRORS + extra_errors as exc:
+        message = str(exc)
+        if config is not None:
+            message = config.redact(message)
+        print(f"Error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Error: interrupted; nothing of this run was committed", file=sys.stderr)
+        return 130

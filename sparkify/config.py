@@ -1,0 +1,197 @@
+"""Reading and checking dwh.cfg.
+
+The file keeps the course template's sections and keys so that a config written for the
+course works unchanged; everything the toolkit adds is optional and has a default.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "dwh.cfg"
+
+ENGINES = ("embedded", "postgres", "redshift")
+REDSHIFT_HOST_SUFFIXES = (".redshift.amazonaws.com", ".redshift-serverless.amazonaws.com")
+
+
+class ConfigError(Exception):
+    """A problem the user fixes in dwh.cfg; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """An [S3] value: either an s3:// URL or a local path resolved against the config file."""
+
+    url: str
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+    @property
+    def path(self) -> Path:
+        if self.is_s3:
+            raise ValueError(f"{self.url} is not a local path")
+        return Path(self.url)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    engine: str
+    host: str
+    db_name: str
+    db_user: str
+    db_password: str = field(repr=False)
+    db_port: int
+    iam_role_arn: str = field(repr=False)
+    log_data: Source
+    log_jsonpath: Source
+    song_data: Source
+    max_errors: int
+
+    @property
+    def dialect(self) -> str:
+        """SQL dialect: the embedded server and any PostgreSQL speak 'postgres'."""
+        return "redshift" if self.engine == "redshift" else "postgres"
+
+    @property
+    def embedded_dir(self) -> Path:
+        """Where the embedded server keeps its data: beside the config file, git-ignored."""
+        return self.path.parent / ".pgdata"
+
+    def describe_target(self) -> str:
+        """The target as a URL with the password masked, safe to print."""
+        if self.engine == "embedded":
+            return f"embedded PostgreSQL ({self.embedded_dir.name}/, database {self.db_name})"
+        secret = ":***" if self.db_password else ""
+        return f"{self.engine}://{self.db_user}{secret}@{self.host}:{self.db_port}/{self.db_name}"
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.db_password, self.iam_role_arn) if s]
+
+    def redact(self, text: str) -> str:
+        """Masks every secret of this config in text bound for a terminal, log or report."""
+        for secret in self.secrets():
+            text = text.replace(secret, "***")
+        return text
+
+
+def _value(parser: configparser.ConfigParser, section: str, key: str, path: Path,
+           required: bool = True, default: str = "") -> str:
+    if not parser.has_section(section):
+        if not required:
+            return default
+        raise ConfigError(f"{path}: section [{section}] is missing; add it as in the shipped dwh.cfg")
+    if not parser.has_option(section, key):
+        if not required:
+            return default
+        raise ConfigError(f"{path}: key {key} is missing in [{section}]; add '{key} = ...' as in the shipped dwh.cfg")
+    raw = parser.get(section, key).strip()
+    # The course template quotes its values ('s3://udacity-dend/log_data'); accept both.
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        raw = raw[1:-1].strip()
+    return raw
+
+
+def _source(parser: configparser.ConfigParser, key: str, path: Path) -> Source:
+    raw = _value(parser, "S3", key, path)
+    if not raw:
+        raise ConfigError(f"{path}: [S3] {key} is empty; set it to an s3:// URL or a local path")
+    if raw.startswith("s3://"):
+        if len(raw) <= len("s3://") or raw[len("s3://")] == "/":
+            raise ConfigError(f"{path}: [S3] {key} = {raw} has no bucket; write s3://BUCKET/PREFIX")
+        return Source(raw)
+    if "://" in raw:
+        raise ConfigError(f"{path}: [S3] {key} = {raw} is neither s3:// nor a local path")
+    local = Path(os.path.expanduser(raw))
+    if not local.is_absolute():
+        local = path.parent / local
+    local = local.resolve()
+    if not local.exists():
+        raise ConfigError(f"{path}: [S3] {key} = {raw} does not exist ({local}); fix the path")
+    if not os.access(local, os.R_OK):
+        raise ConfigError(f"{path}: [S3] {key} = {raw} is not readable; fix its permissions")
+    return Source(str(local))
+
+
+def _engine(parser: configparser.ConfigParser, host: str, path: Path) -> str:
+    explicit = _value(parser, "CLUSTER", "ENGINE", path, required=False).lower()
+    if explicit:
+        if explicit not in ENGINES:
+            raise ConfigError(f"{path}: [CLUSTER] ENGINE = {explicit} is unknown; use one of {', '.join(ENGINES)}")
+        if explicit == "embedded" and host:
+            raise ConfigError(f"{path}: [CLUSTER] ENGINE = embedded needs an empty HOST; clear HOST or change ENGINE")
+        if explicit != "embedded" and not host:
+            raise ConfigError(f"{path}: [CLUSTER] ENGINE = {explicit} needs HOST; set HOST")
+        return explicit
+    if not host:
+        return "embedded"
+    if host.lower().endswith(REDSHIFT_HOST_SUFFIXES):
+        return "redshift"
+    return "postgres"
+
+
+def _int(parser: configparser.ConfigParser, section: str, key: str, path: Path,
+         required: bool, default: int) -> int:
+    raw = _value(parser, section, key, path, required=required, default=str(default))
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{path}: [{section}] {key} = {raw} is not a whole number; write e.g. {default}") from None
+    if value < 0:
+        raise ConfigError(f"{path}: [{section}] {key} = {raw} is negative; write 0 or more")
+    return value
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Reads, checks and resolves a config file; raises ConfigError with a one-line fix."""
+    cfg_path = Path(path) if path is not None else DEFAULT_CONFIG
+    cfg_path = cfg_path.expanduser().resolve()
+    if not cfg_path.is_file():
+        raise ConfigError(f"config file {cfg_path} not found; pass --config PATH or copy the shipped dwh.cfg")
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(cfg_path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (configparser.Error, UnicodeDecodeError, OSError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{cfg_path}: cannot be read as an INI file ({first_line}); fix its syntax") from None
+
+    host = _value(parser, "CLUSTER", "HOST", cfg_path)
+    engine = _engine(parser, host, cfg_path)
+    db_name = _value(parser, "CLUSTER", "DB_NAME", cfg_path)
+    if not db_name:
+        raise ConfigError(f"{cfg_path}: [CLUSTER] DB_NAME is empty; name the database, e.g. sparkify")
+    db_user = _value(parser, "CLUSTER", "DB_USER", cfg_path)
+    db_password = _value(parser, "CLUSTER", "DB_PASSWORD", cfg_path)
+    if engine != "embedded" and not db_user:
+        raise ConfigError(f"{cfg_path}: [CLUSTER] DB_USER is empty; set the database user for {host}")
+    default_port = 5439 if engine == "redshift" else 5432
+    db_port = _int(parser, "CLUSTER", "DB_PORT", cfg_path, required=True, default=default_port)
+    iam_role_arn = _value(parser, "IAM_ROLE", "ARN", cfg_path)
+    if engine == "redshift" and not iam_role_arn:
+        raise ConfigError(f"{cfg_path}: [IAM_ROLE] ARN is empty; Redshift's COPY needs a role that can read the bucket")
+
+    return Config(
+        path=cfg_path,
+        engine=engine,
+        host=host,
+        db_name=db_name,
+        db_user=db_user,
+        db_password=db_password,
+        db_port=db_port,
+        iam_role_arn=iam_role_arn,
+        log_data=_source(parser, "LOG_DATA", cfg_path),
+        log_jsonpath=_source(parser, "LOG_JSONPATH", cfg_path),
+        song_data=_source(parser, "SONG_DATA", cfg_path),
+        max_errors=_int(parser, "ETL", "MAXERROR", cfg_path, required=False, default=100),
+    )

@@ -1,0 +1,519 @@
+"""The PostgreSQL equivalent of Redshift's `COPY … FORMAT AS JSON`.
+
+PostgreSQL cannot read JSON files into columns, so the toolkit does what Redshift's COPY
+does and streams the result through `COPY … FROM STDIN`:
+
+* a file is a sequence of JSON values separated by whitespace: usually one per line, but
+  several on a line or one spread over many lines load too;
+* with a JSONPaths file, path i fills column i (positional); with 'auto', a column takes the
+  key of the same name (case-sensitive; 'auto ignorecase' folds case); missing is NULL;
+* a value is converted to its column's type: numbers become text in character columns,
+  numeric strings become numbers, objects and arrays become JSON text; EMPTYASNULL,
+  BLANKSASNULL, TRUNCATECOLUMNS and ACCEPTINVCHARS behave as Redshift's options do;
+  VARCHAR lengths are counted in bytes, as Redshift counts them;
+* a record that cannot be loaded is rejected with its file, line, column and reason; more
+  than MAXERROR rejections fail the load.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+
+from .sources import SourceObject
+
+NULL = "\\N"
+MAX_OBJECT_BYTES = 4 * 1024 * 1024      # Redshift's limit on one JSON object
+EXCERPT_CHARS = 300
+BOM = b"\xef\xbb\xbf"
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_INTEGER = re.compile(r"[+-]?\d+")
+_INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
+
+
+def _question_mark(error: UnicodeError):
+    # ACCEPTINVCHARS: each invalid UTF-8 sequence becomes '?', Redshift's default.
+    return ("?", error.end)
+
+
+codecs.register_error("sparkify-accept-inv-chars", _question_mark)
+
+
+class RecordError(ValueError):
+    """Why one record (or one value of it) cannot be loaded."""
+
+    def __init__(self, reason: str, column: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.column = column
+
+
+class TooManyErrors(Exception):
+    def __init__(self, table: str, errors: list[LoadError], max_errors: int):
+        self.table = table
+        self.errors = errors
+        self.max_errors = max_errors
+        first = errors[0]
+        super().__init__(
+            f"loading {table} rejected more than MAXERROR = {max_errors} records "
+            f"(first: {first.source} line {first.line_number}: {first.reason}); "
+            "see table load_errors, fix the files or raise [ETL] MAXERROR"
+        )
+
+
+@dataclass(frozen=True)
+class LoadError:
+    table: str
+    source: str
+    line_number: int | None
+    column: str | None
+    reason: str
+    raw_excerpt: str
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """Redshift COPY's data-conversion options, with the values the toolkit uses."""
+
+    max_errors: int = 0
+    empty_as_null: bool = True
+    blanks_as_null: bool = True
+    truncate_columns: bool = False
+    accept_invalid_chars: bool = True
+
+
+@dataclass
+class CopyResult:
+    table: str
+    objects: int = 0
+    rows: int = 0
+    errors: list[LoadError] = field(default_factory=list)
+
+
+# --- JSONPaths ---------------------------------------------------------------------------
+
+_PATH_STEP = re.compile(
+    r"""\[\s*'((?:[^'\\]|\\.)*)'\s*\]"""     # $['key']
+    r"""|\[\s*"((?:[^"\\]|\\.)*)"\s*\]"""    # $["key"]
+    r"""|\[\s*(\d+)\s*\]"""                  # $[0]
+    r"""|\.([A-Za-z_$][\w$]*)"""              # $.key
+)
+
+
+def parse_jsonpaths(document: bytes) -> list[tuple]:
+    """The steps of each path in a JSONPaths file: keys (str) and array indexes (int)."""
+    try:
+        parsed = orjson.loads(document.lstrip(BOM))
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"the JSONPaths file is not valid JSON ({exc})") from None
+    paths = parsed.get("jsonpaths") if isinstance(parsed, dict) else None
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+        raise ValueError('the JSONPaths file needs {"jsonpaths": ["$[\'key\']", ...]}')
+    return [_parse_path(p) for p in paths]
+
+
+def _parse_path(path: str) -> tuple:
+    text = path.strip()
+    if not text.startswith("$"):
+        raise ValueError(f"JSONPath {path!r} must start with $")
+    steps, pos = [], 1
+    while pos < len(text):
+        match = _PATH_STEP.match(text, pos)
+        if not match:
+            raise ValueError(f"JSONPath {path!r} is not a supported path (use $['key'] or $.key)")
+        quoted1, quoted2, index, dotted = match.groups()
+        if index is not None:
+            steps.append(int(index))
+        else:
+            steps.append(dotted if dotted is not None else (quoted1 if quoted1 is not None else quoted2))
+        pos = match.end()
+    if not steps:
+        raise ValueError(f"JSONPath {path!r} selects the whole record; name a field")
+    return tuple(steps)
+
+
+def _extractor(steps: tuple) -> Callable[[object], object]:
+    if len(steps) == 1 and isinstance(steps[0], str):
+        key = steps[0]
+
+        def single(record):
+            return record.get(key) if type(record) is dict else None
+        return single
+
+    def nested(record):
+        value = record
+        for step in steps:
+            if isinstance(step, str):
+                if type(value) is not dict:
+                    return None
+                value = value.get(step)
+            else:
+                if type(value) is not list or step >= len(value):
+                    return None
+                value = value[step]
+        return value
+    return nested
+
+
+# --- reading JSON records ------------------------------------------------------------------
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _decode_all(text: str) -> list:
+    """Every JSON value in text, separated by whitespace; raises JSONDecodeError."""
+    values, pos, end = [], 0, len(text)
+    while True:
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= end:
+            return values
+        value, pos = _DECODER.raw_decode(text, pos)
+        values.append(value)
+
+
+def _incomplete(exc: json.JSONDecodeError, text: str) -> bool:
+    """True when text may be the start of a value that continues on the next line."""
+    return exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+
+
+def _excerpt(raw: bytes | str) -> str:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    raw = raw.replace("\x00", "\\0")
+    return raw[:EXCERPT_CHARS]
+
+
+def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
+                 ) -> Iterator[tuple[int, object, bytes]]:
+    """(line number, value or RecordError, raw text) for each JSON value in a file."""
+    numbered = enumerate(lines, 1)
+    pushed_back: deque = deque()
+
+    def next_line():
+        if pushed_back:
+            return pushed_back.popleft()
+        return next(numbered, None)
+
+    def decode(raw: bytes) -> str | RecordError:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if accept_invalid_chars:
+                return raw.decode("utf-8", "sparkify-accept-inv-chars")
+            return RecordError(f"invalid UTF-8 byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}; "
+                               "set ACCEPTINVCHARS to load it with '?'")
+
+    while True:
+        item = next_line()
+        if item is None:
+            return
+        number, raw = item
+        if number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM):]
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        try:
+            yield number, orjson.loads(stripped), stripped
+            continue
+        except orjson.JSONDecodeError:
+            pass
+        text = decode(stripped)
+        if isinstance(text, RecordError):
+            yield number, text, stripped
+            continue
+        try:
+            values = _decode_all(text)
+        except (json.JSONDecodeError, ValueError) as exc:
+            if not isinstance(exc, json.JSONDecodeError) or not _incomplete(exc, text):
+                yield number, RecordError(f"invalid JSON: {_json_reason(exc)}"), stripped
+                continue
+        else:
+            for value in values:
+                yield number, value, stripped
+            continue
+
+        # A value spread over several lines (pretty-printed JSON): read on until it is whole.
+        parts, consumed, size = [text], [], len(stripped)
+        while True:
+            following = next_line()
+            if following is None:
+                yield number, RecordError("invalid JSON: the file ends inside this value (truncated?)"), stripped
+                pushed_back.extend(consumed)
+                break
+            consumed.append(following)
+            more = decode(following[1].rstrip(b"\r\n"))
+            if isinstance(more, RecordError):
+                yield number, more, stripped
+                pushed_back.extend(consumed)
+                break
+            parts.append(more)
+            size += len(following[1])
+            joined = "\n".join(parts)
+            try:
+                values = _decode_all(joined)
+            except (json.JSONDecodeError, ValueError) as exc:
+                complete_enough = isinstance(exc, json.JSONDecodeError) and _incomplete(exc, joined)
+                if complete_enough and size <= MAX_OBJECT_BYTES:
+                    continue
+                reason = (f"a JSON value larger than {MAX_OBJECT_BYTES // (1024 * 1024)} MB"
+                          if complete_enough else f"invalid JSON: {_json_reason(exc)}")
+                yield number, RecordError(reason), stripped
+                # The lines read ahead may hold good records of their own: read them again.
+                pushed_back.extend(consumed)
+                break
+            for value in values:
+                yield number, value, joined.encode("utf-8", "replace")
+            break
+
+
+def _json_reason(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at character {exc.pos + 1}"
+    return str(exc)
+
+
+# --- converting values to COPY text ---------------------------------------------------------
+
+def _number_text(value) -> str:
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise RecordError(f"{value} is not a finite number")
+        return repr(value)
+    return str(value)
+
+
+def _text_converter(name: str, max_bytes: int | None, options: CopyOptions):
+    empty_as_null, blanks_as_null = options.empty_as_null, options.blanks_as_null
+    truncate, accept_invalid = options.truncate_columns, options.accept_invalid_chars
+
+    def convert(value):
+        if value is None:
+            return NULL
+        kind = type(value)
+        if kind is str:
+            text = value
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif kind is int or kind is float:
+            text = _number_text(value)
+        else:
+            text = orjson.dumps(value).decode("utf-8")
+        if not text:
+            return NULL if empty_as_null else ""
+        if blanks_as_null and text.isspace():
+            return NULL
+        if "\x00" in text:
+            if not accept_invalid:
+                raise RecordError("contains a NUL character; set ACCEPTINVCHARS to load it with '?'", name)
+            text = text.replace("\x00", "?")
+        if max_bytes is not None and len(text) * 4 > max_bytes:
+            encoded = text.encode("utf-8", "surrogatepass")
+            if len(encoded) > max_bytes:
+                if not truncate:
+                    raise RecordError(
+                        f"{len(encoded)} bytes exceed the column's {max_bytes} "
+                        "(set TRUNCATECOLUMNS to cut them)", name)
+                text = encoded[:max_bytes].decode("utf-8", "ignore")
+        return text.translate(_ESCAPES)
+    return convert
+
+
+def _integer_converter(name: str, bound: int, options: CopyOptions):
+    empty_as_null = options.empty_as_null or options.blanks_as_null
+
+    def convert(value):
+        if value is None:
+            return NULL
+        kind = type(value)
+        if kind is int:
+            number = value
+        elif kind is str:
+            text = value.strip()
+            if not text and empty_as_null:
+                return NULL
+            if not _INTEGER.fullmatch(text):
+                raise RecordError(f"{_show(value)} is not a whole number", name)
+            number = int(text)
+        else:
+            raise RecordError(f"{_show(value)} is not a whole number", name)
+        if not -bound <= number < bound:
+            raise RecordError(f"{number} is out of range for the column", name)
+        return str(number)
+    return convert
+
+
+def _float_converter(name: str, options: CopyOptions):
+    empty_as_null = options.empty_as_null or options.blanks_as_null
+
+    def convert(value):
+        if value is None:
+            return NULL
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                raise RecordError(f"{value} is not a finite number", name)
+            return repr(value)
+        if kind is int:
+            return repr(float(value))
+        if kind is str:
+            text = value.strip()
+            if not text and empty_as_null:
+                return NULL
+            try:
+                number = float(text)
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number):
+                return repr(number)
+        raise RecordError(f"{_show(value)} is not a number", name)
+    return convert
+
+
+def _boolean_converter(name: str):
+    truth = {"true": "t", "t": "t", "1": "t", "false": "f", "f": "f", "0": "f"}
+
+    def convert(value):
+        if value is None:
+            return NULL
+        if type(value) is bool:
+            return "t" if value else "f"
+        text = str(value).strip().lower()
+        if text in truth:
+            return truth[text]
+        raise RecordError(f"{_show(value)} is not a boolean", name)
+    return convert
+
+
+def _show(value) -> str:
+    text = orjson.dumps(value).decode("utf-8") if not isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def column_converter(name: str, data_type: str, max_length: int | None, options: CopyOptions):
+    """The function that turns a JSON value into COPY text for one column."""
+    if data_type in ("character varying", "character", "text"):
+        return _text_converter(name, max_length, options)
+    if data_type in _INT_RANGES:
+        return _integer_converter(name, _INT_RANGES[data_type], options)
+    if data_type in ("double precision", "real"):
+        return _float_converter(name, options)
+    if data_type == "boolean":
+        return _boolean_converter(name)
+    raise ValueError(f"column {name} has type {data_type}, which the local COPY does not load")
+
+
+# --- the COPY ---------------------------------------------------------------------------------
+
+class JsonCopy:
+    """Turns JSON source objects into COPY text rows for one table."""
+
+    def __init__(self, table: str, columns: list[tuple[str, str, int | None]],
+                 mapping: str | list[tuple], options: CopyOptions):
+        self.table = table
+        self.options = options
+        names = [column[0] for column in columns]
+        if isinstance(mapping, str):
+            if mapping == "auto":
+                self.extractors = [_extractor((name,)) for name in names]
+            elif mapping == "auto ignorecase":
+                self.extractors = [_ignorecase_extractor(name) for name in names]
+            else:
+                raise ValueError(f"unknown JSON mapping {mapping!r}; use 'auto' or a JSONPaths file")
+        else:
+            if len(mapping) != len(names):
+                raise ValueError(
+                    f"the JSONPaths file has {len(mapping)} paths but {table} has {len(names)} "
+                    "columns; they must match one to one")
+            self.extractors = [_extractor(steps) for steps in mapping]
+        self.columns = names
+        self.converters = [column_converter(*column, options) for column in columns]
+        self.result = CopyResult(table)
+
+    def rows(self, objects: Iterable[SourceObject]) -> Iterator[bytes]:
+        """COPY text, one encoded line per loadable record; rejects go to self.result."""
+        pairs = list(zip(self.extractors, self.converters, strict=True))
+        accept_invalid = self.options.accept_invalid_chars
+        for obj in objects:
+            self.result.objects += 1
+            with obj.open() as handle:
+                for number, record, raw in iter_records(handle, accept_invalid):
+                    if isinstance(record, RecordError):
+                        self._reject(obj, number, record, raw)
+                        continue
+                    if type(record) is not dict and type(record) is not list:
+                        self._reject(obj, number, RecordError(
+                            f"a JSON object was expected, found {type(record).__name__}"), raw)
+                        continue
+                    try:
+                        line = "\t".join([convert(extract(record)) for extract, convert in pairs])
+                        encoded = (line + "\n").encode("utf-8")
+                    except RecordError as exc:
+                        self._reject(obj, number, exc, raw)
+                        continue
+                    except UnicodeEncodeError:
+                        if not accept_invalid:
+                            self._reject(obj, number, RecordError(
+                                "invalid Unicode (a lone surrogate escape); set ACCEPTINVCHARS"), raw)
+                            continue
+                        encoded = (line + "\n").encode("utf-8", "sparkify-accept-inv-chars")
+                    self.result.rows += 1
+                    yield encoded
+
+    def _reject(self, obj: SourceObject, number: int, error: RecordError, raw) -> None:
+        reason = f"{error.column}: {error.reason}" if error.column else error.reason
+        self.result.errors.append(LoadError(self.table, obj.url, number, error.column, reason, _excerpt(raw)))
+        if len(self.result.errors) > self.options.max_errors:
+            raise TooManyErrors(self.table, self.result.errors, self.options.max_errors)
+
+
+def _ignorecase_extractor(name: str):
+    lowered = name.lower()
+
+    def extract(record):
+        if type(record) is not dict:
+            return None
+        if lowered in record:
+            return record[lowered]
+        for key, value in record.items():
+            if key.lower() == lowered:
+                return value
+        return None
+    return extract
+
+
+class ChunkedReader:
+    """A read()-able file over an iterator of byte strings, for psycopg2's copy_expert."""
+
+    def __init__(self, chunks: Iterator[bytes], target: int = 1 << 20):
+        self._chunks = chunks
+        self._target = target
+        self._buffer = bytearray()
+        self._done = False
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._target if size is None or size < 0 else size
+        while not self._done and len(self._buffer) < want:
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                self._done = True
+        data = bytes(self._buffer[:want])
+        del self._buffer[:want]
+        return data
+
+    def readline(self, size: int = -1) -> bytes:  # copy_expert only uses read()
+        return self.read(size)

@@ -1,0 +1,184 @@
+"""A connection to the warehouse, whichever engine dwh.cfg names.
+
+One psycopg2 connection serves all three engines: the embedded PostgreSQL, any PostgreSQL
+server, and Redshift (which speaks the PostgreSQL protocol). Errors come back as one line
+that names the setting to fix, with secrets masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import psycopg2
+import psycopg2.extras
+from psycopg2 import sql as pgsql
+
+from . import embedded
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10
+
+
+class WarehouseError(Exception):
+    """A failure the user can act on; the message is one line and holds no secret."""
+
+
+class Warehouse:
+    """The open connection plus the facts about its engine that the SQL depends on."""
+
+    def __init__(self, conn, config: Config):
+        self.conn = conn
+        self.config = config
+
+    @property
+    def dialect(self) -> str:
+        return self.config.dialect
+
+    def execute(self, statement: str, params=None, label: str | None = None):
+        """Runs one statement; returns the cursor (rowcount, fetch)."""
+        started = time.perf_counter()
+        cur = self.conn.cursor()
+        try:
+            cur.execute(statement, params)
+        except psycopg2.Error as exc:
+            raise WarehouseError(self._explain(exc, label or _first_line(statement))) from None
+        if label:
+            log.info("%-38s %8s rows  %6.2f s", label, _rows(cur.rowcount), time.perf_counter() - started)
+        return cur
+
+    def query(self, statement: str, params=None) -> list[tuple]:
+        return self.execute(statement, params).fetchall()
+
+    def scalar(self, statement: str, params=None):
+        row = self.execute(statement, params).fetchone()
+        return row[0] if row else None
+
+    def insert_rows(self, statement: str, rows: list[tuple], label: str | None = None) -> None:
+        """Multi-row INSERT … VALUES for small sets; valid on PostgreSQL and Redshift alike."""
+        if not rows:
+            return
+        cur = self.conn.cursor()
+        try:
+            psycopg2.extras.execute_values(cur, statement, rows, page_size=500)
+        except psycopg2.Error as exc:
+            raise WarehouseError(self._explain(exc, label or _first_line(statement))) from None
+
+    def copy_from_stdin(self, statement: str, stream, label: str) -> int:
+        """Streams COPY … FROM STDIN data from a file-like object; returns rows copied."""
+        cur = self.conn.cursor()
+        try:
+            cur.copy_expert(statement, stream, size=1 << 20)
+        except psycopg2.Error as exc:
+            raise WarehouseError(self._explain(exc, label)) from None
+        return cur.rowcount
+
+    def table_columns(self, table: str) -> list[tuple[str, str, int | None]]:
+        """(name, data type, character maximum length) of a table's columns, in order."""
+        rows = self.query(
+            "select column_name, data_type, character_maximum_length "
+            "from information_schema.columns where table_name = %s "
+            "and table_schema = current_schema() order by ordinal_position",
+            (table,),
+        )
+        if not rows:
+            raise WarehouseError(f"table {table} does not exist; run python create_tables.py first")
+        return rows
+
+    def identifier(self, name: str) -> str:
+        return pgsql.Identifier(name).as_string(self.conn)
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        if not self.conn.closed:
+            self.conn.rollback()
+
+    def close(self) -> None:
+        if not self.conn.closed:
+            self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.rollback()
+        self.close()
+
+    def _explain(self, exc: psycopg2.Error, what: str) -> str:
+        message = (exc.pgerror or str(exc)).strip().splitlines()
+        first = message[0] if message else type(exc).__name__
+        first = first.removeprefix("ERROR:").strip()
+        if "does not exist" in first and "relation" in first:
+            first += "; run python create_tables.py first"
+        return self.config.redact(f"{what}: {first}")
+
+
+def connect(config: Config, database: str | None = None) -> Warehouse:
+    """Opens a connection to the configured engine, starting the embedded server if needed."""
+    if config.engine == "embedded":
+        try:
+            params = embedded.start(config.embedded_dir)
+        except embedded.EmbeddedServerError as exc:
+            raise WarehouseError(str(exc)) from None
+        _ensure_database(params, config.db_name)
+        params["dbname"] = database or config.db_name
+    else:
+        params = {
+            "host": config.host,
+            "port": config.db_port,
+            "user": config.db_user,
+            "password": config.db_password,
+            "dbname": database or config.db_name,
+            "connect_timeout": CONNECT_TIMEOUT_S,
+        }
+    params["application_name"] = "sparkify-etl"
+    try:
+        conn = psycopg2.connect(**params)
+    except psycopg2.OperationalError as exc:
+        raise WarehouseError(config.redact(_explain_connect(exc, config))) from None
+    return Warehouse(conn, config)
+
+
+def _ensure_database(params: dict, db_name: str) -> None:
+    conn = psycopg2.connect(dbname="postgres", **params)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("select 1 from pg_database where datname = %s", (db_name,))
+            if cur.fetchone() is None:
+                cur.execute(pgsql.SQL("create database {}").format(pgsql.Identifier(db_name)))
+                log.info("created database %s in the embedded server", db_name)
+    finally:
+        conn.close()
+
+
+def _explain_connect(exc: psycopg2.OperationalError, config: Config) -> str:
+    text = str(exc).strip()
+    target = f"{config.host}:{config.db_port}"
+    if "password authentication failed" in text or "no password supplied" in text:
+        return f"the server at {target} refused user {config.db_user}; check [CLUSTER] DB_USER and DB_PASSWORD"
+    if "does not exist" in text and "database" in text:
+        return f"database {config.db_name} does not exist on {target}; create it or fix [CLUSTER] DB_NAME"
+    if "role" in text and "does not exist" in text:
+        return f"user {config.db_user} does not exist on {target}; fix [CLUSTER] DB_USER"
+    if "could not translate host name" in text:
+        return f"host {config.host} is unknown; check [CLUSTER] HOST"
+    if config.engine == "embedded":
+        return (f"cannot connect to the embedded PostgreSQL ({_first_line(text)}); "
+                f"delete {config.embedded_dir} to start afresh")
+    return (f"cannot reach the database at {target} ({_first_line(text)}); "
+            "check [CLUSTER] HOST and DB_PORT, and that the server accepts connections")
+
+
+def _first_line(text: str) -> str:
+    stripped = " ".join(text.split())
+    return stripped[:120]
+
+
+def _rows(count: int) -> str:
+    return f"{count:,}" if count is not None and count >= 0 else "-"

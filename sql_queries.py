@@ -1,0 +1,493 @@
+"""Every SQL statement of the warehouse: CREATE, DROP, COPY and INSERT … SELECT.
+
+One text per statement serves both engines. Where Redshift and PostgreSQL differ only in
+physical design (distribution, sort keys, logging) the statement has a {placeholder} that
+`PHYSICAL` fills per dialect; the logic is never written twice. Every transform is valid
+Redshift SQL: no ON CONFLICT, DISTINCT ON, SERIAL, RETURNING or JSON operators, and
+dimensions are merged with delete + insert inside the batch's transaction.
+
+Naming: staging tables keep one column per source field, renamed once to snake_case
+(userId -> user_id); nothing downstream sees a raw name.
+"""
+
+# --- physical design, per dialect ----------------------------------------------------------
+# Redshift: small dimensions are copied to every node (DISTSTYLE ALL) so joins with the
+# fact never move data; the fact is distributed on user_id (sessions and per-user analysis
+# stay on one slice) and sorted on start_time (every report filters by time).
+# PostgreSQL: staging is UNLOGGED (rebuilt each batch, so no WAL is written for it).
+PHYSICAL = {
+    "postgres": {
+        "staging_table": "create unlogged table",
+        "empty": "truncate table",
+        "staging": "",
+        "fact": "",
+        "dimension": "",
+        "time_dimension": "",
+    },
+    "redshift": {
+        "staging_table": "create table",
+        # TRUNCATE commits the open transaction on Redshift; DELETE keeps the batch atomic.
+        "empty": "delete from",
+        "staging": "diststyle even",
+        "fact": "diststyle key distkey (user_id) compound sortkey (start_time)",
+        "dimension": "diststyle all",
+        "time_dimension": "diststyle all sortkey (start_time)",
+    },
+}
+
+# JSON start_time from epoch milliseconds without losing them: integer seconds plus the
+# remaining milliseconds (ts / 1000.0 would go through a float and can drift by 1 µs).
+START_TIME = ("timestamp 'epoch' + ({ts} / 1000) * interval '1 second'"
+              " + ({ts} % 1000) * interval '1 millisecond'")
+
+# --- DROP ------------------------------------------------------------------------------------
+TABLES = ["staging_events", "staging_songs", "song_catalog", "text_repairs", "load_errors",
+          "songplays", "users", "songs", "artists", "time"]
+drop_table_queries = [f"drop table if exists {table}" for table in TABLES]
+
+# --- CREATE ----------------------------------------------------------------------------------
+# Staging: one row per log line, columns in the order of log_json_path.json (COPY with a
+# JSONPaths file is positional). VARCHAR lengths are bytes on Redshift: names with
+# multi-byte (and double-encoded) characters need room.
+staging_events_table_create = """
+{staging_table} staging_events (
+    artist          varchar(1024),
+    auth            varchar(32),
+    first_name      varchar(256),
+    gender          varchar(16),
+    item_in_session integer,
+    last_name       varchar(256),
+    length          double precision,
+    level           varchar(16),
+    location        varchar(1024),
+    method          varchar(16),
+    page            varchar(64),
+    registration    double precision,
+    session_id      bigint,
+    song            varchar(1024),
+    status          integer,
+    ts              bigint,
+    user_agent      varchar(1024),
+    user_id         varchar(64)
+) {staging}
+"""
+
+# Staging: one row per song object. Column names equal the JSON keys (COPY 'auto').
+staging_songs_table_create = """
+{staging_table} staging_songs (
+    num_songs        integer,
+    artist_id        varchar(32),
+    artist_latitude  double precision,
+    artist_longitude double precision,
+    artist_location  varchar(1024),
+    artist_name      varchar(1024),
+    song_id          varchar(32),
+    title            varchar(1024),
+    duration         double precision,
+    year             integer
+) {staging}
+"""
+
+# The catalog as loaded: one row per song_id, the latest file's version. Songs and artists
+# are derived from it, so a later batch can recompute an artist from all its songs.
+song_catalog_table_create = """
+create table if not exists song_catalog (
+    song_id          varchar(32) not null primary key,
+    title            varchar(1024),
+    artist_id        varchar(32),
+    artist_name      varchar(1024),
+    artist_location  varchar(1024),
+    artist_latitude  double precision,
+    artist_longitude double precision,
+    duration         double precision,
+    year             integer
+) {dimension}
+"""
+
+# One row per event text value that was double-encoded UTF-8 ('BjÃƒÂ¶rk'), with its repair
+# ('Björk'). Filled by the toolkit after staging; the transforms join it.
+text_repairs_table_create = """
+create table if not exists text_repairs (
+    original varchar(1024) not null primary key,
+    repaired varchar(1024) not null
+) {dimension}
+"""
+
+# One row per rejected source record: where it was, why, and what it looked like.
+load_errors_table_create = """
+create table if not exists load_errors (
+    logged_at   timestamp not null,
+    table_name  varchar(64) not null,
+    source      varchar(1024) not null,
+    line_number bigint,
+    column_name varchar(128),
+    reason      varchar(1024) not null,
+    raw_excerpt varchar(1024)
+) {staging}
+"""
+
+# Fact. Grain: one row per song play, i.e. per NextSong event, identified by
+# (user_id, session_id, item_in_session); songplay_id is the MD5 of that key, so a reloaded
+# event maps to the same row. song_id/artist_id are NULL when the catalog has no song with
+# the play's title, artist name and duration; the play's own (repaired) title, artist name
+# and duration stay on the row so such plays still count, and match when the song arrives.
+songplay_table_create = """
+create table if not exists songplays (
+    songplay_id     char(32) not null primary key,
+    start_time      timestamp not null,
+    user_id         integer,
+    level           varchar(16),
+    song_id         varchar(32),
+    artist_id       varchar(32),
+    session_id      bigint,
+    item_in_session integer,
+    location        varchar(1024),
+    user_agent      varchar(1024),
+    song_title      varchar(1024),
+    artist_name     varchar(1024),
+    song_duration   double precision
+) {fact}
+"""
+
+# Dimension. Grain: one row per user_id (non-empty userId), with the attributes of the
+# user's latest event; last_seen_at is that event's time.
+user_table_create = """
+create table if not exists users (
+    user_id      integer not null primary key,
+    first_name   varchar(256),
+    last_name    varchar(256),
+    gender       varchar(16),
+    level        varchar(16),
+    last_seen_at timestamp not null
+) {dimension}
+"""
+
+# Dimension. Grain: one row per song_id. year is NULL where the catalog says 0 (unknown);
+# artist_name is the name the song is credited to, which is what plays are matched on.
+song_table_create = """
+create table if not exists songs (
+    song_id     varchar(32) not null primary key,
+    title       varchar(1024),
+    artist_id   varchar(32),
+    artist_name varchar(1024),
+    year        integer,
+    duration    double precision
+) {dimension}
+"""
+
+# Dimension. Grain: one row per artist_id. An artist credited under several spellings
+# takes the spelling on most of its songs (ties: the alphabetically first), and the
+# location of a song carrying that spelling, preferring one with coordinates.
+artist_table_create = """
+create table if not exists artists (
+    artist_id varchar(32) not null primary key,
+    name      varchar(1024),
+    location  varchar(1024),
+    latitude  double precision,
+    longitude double precision
+) {dimension}
+"""
+
+# Dimension. Grain: one row per distinct songplay start_time (millisecond precision).
+# weekday: 0 = Sunday … 6 = Saturday; week: ISO week number. All in UTC.
+time_table_create = """
+create table if not exists time (
+    start_time timestamp not null primary key,
+    hour       smallint not null,
+    day        smallint not null,
+    week       smallint not null,
+    month      smallint not null,
+    year       smallint not null,
+    weekday    smallint not null
+) {time_dimension}
+"""
+
+create_table_queries = [
+    staging_events_table_create,
+    staging_songs_table_create,
+    song_catalog_table_create,
+    text_repairs_table_create,
+    load_errors_table_create,
+    songplay_table_create,
+    user_table_create,
+    song_table_create,
+    artist_table_create,
+    time_table_create,
+]
+
+# --- staging -----------------------------------------------------------------------------
+staging_events_empty = "{empty} staging_events"
+staging_songs_empty = "{empty} staging_songs"
+empty_staging_queries = [staging_events_empty, staging_songs_empty]
+
+# PostgreSQL engines: the toolkit reads the JSON itself (Redshift's rules: JSONPaths for the
+# events, 'auto' for the songs) and streams rows into the same tables.
+copy_from_stdin = "copy {table} ({columns}) from stdin"
+
+load_error_insert = """
+insert into load_errors (logged_at, table_name, source, line_number, column_name, reason, raw_excerpt)
+values %s
+"""
+
+# --- text repair -------------------------------------------------------------------------
+# Event text with any non-ASCII character that has not been examined yet; the toolkit
+# repairs double-encoded UTF-8 in Python and records the repairs in text_repairs.
+text_repair_candidates = """
+select distinct value from (
+    select artist as value from staging_events where octet_length(artist) > length(artist)
+    union
+    select song as value from staging_events where octet_length(song) > length(song)
+) candidates
+where value not in (select original from text_repairs)
+"""
+
+text_repair_insert = "insert into text_repairs (original, repaired) values %s"
+
+# --- transform: staging -> star schema ---------------------------------------------------
+# Batch-scoped working sets. Temporary tables vanish with the session.
+batch_tables_drop = [
+    "drop table if exists batch_plays",
+    "drop table if exists batch_users",
+    "drop table if exists batch_artists",
+]
+
+# One row per NextSong event of the batch (an event staged twice counts once), with the
+# names repaired and the event key hashed into songplay_id.
+batch_plays_create = """
+create temp table batch_plays as
+select
+    md5(coalesce(e.user_id, '') || '|' || coalesce(cast(e.session_id as varchar), '')
+        || '|' || coalesce(cast(e.item_in_session as varchar), '')) as songplay_id,
+    {start_time} as start_time,
+    cast(nullif(e.user_id, '') as integer) as user_id,
+    e.level,
+    e.session_id,
+    e.item_in_session,
+    e.location,
+    e.user_agent,
+    coalesce(repaired_song.repaired, e.song) as song_title,
+    coalesce(repaired_artist.repaired, e.artist) as artist_name,
+    e.length as song_duration,
+    case when repaired_song.original is not null or repaired_artist.original is not null
+         then 1 else 0 end as was_repaired
+from (
+    select
+        staged.*,
+        row_number() over (
+            partition by user_id, session_id, item_in_session order by ts
+        ) as copy_number
+    from staging_events staged
+    where page = 'NextSong'
+) e
+left join text_repairs repaired_song on repaired_song.original = e.song
+left join text_repairs repaired_artist on repaired_artist.original = e.artist
+where e.copy_number = 1
+""".replace("{start_time}", START_TIME.format(ts="e.ts"))
+
+# Every artist whose row this batch may change: those of the staged songs, and those the
+# staged songs were credited to before (a song can move to another artist id).
+batch_artists_create = """
+create temp table batch_artists as
+select artist_id from staging_songs where artist_id is not null
+union
+select artist_id from song_catalog
+where song_id in (select song_id from staging_songs) and artist_id is not null
+"""
+
+song_catalog_delete = "delete from song_catalog where song_id in (select song_id from staging_songs)"
+
+# One row per song_id; a song staged twice in one batch keeps a deterministic version.
+song_catalog_insert = """
+insert into song_catalog (song_id, title, artist_id, artist_name, artist_location,
+                          artist_latitude, artist_longitude, duration, year)
+select song_id, title, artist_id, artist_name, artist_location,
+       artist_latitude, artist_longitude, duration, year
+from (
+    select
+        staged.*,
+        row_number() over (
+            partition by song_id
+            order by title, artist_id, artist_name, duration, year, artist_location
+        ) as version
+    from staging_songs staged
+    where song_id is not null
+) versions
+where version = 1
+"""
+
+song_table_delete = "delete from songs where song_id in (select song_id from staging_songs)"
+
+song_table_insert = """
+insert into songs (song_id, title, artist_id, artist_name, year, duration)
+select song_id, title, artist_id, artist_name, nullif(year, 0), duration
+from song_catalog
+where song_id in (select song_id from staging_songs)
+"""
+
+artist_table_delete = "delete from artists where artist_id in (select artist_id from batch_artists)"
+
+artist_table_insert = """
+insert into artists (artist_id, name, location, latitude, longitude)
+select artist_id, artist_name, artist_location, artist_latitude, artist_longitude
+from (
+    select
+        spelled.*,
+        row_number() over (
+            partition by artist_id
+            order by songs_with_spelling desc, artist_name,
+                     case when artist_latitude is null then 1 else 0 end,
+                     case when artist_location is null then 1 else 0 end,
+                     song_id
+        ) as preference
+    from (
+        select
+            catalog.*,
+            count(*) over (partition by artist_id, artist_name) as songs_with_spelling
+        from song_catalog catalog
+        where artist_id in (select artist_id from batch_artists)
+    ) spelled
+) ranked
+where preference = 1
+"""
+
+# Each user's latest event in the batch; it replaces the stored row only if it is newer,
+# so a late batch of old events cannot roll a user's level back.
+batch_users_create = """
+create temp table batch_users as
+select user_id, first_name, last_name, gender, level, last_seen_at
+from (
+    select
+        cast(user_id as integer) as user_id,
+        first_name,
+        last_name,
+        gender,
+        level,
+        {start_time} as last_seen_at,
+        row_number() over (
+            partition by user_id order by ts desc, session_id desc, item_in_session desc
+        ) as recency
+    from staging_events
+    where user_id is not null and user_id <> ''
+) latest
+where recency = 1
+""".replace("{start_time}", START_TIME.format(ts="ts"))
+
+user_table_delete = """
+delete from users
+using batch_users newer
+where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at
+"""
+
+user_table_insert = """
+insert into users (user_id, first_name, last_name, gender, level, last_seen_at)
+select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at
+from batch_users b
+left join users existing on existing.user_id = b.user_id
+where existing.user_id is null
+"""
+
+# A play matches the song with its exact (repaired) title, credited artist name and
+# duration; if several songs qualify, the smallest song_id, so a play never counts twice.
+_CATALOG_MATCH = """
+    select song_id, artist_id, title, artist_name, duration
+    from (
+        select
+            song_id, artist_id, title, artist_name, duration,
+            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+"""
+
+songplay_table_insert = """
+insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
+                       session_id, item_in_session, location, user_agent,
+                       song_title, artist_name, song_duration)
+select
+    p.songplay_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
+    p.session_id, p.item_in_session, p.location, p.user_agent,
+    p.song_title, p.artist_name, p.song_duration
+from batch_plays p
+left join (""" + _CATALOG_MATCH + """) catalog
+    on catalog.title = p.song_title
+   and catalog.artist_name = p.artist_name
+   and catalog.duration = p.song_duration
+left join songplays existing on existing.songplay_id = p.songplay_id
+where existing.songplay_id is null
+"""
+
+# Late-arriving songs: plays loaded before their song's metadata get its ids now.
+songplay_late_match_update = """
+update songplays
+set song_id = catalog.song_id, artist_id = catalog.artist_id
+from (""" + _CATALOG_MATCH + """) catalog
+where songplays.song_id is null
+  and catalog.song_id in (select song_id from staging_songs)
+  and catalog.title = songplays.song_title
+  and catalog.artist_name = songplays.artist_name
+  and catalog.duration = songplays.song_duration
+"""
+
+time_table_insert = """
+insert into time (start_time, hour, day, week, month, year, weekday)
+select
+    p.start_time,
+    extract(hour from p.start_time),
+    extract(day from p.start_time),
+    extract(week from p.start_time),
+    extract(month from p.start_time),
+    extract(year from p.start_time),
+    extract(dow from p.start_time)
+from (select distinct start_time from batch_plays) p
+left join time existing on existing.start_time = p.start_time
+where existing.start_time is null
+"""
+
+# Planner statistics for freshly written tables: without them PostgreSQL guesses a handful
+# of rows and picks nested loops that take seconds instead of milliseconds. On Redshift,
+# ANALYZE skips tables that changed too little to matter.
+analyze_staging = "analyze staging_events; analyze staging_songs"
+analyze_batch = "analyze batch_plays; analyze batch_artists"
+analyze_songs = "analyze songs"
+analyze_songplays = "analyze songplays"
+
+# Run in this order after staging: (label, statement).
+transform_queries = [
+    ("analyze staging", analyze_staging),
+    ("batch: plays", batch_plays_create),
+    ("batch: artists touched", batch_artists_create),
+    ("analyze batch", analyze_batch),
+    ("song_catalog: remove replaced", song_catalog_delete),
+    ("song_catalog: insert", song_catalog_insert),
+    ("songs: remove replaced", song_table_delete),
+    ("songs: insert", song_table_insert),
+    ("analyze songs", analyze_songs),
+    ("artists: remove replaced", artist_table_delete),
+    ("artists: insert", artist_table_insert),
+    ("batch: users", batch_users_create),
+    ("users: remove superseded", user_table_delete),
+    ("users: insert", user_table_insert),
+    ("songplays: insert new plays", songplay_table_insert),
+    ("analyze songplays", analyze_songplays),
+    ("songplays: match late songs", songplay_late_match_update),
+    ("time: insert", time_table_insert),
+]
+
+# --- summary -----------------------------------------------------------------------------
+row_count = "select count(*) from {table}"
+STAR_TABLES = ["songplays", "users", "songs", "artists", "time"]
+
+songplays_matched = "select count(*) from songplays where song_id is not null"
+
+# Plays of this batch that match the catalog only thanks to a text repair.
+batch_plays_recovered = """
+select count(*)
+from batch_plays p
+join songplays s on s.songplay_id = p.songplay_id
+where p.was_repaired = 1 and s.song_id is not null
+"""
+
+
+def physical(statement: str, dialect: str) -> str:
+    """Fills a statement's physical-design placeholders for a dialect."""
+    return statement.format(**PHYSICAL[dialect])

@@ -1,0 +1,71 @@
+"""Set-up and the two everyday commands, on a fresh machine with Python 3.10+ and git.
+
+    python3 tasks.py run     # install into .venv, then create_tables.py and etl.py
+    python3 tasks.py test    # install test tools into .venv, then ruff and pytest
+
+Everything goes into .venv beside this file; nothing is installed system-wide. Arguments
+after the command go to pytest (test) or to both scripts (run), e.g. --config other.cfg.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _installed(requirements: str) -> None:
+    """Creates .venv and installs a requirements file, skipping it when nothing changed."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"Error: Python 3.10 or newer is needed, this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        print(f"creating {VENV.name}/ ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", requirements):
+        digest.update((ROOT / name).read_bytes())
+    stamp = VENV / f".installed-{requirements}"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return
+    print(f"installing {requirements} into {VENV.name}/ ...", flush=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "-r", str(ROOT / requirements)], check=True)
+    stamp.write_text(digest.hexdigest())
+
+
+def _run(*args: str) -> int:
+    return subprocess.run([str(PYTHON), *args], cwd=ROOT).returncode
+
+
+def run(extra: list[str]) -> int:
+    _installed("requirements.txt")
+    for script in ("create_tables.py", "etl.py"):
+        code = _run(script, *extra)
+        if code:
+            return code
+    return 0
+
+
+def test(extra: list[str]) -> int:
+    _installed("requirements-dev.txt")
+    code = _run("-m", "ruff", "check", ".")
+    if code:
+        print("ruff found problems (above); fix them before the tests run", file=sys.stderr)
+        return code
+    return _run("-m", "pytest", *extra)
+
+
+COMMANDS = {"run": run, "test": test}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__.strip(), file=sys.stderr)
+        sys.exit(2)
+    sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))
