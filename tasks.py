@@ -23,7 +23,7 @@ PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 def _installed(requirements: str) -> None:
     """Creates .venv and installs a requirements file, skipping it when nothing changed."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - the check is for users on older Pythons
         sys.exit(f"Error: Python 3.10 or newer is needed, this is {sys.version.split()[0]}")
     if not PYTHON.exists():
         print(f"creating {VENV.name}/ ...", flush=True)

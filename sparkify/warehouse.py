@@ -20,6 +20,9 @@ from .config import Config
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
+# PostgreSQL: give up on a table lock after this long instead of waiting forever behind
+# another session's open transaction (Redshift has no such setting).
+LOCK_TIMEOUT_S = 60
 
 
 class WarehouseError(Exception):
@@ -115,6 +118,9 @@ class Warehouse:
         first = first.removeprefix("ERROR:").strip()
         if "does not exist" in first and "relation" in first:
             first += "; run python create_tables.py first"
+        if "lock timeout" in first:
+            first = (f"waited {LOCK_TIMEOUT_S} s for a table that another session holds (an open "
+                     "transaction or another run); end that session and run again")
         return self.config.redact(f"{what}: {first}")
 
 
@@ -137,6 +143,8 @@ def connect(config: Config, database: str | None = None) -> Warehouse:
             "connect_timeout": CONNECT_TIMEOUT_S,
         }
     params["application_name"] = "sparkify-etl"
+    if config.dialect == "postgres":
+        params["options"] = f"-c lock_timeout={LOCK_TIMEOUT_S * 1000}"
     try:
         conn = psycopg2.connect(**params)
     except psycopg2.OperationalError as exc:

@@ -1,0 +1,195 @@
+"""Fixtures: a real PostgreSQL server, per-test databases and configs, and the scripts.
+
+The server is the embedded PostgreSQL, started once per session in a temporary folder.
+To test against another server instead, set SPARKIFY_TEST_HOST (and SPARKIFY_TEST_PORT,
+SPARKIFY_TEST_USER, SPARKIFY_TEST_PASSWORD); its user must be allowed to create databases.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+sys.path.insert(0, str(ROOT))
+
+_database_numbers = itertools.count(1)
+
+
+@dataclass
+class Server:
+    host: str
+    port: int
+    user: str
+    password: str
+    data_dir: Path | None = None  # set when the tests run the server themselves
+
+    def connect(self, dbname: str = "postgres"):
+        return psycopg2.connect(host=self.host, port=self.port, user=self.user,
+                                password=self.password, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    if os.environ.get("SPARKIFY_TEST_HOST"):
+        return Server(os.environ["SPARKIFY_TEST_HOST"], int(os.environ.get("SPARKIFY_TEST_PORT", "5432")),
+                      os.environ.get("SPARKIFY_TEST_USER", "postgres"), os.environ.get("SPARKIFY_TEST_PASSWORD", ""))
+    from sparkify import embedded
+
+    data_dir = tmp_path_factory.mktemp("server") / "pgdata"
+    params = embedded.start(data_dir)
+    return Server(params["host"], params["port"], params["user"], "", data_dir)
+
+
+@dataclass
+class Warehouse:
+    """One test's database on the test server, and a config file that points at it."""
+
+    server: Server
+    dbname: str
+    config: Path
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        conn = self.server.connect(self.dbname)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def scalar(self, sql: str, params=None):
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+    def count(self, table: str) -> int:
+        return self.scalar(f"select count(*) from {table}")
+
+
+def write_config(path: Path, host: str = "", port: int = 5432, db_name: str = "sparkify",
+                 user: str = "sparkify", password: str = "", log_data: str = "log_data",
+                 log_jsonpath: str | None = None, song_data: str = "song_data",
+                 max_errors: int | None = None, arn: str = "", extra: str = "") -> Path:
+    jsonpath = log_jsonpath or str(DATA / "log_json_path.json")
+    text = (f"[CLUSTER]\nHOST = {host}\nDB_NAME = {db_name}\nDB_USER = {user}\n"
+            f"DB_PASSWORD = {password}\nDB_PORT = {port}\n\n[IAM_ROLE]\nARN = {arn}\n\n"
+            f"[S3]\nLOG_DATA = {log_data}\nLOG_JSONPATH = {jsonpath}\nSONG_DATA = {song_data}\n")
+    if max_errors is not None:
+        text += f"\n[ETL]\nMAXERROR = {max_errors}\n"
+    text += extra
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def warehouse(server, tmp_path) -> Warehouse:
+    """A fresh database and a config for it; the data folders are tmp_path/log_data, song_data."""
+    dbname = f"sparkify_test_{os.getpid()}_{next(_database_numbers)}"
+    conn = server.connect()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'drop database if exists "{dbname}"')
+        cur.execute(f'create database "{dbname}"')
+    conn.close()
+    (tmp_path / "log_data").mkdir()
+    (tmp_path / "song_data").mkdir()
+    config = write_config(tmp_path / "dwh.cfg", host=server.host, port=server.port, db_name=dbname,
+                          user=server.user, password=server.password)
+    yield Warehouse(server, dbname, config)
+    conn = server.connect()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'drop database if exists "{dbname}" with (force)')
+    conn.close()
+
+
+def run_script(script: str, *args: str, check: bool = True, timeout: int = 600
+               ) -> subprocess.CompletedProcess:
+    """Runs one of the toolkit's scripts as a user would, from the repository root."""
+    result = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} exited {result.returncode}\n"
+                             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def load(warehouse: Warehouse, *extra: str) -> subprocess.CompletedProcess:
+    """create_tables.py then etl.py on the test's config; returns etl.py's result."""
+    run_script("create_tables.py", "--config", str(warehouse.config), *extra)
+    return run_script("etl.py", "--config", str(warehouse.config), *extra)
+
+
+# --- small hand-made datasets -----------------------------------------------------------------
+
+BASE_TS = 1541106106796  # 2018-11-01T21:01:46.796Z
+
+
+def event(user_id="10", session_id=1, item=0, page="NextSong", ts=BASE_TS, level="free",
+          song="Song A", artist="Artist A", length=200.5, first_name="Ann", last_name="Lee",
+          gender="F", **extra) -> dict:
+    """One log event with the eventsim keys, in the order the real logs use."""
+    record = {
+        "artist": artist if page == "NextSong" else None,
+        "auth": "Logged In" if user_id else "Logged Out",
+        "firstName": first_name if user_id else None,
+        "gender": gender if user_id else None,
+        "itemInSession": item,
+        "lastName": last_name if user_id else None,
+        "length": length if page == "NextSong" else None,
+        "level": level,
+        "location": "Austin, TX" if user_id else None,
+        "method": "PUT" if page == "NextSong" else "GET",
+        "page": page,
+        "registration": 1540919166796.0 if user_id else None,
+        "sessionId": session_id,
+        "song": song if page == "NextSong" else None,
+        "status": 200,
+        "ts": ts,
+        "userAgent": "Mozilla/5.0 (Windows NT 6.1)" if user_id else None,
+        "userId": user_id,
+    }
+    record.update(extra)
+    return record
+
+
+def song(song_id="SOAAA", title="Song A", artist_id="ARAAA", artist_name="Artist A",
+         duration=200.5, year=2001, **extra) -> dict:
+    record = {"artist_id": artist_id, "artist_latitude": None, "artist_location": "",
+              "artist_longitude": None, "artist_name": artist_name, "duration": duration,
+              "num_songs": 1, "song_id": song_id, "title": title, "year": year}
+    record.update(extra)
+    return record
+
+
+def write_events(folder: Path, name: str, events: list[dict]) -> Path:
+    path = folder / "log_data" / "2018" / "11" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(json.dumps(e, separators=(",", ":")) for e in events))
+    return path
+
+
+def write_song(folder: Path, record: dict | list[dict] | str, name: str | None = None) -> Path:
+    """A song file; a list writes several objects into one file, a str is written as is."""
+    if isinstance(record, str):
+        text = record
+        name = name or "TRRAW.json"
+    elif isinstance(record, list):
+        text = "\n".join(json.dumps(r, indent=4) for r in record)
+        name = name or f"TR{record[0]['song_id']}.json"
+    else:
+        text = json.dumps(record)
+        name = name or f"TR{record['song_id']}.json"
+    path = folder / "song_data" / "A" / "B" / "C" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

@@ -1,0 +1,107 @@
+"""The scripts as a user meets them: --help, and one-line errors that name the fix."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, run_script, write_config
+
+SCRIPTS = ("create_tables.py", "etl.py")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_explains_the_config(script):
+    result = run_script(script, "--help")
+    for words in ("--config", "[CLUSTER]", "HOST empty", "embedded PostgreSQL", "Redshift", "[S3]",
+                  "[IAM_ROLE]", "MAXERROR", "example:"):
+        assert words in result.stdout, words
+
+
+def test_the_shipped_config_names_the_course_keys():
+    text = (ROOT / "dwh.cfg").read_text()
+    for key in ("[CLUSTER]", "HOST", "DB_NAME", "DB_USER", "DB_PASSWORD", "DB_PORT", "[IAM_ROLE]", "ARN",
+                "[S3]", "LOG_DATA", "LOG_JSONPATH", "SONG_DATA"):
+        assert key in text
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_missing_config_file(script, tmp_path):
+    result = run_script(script, "--config", str(tmp_path / "nope.cfg"), check=False)
+    assert_one_line_error(result, "nope.cfg", "not found", "--config")
+
+
+def test_missing_key_is_named(tmp_path):
+    config = tmp_path / "dwh.cfg"
+    config.write_text("[CLUSTER]\nHOST =\nDB_NAME = x\nDB_USER = u\nDB_PASSWORD =\nDB_PORT = 5432\n"
+                      "[IAM_ROLE]\nARN =\n[S3]\nLOG_DATA = .\nSONG_DATA = .\n")
+    result = run_script("etl.py", "--config", str(config), check=False)
+    assert_one_line_error(result, "LOG_JSONPATH", "[S3]")
+
+
+def test_unreadable_source_path_is_named(tmp_path):
+    config = write_config(tmp_path / "dwh.cfg", log_data="no/such/folder")
+    result = run_script("etl.py", "--config", str(config), check=False)
+    assert_one_line_error(result, "LOG_DATA", "no/such/folder", "does not exist")
+
+
+def test_bad_port_is_named(tmp_path):
+    config = write_config(tmp_path / "dwh.cfg", host="localhost")
+    config.write_text(config.read_text().replace("DB_PORT = 5432", "DB_PORT = fifty"))
+    result = run_script("create_tables.py", "--config", str(config), check=False)
+    assert_one_line_error(result, "DB_PORT", "fifty")
+
+
+def test_unreachable_server_is_named_and_the_password_never_shown(tmp_path):
+    (tmp_path / "log_data").mkdir()
+    (tmp_path / "song_data").mkdir()
+    secret = "s3cr3t-Pa55word"
+    config = write_config(tmp_path / "dwh.cfg", host="127.0.0.1", port=9, password=secret)
+    for script in SCRIPTS:
+        result = run_script(script, "--config", str(config), check=False)
+        assert_one_line_error(result, "127.0.0.1:9", "[CLUSTER] HOST and DB_PORT")
+        assert secret not in result.stderr + result.stdout
+
+
+def test_wrong_password_is_named_and_never_shown(server, tmp_path):
+    """A role that must give a password, on the test server the tests run themselves."""
+    if server.data_dir is None:
+        pytest.skip("needs the tests' own server, to make it check passwords")
+    admin = server.connect()
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("drop role if exists sparkify_pw_user")
+        cur.execute("create role sparkify_pw_user login password 'the-right-one'")
+    hba = server.data_dir / "pg_hba.conf"
+    original = hba.read_text()
+    hba.write_text("local all sparkify_pw_user scram-sha-256\n" + original)
+    with admin.cursor() as cur:
+        cur.execute("select pg_reload_conf()")
+    (tmp_path / "log_data").mkdir()
+    (tmp_path / "song_data").mkdir()
+    try:
+        secret = "wrong-Pa55word"
+        config = write_config(tmp_path / "dwh.cfg", host=server.host, port=server.port,
+                              user="sparkify_pw_user", password=secret)
+        result = run_script("create_tables.py", "--config", str(config), check=False)
+        assert_one_line_error(result, "refused user sparkify_pw_user", "DB_USER and DB_PASSWORD")
+        assert secret not in result.stderr
+    finally:
+        hba.write_text(original)
+        with admin.cursor() as cur:
+            cur.execute("select pg_reload_conf()")
+        admin.close()
+
+
+def test_etl_before_create_tables_says_what_to_run(warehouse):
+    result = run_script("etl.py", "--config", str(warehouse.config), check=False)
+    assert_one_line_error(result, "create_tables.py")

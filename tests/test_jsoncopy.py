@@ -1,0 +1,143 @@
+"""The local COPY's tricky parts: reading JSON records and converting values like Redshift."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from sparkify import jsoncopy
+from sparkify.jsoncopy import NULL, CopyOptions, RecordError, column_converter, iter_records, parse_jsonpaths
+
+
+def records(text: bytes, accept_invalid_chars: bool = True):
+    out = []
+    for number, value, _raw in iter_records(io.BytesIO(text), accept_invalid_chars):
+        out.append((number, value.reason if isinstance(value, RecordError) else value))
+    return out
+
+
+def test_json_lines_with_blank_lines_crlf_and_bom():
+    text = b'\xef\xbb\xbf{"a": 1}\r\n\r\n{"a": 2}\r\n   \n{"a": 3}'
+    assert records(text) == [(1, {"a": 1}), (3, {"a": 2}), (5, {"a": 3})]
+
+
+def test_empty_file_has_no_records():
+    assert records(b"") == []
+    assert records(b"\n\n") == []
+
+
+def test_several_objects_on_one_line_and_one_object_on_several_lines():
+    text = b'{"a": 1} {"a": 2}\n{\n    "a": 3,\n    "b": [1,\n 2]\n}\n{"a": 4}'
+    assert records(text) == [(1, {"a": 1}), (1, {"a": 2}), (2, {"a": 3, "b": [1, 2]}), (7, {"a": 4})]
+
+
+def test_a_truncated_line_is_rejected_and_the_next_record_still_loads():
+    text = b'{"a": 1}\n{"a": "trunc\n{"a": 3}\n{"a": 4, "b"\n{"a": 5}'
+    out = records(text)
+    assert [n for n, v in out if isinstance(v, dict)] == [1, 3, 5]
+    errors = [(n, v) for n, v in out if isinstance(v, str)]
+    assert [n for n, _ in errors] == [2, 4]
+    assert all(reason.startswith("invalid JSON") for _, reason in errors)
+
+
+def test_a_file_ending_inside_a_value_is_rejected():
+    out = records(b'{"a": 1}\n{"a": [1, 2,')
+    assert out[0] == (1, {"a": 1})
+    assert out[1][0] == 2 and "ends inside" in out[1][1]
+
+
+def test_invalid_utf8_is_replaced_or_rejected():
+    text = b'{"name": "caf\xe9"}'
+    assert records(text) == [(1, {"name": "caf?"})]
+    [(number, reason)] = records(text, accept_invalid_chars=False)
+    assert number == 1 and "invalid UTF-8 byte 0xe9" in reason
+
+
+def test_non_json_text_is_rejected_per_line():
+    out = records(b"hello world\nNaN\n{\"ok\": true}")
+    assert out[2] == (3, {"ok": True})
+    assert out[0][1].startswith("invalid JSON") and out[1][1].startswith("invalid JSON")
+
+
+def test_jsonpaths_forms():
+    doc = b'{"jsonpaths": ["$[\'artist\']", "$.user.id", "$[\\"x y\\"]", "$[\'tags\'][0]"]}'
+    assert parse_jsonpaths(doc) == [("artist",), ("user", "id"), ("x y",), ("tags", 0)]
+    with pytest.raises(ValueError, match="jsonpaths"):
+        parse_jsonpaths(b'{"paths": []}')
+    with pytest.raises(ValueError, match="start with"):
+        parse_jsonpaths(b'{"jsonpaths": ["artist"]}')
+
+
+def test_jsonpaths_must_match_the_columns_one_to_one():
+    with pytest.raises(ValueError, match="2 paths but staging has 1 columns"):
+        jsoncopy.JsonCopy("staging", [("a", "integer", None)], [("a",), ("b",)], CopyOptions())
+
+
+OPTIONS = CopyOptions()
+
+
+def convert(data_type, value, max_length=None, options=OPTIONS):
+    return column_converter("col", data_type, max_length, options)(value)
+
+
+def test_text_columns_take_numbers_booleans_and_nested_values_as_text():
+    assert convert("character varying", "x") == "x"
+    assert convert("character varying", 311) == "311"
+    assert convert("character varying", 4.6) == "4.6"
+    assert convert("character varying", True) == "true"
+    assert convert("character varying", {"a": [1]}) == '{"a":[1]}'
+    assert convert("character varying", None) == NULL
+
+
+def test_empty_and_blank_strings_become_null():
+    assert convert("character varying", "") == NULL
+    assert convert("character varying", "   ") == NULL
+    keep = CopyOptions(empty_as_null=False, blanks_as_null=False)
+    assert convert("character varying", "", options=keep) == ""
+    assert convert("character varying", "  ", options=keep) == "  "
+
+
+def test_copy_text_escapes_control_characters():
+    assert convert("character varying", "a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
+
+
+def test_varchar_length_counts_bytes_and_truncatecolumns_cuts_on_a_character():
+    assert convert("character varying", "é" * 4, max_length=8) == "é" * 4
+    with pytest.raises(RecordError, match="10 bytes exceed the column's 8"):
+        convert("character varying", "é" * 5, max_length=8)
+    cut = CopyOptions(truncate_columns=True)
+    assert convert("character varying", "aé" * 5, max_length=8, options=cut) == "aéaéa"
+
+
+def test_integers_accept_numeric_strings_and_reject_the_rest():
+    assert convert("integer", 42) == "42"
+    assert convert("integer", " 42 ") == "42"
+    assert convert("bigint", "") == NULL
+    for bad in ("4x", 4.5, True, [1]):
+        with pytest.raises(RecordError, match="not a whole number"):
+            convert("integer", bad)
+    with pytest.raises(RecordError, match="out of range"):
+        convert("smallint", 40000)
+
+
+def test_doubles_keep_their_exact_value():
+    assert convert("double precision", 1540919166796.0) == "1540919166796.0"
+    assert convert("double precision", 7) == "7.0"
+    assert convert("double precision", "2.5") == "2.5"
+    for bad in ("abc", "nan", {"a": 1}):
+        with pytest.raises(RecordError, match="not a number"):
+            convert("double precision", bad)
+
+
+def test_a_nul_character_is_replaced_or_rejected():
+    assert convert("character varying", "a\x00b") == "a?b"
+    with pytest.raises(RecordError, match="NUL"):
+        convert("character varying", "a\x00b", options=CopyOptions(accept_invalid_chars=False))
+
+
+def test_chunked_reader_returns_everything_in_order():
+    reader = jsoncopy.ChunkedReader(iter([b"ab", b"cde", b"", b"f"]), target=4)
+    assert reader.read(3) == b"abc"
+    assert reader.read(10) == b"def"
+    assert reader.read(10) == b""
