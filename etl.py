@@ -6,17 +6,22 @@ from sparkify import cli, pipeline
 
 
 def main(argv=None) -> int:
-    args = cli.parser(
+    parser = cli.parser(
         "etl.py",
-        "Stage the song files and event logs named in [S3] (COPY), repair double-encoded "
-        "names, and merge them into the star schema with INSERT … SELECT. Rerunning it "
-        "never duplicates a row. Ends with a summary: rows per table, songplays matched to "
-        "the catalog, bad records and time taken.",
+        "Load the song files and event logs named in [S3] that are new or changed since the "
+        "last run: stage them (COPY), repair double-encoded names, merge them into the star "
+        "schema with INSERT … SELECT and check the result, all in one transaction. Rerunning "
+        "never duplicates a row; with nothing new it changes nothing. Ends with a summary: "
+        "new files, rows per table, songplays matched to the catalog, bad records, checks "
+        "and time taken.",
         "python etl.py --config dwh.cfg",
-    ).parse_args(argv)
+    )
+    parser.add_argument("--rebuild", action="store_true",
+                        help="empty the star schema and load every source file again, in one transaction")
+    args = parser.parse_args(argv)
 
     def job(config):
-        summary = pipeline.run_etl(config)
+        summary = pipeline.run_etl(config, rebuild=args.rebuild)
         print("\n".join(summary.lines()))
         return 0
 

@@ -41,32 +41,33 @@ START_TIME = ("timestamp 'epoch' + ({ts} / 1000) * interval '1 second'"
               " + ({ts} % 1000) * interval '1 millisecond'")
 
 # --- DROP ------------------------------------------------------------------------------------
-TABLES = ["staging_events", "staging_songs", "song_catalog", "text_repairs", "load_errors",
-          "songplays", "users", "songs", "artists", "time"]
+TABLES = ["staging_events", "staging_songs", "etl_batches", "loaded_objects", "load_errors",
+          "song_catalog", "text_repairs", "songplays", "users", "songs", "artists", "time"]
 drop_table_queries = [f"drop table if exists {table}" for table in TABLES]
 
 # --- CREATE ----------------------------------------------------------------------------------
 # Staging: one row per log line, columns in the order of log_json_path.json (COPY with a
 # JSONPaths file is positional). VARCHAR lengths are bytes on Redshift: names with
-# multi-byte (and double-encoded) characters need room.
+# multi-byte (and double-encoded) characters need room. NOT NULL marks the fields an event
+# cannot do without: COPY rejects a record that lacks one (and says which).
 staging_events_table_create = """
 {staging_table} staging_events (
     artist          varchar(1024),
     auth            varchar(32),
     first_name      varchar(256),
     gender          varchar(16),
-    item_in_session integer,
+    item_in_session integer not null,
     last_name       varchar(256),
     length          double precision,
     level           varchar(16),
     location        varchar(1024),
     method          varchar(16),
-    page            varchar(64),
+    page            varchar(64) not null,
     registration    double precision,
-    session_id      bigint,
+    session_id      bigint not null,
     song            varchar(1024),
     status          integer,
-    ts              bigint,
+    ts              bigint not null,
     user_agent      varchar(1024),
     user_id         varchar(64)
 ) {staging}
@@ -81,7 +82,7 @@ staging_songs_table_create = """
     artist_longitude double precision,
     artist_location  varchar(1024),
     artist_name      varchar(1024),
-    song_id          varchar(32),
+    song_id          varchar(32) not null,
     title            varchar(1024),
     duration         double precision,
     year             integer
@@ -113,10 +114,45 @@ create table if not exists text_repairs (
 ) {dimension}
 """
 
-# One row per rejected source record: where it was, why, and what it looked like.
+# One row per ETL run that had something to load: what it loaded and how it ended
+# (published, or failed with the reason; a failed batch changed nothing else).
+etl_batches_table_create = """
+create table if not exists etl_batches (
+    batch_id      integer not null primary key,
+    started_at    timestamp not null,
+    finished_at   timestamp not null,
+    outcome       varchar(16) not null,
+    new_objects   integer not null,
+    staged_rows   bigint not null,
+    rejected      integer not null,
+    checks_passed integer not null,
+    message       varchar(4096)
+) {dimension}
+"""
+
+# One row per source object in the warehouse: the version last loaded, by which batch, and
+# what it gave. An object whose size or version (ETag, mtime) differs is loaded again.
+loaded_objects_table_create = """
+create table if not exists loaded_objects (
+    table_name  varchar(64) not null,
+    object_key  varchar(1024) not null,
+    url         varchar(2048) not null,
+    size        bigint not null,
+    version     varchar(256) not null,
+    batch_id    integer not null,
+    row_count   bigint not null,
+    error_count integer not null,
+    primary key (table_name, object_key)
+) {dimension}
+"""
+
+# One row per source record that was rejected (or loaded only after replacing invalid
+# characters): where it was, why, and what it looked like.
 load_errors_table_create = """
 create table if not exists load_errors (
+    batch_id    integer not null,
     logged_at   timestamp not null,
+    disposition varchar(16) not null,
     table_name  varchar(64) not null,
     source      varchar(1024) not null,
     line_number bigint,
@@ -205,9 +241,11 @@ create table if not exists time (
 create_table_queries = [
     staging_events_table_create,
     staging_songs_table_create,
+    etl_batches_table_create,
+    loaded_objects_table_create,
+    load_errors_table_create,
     song_catalog_table_create,
     text_repairs_table_create,
-    load_errors_table_create,
     songplay_table_create,
     user_table_create,
     song_table_create,
@@ -225,9 +263,39 @@ empty_staging_queries = [staging_events_empty, staging_songs_empty]
 copy_from_stdin = "copy {table} ({columns}) from stdin"
 
 load_error_insert = """
-insert into load_errors (logged_at, table_name, source, line_number, column_name, reason, raw_excerpt)
+insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
+                         column_name, reason, raw_excerpt)
 values %s
 """
+
+# --- batches and their sources ------------------------------------------------------------
+# Taken first in every run's transaction, so two runs never load at once: the second waits
+# until the first commits, then finds its objects already loaded. (LOCK TABLE name is the
+# same statement on both engines: an exclusive lock until the transaction ends.)
+etl_lock = "lock table etl_batches"
+
+next_batch_id = "select coalesce(max(batch_id), 0) + 1 from etl_batches"
+
+loaded_object_versions = "select table_name, object_key, size, version from loaded_objects"
+
+loaded_object_delete = "delete from loaded_objects where table_name = %s and object_key = %s"
+
+loaded_object_insert = """
+insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
+values %s
+"""
+
+etl_batch_insert = """
+insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
+                         rejected, checks_passed, message)
+values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+# A full rebuild empties what the loads built (not the history of batches and errors), in
+# the run's transaction, then loads every source object again.
+REBUILT_TABLES = ["loaded_objects", "song_catalog", "text_repairs", "songplays", "users", "songs",
+                  "artists", "time"]
+rebuild_queries = [f"delete from {table}" for table in REBUILT_TABLES]
 
 # --- text repair -------------------------------------------------------------------------
 # Event text with any non-ASCII character that has not been examined yet; the toolkit
@@ -446,17 +514,21 @@ where existing.start_time is null
 # Planner statistics for freshly written tables: without them PostgreSQL guesses a handful
 # of rows and picks nested loops that take seconds instead of milliseconds. On Redshift,
 # ANALYZE skips tables that changed too little to matter.
-analyze_staging = "analyze staging_events; analyze staging_songs"
-analyze_batch = "analyze batch_plays; analyze batch_artists"
+analyze_staging_events = "analyze staging_events"
+analyze_staging_songs = "analyze staging_songs"
+analyze_batch_plays = "analyze batch_plays"
+analyze_batch_artists = "analyze batch_artists"
 analyze_songs = "analyze songs"
 analyze_songplays = "analyze songplays"
 
 # Run in this order after staging: (label, statement).
 transform_queries = [
-    ("analyze staging", analyze_staging),
+    ("analyze staging_events", analyze_staging_events),
+    ("analyze staging_songs", analyze_staging_songs),
     ("batch: plays", batch_plays_create),
     ("batch: artists touched", batch_artists_create),
-    ("analyze batch", analyze_batch),
+    ("analyze batch_plays", analyze_batch_plays),
+    ("analyze batch_artists", analyze_batch_artists),
     ("song_catalog: remove replaced", song_catalog_delete),
     ("song_catalog: insert", song_catalog_insert),
     ("songs: remove replaced", song_table_delete),
@@ -491,3 +563,58 @@ where p.was_repaired = 1 and s.song_id is not null
 def physical(statement: str, dialect: str) -> str:
     """Fills a statement's physical-design placeholders for a dialect."""
     return statement.format(**PHYSICAL[dialect])
+
+
+# --- quality gate --------------------------------------------------------------------------
+# Each check is a query that returns the rows violating it: none means it passed. They run
+# after the transforms, inside the batch's transaction, so a failure publishes nothing.
+# Redshift declares keys but never enforces them; these checks do.
+def _unique(table: str, key: str) -> str:
+    return f"select {key}, count(*) as copies from {table} group by {key} having count(*) > 1"
+
+
+def _not_null(table: str, key: str) -> str:
+    return f"select * from {table} where {key} is null"
+
+
+def _exists(table: str, column: str, parent: str, parent_key: str) -> str:
+    return (f"select child.{column} from {table} child left join {parent} parent "
+            f"on parent.{parent_key} = child.{column} "
+            f"where child.{column} is not null and parent.{parent_key} is null")
+
+
+def _accepted(table: str, column: str, values: tuple) -> str:
+    listed = ", ".join(f"'{v}'" for v in values)
+    return (f"select {column}, count(*) as row_count from {table} "
+            f"where {column} is null or {column} not in ({listed}) group by {column}")
+
+
+_KEYS = [("songplays", "songplay_id"), ("users", "user_id"), ("songs", "song_id"),
+         ("artists", "artist_id"), ("time", "start_time")]
+
+quality_checks = (
+    [(f"{table}.{key} is unique", _unique(table, key)) for table, key in _KEYS]
+    + [(f"{table}.{key} is not null", _not_null(table, key)) for table, key in _KEYS]
+    + [
+        ("songplays.start_time is not null", _not_null("songplays", "start_time")),
+        ("songplays.user_id exists in users", _exists("songplays", "user_id", "users", "user_id")),
+        ("songplays.start_time exists in time", _exists("songplays", "start_time", "time", "start_time")),
+        ("songplays.song_id exists in songs", _exists("songplays", "song_id", "songs", "song_id")),
+        ("songplays.artist_id exists in artists", _exists("songplays", "artist_id", "artists", "artist_id")),
+        ("songs.artist_id exists in artists", _exists("songs", "artist_id", "artists", "artist_id")),
+        ("songplays.level is free or paid", _accepted("songplays", "level", ("free", "paid"))),
+        ("users.level is free or paid", _accepted("users", "level", ("free", "paid"))),
+        ("songplays of this batch never exceed its distinct NextSong events", """
+select plays, events
+from (
+    select
+        (select count(*) from songplays s join batch_plays b on b.songplay_id = s.songplay_id) as plays,
+        (select count(*) from (
+            select distinct user_id, session_id, item_in_session
+            from staging_events where page = 'NextSong'
+        ) distinct_events) as events
+) totals
+where plays > events
+"""),
+    ]
+)

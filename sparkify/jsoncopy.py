@@ -61,7 +61,7 @@ class TooManyErrors(Exception):
         self.table = table
         self.errors = errors
         self.max_errors = max_errors
-        first = errors[0]
+        first = next(e for e in errors if e.disposition == REJECTED)
         super().__init__(
             f"loading {table} rejected more than MAXERROR = {max_errors} records "
             f"(first: {first.source} line {first.line_number}: {first.reason}); "
@@ -69,8 +69,13 @@ class TooManyErrors(Exception):
         )
 
 
+REJECTED = "rejected"
+REPLACED = "replaced"  # loaded, with invalid characters replaced by '?' (ACCEPTINVCHARS)
+
+
 @dataclass(frozen=True)
 class LoadError:
+    disposition: str
     table: str
     source: str
     line_number: int | None
@@ -95,7 +100,12 @@ class CopyResult:
     table: str
     objects: int = 0
     rows: int = 0
-    errors: list[LoadError] = field(default_factory=list)
+    errors: list[LoadError] = field(default_factory=list)       # rejected and replaced
+    per_object: dict[str, tuple[int, int]] = field(default_factory=dict)  # url -> (rows, rejected)
+
+    @property
+    def rejected(self) -> list[LoadError]:
+        return [e for e in self.errors if e.disposition == REJECTED]
 
 
 # --- JSONPaths ---------------------------------------------------------------------------
@@ -197,10 +207,11 @@ def _excerpt(raw: bytes | str) -> str:
 
 
 def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
-                 ) -> Iterator[tuple[int, object, bytes]]:
-    """(line number, value or RecordError, raw text) for each JSON value in a file."""
+                 ) -> Iterator[tuple[int, object, bytes, bool]]:
+    """(line number, value or RecordError, raw text, invalid UTF-8 replaced) per JSON value."""
     numbered = enumerate(lines, 1)
     pushed_back: deque = deque()
+    replaced = False
 
     def next_line():
         if pushed_back:
@@ -208,10 +219,12 @@ def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
         return next(numbered, None)
 
     def decode(raw: bytes) -> str | RecordError:
+        nonlocal replaced
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             if accept_invalid_chars:
+                replaced = True
                 return raw.decode("utf-8", "sparkify-accept-inv-chars")
             return RecordError(f"invalid UTF-8 byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}; "
                                "set ACCEPTINVCHARS to load it with '?'")
@@ -226,24 +239,25 @@ def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
         stripped = raw.strip()
         if not stripped:
             continue
+        replaced = False
         try:
-            yield number, orjson.loads(stripped), stripped
+            yield number, orjson.loads(stripped), stripped, False
             continue
         except orjson.JSONDecodeError:
             pass
         text = decode(stripped)
         if isinstance(text, RecordError):
-            yield number, text, stripped
+            yield number, text, stripped, False
             continue
         try:
             values = _decode_all(text)
         except (json.JSONDecodeError, ValueError) as exc:
             if not isinstance(exc, json.JSONDecodeError) or not _incomplete(exc, text):
-                yield number, RecordError(f"invalid JSON: {_json_reason(exc)}"), stripped
+                yield number, RecordError(f"invalid JSON: {_json_reason(exc)}"), stripped, False
                 continue
         else:
             for value in values:
-                yield number, value, stripped
+                yield number, value, stripped, replaced
             continue
 
         # A value spread over several lines (pretty-printed JSON): read on until it is whole.
@@ -251,13 +265,14 @@ def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
         while True:
             following = next_line()
             if following is None:
-                yield number, RecordError("invalid JSON: the file ends inside this value (truncated?)"), stripped
+                yield (number, RecordError("invalid JSON: the file ends inside this value (truncated?)"),
+                       stripped, False)
                 pushed_back.extend(consumed)
                 break
             consumed.append(following)
             more = decode(following[1].rstrip(b"\r\n"))
             if isinstance(more, RecordError):
-                yield number, more, stripped
+                yield number, more, stripped, False
                 pushed_back.extend(consumed)
                 break
             parts.append(more)
@@ -271,12 +286,12 @@ def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
                     continue
                 reason = (f"a JSON value larger than {MAX_OBJECT_BYTES // (1024 * 1024)} MB"
                           if complete_enough else f"invalid JSON: {_json_reason(exc)}")
-                yield number, RecordError(reason), stripped
+                yield number, RecordError(reason), stripped, False
                 # The lines read ahead may hold good records of their own: read them again.
                 pushed_back.extend(consumed)
                 break
             for value in values:
-                yield number, value, joined.encode("utf-8", "replace")
+                yield number, value, joined.encode("utf-8", "replace"), replaced
             break
 
 
@@ -403,17 +418,28 @@ def _show(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def column_converter(name: str, data_type: str, max_length: int | None, options: CopyOptions):
+def column_converter(name: str, data_type: str, max_length: int | None, options: CopyOptions,
+                     nullable: bool = True):
     """The function that turns a JSON value into COPY text for one column."""
     if data_type in ("character varying", "character", "text"):
-        return _text_converter(name, max_length, options)
-    if data_type in _INT_RANGES:
-        return _integer_converter(name, _INT_RANGES[data_type], options)
-    if data_type in ("double precision", "real"):
-        return _float_converter(name, options)
-    if data_type == "boolean":
-        return _boolean_converter(name)
-    raise ValueError(f"column {name} has type {data_type}, which the local COPY does not load")
+        convert = _text_converter(name, max_length, options)
+    elif data_type in _INT_RANGES:
+        convert = _integer_converter(name, _INT_RANGES[data_type], options)
+    elif data_type in ("double precision", "real"):
+        convert = _float_converter(name, options)
+    elif data_type == "boolean":
+        convert = _boolean_converter(name)
+    else:
+        raise ValueError(f"column {name} has type {data_type}, which the local COPY does not load")
+    if nullable:
+        return convert
+
+    def required(value):
+        text = convert(value)
+        if text is NULL:
+            raise RecordError("missing required field (the column is NOT NULL)", name)
+        return text
+    return required
 
 
 # --- the COPY ---------------------------------------------------------------------------------
@@ -421,7 +447,7 @@ def column_converter(name: str, data_type: str, max_length: int | None, options:
 class JsonCopy:
     """Turns JSON source objects into COPY text rows for one table."""
 
-    def __init__(self, table: str, columns: list[tuple[str, str, int | None]],
+    def __init__(self, table: str, columns: list[tuple[str, str, int | None, bool]],
                  mapping: str | list[tuple], options: CopyOptions):
         self.table = table
         self.options = options
@@ -440,7 +466,8 @@ class JsonCopy:
                     "columns; they must match one to one")
             self.extractors = [_extractor(steps) for steps in mapping]
         self.columns = names
-        self.converters = [column_converter(*column, options) for column in columns]
+        self.converters = [column_converter(name, data_type, length, options, nullable)
+                           for name, data_type, length, nullable in columns]
         self.result = CopyResult(table)
 
     def rows(self, objects: Iterable[SourceObject]) -> Iterator[bytes]:
@@ -449,35 +476,63 @@ class JsonCopy:
         accept_invalid = self.options.accept_invalid_chars
         for obj in objects:
             self.result.objects += 1
+            loaded = 0
+            # A file's rejects wait until it yields a good record: a file with none at all
+            # (an image, a README dropped in the prefix) is one bad record, not thousands.
+            waiting: list[LoadError] = []
+            rejected = 0
             with obj.open() as handle:
-                for number, record, raw in iter_records(handle, accept_invalid):
+                for number, record, raw, replaced in iter_records(handle, accept_invalid):
                     if isinstance(record, RecordError):
-                        self._reject(obj, number, record, raw)
+                        waiting.append(self._error(obj, number, record, raw))
                         continue
                     if type(record) is not dict and type(record) is not list:
-                        self._reject(obj, number, RecordError(
-                            f"a JSON object was expected, found {type(record).__name__}"), raw)
+                        waiting.append(self._error(obj, number, RecordError(
+                            f"a JSON object was expected, found {type(record).__name__}"), raw))
                         continue
                     try:
                         line = "\t".join([convert(extract(record)) for extract, convert in pairs])
                         encoded = (line + "\n").encode("utf-8")
                     except RecordError as exc:
-                        self._reject(obj, number, exc, raw)
+                        waiting.append(self._error(obj, number, exc, raw))
                         continue
                     except UnicodeEncodeError:
                         if not accept_invalid:
-                            self._reject(obj, number, RecordError(
-                                "invalid Unicode (a lone surrogate escape); set ACCEPTINVCHARS"), raw)
+                            waiting.append(self._error(obj, number, RecordError(
+                                "invalid Unicode (a lone surrogate escape); set ACCEPTINVCHARS"), raw))
                             continue
+                        replaced = True
                         encoded = (line + "\n").encode("utf-8", "sparkify-accept-inv-chars")
+                    if waiting:
+                        rejected += self._keep(waiting)
+                        waiting = []
+                    if replaced:
+                        self._keep([self._error(obj, number, RecordError(
+                            "invalid UTF-8 replaced with '?'"), raw, REPLACED)])
+                    loaded += 1
                     self.result.rows += 1
                     yield encoded
+            if waiting:
+                if loaded == 0 and len(waiting) > 1:
+                    first = waiting[0]
+                    waiting = [LoadError(REJECTED, self.table, obj.url, None, None,
+                                         f"no JSON record in the whole file ({len(waiting)} lines rejected; "
+                                         f"line {first.line_number}: {first.reason})", first.raw_excerpt)]
+                rejected += self._keep(waiting)
+            self.result.per_object[obj.url] = (loaded, rejected)
 
-    def _reject(self, obj: SourceObject, number: int, error: RecordError, raw) -> None:
+    def _error(self, obj: SourceObject, number: int, error: RecordError, raw,
+               disposition: str = REJECTED) -> LoadError:
         reason = f"{error.column}: {error.reason}" if error.column else error.reason
-        self.result.errors.append(LoadError(self.table, obj.url, number, error.column, reason, _excerpt(raw)))
-        if len(self.result.errors) > self.options.max_errors:
+        return LoadError(disposition, self.table, obj.url, number, error.column, reason, _excerpt(raw))
+
+    def _keep(self, errors: list[LoadError]) -> int:
+        """Records errors; returns how many were rejections. Fails past MAXERROR."""
+        self.result.errors.extend(errors)
+        rejections = sum(1 for e in errors if e.disposition == REJECTED)
+        if rejections and len(self.result.rejected) > self.options.max_errors:
             raise TooManyErrors(self.table, self.result.errors, self.options.max_errors)
+        return rejections
 
 
 def _ignorecase_extractor(name: str):

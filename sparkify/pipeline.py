@@ -1,7 +1,10 @@
-"""The ETL job: stage the JSON, repair event text, transform into the star schema.
+"""The ETL job: one batch of new source objects, staged, repaired, transformed, checked.
 
-A run is one batch in one transaction: staging, the transforms and the counts commit
-together or not at all, so a failure leaves the warehouse as it was before the run.
+A run is one batch in one transaction. It takes the load lock, finds the source objects
+that are new or changed since they were last loaded, stages only those, merges them into
+the star schema, runs the quality gate, and records the objects and the batch; all of it
+commits together or not at all. A failure (or a kill) leaves the warehouse exactly as it
+was, so running again is always the recovery.
 """
 
 from __future__ import annotations
@@ -13,14 +16,22 @@ from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import jsoncopy, sources, textrepair
+from . import faults, jsoncopy, sources, textrepair
 from .config import Config
-from .warehouse import Warehouse, connect
+from .warehouse import ConnectionLost, Warehouse, WarehouseError, connect
 
 log = logging.getLogger(__name__)
 
+ATTEMPTS = 3           # a lost connection restarts the batch this many times in all
+BACKOFF_S = 2.0        # then waits 2 s, 4 s, … between attempts
+CHECK_SAMPLE_ROWS = 5  # offending rows shown per failed check
+
 
 class EtlError(Exception):
+    pass
+
+
+class QualityGateFailed(EtlError):
     pass
 
 
@@ -35,16 +46,28 @@ class StagedTable:
 @dataclass
 class RunSummary:
     target: str
+    batch_id: int | None = None
+    new_objects: int = 0
+    known_objects: int = 0
     staged: list[StagedTable] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     songplays_matched: int = 0
     songplays_recovered_by_repair: int = 0
     text_repairs: int = 0
     errors: list[jsoncopy.LoadError] = field(default_factory=list)
+    checks_passed: int = 0
     seconds: float = 0.0
 
+    @property
+    def rejected(self) -> list[jsoncopy.LoadError]:
+        return [e for e in self.errors if e.disposition == jsoncopy.REJECTED]
+
     def lines(self) -> list[str]:
-        out = [f"ETL finished in {self.seconds:.1f} s on {self.target}"]
+        if self.batch_id is None:
+            return [f"Nothing new to load: all {self.known_objects:,} source files are loaded already "
+                    f"({self.seconds:.1f} s on {self.target})"]
+        out = [f"ETL batch {self.batch_id} published in {self.seconds:.1f} s on {self.target}",
+               f"  new or changed source files: {self.new_objects:,} (already loaded: {self.known_objects:,})"]
         for staged in self.staged:
             out.append(f"  staged {staged.table:<15} {staged.rows:>10,} rows from {staged.objects:,} files"
                        f"  ({staged.rejected:,} rejected)")
@@ -56,12 +79,22 @@ class RunSummary:
         out.append(f"  songplays matched to the catalog: {self.songplays_matched:,} of {plays:,} ({share:.1f}%),"
                    f" {self.songplays_recovered_by_repair:,} of this run's thanks to repairing"
                    f" double-encoded UTF-8 ({self.text_repairs:,} names repaired)")
-        out.append(f"  bad records: {len(self.errors):,}"
+        replaced = len(self.errors) - len(self.rejected)
+        out.append(f"  bad records: {len(self.rejected):,} rejected"
+                   + (f", {replaced:,} loaded with invalid characters replaced" if replaced else "")
                    + (" (see table load_errors)" if self.errors else ""))
         for error in self.errors[:5]:
-            out.append(f"    {error.source}:{error.line_number}: {error.reason}")
+            where = f"{error.source}:{error.line_number}" if error.line_number else error.source
+            out.append(f"    {where}: {error.reason}")
+        out.append(f"  quality checks passed: {self.checks_passed} of {len(q.quality_checks)}")
         return out
 
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+# --- staging ------------------------------------------------------------------------------------
 
 def stage_json(wh: Warehouse, table: str, objects, mapping, options: jsoncopy.CopyOptions
                ) -> jsoncopy.CopyResult:
@@ -69,18 +102,72 @@ def stage_json(wh: Warehouse, table: str, objects, mapping, options: jsoncopy.Co
     copier = jsoncopy.JsonCopy(table, wh.table_columns(table), mapping, options)
     statement = q.copy_from_stdin.format(table=table, columns=", ".join(copier.columns))
     started = time.perf_counter()
-    wh.copy_from_stdin(statement, jsoncopy.ChunkedReader(copier.rows(objects)), label=f"copy {table}")
+    wh.copy_from_stdin(statement, jsoncopy.ChunkedReader(_with_checkpoint(copier.rows(objects))),
+                       label=f"copy {table}")
     result = copier.result
     log.info("%-38s %8s rows  %6.2f s  (%d files, %d rejected)", f"stage {table}", f"{result.rows:,}",
-             time.perf_counter() - started, result.objects, len(result.errors))
+             time.perf_counter() - started, result.objects, len(result.rejected))
     return result
 
 
-def record_errors(wh: Warehouse, errors: list[jsoncopy.LoadError]) -> None:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    rows = [(now, e.table, e.source, e.line_number, e.column, e.reason, e.raw_excerpt) for e in errors]
-    wh.insert_rows(q.load_error_insert, rows, label="record load errors")
+def _with_checkpoint(rows):
+    for number, row in enumerate(rows):
+        if number == 1000:
+            faults.checkpoint("mid-copy")
+        yield row
 
+
+def _copy_options(config: Config) -> jsoncopy.CopyOptions:
+    return jsoncopy.CopyOptions(max_errors=config.max_errors)
+
+
+@dataclass
+class Pending:
+    """The source objects of one staging table that this batch loads."""
+
+    table: str
+    source: object
+    mapping: object
+    objects: list[sources.SourceObject]
+    prefix_key: str
+
+
+def find_new_objects(wh: Warehouse, config: Config) -> tuple[list[Pending], int]:
+    """The objects under each prefix that are new or changed; and how many are unchanged."""
+    try:
+        jsonpaths = jsoncopy.parse_jsonpaths(sources.read_bytes(config.log_jsonpath))
+    except ValueError as exc:
+        raise EtlError(f"[S3] LOG_JSONPATH {config.log_jsonpath}: {exc}") from None
+    loaded = {(table, key): (size, version) for table, key, size, version in wh.query(q.loaded_object_versions)}
+    pending, known = [], 0
+    for table, source, mapping, prefix_key in (("staging_events", config.log_data, jsonpaths, "LOG_DATA"),
+                                               ("staging_songs", config.song_data, "auto", "SONG_DATA")):
+        objects = sources.list_objects(source)
+        if not objects:
+            raise EtlError(f"no files found under {source}; check [S3] {prefix_key}")
+        new = [o for o in objects if loaded.get((table, o.key)) != (o.size, o.version)]
+        known += len(objects) - len(new)
+        pending.append(Pending(table, source, mapping, new, prefix_key))
+    return pending, known
+
+
+def stage(wh: Warehouse, config: Config, pending: list[Pending]) -> list[jsoncopy.CopyResult]:
+    if wh.dialect != "postgres":
+        raise EtlError("staging from S3 into Redshift is not available in this version; "
+                       "leave [CLUSTER] HOST empty or point it at PostgreSQL")
+    options = _copy_options(config)
+    for statement in q.empty_staging_queries:
+        wh.execute(q.physical(statement, wh.dialect))
+    results = []
+    for item in pending:
+        try:
+            results.append(stage_json(wh, item.table, item.objects, item.mapping, options))
+        except ValueError as exc:
+            raise EtlError(f"loading {item.table}: {exc}") from None
+    return results
+
+
+# --- repair, transform, checks -------------------------------------------------------------------
 
 def repair_texts(wh: Warehouse) -> int:
     """Records repairs for the double-encoded names among this batch's event text."""
@@ -91,72 +178,135 @@ def repair_texts(wh: Warehouse) -> int:
     return len(found)
 
 
-def _copy_options(config: Config) -> jsoncopy.CopyOptions:
-    return jsoncopy.CopyOptions(max_errors=config.max_errors)
-
-
-def stage(wh: Warehouse, config: Config) -> list[jsoncopy.CopyResult]:
-    if wh.dialect != "postgres":
-        raise EtlError("staging from S3 into Redshift is not available in this version; "
-                       "leave [CLUSTER] HOST empty or point it at PostgreSQL")
-    try:
-        jsonpaths = jsoncopy.parse_jsonpaths(sources.read_bytes(config.log_jsonpath))
-    except ValueError as exc:
-        raise EtlError(f"[S3] LOG_JSONPATH {config.log_jsonpath}: {exc}") from None
-    options = _copy_options(config)
-    for statement in q.empty_staging_queries:
-        wh.execute(q.physical(statement, wh.dialect))
-    results = []
-    for table, source, mapping in (("staging_events", config.log_data, jsonpaths),
-                                   ("staging_songs", config.song_data, "auto")):
-        objects = sources.list_objects(source)
-        if not objects:
-            raise EtlError(f"no files found under {source}; check [S3] {_key_of(config, source)}")
-        try:
-            results.append(stage_json(wh, table, objects, mapping, options))
-        except ValueError as exc:
-            raise EtlError(f"loading {table}: {exc}") from None
-    return results
-
-
-def _key_of(config: Config, source) -> str:
-    for key in ("log_data", "song_data", "log_jsonpath"):
-        if getattr(config, key) == source:
-            return key.upper()
-    return "?"
-
-
 def transform(wh: Warehouse) -> None:
     for statement in q.batch_tables_drop:
         wh.execute(statement)
     for label, statement in q.transform_queries:
         wh.execute(q.physical(statement, wh.dialect), label=label)
+        if label.startswith("songplays: insert"):
+            faults.checkpoint("mid-transform")
 
 
-def run_etl(config: Config) -> RunSummary:
+def run_quality_checks(wh: Warehouse) -> int:
+    """Runs every check; raises QualityGateFailed naming the failures and sample rows."""
+    failures = []
     started = time.perf_counter()
+    for name, statement in q.quality_checks:
+        cur = wh.execute(statement)
+        rows = cur.fetchmany(CHECK_SAMPLE_ROWS)
+        if rows:
+            columns = [d[0] for d in cur.description]
+            sample = "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, row, strict=True)) for row in rows)
+            failures.append(f"{name} FAILED (e.g. {sample})")
+    log.info("%-38s %8s       %6.2f s", "quality checks", f"{len(q.quality_checks) - len(failures)} ok",
+             time.perf_counter() - started)
+    if failures:
+        raise QualityGateFailed(f"quality gate: {len(failures)} of {len(q.quality_checks)} checks failed, "
+                                "nothing of this batch was published: " + " | ".join(failures))
+    return len(q.quality_checks)
+
+
+# --- bookkeeping -----------------------------------------------------------------------------------
+
+def record_errors(wh: Warehouse, batch_id: int, errors: list[jsoncopy.LoadError]) -> None:
+    now = _now()
+    rows = [(batch_id, now, e.disposition, e.table, e.source, e.line_number, e.column, e.reason, e.raw_excerpt)
+            for e in errors]
+    wh.insert_rows(q.load_error_insert, rows, label="record load errors")
+
+
+def record_objects(wh: Warehouse, batch_id: int, pending: list[Pending],
+                   results: list[jsoncopy.CopyResult]) -> None:
+    rows = []
+    for item, result in zip(pending, results, strict=True):
+        for obj in item.objects:
+            wh.execute(q.loaded_object_delete, (item.table, obj.key))
+            loaded, rejected = result.per_object.get(obj.url, (0, 0))
+            rows.append((item.table, obj.key, obj.url, obj.size, obj.version, batch_id, loaded, rejected))
+    wh.insert_rows(q.loaded_object_insert, rows, label="record loaded objects")
+
+
+def record_failed_batch(config: Config, batch_id: int, started_at: datetime, new_objects: int,
+                        message: str, errors: list[jsoncopy.LoadError]) -> None:
+    """After a rollback: keeps the batch's outcome and its bad records, in a new transaction."""
+    try:
+        with connect(config) as wh:
+            wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "failed", new_objects, 0,
+                                            sum(1 for e in errors if e.disposition == jsoncopy.REJECTED),
+                                            0, message[:4000]))
+            record_errors(wh, batch_id, errors)
+            wh.commit()
+    except WarehouseError as exc:
+        log.warning("could not record the failed batch: %s", exc)
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+def run_batch(config: Config, rebuild: bool = False) -> RunSummary:
+    started = time.perf_counter()
+    started_at = _now()
     summary = RunSummary(target=config.describe_target())
     with connect(config) as wh:
+        wh.execute(q.etl_lock, label="load lock")
+        batch_id = wh.scalar(q.next_batch_id)
+        if rebuild:
+            for statement in q.rebuild_queries:
+                wh.execute(statement, label=statement)
+        pending, summary.known_objects = find_new_objects(wh, config)
+        summary.new_objects = sum(len(item.objects) for item in pending)
+        if summary.new_objects == 0:
+            wh.rollback()
+            summary.seconds = time.perf_counter() - started
+            return summary
+        errors: list[jsoncopy.LoadError] = []
         try:
-            results = stage(wh, config)
+            results = stage(wh, config, pending)
+            for result in results:
+                errors.extend(result.errors)
+            summary.text_repairs = repair_texts(wh)
+            transform(wh)
+            summary.checks_passed = run_quality_checks(wh)
         except jsoncopy.TooManyErrors as exc:
             wh.rollback()
-            record_errors(wh, exc.errors)
-            wh.commit()
+            record_failed_batch(config, batch_id, started_at, summary.new_objects, str(exc), exc.errors)
             raise EtlError(str(exc)) from None
+        except QualityGateFailed as exc:
+            wh.rollback()
+            record_failed_batch(config, batch_id, started_at, summary.new_objects, str(exc), errors)
+            raise
+        summary.batch_id = batch_id
+        summary.errors = errors
         for result in results:
-            summary.staged.append(StagedTable(result.table, result.objects, result.rows, len(result.errors)))
-            summary.errors.extend(result.errors)
-        record_errors(wh, summary.errors)
-        summary.text_repairs = repair_texts(wh)
-        transform(wh)
+            summary.staged.append(StagedTable(result.table, result.objects, result.rows, len(result.rejected)))
+        record_errors(wh, batch_id, errors)
+        record_objects(wh, batch_id, pending, results)
         for table in q.STAR_TABLES:
             summary.rows[table] = wh.scalar(q.row_count.format(table=table))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
         summary.songplays_recovered_by_repair = wh.scalar(q.batch_plays_recovered)
+        summary.seconds = time.perf_counter() - started
+        wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "published", summary.new_objects,
+                                        sum(s.rows for s in summary.staged), len(summary.rejected),
+                                        summary.checks_passed, None))
+        faults.checkpoint("before-commit")
         wh.commit()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def run_etl(config: Config, rebuild: bool = False) -> RunSummary:
+    """Runs one batch; a lost connection restarts it (it is atomic) up to ATTEMPTS times."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return run_batch(config, rebuild=rebuild)
+        except ConnectionLost as exc:
+            if attempt == ATTEMPTS:
+                raise WarehouseError(f"{exc} (gave up after {ATTEMPTS} attempts)") from None
+            pause = BACKOFF_S * 2 ** (attempt - 1)
+            log.warning("connection lost (%s); nothing was committed, retrying in %.0f s (attempt %d of %d)",
+                        exc, pause, attempt + 1, ATTEMPTS)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def create_tables(config: Config) -> list[str]:
@@ -168,6 +318,3 @@ def create_tables(config: Config) -> list[str]:
             wh.execute(q.physical(statement, wh.dialect))
         wh.commit()
     return list(q.TABLES)
-
-
-

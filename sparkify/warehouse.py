@@ -29,6 +29,10 @@ class WarehouseError(Exception):
     """A failure the user can act on; the message is one line and holds no secret."""
 
 
+class ConnectionLost(WarehouseError):
+    """The connection broke (server restart, network); the run may be retried from scratch."""
+
+
 class Warehouse:
     """The open connection plus the facts about its engine that the SQL depends on."""
 
@@ -47,7 +51,7 @@ class Warehouse:
         try:
             cur.execute(statement, params)
         except psycopg2.Error as exc:
-            raise WarehouseError(self._explain(exc, label or _first_line(statement))) from None
+            raise self._error(exc, label or _first_line(statement)) from None
         if label:
             log.info("%-38s %8s rows  %6.2f s", label, _rows(cur.rowcount), time.perf_counter() - started)
         return cur
@@ -67,7 +71,7 @@ class Warehouse:
         try:
             psycopg2.extras.execute_values(cur, statement, rows, page_size=500)
         except psycopg2.Error as exc:
-            raise WarehouseError(self._explain(exc, label or _first_line(statement))) from None
+            raise self._error(exc, label or _first_line(statement)) from None
 
     def copy_from_stdin(self, statement: str, stream, label: str) -> int:
         """Streams COPY … FROM STDIN data from a file-like object; returns rows copied."""
@@ -75,13 +79,13 @@ class Warehouse:
         try:
             cur.copy_expert(statement, stream, size=1 << 20)
         except psycopg2.Error as exc:
-            raise WarehouseError(self._explain(exc, label)) from None
+            raise self._error(exc, label) from None
         return cur.rowcount
 
-    def table_columns(self, table: str) -> list[tuple[str, str, int | None]]:
-        """(name, data type, character maximum length) of a table's columns, in order."""
+    def table_columns(self, table: str) -> list[tuple[str, str, int | None, bool]]:
+        """(name, data type, character maximum length, nullable) of a table's columns, in order."""
         rows = self.query(
-            "select column_name, data_type, character_maximum_length "
+            "select column_name, data_type, character_maximum_length, is_nullable = 'YES' "
             "from information_schema.columns where table_name = %s "
             "and table_schema = current_schema() order by ordinal_position",
             (table,),
@@ -94,7 +98,10 @@ class Warehouse:
         return pgsql.Identifier(name).as_string(self.conn)
 
     def commit(self) -> None:
-        self.conn.commit()
+        try:
+            self.conn.commit()
+        except psycopg2.Error as exc:
+            raise self._error(exc, "commit") from None
 
     def rollback(self) -> None:
         if not self.conn.closed:
@@ -111,6 +118,11 @@ class Warehouse:
         if exc_type is not None:
             self.rollback()
         self.close()
+
+    def _error(self, exc: psycopg2.Error, what: str) -> WarehouseError:
+        lost = self.conn.closed or isinstance(exc, psycopg2.InterfaceError)
+        kind = ConnectionLost if lost else WarehouseError
+        return kind(self._explain(exc, what))
 
     def _explain(self, exc: psycopg2.Error, what: str) -> str:
         message = (exc.pgerror or str(exc)).strip().splitlines()
@@ -148,7 +160,15 @@ def connect(config: Config, database: str | None = None) -> Warehouse:
     try:
         conn = psycopg2.connect(**params)
     except psycopg2.OperationalError as exc:
-        raise WarehouseError(config.redact(_explain_connect(exc, config))) from None
+        message = config.redact(_explain_connect(exc, config))
+        refused = "refused user" in message or "does not exist" in message or "unknown" in message
+        raise (WarehouseError if refused else ConnectionLost)(message) from None
+    if config.dialect == "postgres" and conn.server_version >= 140000:
+        # Stop a query whose client died (SIGKILL) at once instead of when it finishes,
+        # so the locks it holds do not make the next run wait.
+        with conn.cursor() as cur:
+            cur.execute("set client_connection_check_interval = 1000")
+        conn.commit()
     return Warehouse(conn, config)
 
 

@@ -80,8 +80,10 @@ def test_summary_reports_counts_matches_errors_and_time(loaded, expected):
     assert f"songplays matched to the catalog: {expected.matched:,} of {expected.songplays:,}" in out
     recovered = expected.matched - expected.matched_without_repair
     assert f"{recovered:,} of this run's thanks to repairing double-encoded UTF-8" in out
-    assert "bad records: 0" in out
-    assert re.search(r"ETL finished in \d+\.\d s", out)
+    assert "bad records: 0 rejected" in out
+    assert "quality checks passed: 19 of 19" in out
+    assert re.search(r"ETL batch 1 published in \d+\.\d s", out)
+    assert "new or changed source files: 14,926" in out
 
 
 def test_users_have_their_latest_attributes(loaded, expected):
@@ -118,7 +120,7 @@ def test_sample_values_are_exact(loaded, expected):
 def test_rerun_adds_nothing(loaded, expected):
     config = loaded[3]
     again = run_script("etl.py", "--config", str(config))
-    assert re.search(r"songplays\s+6,820", again.stdout)
+    assert "Nothing new to load: all 14,926 source files are loaded already" in again.stdout
     query = loaded[2]
     assert query("select count(*) from songplays")[0][0] == expected.songplays
     assert query("select count(*) from users")[0][0] == len(expected.users)

@@ -12,7 +12,7 @@ from sparkify.jsoncopy import NULL, CopyOptions, RecordError, column_converter, 
 
 def records(text: bytes, accept_invalid_chars: bool = True):
     out = []
-    for number, value, _raw in iter_records(io.BytesIO(text), accept_invalid_chars):
+    for number, value, _raw, _replaced in iter_records(io.BytesIO(text), accept_invalid_chars):
         out.append((number, value.reason if isinstance(value, RecordError) else value))
     return out
 
@@ -71,7 +71,7 @@ def test_jsonpaths_forms():
 
 def test_jsonpaths_must_match_the_columns_one_to_one():
     with pytest.raises(ValueError, match="2 paths but staging has 1 columns"):
-        jsoncopy.JsonCopy("staging", [("a", "integer", None)], [("a",), ("b",)], CopyOptions())
+        jsoncopy.JsonCopy("staging", [("a", "integer", None, True)], [("a",), ("b",)], CopyOptions())
 
 
 OPTIONS = CopyOptions()

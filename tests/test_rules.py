@@ -45,7 +45,7 @@ def test_empty_user_id_makes_no_user_and_is_not_a_bad_record(warehouse):
     assert warehouse.count("staging_events") == 3
     assert warehouse.query("select user_id from users") == [(3,)]
     assert warehouse.scalar("select count(*) from staging_events where user_id is null") == 2
-    assert "bad records: 0" in result.stdout
+    assert "bad records: 0 rejected" in result.stdout
 
 
 def test_song_file_with_two_objects_loads_both(warehouse):
