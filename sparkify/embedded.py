@@ -41,9 +41,27 @@ def start(data_dir: Path) -> dict:
                 f"the embedded PostgreSQL in {data_dir} did not start ({detail}); "
                 f"see {data_dir / 'log'}, or delete {data_dir} to start afresh"
             ) from None
+    _forget_dead_users(server)
     info = server.get_postmaster_info()
     log.debug("embedded PostgreSQL running, pid %s, socket %s", info.pid, info.socket_dir)
     return {"host": str(info.socket_dir), "port": info.port, "user": "postgres"}
+
+
+def _forget_dead_users(server) -> None:
+    """Drops the pids of killed runs from the server's list of users.
+
+    The server stops when its last user exits; a run killed with SIGKILL never says it
+    left, and would keep the server running for good.
+    """
+    try:
+        import psutil
+
+        with server._lock:
+            users = server.global_process_id_list
+            alive = [pid for pid in users.get() if psutil.pid_exists(pid)]
+            users.put(alive)
+    except (AttributeError, OSError, ValueError) as exc:  # a newer wheel may keep this differently
+        log.debug("could not prune the embedded server's users: %s", exc)
 
 
 def _runtime_dir() -> str:

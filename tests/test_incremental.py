@@ -1,0 +1,149 @@
+"""Incremental, exactly-once loads: any sequence of batches ends where one full load does."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from conftest import BASE_TS, DATA, ROOT, event, load, run_script, song, write_events, write_song
+
+LATER_BATCH = ROOT / "tests" / "fixtures" / "later_batch"
+STAR = ("songplays", "users", "songs", "artists", "time")
+MINUTE = 60_000
+
+
+def snapshot(warehouse) -> dict:
+    """Every row of every star table, in a stable order."""
+    return {table: warehouse.query(f"select * from {table} order by 1") for table in STAR}
+
+
+def etl(warehouse, *args):
+    return run_script("etl.py", "--config", str(warehouse.config), *args)
+
+
+def copy_files(files: list[Path], source_root: Path, target_root: Path) -> None:
+    for path in files:
+        target = target_root / path.relative_to(source_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def test_batches_in_any_order_end_where_one_full_load_does(warehouse, tmp_path):
+    logs = sorted((DATA / "log_data").rglob("*.json"))
+    songs = sorted((DATA / "song_data").rglob("*.json"))
+    later = sorted((LATER_BATCH / "song_data").rglob("*.json"))
+    root = warehouse.config.parent
+    run_script("create_tables.py", "--config", str(warehouse.config))
+
+    # Arrival order: half the catalog, the last ten days of logs (their songs partly missing),
+    # the first twenty days, the rest of the catalog, then the later batch of songs.
+    steps = [
+        ([], songs[len(songs) // 2:]),
+        (logs[20:], []),
+        (logs[:20], []),
+        ([], songs[:len(songs) // 2]),
+        ([], later),
+    ]
+    for step_logs, step_songs in steps:
+        copy_files(step_logs, DATA / "log_data", root / "log_data")
+        copy_files(step_songs, DATA / "song_data" if step_songs is not later else LATER_BATCH / "song_data",
+                   root / "song_data")
+        if not step_logs and not list((root / "log_data").rglob("*.json")):
+            # No log yet: a run needs files under both prefixes; give it an empty day.
+            (root / "log_data" / "empty").mkdir(exist_ok=True)
+            (root / "log_data" / "empty" / "none.json").write_text("")
+        etl(warehouse)
+    incremental = snapshot(warehouse)
+    batches = warehouse.query("select count(*) from etl_batches where outcome = 'published'")[0][0]
+    assert batches == len(steps)
+
+    etl(warehouse, "--rebuild")
+    assert snapshot(warehouse) == incremental
+    assert len(incremental["songplays"]) == 6820
+    matched = sum(1 for row in incremental["songplays"] if row[4] is not None)
+    assert matched == 327  # the later batch's one played song is in the bucket too
+
+
+def test_rerun_with_nothing_new_changes_nothing_and_is_quick(warehouse):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event(item=i, ts=BASE_TS + i) for i in range(3)])
+    write_song(root, song())
+    load(warehouse)
+    before = snapshot(warehouse)
+    started = time.perf_counter()
+    again = etl(warehouse)
+    assert time.perf_counter() - started < 10
+    assert "Nothing new to load: all 2 source files are loaded already" in again.stdout
+    assert snapshot(warehouse) == before
+    assert warehouse.count("etl_batches") == 1
+
+
+def test_a_changed_log_file_is_reloaded_without_duplicates(warehouse):
+    root = warehouse.config.parent
+    first = [event(item=i, ts=BASE_TS + i * MINUTE) for i in range(3)]
+    path = write_events(root, "2018-11-01-events.json", first)
+    write_song(root, song())
+    load(warehouse)
+    assert warehouse.count("songplays") == 3
+    # The day's file grows: the same three events plus two more.
+    path.write_text(path.read_text() + "\n" + "\n".join(
+        json.dumps(event(item=i, ts=BASE_TS + i * MINUTE)) for i in (3, 4)))
+    result = etl(warehouse)
+    assert "new or changed source files: 1 (already loaded: 1)" in result.stdout
+    assert warehouse.count("songplays") == 5
+    assert warehouse.count("staging_events") == 5
+    assert warehouse.query("select row_count, batch_id from loaded_objects where table_name = 'staging_events'") \
+        == [(5, 2)]
+
+
+def test_a_late_song_matches_the_plays_loaded_before_it(warehouse):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event(song="Late", artist="Comer", length=123.0)])
+    write_song(root, song())
+    load(warehouse)
+    assert warehouse.query("select song_id from songplays") == [(None,)]
+    write_song(root, song(song_id="SOLATE", title="Late", artist_id="ARLATE", artist_name="Comer", duration=123.0))
+    etl(warehouse)
+    assert warehouse.query("select song_id, artist_id from songplays") == [("SOLATE", "ARLATE")]
+
+
+def test_old_events_arriving_later_do_not_roll_a_level_back(warehouse):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-20-events.json", [event(user_id="5", ts=BASE_TS + 10 * MINUTE, level="paid")])
+    write_song(root, song())
+    load(warehouse)
+    write_events(root, "2018-11-01-events.json", [event(user_id="5", item=3, ts=BASE_TS, level="free",
+                                                        first_name="Old")])
+    etl(warehouse)
+    assert warehouse.query("select level, first_name from users") == [("paid", "Ann")]
+    # Newer events do replace the row.
+    write_events(root, "2018-11-25-events.json", [event(user_id="5", item=9, ts=BASE_TS + 99 * MINUTE,
+                                                        level="free", first_name="New")])
+    etl(warehouse)
+    assert warehouse.query("select level, first_name from users") == [("free", "New")]
+
+
+def test_an_artist_is_recomputed_from_all_its_songs(warehouse):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event()])
+    write_song(root, song(song_id="SO1", artist_id="ARX", artist_name="Band, The"))
+    load(warehouse)
+    assert warehouse.query("select name from artists") == [("Band, The",)]
+    write_song(root, song(song_id="SO2", artist_id="ARX", artist_name="The Band"))
+    write_song(root, song(song_id="SO3", artist_id="ARX", artist_name="The Band"))
+    etl(warehouse)
+    assert warehouse.query("select name from artists") == [("The Band",)]
+
+
+def test_rebuild_is_one_command_and_gives_the_same_warehouse(warehouse):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event(item=i, ts=BASE_TS + i) for i in range(4)])
+    write_song(root, song())
+    load(warehouse)
+    before = snapshot(warehouse)
+    result = etl(warehouse, "--rebuild")
+    assert "new or changed source files: 2 (already loaded: 0)" in result.stdout
+    assert snapshot(warehouse) == before
+    assert warehouse.count("etl_batches") == 2
