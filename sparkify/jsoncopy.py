@@ -558,6 +558,9 @@ class ChunkedReader:
         self._target = target
         self._buffer = bytearray()
         self._done = False
+        # psycopg2 turns an exception raised in read() into a generic COPY error (and aborts
+        # the COPY); the original is kept here so the caller can raise it instead.
+        self.error: BaseException | None = None
 
     def read(self, size: int = -1) -> bytes:
         want = self._target if size is None or size < 0 else size
@@ -566,6 +569,9 @@ class ChunkedReader:
                 self._buffer += next(self._chunks)
             except StopIteration:
                 self._done = True
+            except BaseException as exc:
+                self.error = exc
+                raise
         data = bytes(self._buffer[:want])
         del self._buffer[:want]
         return data

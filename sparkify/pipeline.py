@@ -102,8 +102,13 @@ def stage_json(wh: Warehouse, table: str, objects, mapping, options: jsoncopy.Co
     copier = jsoncopy.JsonCopy(table, wh.table_columns(table), mapping, options)
     statement = q.copy_from_stdin.format(table=table, columns=", ".join(copier.columns))
     started = time.perf_counter()
-    wh.copy_from_stdin(statement, jsoncopy.ChunkedReader(_with_checkpoint(copier.rows(objects))),
-                       label=f"copy {table}")
+    reader = jsoncopy.ChunkedReader(_with_checkpoint(copier.rows(objects)))
+    try:
+        wh.copy_from_stdin(statement, reader, label=f"copy {table}")
+    except WarehouseError:
+        if reader.error is not None:
+            raise reader.error from None
+        raise
     result = copier.result
     log.info("%-38s %8s rows  %6.2f s  (%d files, %d rejected)", f"stage {table}", f"{result.rows:,}",
              time.perf_counter() - started, result.objects, len(result.rejected))

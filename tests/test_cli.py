@@ -109,3 +109,40 @@ def test_wrong_password_is_named_and_never_shown(server, tmp_path):
 def test_etl_before_create_tables_says_what_to_run(warehouse):
     result = run_script("etl.py", "--config", str(warehouse.config), check=False)
     assert_one_line_error(result, "create_tables.py")
+
+
+def test_a_password_never_appears_in_a_successful_run(server, tmp_path):
+    """The full job with a password-protected role: nothing printed holds the password."""
+    if server.data_dir is None:
+        pytest.skip("needs the tests' own server, to make it check passwords")
+    from conftest import event, song, write_events, write_song
+
+    secret = "Right-Pa55word-xyz"
+    admin = server.connect()
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("drop database if exists sparkify_pw_db")
+        cur.execute("drop role if exists sparkify_pw_owner")
+        cur.execute(f"create role sparkify_pw_owner login password '{secret}'")
+        cur.execute("create database sparkify_pw_db owner sparkify_pw_owner")
+    hba = server.data_dir / "pg_hba.conf"
+    original = hba.read_text()
+    hba.write_text("local all sparkify_pw_owner scram-sha-256\n" + original)
+    with admin.cursor() as cur:
+        cur.execute("select pg_reload_conf()")
+    try:
+        write_events(tmp_path, "2018-11-01-events.json", [event()])
+        write_song(tmp_path, song())
+        config = write_config(tmp_path / "dwh.cfg", host=server.host, port=server.port,
+                              db_name="sparkify_pw_db", user="sparkify_pw_owner", password=secret)
+        outputs = [run_script(script, "--config", str(config)) for script in SCRIPTS]
+        for result in outputs:
+            assert secret not in result.stdout + result.stderr
+        assert "ETL batch 1 published" in outputs[1].stdout
+        assert ":***@" in outputs[0].stdout
+    finally:
+        hba.write_text(original)
+        with admin.cursor() as cur:
+            cur.execute("select pg_reload_conf()")
+            cur.execute("drop database if exists sparkify_pw_db with (force)")
+        admin.close()

@@ -141,3 +141,31 @@ def test_chunked_reader_returns_everything_in_order():
     assert reader.read(3) == b"abc"
     assert reader.read(10) == b"def"
     assert reader.read(10) == b""
+
+
+def _copy(data: bytes, **options):
+    from sparkify.sources import SourceObject
+
+    class Memory(SourceObject):
+        def open(self):
+            return io.BytesIO(data)
+
+    copier = jsoncopy.JsonCopy("t", [("name", "character varying", 64, True)], "auto", CopyOptions(**options))
+    rows = list(copier.rows([Memory("memory://x.json", "x.json", len(data), "1")]))
+    return rows, copier.result.errors
+
+
+def test_a_lone_surrogate_escape_is_replaced_and_noted_or_rejected():
+    rows, errors = _copy(b'{"name": "a\\ud800b"}')
+    assert rows == [b"a?b\n"]
+    assert [(e.disposition, e.line_number) for e in errors] == [("replaced", 1)]
+    rows, errors = _copy(b'{"name": "a\\ud800b"}', accept_invalid_chars=False, max_errors=10)
+    assert rows == [] and errors[0].disposition == "rejected" and "surrogate" in errors[0].reason
+
+
+def test_maxerror_counts_only_rejections():
+    rows, errors = _copy(b'{"name": "ok"}\n{bad\n{"name": "caf\xe9"}', max_errors=1)
+    assert rows == [b"ok\n", b"caf?\n"]
+    assert [e.disposition for e in errors] == ["rejected", "replaced"]
+    with pytest.raises(jsoncopy.TooManyErrors, match="more than MAXERROR = 1"):
+        _copy(b'{"name": "ok"}\n{bad\n{worse', max_errors=1)

@@ -1,0 +1,84 @@
+"""The quality gate: SQL checks that return violating rows, and a failure publishes nothing.
+
+PostgreSQL enforces the primary keys Redshift only declares, so to see the uniqueness
+checks fail the tests drop a key first: the warehouse then behaves as Redshift would.
+"""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+from conftest import BASE_TS, event, load, run_script, song, write_events, write_song
+
+import sql_queries as q
+
+
+def execute(warehouse, sql: str) -> None:
+    conn = psycopg2.connect(host=warehouse.server.host, port=warehouse.server.port, user=warehouse.server.user,
+                            password=warehouse.server.password, dbname=warehouse.dbname)
+    with conn, conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
+@pytest.fixture
+def loaded(warehouse):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event(item=i, ts=BASE_TS + i) for i in range(3)])
+    write_song(root, song())
+    load(warehouse)
+    # The next batch waits in the prefix.
+    write_events(root, "2018-11-02-events.json", [event(user_id="20", item=0, ts=BASE_TS + 10**8)])
+    return warehouse
+
+
+def assert_gate_fails(warehouse, *names: str) -> str:
+    before = warehouse.count("songplays")
+    result = run_script("etl.py", "--config", str(warehouse.config), check=False)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: quality gate:") and "nothing of this batch was published" in last
+    for name in names:
+        assert f"{name} FAILED (e.g. " in last
+    assert warehouse.count("songplays") == before                       # the new play is not there
+    assert warehouse.scalar("select outcome from etl_batches order by batch_id desc limit 1") == "failed"
+    assert warehouse.count("loaded_objects") == 2                       # so the next run tries again
+    return last
+
+
+def test_a_clean_batch_passes_every_check(loaded):
+    result = run_script("etl.py", "--config", str(loaded.config))
+    assert f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)}" in result.stdout
+
+
+def test_duplicate_keys_fail_the_gate_and_show_the_rows(loaded):
+    execute(loaded, "alter table users drop constraint users_pkey;"
+                    "insert into users select * from users where user_id = 10")
+    last = assert_gate_fails(loaded, "users.user_id is unique")
+    assert "user_id=10, copies=2" in last
+
+
+def test_an_orphan_play_fails_the_reference_check(loaded):
+    execute(loaded, "insert into songplays (songplay_id, start_time, user_id, level) "
+                    "values (md5('orphan'), timestamp '2018-11-05 10:00', 999, 'free')")
+    last = assert_gate_fails(loaded, "songplays.user_id exists in users", "songplays.start_time exists in time")
+    assert "user_id=999" in last
+
+
+def test_an_unknown_level_fails_the_accepted_values_check(loaded):
+    execute(loaded, "update users set level = 'gold'")
+    last = assert_gate_fails(loaded, "users.level is free or paid")
+    assert "level='gold'" in last
+
+
+def test_a_matched_song_missing_from_songs_fails(loaded):
+    execute(loaded, "update songplays set song_id = 'SONOPE' where item_in_session = 0")
+    assert_gate_fails(loaded, "songplays.song_id exists in songs")
+
+
+def test_checks_cover_the_key_of_every_table_under_distinct_names():
+    names = [name for name, _ in q.quality_checks]
+    assert len(names) == len(set(names))
+    for table in ("songplays", "users", "songs", "artists", "time"):
+        assert any(name.startswith(f"{table}.") and "unique" in name for name in names)
+        assert any(name.startswith(f"{table}.") and "not null" in name for name in names)
