@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
-from conftest import ROOT, run_script, write_config
+from conftest import ROOT, event, run_script, song, write_config, write_events, write_song
 
 SCRIPTS = ("create_tables.py", "etl.py")
 
@@ -76,34 +78,44 @@ def test_unreachable_server_is_named_and_the_password_never_shown(tmp_path):
         assert secret not in result.stderr + result.stdout
 
 
-def test_wrong_password_is_named_and_never_shown(server, tmp_path):
-    """A role that must give a password, on the test server the tests run themselves."""
+@contextlib.contextmanager
+def password_role(server, role: str, password: str):
+    """A role on the tests' own server that must log in with its password (scram-sha-256),
+    owning a database of its own name."""
     if server.data_dir is None:
         pytest.skip("needs the tests' own server, to make it check passwords")
     admin = server.connect()
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute("drop role if exists sparkify_pw_user")
-        cur.execute("create role sparkify_pw_user login password 'the-right-one'")
+        cur.execute(f"drop database if exists {role} with (force)")
+        cur.execute(f"drop role if exists {role}")
+        cur.execute(f"create role {role} login password '{password}'")
+        cur.execute(f"create database {role} owner {role}")
     hba = server.data_dir / "pg_hba.conf"
     original = hba.read_text()
-    hba.write_text("local all sparkify_pw_user scram-sha-256\n" + original)
+    hba.write_text(f"local all {role} scram-sha-256\n" + original)
     with admin.cursor() as cur:
         cur.execute("select pg_reload_conf()")
-    (tmp_path / "log_data").mkdir()
-    (tmp_path / "song_data").mkdir()
     try:
-        secret = "wrong-Pa55word"
-        config = write_config(tmp_path / "dwh.cfg", host=server.host, port=server.port,
-                              user="sparkify_pw_user", password=secret)
-        result = run_script("create_tables.py", "--config", str(config), check=False)
-        assert_one_line_error(result, "refused user sparkify_pw_user", "DB_USER and DB_PASSWORD")
-        assert secret not in result.stderr
+        yield
     finally:
         hba.write_text(original)
         with admin.cursor() as cur:
             cur.execute("select pg_reload_conf()")
+            cur.execute(f"drop database if exists {role} with (force)")
         admin.close()
+
+
+def test_wrong_password_is_named_and_never_shown(server, tmp_path):
+    (tmp_path / "log_data").mkdir()
+    (tmp_path / "song_data").mkdir()
+    secret = "wrong-Pa55word"
+    with password_role(server, "sparkify_pw_user", "the-right-one"):
+        config = write_config(tmp_path / "dwh.cfg", host=server.host, port=server.port,
+                              db_name="sparkify_pw_user", user="sparkify_pw_user", password=secret)
+        result = run_script("create_tables.py", "--config", str(config), check=False)
+    assert_one_line_error(result, "refused user sparkify_pw_user", "DB_USER and DB_PASSWORD")
+    assert secret not in result.stderr
 
 
 def test_etl_before_create_tables_says_what_to_run(warehouse):
@@ -113,36 +125,14 @@ def test_etl_before_create_tables_says_what_to_run(warehouse):
 
 def test_a_password_never_appears_in_a_successful_run(server, tmp_path):
     """The full job with a password-protected role: nothing printed holds the password."""
-    if server.data_dir is None:
-        pytest.skip("needs the tests' own server, to make it check passwords")
-    from conftest import event, song, write_events, write_song
-
     secret = "Right-Pa55word-xyz"
-    admin = server.connect()
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("drop database if exists sparkify_pw_db")
-        cur.execute("drop role if exists sparkify_pw_owner")
-        cur.execute(f"create role sparkify_pw_owner login password '{secret}'")
-        cur.execute("create database sparkify_pw_db owner sparkify_pw_owner")
-    hba = server.data_dir / "pg_hba.conf"
-    original = hba.read_text()
-    hba.write_text("local all sparkify_pw_owner scram-sha-256\n" + original)
-    with admin.cursor() as cur:
-        cur.execute("select pg_reload_conf()")
-    try:
-        write_events(tmp_path, "2018-11-01-events.json", [event()])
-        write_song(tmp_path, song())
+    write_events(tmp_path, "2018-11-01-events.json", [event()])
+    write_song(tmp_path, song())
+    with password_role(server, "sparkify_pw_owner", secret):
         config = write_config(tmp_path / "dwh.cfg", host=server.host, port=server.port,
-                              db_name="sparkify_pw_db", user="sparkify_pw_owner", password=secret)
+                              db_name="sparkify_pw_owner", user="sparkify_pw_owner", password=secret)
         outputs = [run_script(script, "--config", str(config)) for script in SCRIPTS]
-        for result in outputs:
-            assert secret not in result.stdout + result.stderr
-        assert "ETL batch 1 published" in outputs[1].stdout
-        assert ":***@" in outputs[0].stdout
-    finally:
-        hba.write_text(original)
-        with admin.cursor() as cur:
-            cur.execute("select pg_reload_conf()")
-            cur.execute("drop database if exists sparkify_pw_db with (force)")
-        admin.close()
+    for result in outputs:
+        assert secret not in result.stdout + result.stderr
+    assert "ETL batch 1 published" in outputs[1].stdout
+    assert ":***@" in outputs[0].stdout
