@@ -55,6 +55,11 @@ class Config:
     log_jsonpath: Source
     song_data: Source
     max_errors: int
+    s3_region: str = "us-west-2"
+    s3_endpoint_url: str = ""
+    manifest_prefix: str = ""
+    truncate_columns: bool = False
+    accept_invalid_chars: bool = True
 
     @property
     def dialect(self) -> str:
@@ -138,6 +143,17 @@ def _engine(parser: configparser.ConfigParser, host: str, path: Path) -> str:
     return "postgres"
 
 
+def _bool(parser: configparser.ConfigParser, section: str, key: str, path: Path, default: bool) -> bool:
+    raw = _value(parser, section, key, path, required=False).lower()
+    if raw == "":
+        return default
+    if raw in ("true", "yes", "on", "1"):
+        return True
+    if raw in ("false", "no", "off", "0"):
+        return False
+    raise ConfigError(f"{path}: [{section}] {key} = {raw} is not true or false; write true or false")
+
+
 def _int(parser: configparser.ConfigParser, section: str, key: str, path: Path,
          required: bool, default: int) -> int:
     raw = _value(parser, section, key, path, required=required, default=str(default))
@@ -194,4 +210,23 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         log_jsonpath=_source(parser, "LOG_JSONPATH", cfg_path),
         song_data=_source(parser, "SONG_DATA", cfg_path),
         max_errors=_int(parser, "ETL", "MAXERROR", cfg_path, required=False, default=100),
+        s3_region=_value(parser, "S3", "REGION", cfg_path, required=False) or "us-west-2",
+        s3_endpoint_url=_endpoint(parser, cfg_path),
+        manifest_prefix=_manifest_prefix(parser, cfg_path),
+        truncate_columns=_bool(parser, "ETL", "TRUNCATECOLUMNS", cfg_path, default=False),
+        accept_invalid_chars=_bool(parser, "ETL", "ACCEPTINVCHARS", cfg_path, default=True),
     )
+
+
+def _endpoint(parser: configparser.ConfigParser, path: Path) -> str:
+    raw = _value(parser, "S3", "ENDPOINT_URL", path, required=False)
+    if raw and not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: [S3] ENDPOINT_URL = {raw} must start with http:// or https://")
+    return raw
+
+
+def _manifest_prefix(parser: configparser.ConfigParser, path: Path) -> str:
+    raw = _value(parser, "S3", "MANIFEST_PREFIX", path, required=False)
+    if raw and not raw.startswith("s3://"):
+        raise ConfigError(f"{path}: [S3] MANIFEST_PREFIX = {raw} must be an s3:// prefix Redshift can read")
+    return raw.rstrip("/")

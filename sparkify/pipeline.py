@@ -122,8 +122,16 @@ def _with_checkpoint(rows):
         yield row
 
 
-def _copy_options(config: Config) -> jsoncopy.CopyOptions:
-    return jsoncopy.CopyOptions(max_errors=config.max_errors)
+def copy_options(config: Config) -> jsoncopy.CopyOptions:
+    """COPY's conversion options, the same for Redshift's COPY and the local one."""
+    return jsoncopy.CopyOptions(max_errors=config.max_errors, truncate_columns=config.truncate_columns,
+                                accept_invalid_chars=config.accept_invalid_chars)
+
+
+def s3_client(config: Config) -> sources.S3 | None:
+    """An S3 client when any [S3] value is an s3:// URL (or a manifest prefix is set)."""
+    uses_s3 = any(s.is_s3 for s in (config.log_data, config.song_data, config.log_jsonpath))
+    return sources.S3(config) if uses_s3 or config.manifest_prefix else None
 
 
 @dataclass
@@ -137,17 +145,17 @@ class Pending:
     prefix_key: str
 
 
-def find_new_objects(wh: Warehouse, config: Config) -> tuple[list[Pending], int]:
+def find_new_objects(wh: Warehouse, config: Config, s3: sources.S3 | None) -> tuple[list[Pending], int]:
     """The objects under each prefix that are new or changed; and how many are unchanged."""
     try:
-        jsonpaths = jsoncopy.parse_jsonpaths(sources.read_bytes(config.log_jsonpath))
+        jsonpaths = jsoncopy.parse_jsonpaths(sources.read_bytes(config.log_jsonpath, s3))
     except ValueError as exc:
         raise EtlError(f"[S3] LOG_JSONPATH {config.log_jsonpath}: {exc}") from None
     loaded = {(table, key): (size, version) for table, key, size, version in wh.query(q.loaded_object_versions)}
     pending, known = [], 0
     for table, source, mapping, prefix_key in (("staging_events", config.log_data, jsonpaths, "LOG_DATA"),
                                                ("staging_songs", config.song_data, "auto", "SONG_DATA")):
-        objects = sources.list_objects(source)
+        objects = sources.list_objects(source, s3)
         if not objects:
             raise EtlError(f"no files found under {source}; check [S3] {prefix_key}")
         new = [o for o in objects if loaded.get((table, o.key)) != (o.size, o.version)]
@@ -160,13 +168,13 @@ def stage(wh: Warehouse, config: Config, pending: list[Pending]) -> list[jsoncop
     if wh.dialect != "postgres":
         raise EtlError("staging from S3 into Redshift is not available in this version; "
                        "leave [CLUSTER] HOST empty or point it at PostgreSQL")
-    options = _copy_options(config)
+    options = copy_options(config)
     for statement in q.empty_staging_queries:
         wh.execute(q.physical(statement, wh.dialect))
     results = []
     for item in pending:
         try:
-            results.append(stage_json(wh, item.table, item.objects, item.mapping, options))
+            results.append(stage_json(wh, item.table, sources.prefetched(item.objects), item.mapping, options))
         except ValueError as exc:
             raise EtlError(f"loading {item.table}: {exc}") from None
     return results
@@ -257,7 +265,7 @@ def run_batch(config: Config, rebuild: bool = False) -> RunSummary:
         if rebuild:
             for statement in q.rebuild_queries:
                 wh.execute(statement, label=statement)
-        pending, summary.known_objects = find_new_objects(wh, config)
+        pending, summary.known_objects = find_new_objects(wh, config, s3_client(config))
         summary.new_objects = sum(len(item.objects) for item in pending)
         if summary.new_objects == 0:
             wh.rollback()

