@@ -18,9 +18,15 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--rebuild", action="store_true",
                         help="empty the star schema and load every source file again, in one transaction")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print, in order, the statements one run sends to the configured engine, "
+                             "secrets masked; connect to nothing and change nothing")
     args = parser.parse_args(argv)
 
     def job(config):
+        if args.dry_run:
+            print(pipeline.dry_run_etl(config, rebuild=args.rebuild), end="")
+            return 0
         summary = pipeline.run_etl(config, rebuild=args.rebuild)
         print("\n".join(summary.lines()))
         return 0

@@ -262,6 +262,56 @@ empty_staging_queries = [staging_events_empty, staging_songs_empty]
 # events, 'auto' for the songs) and streams rows into the same tables.
 copy_from_stdin = "copy {table} ({columns}) from stdin"
 
+# Redshift: COPY straight from S3, in parallel across slices. {source} is a manifest of
+# exactly this batch's new files (with MANIFEST) or, without [S3] MANIFEST_PREFIX, the whole
+# prefix. Staging gets no compression analysis or statistics update: it is emptied every
+# batch. ts stays epoch milliseconds in a BIGINT and the transforms convert it exactly, the
+# equivalent of TIMEFORMAT 'epochmillisecs' (which applies only to TIMESTAMP columns).
+redshift_copy = """
+copy {table}
+from '{source}'
+iam_role '{iam_role}'
+format as json '{json}'
+{manifest}region '{region}'
+maxerror {max_errors}
+{conversions}
+compupdate off statupdate off
+"""
+
+# Why the last COPY rejected records: file, line, column, reason, and the line itself.
+redshift_copy_errors = """
+select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
+from stl_load_errors
+where query = pg_last_copy_id()
+order by filename, line_number
+"""
+
+# The same after a COPY that failed (more than MAXERROR): its rows in stl_load_errors are
+# those of this session's latest COPY with errors (system tables outlive the rollback).
+redshift_failed_copy_errors = """
+select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
+from stl_load_errors
+where session = pg_backend_pid()
+  and query = (select max(query) from stl_load_errors where session = pg_backend_pid())
+order by filename, line_number
+"""
+
+redshift_copy_replacements = """
+select trim(filename), line_number, trim(colname), trim(raw_line)
+from stl_replacements
+where query = pg_last_copy_id()
+order by filename, line_number
+"""
+
+redshift_copy_count = "select pg_last_copy_count()"
+
+# Rows each file gave the last COPY (lines scanned, before rejections).
+redshift_copy_files = """
+select trim(filename), lines_scanned
+from stl_load_commits
+where query = pg_last_copy_id()
+"""
+
 load_error_insert = """
 insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
                          column_name, reason, raw_excerpt)

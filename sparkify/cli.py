@@ -47,8 +47,9 @@ def parser(prog: str, description: str, example: str) -> argparse.ArgumentParser
 
 def main(args: argparse.Namespace, job: Callable[[Config], int], extra_errors: tuple = ()) -> int:
     """Runs job(config); known failures become 'Error: …' on stderr and exit code 1."""
+    quiet = args.quiet or getattr(args, "dry_run", False)  # a dry run prints statements, not progress
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.WARNING if quiet else logging.INFO,
         format="%(message)s",
         stream=sys.stderr,
     )

@@ -197,7 +197,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     if engine == "redshift" and not iam_role_arn:
         raise ConfigError(f"{cfg_path}: [IAM_ROLE] ARN is empty; Redshift's COPY needs a role that can read the bucket")
 
-    return Config(
+    config = Config(
         path=cfg_path,
         engine=engine,
         host=host,
@@ -216,6 +216,12 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         truncate_columns=_bool(parser, "ETL", "TRUNCATECOLUMNS", cfg_path, default=False),
         accept_invalid_chars=_bool(parser, "ETL", "ACCEPTINVCHARS", cfg_path, default=True),
     )
+    if engine == "redshift":
+        for key in ("LOG_DATA", "LOG_JSONPATH", "SONG_DATA"):
+            if not getattr(config, key.lower()).is_s3:
+                raise ConfigError(f"{cfg_path}: [S3] {key} is a local path, but Redshift's COPY reads only "
+                                  "S3; set it to an s3:// URL")
+    return config
 
 
 def _endpoint(parser: configparser.ConfigParser, path: Path) -> str:

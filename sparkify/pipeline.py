@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import faults, jsoncopy, sources, textrepair
+from . import faults, jsoncopy, redshift, sources, textrepair
 from .config import Config
+from .dryrun import DryRunWarehouse
 from .warehouse import ConnectionLost, Warehouse, WarehouseError, connect
 
 log = logging.getLogger(__name__)
@@ -164,13 +165,26 @@ def find_new_objects(wh: Warehouse, config: Config, s3: sources.S3 | None) -> tu
     return pending, known
 
 
-def stage(wh: Warehouse, config: Config, pending: list[Pending]) -> list[jsoncopy.CopyResult]:
-    if wh.dialect != "postgres":
-        raise EtlError("staging from S3 into Redshift is not available in this version; "
-                       "leave [CLUSTER] HOST empty or point it at PostgreSQL")
+def placeholder_objects(config: Config) -> list[Pending]:
+    """For --dry-run: each prefix stands for its new files, without listing anything."""
+    return [Pending(table, source, mapping,
+                    [sources.SourceObject(f"{source.url}/<each new or changed file>", "<key>", 0, "<version>")], key)
+            for table, source, mapping, key in (("staging_events", config.log_data, "auto", "LOG_DATA"),
+                                                ("staging_songs", config.song_data, "auto", "SONG_DATA"))]
+
+
+def stage(wh: Warehouse, config: Config, pending: list[Pending], batch_id: int,
+          s3: sources.S3 | None) -> list[jsoncopy.CopyResult]:
     options = copy_options(config)
     for statement in q.empty_staging_queries:
         wh.execute(q.physical(statement, wh.dialect))
+    if wh.dialect == "redshift":
+        if isinstance(wh, DryRunWarehouse):
+            def write(url, body):
+                wh.note(f"write {url}: a manifest of this batch's new files")
+        else:
+            write = s3.write
+        return redshift.stage(wh, config, pending, options, batch_id, write)
     results = []
     for item in pending:
         try:
@@ -255,17 +269,23 @@ def record_failed_batch(config: Config, batch_id: int, started_at: datetime, new
 
 # --- the run -----------------------------------------------------------------------------------------
 
-def run_batch(config: Config, rebuild: bool = False) -> RunSummary:
+def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | None = None) -> RunSummary:
     started = time.perf_counter()
     started_at = _now()
     summary = RunSummary(target=config.describe_target())
-    with connect(config) as wh:
+    s3 = None if dry_run else s3_client(config)
+    with dry_run or connect(config) as wh:
         wh.execute(q.etl_lock, label="load lock")
         batch_id = wh.scalar(q.next_batch_id)
         if rebuild:
             for statement in q.rebuild_queries:
                 wh.execute(statement, label=statement)
-        pending, summary.known_objects = find_new_objects(wh, config, s3_client(config))
+        if dry_run:
+            wh.query(q.loaded_object_versions)
+            pending = placeholder_objects(config)
+            wh.note("stage only the files that are new or changed since loaded_objects was written")
+        else:
+            pending, summary.known_objects = find_new_objects(wh, config, s3)
         summary.new_objects = sum(len(item.objects) for item in pending)
         if summary.new_objects == 0:
             wh.rollback()
@@ -273,7 +293,7 @@ def run_batch(config: Config, rebuild: bool = False) -> RunSummary:
             return summary
         errors: list[jsoncopy.LoadError] = []
         try:
-            results = stage(wh, config, pending)
+            results = stage(wh, config, pending, batch_id, s3)
             for result in results:
                 errors.extend(result.errors)
             summary.text_repairs = repair_texts(wh)
@@ -322,9 +342,22 @@ def run_etl(config: Config, rebuild: bool = False) -> RunSummary:
     raise AssertionError("unreachable")
 
 
-def create_tables(config: Config) -> list[str]:
+def dry_run_etl(config: Config, rebuild: bool = False) -> str:
+    """The statements one etl.py run would send, in order, without connecting."""
+    recorder = DryRunWarehouse(config)
+    run_batch(config, rebuild=rebuild, dry_run=recorder)
+    return recorder.text()
+
+
+def dry_run_create_tables(config: Config) -> str:
+    recorder = DryRunWarehouse(config)
+    create_tables(config, dry_run=recorder)
+    return recorder.text()
+
+
+def create_tables(config: Config, dry_run: DryRunWarehouse | None = None) -> list[str]:
     """Drops and re-creates every table; returns the tables created."""
-    with connect(config) as wh:
+    with dry_run or connect(config) as wh:
         for statement in q.drop_table_queries:
             wh.execute(statement)
         for statement in q.create_table_queries:

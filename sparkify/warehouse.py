@@ -94,9 +94,6 @@ class Warehouse:
             raise WarehouseError(f"table {table} does not exist; run python create_tables.py first")
         return rows
 
-    def identifier(self, name: str) -> str:
-        return pgsql.Identifier(name).as_string(self.conn)
-
     def commit(self) -> None:
         try:
             self.conn.commit()

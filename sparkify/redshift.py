@@ -1,0 +1,109 @@
+"""Staging on Redshift: COPY straight from S3, and the reasons for every rejected record.
+
+The conversion options are the same CopyOptions the local COPY follows, so both engines
+load and reject the same records. A manifest names exactly the new files of a batch, so
+Redshift reads them in parallel and nothing else; without [S3] MANIFEST_PREFIX the COPY
+reads the whole prefix and the merge transforms drop what is already there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import sql_queries as q
+
+from . import jsoncopy
+from .config import Config
+from .warehouse import WarehouseError
+
+log = logging.getLogger(__name__)
+
+
+def conversions(options: jsoncopy.CopyOptions) -> str:
+    words = []
+    if options.accept_invalid_chars:
+        words.append("acceptinvchars as '?'")
+    if options.blanks_as_null:
+        words.append("blanksasnull")
+    if options.empty_as_null:
+        words.append("emptyasnull")
+    if options.truncate_columns:
+        words.append("truncatecolumns")
+    return " ".join(words)
+
+
+def copy_statement(config: Config, table: str, source: str, json_format: str, manifest: bool,
+                   options: jsoncopy.CopyOptions) -> str:
+    return q.redshift_copy.format(
+        table=table, source=source, iam_role=config.iam_role_arn, json=json_format,
+        manifest="manifest " if manifest else "", region=config.s3_region,
+        max_errors=options.max_errors, conversions=conversions(options),
+    )
+
+
+def manifest_url(config: Config, batch_id: int, table: str) -> str:
+    return f"{config.manifest_prefix}/batch-{batch_id:06d}/{table}.manifest"
+
+
+def manifest_document(objects) -> bytes:
+    """A COPY manifest: every file mandatory, with its length so Redshift can plan the split."""
+    entries = [{"url": obj.url, "mandatory": True, "meta": {"content_length": obj.size}} for obj in objects]
+    return json.dumps({"entries": entries}, indent=1).encode("utf-8")
+
+
+def _load_errors(wh, table: str, statement: str = q.redshift_copy_errors) -> list[jsoncopy.LoadError]:
+    errors = []
+    for filename, line, column, reason, raw in wh.query(statement):
+        column = column or None
+        text = f"{column}: {reason}" if column else reason
+        errors.append(jsoncopy.LoadError(jsoncopy.REJECTED, table, filename, line, column, text, (raw or "")[:300]))
+    return errors
+
+
+def _replacements(wh, table: str) -> list[jsoncopy.LoadError]:
+    return [jsoncopy.LoadError(jsoncopy.REPLACED, table, filename, line, column or None,
+                               "invalid UTF-8 replaced with '?'", (raw or "")[:300])
+            for filename, line, column, raw in wh.query(q.redshift_copy_replacements)]
+
+
+def stage(wh, config: Config, pending, options: jsoncopy.CopyOptions, batch_id: int,
+          write: Callable[[str, bytes], None]) -> list[jsoncopy.CopyResult]:
+    """COPY each staging table from S3; returns what was loaded and rejected, per file."""
+    results = []
+    for item in pending:
+        result = jsoncopy.CopyResult(item.table, objects=len(item.objects))
+        results.append(result)
+        if not item.objects:
+            continue
+        if config.manifest_prefix:
+            source, manifest = manifest_url(config, batch_id, item.table), True
+            write(source, manifest_document(item.objects))
+        else:
+            source, manifest = item.source.url, False
+        json_format = config.log_jsonpath.url if item.table == "staging_events" else "auto"
+        statement = copy_statement(config, item.table, source, json_format, manifest, options)
+        started = time.perf_counter()
+        try:
+            wh.execute(statement, label=f"copy {item.table}")
+        except WarehouseError as exc:
+            if "load into table" not in str(exc).lower():
+                raise
+            # COPY rejected more than MAXERROR records: say which and why, at once.
+            wh.rollback()
+            errors = _load_errors(wh, item.table, q.redshift_failed_copy_errors)
+            if not errors:
+                raise
+            raise jsoncopy.TooManyErrors(item.table, errors, options.max_errors) from None
+        result.errors = _load_errors(wh, item.table) + _replacements(wh, item.table)
+        rejected: dict[str, int] = {}
+        for error in result.rejected:
+            rejected[error.source] = rejected.get(error.source, 0) + 1
+        for filename, lines in wh.query(q.redshift_copy_files):
+            result.per_object[filename] = (lines - rejected.get(filename, 0), rejected.get(filename, 0))
+        result.rows = wh.scalar(q.redshift_copy_count) or 0
+        log.info("%-38s %8s rows  %6.2f s  (%d files, %d rejected)", f"stage {item.table}", f"{result.rows:,}",
+                 time.perf_counter() - started, result.objects, len(result.rejected))
+    return results

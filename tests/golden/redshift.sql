@@ -1,0 +1,751 @@
+-- ===== python create_tables.py --dry-run
+-- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
+-- Nothing was executed. Secrets are masked as ***.
+drop table if exists staging_events;
+drop table if exists staging_songs;
+drop table if exists etl_batches;
+drop table if exists loaded_objects;
+drop table if exists load_errors;
+drop table if exists song_catalog;
+drop table if exists text_repairs;
+drop table if exists songplays;
+drop table if exists users;
+drop table if exists songs;
+drop table if exists artists;
+drop table if exists time;
+create table staging_events (
+    artist          varchar(1024),
+    auth            varchar(32),
+    first_name      varchar(256),
+    gender          varchar(16),
+    item_in_session integer not null,
+    last_name       varchar(256),
+    length          double precision,
+    level           varchar(16),
+    location        varchar(1024),
+    method          varchar(16),
+    page            varchar(64) not null,
+    registration    double precision,
+    session_id      bigint not null,
+    song            varchar(1024),
+    status          integer,
+    ts              bigint not null,
+    user_agent      varchar(1024),
+    user_id         varchar(64)
+) diststyle even;
+create table staging_songs (
+    num_songs        integer,
+    artist_id        varchar(32),
+    artist_latitude  double precision,
+    artist_longitude double precision,
+    artist_location  varchar(1024),
+    artist_name      varchar(1024),
+    song_id          varchar(32) not null,
+    title            varchar(1024),
+    duration         double precision,
+    year             integer
+) diststyle even;
+create table if not exists etl_batches (
+    batch_id      integer not null primary key,
+    started_at    timestamp not null,
+    finished_at   timestamp not null,
+    outcome       varchar(16) not null,
+    new_objects   integer not null,
+    staged_rows   bigint not null,
+    rejected      integer not null,
+    checks_passed integer not null,
+    message       varchar(4096)
+) diststyle all;
+create table if not exists loaded_objects (
+    table_name  varchar(64) not null,
+    object_key  varchar(1024) not null,
+    url         varchar(2048) not null,
+    size        bigint not null,
+    version     varchar(256) not null,
+    batch_id    integer not null,
+    row_count   bigint not null,
+    error_count integer not null,
+    primary key (table_name, object_key)
+) diststyle all;
+create table if not exists load_errors (
+    batch_id    integer not null,
+    logged_at   timestamp not null,
+    disposition varchar(16) not null,
+    table_name  varchar(64) not null,
+    source      varchar(1024) not null,
+    line_number bigint,
+    column_name varchar(128),
+    reason      varchar(1024) not null,
+    raw_excerpt varchar(1024)
+) diststyle even;
+create table if not exists song_catalog (
+    song_id          varchar(32) not null primary key,
+    title            varchar(1024),
+    artist_id        varchar(32),
+    artist_name      varchar(1024),
+    artist_location  varchar(1024),
+    artist_latitude  double precision,
+    artist_longitude double precision,
+    duration         double precision,
+    year             integer
+) diststyle all;
+create table if not exists text_repairs (
+    original varchar(1024) not null primary key,
+    repaired varchar(1024) not null
+) diststyle all;
+create table if not exists songplays (
+    songplay_id     char(32) not null primary key,
+    start_time      timestamp not null,
+    user_id         integer,
+    level           varchar(16),
+    song_id         varchar(32),
+    artist_id       varchar(32),
+    session_id      bigint,
+    item_in_session integer,
+    location        varchar(1024),
+    user_agent      varchar(1024),
+    song_title      varchar(1024),
+    artist_name     varchar(1024),
+    song_duration   double precision
+) diststyle key distkey (user_id) compound sortkey (start_time);
+create table if not exists users (
+    user_id      integer not null primary key,
+    first_name   varchar(256),
+    last_name    varchar(256),
+    gender       varchar(16),
+    level        varchar(16),
+    last_seen_at timestamp not null
+) diststyle all;
+create table if not exists songs (
+    song_id     varchar(32) not null primary key,
+    title       varchar(1024),
+    artist_id   varchar(32),
+    artist_name varchar(1024),
+    year        integer,
+    duration    double precision
+) diststyle all;
+create table if not exists artists (
+    artist_id varchar(32) not null primary key,
+    name      varchar(1024),
+    location  varchar(1024),
+    latitude  double precision,
+    longitude double precision
+) diststyle all;
+create table if not exists time (
+    start_time timestamp not null primary key,
+    hour       smallint not null,
+    day        smallint not null,
+    week       smallint not null,
+    month      smallint not null,
+    year       smallint not null,
+    weekday    smallint not null
+) diststyle all sortkey (start_time);
+commit;
+
+-- ===== python etl.py --dry-run
+-- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
+-- Nothing was executed. Secrets are masked as ***.
+-- load lock
+lock table etl_batches;
+select coalesce(max(batch_id), 0) + 1 from etl_batches;
+select table_name, object_key, size, version from loaded_objects;
+-- stage only the files that are new or changed since loaded_objects was written
+delete from staging_events;
+delete from staging_songs;
+-- write s3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest: a manifest of this batch's new files
+-- copy staging_events
+copy staging_events
+from 's3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest'
+iam_role '***'
+format as json 's3://udacity-dend/log_json_path.json'
+manifest region 'us-west-2'
+maxerror 100
+acceptinvchars as '?' blanksasnull emptyasnull
+compupdate off statupdate off;
+select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
+from stl_load_errors
+where query = pg_last_copy_id()
+order by filename, line_number;
+select trim(filename), line_number, trim(colname), trim(raw_line)
+from stl_replacements
+where query = pg_last_copy_id()
+order by filename, line_number;
+select trim(filename), lines_scanned
+from stl_load_commits
+where query = pg_last_copy_id();
+select pg_last_copy_count();
+-- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
+-- copy staging_songs
+copy staging_songs
+from 's3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest'
+iam_role '***'
+format as json 'auto'
+manifest region 'us-west-2'
+maxerror 100
+acceptinvchars as '?' blanksasnull emptyasnull
+compupdate off statupdate off;
+select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
+from stl_load_errors
+where query = pg_last_copy_id()
+order by filename, line_number;
+select trim(filename), line_number, trim(colname), trim(raw_line)
+from stl_replacements
+where query = pg_last_copy_id()
+order by filename, line_number;
+select trim(filename), lines_scanned
+from stl_load_commits
+where query = pg_last_copy_id();
+select pg_last_copy_count();
+select distinct value from (
+    select artist as value from staging_events where octet_length(artist) > length(artist)
+    union
+    select song as value from staging_events where octet_length(song) > length(song)
+) candidates
+where value not in (select original from text_repairs);
+-- text repairs: one row per value found at run time
+insert into text_repairs (original, repaired) values (:original, :repaired);
+drop table if exists batch_plays;
+drop table if exists batch_users;
+drop table if exists batch_artists;
+-- analyze staging_events
+analyze staging_events;
+-- analyze staging_songs
+analyze staging_songs;
+-- batch: plays
+create temp table batch_plays as
+select
+    md5(coalesce(e.user_id, '') || '|' || coalesce(cast(e.session_id as varchar), '')
+        || '|' || coalesce(cast(e.item_in_session as varchar), '')) as songplay_id,
+    timestamp 'epoch' + (e.ts / 1000) * interval '1 second' + (e.ts % 1000) * interval '1 millisecond' as start_time,
+    cast(nullif(e.user_id, '') as integer) as user_id,
+    e.level,
+    e.session_id,
+    e.item_in_session,
+    e.location,
+    e.user_agent,
+    coalesce(repaired_song.repaired, e.song) as song_title,
+    coalesce(repaired_artist.repaired, e.artist) as artist_name,
+    e.length as song_duration,
+    case when repaired_song.original is not null or repaired_artist.original is not null
+         then 1 else 0 end as was_repaired
+from (
+    select
+        staged.*,
+        row_number() over (
+            partition by user_id, session_id, item_in_session order by ts
+        ) as copy_number
+    from staging_events staged
+    where page = 'NextSong'
+) e
+left join text_repairs repaired_song on repaired_song.original = e.song
+left join text_repairs repaired_artist on repaired_artist.original = e.artist
+where e.copy_number = 1;
+-- batch: artists touched
+create temp table batch_artists as
+select artist_id from staging_songs where artist_id is not null
+union
+select artist_id from song_catalog
+where song_id in (select song_id from staging_songs) and artist_id is not null;
+-- analyze batch_plays
+analyze batch_plays;
+-- analyze batch_artists
+analyze batch_artists;
+-- song_catalog: remove replaced
+delete from song_catalog where song_id in (select song_id from staging_songs);
+-- song_catalog: insert
+insert into song_catalog (song_id, title, artist_id, artist_name, artist_location,
+                          artist_latitude, artist_longitude, duration, year)
+select song_id, title, artist_id, artist_name, artist_location,
+       artist_latitude, artist_longitude, duration, year
+from (
+    select
+        staged.*,
+        row_number() over (
+            partition by song_id
+            order by title, artist_id, artist_name, duration, year, artist_location
+        ) as version
+    from staging_songs staged
+    where song_id is not null
+) versions
+where version = 1;
+-- songs: remove replaced
+delete from songs where song_id in (select song_id from staging_songs);
+-- songs: insert
+insert into songs (song_id, title, artist_id, artist_name, year, duration)
+select song_id, title, artist_id, artist_name, nullif(year, 0), duration
+from song_catalog
+where song_id in (select song_id from staging_songs);
+-- analyze songs
+analyze songs;
+-- artists: remove replaced
+delete from artists where artist_id in (select artist_id from batch_artists);
+-- artists: insert
+insert into artists (artist_id, name, location, latitude, longitude)
+select artist_id, artist_name, artist_location, artist_latitude, artist_longitude
+from (
+    select
+        spelled.*,
+        row_number() over (
+            partition by artist_id
+            order by songs_with_spelling desc, artist_name,
+                     case when artist_latitude is null then 1 else 0 end,
+                     case when artist_location is null then 1 else 0 end,
+                     song_id
+        ) as preference
+    from (
+        select
+            catalog.*,
+            count(*) over (partition by artist_id, artist_name) as songs_with_spelling
+        from song_catalog catalog
+        where artist_id in (select artist_id from batch_artists)
+    ) spelled
+) ranked
+where preference = 1;
+-- batch: users
+create temp table batch_users as
+select user_id, first_name, last_name, gender, level, last_seen_at
+from (
+    select
+        cast(user_id as integer) as user_id,
+        first_name,
+        last_name,
+        gender,
+        level,
+        timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as last_seen_at,
+        row_number() over (
+            partition by user_id order by ts desc, session_id desc, item_in_session desc
+        ) as recency
+    from staging_events
+    where user_id is not null and user_id <> ''
+) latest
+where recency = 1;
+-- users: remove superseded
+delete from users
+using batch_users newer
+where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at;
+-- users: insert
+insert into users (user_id, first_name, last_name, gender, level, last_seen_at)
+select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at
+from batch_users b
+left join users existing on existing.user_id = b.user_id
+where existing.user_id is null;
+-- songplays: insert new plays
+insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
+                       session_id, item_in_session, location, user_agent,
+                       song_title, artist_name, song_duration)
+select
+    p.songplay_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
+    p.session_id, p.item_in_session, p.location, p.user_agent,
+    p.song_title, p.artist_name, p.song_duration
+from batch_plays p
+left join (
+    select song_id, artist_id, title, artist_name, duration
+    from (
+        select
+            song_id, artist_id, title, artist_name, duration,
+            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+) catalog
+    on catalog.title = p.song_title
+   and catalog.artist_name = p.artist_name
+   and catalog.duration = p.song_duration
+left join songplays existing on existing.songplay_id = p.songplay_id
+where existing.songplay_id is null;
+-- analyze songplays
+analyze songplays;
+-- songplays: match late songs
+update songplays
+set song_id = catalog.song_id, artist_id = catalog.artist_id
+from (
+    select song_id, artist_id, title, artist_name, duration
+    from (
+        select
+            song_id, artist_id, title, artist_name, duration,
+            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+) catalog
+where songplays.song_id is null
+  and catalog.song_id in (select song_id from staging_songs)
+  and catalog.title = songplays.song_title
+  and catalog.artist_name = songplays.artist_name
+  and catalog.duration = songplays.song_duration;
+-- time: insert
+insert into time (start_time, hour, day, week, month, year, weekday)
+select
+    p.start_time,
+    extract(hour from p.start_time),
+    extract(day from p.start_time),
+    extract(week from p.start_time),
+    extract(month from p.start_time),
+    extract(year from p.start_time),
+    extract(dow from p.start_time)
+from (select distinct start_time from batch_plays) p
+left join time existing on existing.start_time = p.start_time
+where existing.start_time is null;
+select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
+select user_id, count(*) as copies from users group by user_id having count(*) > 1;
+select song_id, count(*) as copies from songs group by song_id having count(*) > 1;
+select artist_id, count(*) as copies from artists group by artist_id having count(*) > 1;
+select start_time, count(*) as copies from time group by start_time having count(*) > 1;
+select * from songplays where songplay_id is null;
+select * from users where user_id is null;
+select * from songs where song_id is null;
+select * from artists where artist_id is null;
+select * from time where start_time is null;
+select * from songplays where start_time is null;
+select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where child.user_id is not null and parent.user_id is null;
+select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where child.start_time is not null and parent.start_time is null;
+select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where child.song_id is not null and parent.song_id is null;
+select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where child.artist_id is not null and parent.artist_id is null;
+select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where child.artist_id is not null and parent.artist_id is null;
+select level, count(*) as row_count from songplays where level is null or level not in ('free', 'paid') group by level;
+select level, count(*) as row_count from users where level is null or level not in ('free', 'paid') group by level;
+select plays, events
+from (
+    select
+        (select count(*) from songplays s join batch_plays b on b.songplay_id = s.songplay_id) as plays,
+        (select count(*) from (
+            select distinct user_id, session_id, item_in_session
+            from staging_events where page = 'NextSong'
+        ) distinct_events) as events
+) totals
+where plays > events;
+-- record load errors: one row per value found at run time
+insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
+                         column_name, reason, raw_excerpt)
+values (:batch_id, :logged_at, :disposition, :table_name, :source, :line_number, :column_name, :reason, :raw_excerpt);
+delete from loaded_objects where table_name = 'staging_events' and object_key = '<key>';
+delete from loaded_objects where table_name = 'staging_songs' and object_key = '<key>';
+-- record loaded objects: one row per value found at run time
+insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
+values (:table_name, :object_key, :url, :size, :version, :batch_id, :row_count, :error_count);
+select count(*) from songplays;
+select count(*) from users;
+select count(*) from songs;
+select count(*) from artists;
+select count(*) from time;
+select count(*) from songplays where song_id is not null;
+select count(*)
+from batch_plays p
+join songplays s on s.songplay_id = p.songplay_id
+where p.was_repaired = 1 and s.song_id is not null;
+insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
+                         rejected, checks_passed, message)
+values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 19, null);
+commit;
+
+-- ===== python etl.py --rebuild--dry-run
+-- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
+-- Nothing was executed. Secrets are masked as ***.
+-- load lock
+lock table etl_batches;
+select coalesce(max(batch_id), 0) + 1 from etl_batches;
+-- delete from loaded_objects
+delete from loaded_objects;
+-- delete from song_catalog
+delete from song_catalog;
+-- delete from text_repairs
+delete from text_repairs;
+-- delete from songplays
+delete from songplays;
+-- delete from users
+delete from users;
+-- delete from songs
+delete from songs;
+-- delete from artists
+delete from artists;
+-- delete from time
+delete from time;
+select table_name, object_key, size, version from loaded_objects;
+-- stage only the files that are new or changed since loaded_objects was written
+delete from staging_events;
+delete from staging_songs;
+-- write s3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest: a manifest of this batch's new files
+-- copy staging_events
+copy staging_events
+from 's3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest'
+iam_role '***'
+format as json 's3://udacity-dend/log_json_path.json'
+manifest region 'us-west-2'
+maxerror 100
+acceptinvchars as '?' blanksasnull emptyasnull
+compupdate off statupdate off;
+select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
+from stl_load_errors
+where query = pg_last_copy_id()
+order by filename, line_number;
+select trim(filename), line_number, trim(colname), trim(raw_line)
+from stl_replacements
+where query = pg_last_copy_id()
+order by filename, line_number;
+select trim(filename), lines_scanned
+from stl_load_commits
+where query = pg_last_copy_id();
+select pg_last_copy_count();
+-- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
+-- copy staging_songs
+copy staging_songs
+from 's3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest'
+iam_role '***'
+format as json 'auto'
+manifest region 'us-west-2'
+maxerror 100
+acceptinvchars as '?' blanksasnull emptyasnull
+compupdate off statupdate off;
+select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
+from stl_load_errors
+where query = pg_last_copy_id()
+order by filename, line_number;
+select trim(filename), line_number, trim(colname), trim(raw_line)
+from stl_replacements
+where query = pg_last_copy_id()
+order by filename, line_number;
+select trim(filename), lines_scanned
+from stl_load_commits
+where query = pg_last_copy_id();
+select pg_last_copy_count();
+select distinct value from (
+    select artist as value from staging_events where octet_length(artist) > length(artist)
+    union
+    select song as value from staging_events where octet_length(song) > length(song)
+) candidates
+where value not in (select original from text_repairs);
+-- text repairs: one row per value found at run time
+insert into text_repairs (original, repaired) values (:original, :repaired);
+drop table if exists batch_plays;
+drop table if exists batch_users;
+drop table if exists batch_artists;
+-- analyze staging_events
+analyze staging_events;
+-- analyze staging_songs
+analyze staging_songs;
+-- batch: plays
+create temp table batch_plays as
+select
+    md5(coalesce(e.user_id, '') || '|' || coalesce(cast(e.session_id as varchar), '')
+        || '|' || coalesce(cast(e.item_in_session as varchar), '')) as songplay_id,
+    timestamp 'epoch' + (e.ts / 1000) * interval '1 second' + (e.ts % 1000) * interval '1 millisecond' as start_time,
+    cast(nullif(e.user_id, '') as integer) as user_id,
+    e.level,
+    e.session_id,
+    e.item_in_session,
+    e.location,
+    e.user_agent,
+    coalesce(repaired_song.repaired, e.song) as song_title,
+    coalesce(repaired_artist.repaired, e.artist) as artist_name,
+    e.length as song_duration,
+    case when repaired_song.original is not null or repaired_artist.original is not null
+         then 1 else 0 end as was_repaired
+from (
+    select
+        staged.*,
+        row_number() over (
+            partition by user_id, session_id, item_in_session order by ts
+        ) as copy_number
+    from staging_events staged
+    where page = 'NextSong'
+) e
+left join text_repairs repaired_song on repaired_song.original = e.song
+left join text_repairs repaired_artist on repaired_artist.original = e.artist
+where e.copy_number = 1;
+-- batch: artists touched
+create temp table batch_artists as
+select artist_id from staging_songs where artist_id is not null
+union
+select artist_id from song_catalog
+where song_id in (select song_id from staging_songs) and artist_id is not null;
+-- analyze batch_plays
+analyze batch_plays;
+-- analyze batch_artists
+analyze batch_artists;
+-- song_catalog: remove replaced
+delete from song_catalog where song_id in (select song_id from staging_songs);
+-- song_catalog: insert
+insert into song_catalog (song_id, title, artist_id, artist_name, artist_location,
+                          artist_latitude, artist_longitude, duration, year)
+select song_id, title, artist_id, artist_name, artist_location,
+       artist_latitude, artist_longitude, duration, year
+from (
+    select
+        staged.*,
+        row_number() over (
+            partition by song_id
+            order by title, artist_id, artist_name, duration, year, artist_location
+        ) as version
+    from staging_songs staged
+    where song_id is not null
+) versions
+where version = 1;
+-- songs: remove replaced
+delete from songs where song_id in (select song_id from staging_songs);
+-- songs: insert
+insert into songs (song_id, title, artist_id, artist_name, year, duration)
+select song_id, title, artist_id, artist_name, nullif(year, 0), duration
+from song_catalog
+where song_id in (select song_id from staging_songs);
+-- analyze songs
+analyze songs;
+-- artists: remove replaced
+delete from artists where artist_id in (select artist_id from batch_artists);
+-- artists: insert
+insert into artists (artist_id, name, location, latitude, longitude)
+select artist_id, artist_name, artist_location, artist_latitude, artist_longitude
+from (
+    select
+        spelled.*,
+        row_number() over (
+            partition by artist_id
+            order by songs_with_spelling desc, artist_name,
+                     case when artist_latitude is null then 1 else 0 end,
+                     case when artist_location is null then 1 else 0 end,
+                     song_id
+        ) as preference
+    from (
+        select
+            catalog.*,
+            count(*) over (partition by artist_id, artist_name) as songs_with_spelling
+        from song_catalog catalog
+        where artist_id in (select artist_id from batch_artists)
+    ) spelled
+) ranked
+where preference = 1;
+-- batch: users
+create temp table batch_users as
+select user_id, first_name, last_name, gender, level, last_seen_at
+from (
+    select
+        cast(user_id as integer) as user_id,
+        first_name,
+        last_name,
+        gender,
+        level,
+        timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as last_seen_at,
+        row_number() over (
+            partition by user_id order by ts desc, session_id desc, item_in_session desc
+        ) as recency
+    from staging_events
+    where user_id is not null and user_id <> ''
+) latest
+where recency = 1;
+-- users: remove superseded
+delete from users
+using batch_users newer
+where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at;
+-- users: insert
+insert into users (user_id, first_name, last_name, gender, level, last_seen_at)
+select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at
+from batch_users b
+left join users existing on existing.user_id = b.user_id
+where existing.user_id is null;
+-- songplays: insert new plays
+insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
+                       session_id, item_in_session, location, user_agent,
+                       song_title, artist_name, song_duration)
+select
+    p.songplay_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
+    p.session_id, p.item_in_session, p.location, p.user_agent,
+    p.song_title, p.artist_name, p.song_duration
+from batch_plays p
+left join (
+    select song_id, artist_id, title, artist_name, duration
+    from (
+        select
+            song_id, artist_id, title, artist_name, duration,
+            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+) catalog
+    on catalog.title = p.song_title
+   and catalog.artist_name = p.artist_name
+   and catalog.duration = p.song_duration
+left join songplays existing on existing.songplay_id = p.songplay_id
+where existing.songplay_id is null;
+-- analyze songplays
+analyze songplays;
+-- songplays: match late songs
+update songplays
+set song_id = catalog.song_id, artist_id = catalog.artist_id
+from (
+    select song_id, artist_id, title, artist_name, duration
+    from (
+        select
+            song_id, artist_id, title, artist_name, duration,
+            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+) catalog
+where songplays.song_id is null
+  and catalog.song_id in (select song_id from staging_songs)
+  and catalog.title = songplays.song_title
+  and catalog.artist_name = songplays.artist_name
+  and catalog.duration = songplays.song_duration;
+-- time: insert
+insert into time (start_time, hour, day, week, month, year, weekday)
+select
+    p.start_time,
+    extract(hour from p.start_time),
+    extract(day from p.start_time),
+    extract(week from p.start_time),
+    extract(month from p.start_time),
+    extract(year from p.start_time),
+    extract(dow from p.start_time)
+from (select distinct start_time from batch_plays) p
+left join time existing on existing.start_time = p.start_time
+where existing.start_time is null;
+select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
+select user_id, count(*) as copies from users group by user_id having count(*) > 1;
+select song_id, count(*) as copies from songs group by song_id having count(*) > 1;
+select artist_id, count(*) as copies from artists group by artist_id having count(*) > 1;
+select start_time, count(*) as copies from time group by start_time having count(*) > 1;
+select * from songplays where songplay_id is null;
+select * from users where user_id is null;
+select * from songs where song_id is null;
+select * from artists where artist_id is null;
+select * from time where start_time is null;
+select * from songplays where start_time is null;
+select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where child.user_id is not null and parent.user_id is null;
+select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where child.start_time is not null and parent.start_time is null;
+select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where child.song_id is not null and parent.song_id is null;
+select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where child.artist_id is not null and parent.artist_id is null;
+select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where child.artist_id is not null and parent.artist_id is null;
+select level, count(*) as row_count from songplays where level is null or level not in ('free', 'paid') group by level;
+select level, count(*) as row_count from users where level is null or level not in ('free', 'paid') group by level;
+select plays, events
+from (
+    select
+        (select count(*) from songplays s join batch_plays b on b.songplay_id = s.songplay_id) as plays,
+        (select count(*) from (
+            select distinct user_id, session_id, item_in_session
+            from staging_events where page = 'NextSong'
+        ) distinct_events) as events
+) totals
+where plays > events;
+-- record load errors: one row per value found at run time
+insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
+                         column_name, reason, raw_excerpt)
+values (:batch_id, :logged_at, :disposition, :table_name, :source, :line_number, :column_name, :reason, :raw_excerpt);
+delete from loaded_objects where table_name = 'staging_events' and object_key = '<key>';
+delete from loaded_objects where table_name = 'staging_songs' and object_key = '<key>';
+-- record loaded objects: one row per value found at run time
+insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
+values (:table_name, :object_key, :url, :size, :version, :batch_id, :row_count, :error_count);
+select count(*) from songplays;
+select count(*) from users;
+select count(*) from songs;
+select count(*) from artists;
+select count(*) from time;
+select count(*) from songplays where song_id is not null;
+select count(*)
+from batch_plays p
+join songplays s on s.songplay_id = p.songplay_id
+where p.was_repaired = 1 and s.song_id is not null;
+insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
+                         rejected, checks_passed, message)
+values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 19, null);
+commit;
