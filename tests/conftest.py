@@ -295,3 +295,40 @@ def s3_server(tmp_path_factory):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
     log.close()
+
+
+# --- the AWS control plane, emulated by moto's server on loopback -------------------------------
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory):
+    import shutil
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    moto = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    if not Path(moto).exists():
+        pytest.fail("moto_server is not installed; run: pip install -r requirements-dev.txt")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115 - lives as long as the server
+    env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true")
+    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pytest.fail("moto_server did not start")
+            time.sleep(0.3)
+    yield endpoint
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=10)
+    log.close()
