@@ -42,7 +42,8 @@ START_TIME = ("timestamp 'epoch' + ({ts} / 1000) * interval '1 second'"
 
 # --- DROP ------------------------------------------------------------------------------------
 TABLES = ["staging_events", "staging_songs", "etl_batches", "loaded_objects", "load_errors",
-          "song_catalog", "text_repairs", "songplays", "users", "songs", "artists", "time"]
+          "song_catalog", "text_repairs", "songplays", "users", "songs", "artists", "time",
+          "app_events", "user_levels"]
 drop_table_queries = [f"drop table if exists {table}" for table in TABLES]
 
 # --- CREATE ----------------------------------------------------------------------------------
@@ -238,6 +239,37 @@ create table if not exists time (
 ) {time_dimension}
 """
 
+# Fact. Grain: one row per app event of any page (NextSong, Home, Submit Upgrade, …),
+# identified like songplays by (userId, sessionId, itemInSession); user_id is NULL for
+# logged-out events. It answers what plays alone cannot: daily active users, whole
+# sessions, and when a user's level changed.
+app_events_table_create = """
+create table if not exists app_events (
+    event_id        char(32) not null primary key,
+    start_time      timestamp not null,
+    user_id         integer,
+    level           varchar(16),
+    session_id      bigint not null,
+    item_in_session integer not null,
+    page            varchar(64) not null,
+    auth            varchar(32),
+    status          integer
+) {fact}
+"""
+
+# History (type-2). Grain: one row per stretch of time a user stayed on one level:
+# valid_from is the first event on that level, valid_to the first event on the next one
+# (NULL while it lasts). Rebuilt for the users of each batch from their app_events.
+user_levels_table_create = """
+create table if not exists user_levels (
+    user_id    integer not null,
+    level      varchar(16) not null,
+    valid_from timestamp not null,
+    valid_to   timestamp,
+    primary key (user_id, valid_from)
+) {dimension}
+"""
+
 create_table_queries = [
     staging_events_table_create,
     staging_songs_table_create,
@@ -251,6 +283,8 @@ create_table_queries = [
     song_table_create,
     artist_table_create,
     time_table_create,
+    app_events_table_create,
+    user_levels_table_create,
 ]
 
 # --- staging -----------------------------------------------------------------------------
@@ -344,7 +378,7 @@ values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 # A full rebuild empties what the loads built (not the history of batches and errors), in
 # the run's transaction, then loads every source object again.
 REBUILT_TABLES = ["loaded_objects", "song_catalog", "text_repairs", "songplays", "users", "songs",
-                  "artists", "time"]
+                  "artists", "time", "app_events", "user_levels"]
 rebuild_queries = [f"delete from {table}" for table in REBUILT_TABLES]
 
 # --- text repair -------------------------------------------------------------------------
@@ -571,6 +605,47 @@ analyze_batch_artists = "analyze batch_artists"
 analyze_songs = "analyze songs"
 analyze_songplays = "analyze songplays"
 
+# Every event of the batch that is not in app_events yet (an event staged twice counts once).
+app_events_insert = """
+insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
+select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
+from (
+    select
+        md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
+            || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
+        {start_time} as start_time,
+        cast(nullif(user_id, '') as integer) as user_id,
+        level, session_id, item_in_session, page, auth, status,
+        row_number() over (partition by user_id, session_id, item_in_session order by ts) as copy_number
+    from staging_events
+) e
+left join app_events existing on existing.event_id = e.event_id
+where e.copy_number = 1 and existing.event_id is null
+""".replace("{start_time}", START_TIME.format(ts="ts"))
+
+user_levels_delete = "delete from user_levels where user_id in (select user_id from batch_users)"
+
+# Gaps and islands: an event starts a new stretch when its level differs from the user's
+# previous event; each stretch lasts until the next one starts.
+user_levels_insert = """
+insert into user_levels (user_id, level, valid_from, valid_to)
+select user_id, level, valid_from,
+       lead(valid_from) over (partition by user_id order by valid_from) as valid_to
+from (
+    select user_id, level, start_time as valid_from
+    from (
+        select
+            user_id, level, start_time,
+            lag(level) over (
+                partition by user_id order by start_time, session_id, item_in_session
+            ) as previous_level
+        from app_events
+        where user_id in (select user_id from batch_users) and level is not null
+    ) ordered
+    where previous_level is null or previous_level <> level
+) stretches
+"""
+
 # Run in this order after staging: (label, statement).
 transform_queries = [
     ("analyze staging_events", analyze_staging_events),
@@ -593,11 +668,14 @@ transform_queries = [
     ("analyze songplays", analyze_songplays),
     ("songplays: match late songs", songplay_late_match_update),
     ("time: insert", time_table_insert),
+    ("app_events: insert new events", app_events_insert),
+    ("user_levels: remove rebuilt users", user_levels_delete),
+    ("user_levels: insert", user_levels_insert),
 ]
 
 # --- summary -----------------------------------------------------------------------------
 row_count = "select count(*) from {table}"
-STAR_TABLES = ["songplays", "users", "songs", "artists", "time"]
+STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels"]
 
 songplays_matched = "select count(*) from songplays where song_id is not null"
 
@@ -624,7 +702,12 @@ def _unique(table: str, key: str) -> str:
 
 
 def _not_null(table: str, key: str) -> str:
-    return f"select * from {table} where {key} is null"
+    nulls = " or ".join(f"{column.strip()} is null" for column in key.split(","))
+    return f"select * from {table} where {nulls}"
+
+
+def _name(table: str, key: str) -> str:
+    return f"{table}.{key}" if "," not in key else f"{table}.({key})"
 
 
 def _exists(table: str, column: str, parent: str, parent_key: str) -> str:
@@ -640,11 +723,12 @@ def _accepted(table: str, column: str, values: tuple) -> str:
 
 
 _KEYS = [("songplays", "songplay_id"), ("users", "user_id"), ("songs", "song_id"),
-         ("artists", "artist_id"), ("time", "start_time")]
+         ("artists", "artist_id"), ("time", "start_time"), ("app_events", "event_id"),
+         ("user_levels", "user_id, valid_from")]
 
 quality_checks = (
-    [(f"{table}.{key} is unique", _unique(table, key)) for table, key in _KEYS]
-    + [(f"{table}.{key} is not null", _not_null(table, key)) for table, key in _KEYS]
+    [(f"{_name(table, key)} is unique", _unique(table, key)) for table, key in _KEYS]
+    + [(f"{_name(table, key)} is not null", _not_null(table, key)) for table, key in _KEYS]
     + [
         ("songplays.start_time is not null", _not_null("songplays", "start_time")),
         ("songplays.user_id exists in users", _exists("songplays", "user_id", "users", "user_id")),
@@ -654,6 +738,14 @@ quality_checks = (
         ("songs.artist_id exists in artists", _exists("songs", "artist_id", "artists", "artist_id")),
         ("songplays.level is free or paid", _accepted("songplays", "level", ("free", "paid"))),
         ("users.level is free or paid", _accepted("users", "level", ("free", "paid"))),
+        ("user_levels.level is free or paid", _accepted("user_levels", "level", ("free", "paid"))),
+        ("app_events.user_id exists in users", _exists("app_events", "user_id", "users", "user_id")),
+        ("each user's current level is the level of users", """
+select u.user_id, u.level, l.level as history_level
+from users u
+join user_levels l on l.user_id = u.user_id and l.valid_to is null
+where l.level <> u.level
+"""),
         ("songplays of this batch never exceed its distinct NextSong events", """
 select plays, events
 from (

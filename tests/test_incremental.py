@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import BASE_TS, DATA, ROOT, event, load, run_script, song, write_events, write_song
 
 LATER_BATCH = ROOT / "tests" / "fixtures" / "later_batch"
-STAR = ("songplays", "users", "songs", "artists", "time")
+STAR = ("songplays", "users", "songs", "artists", "time", "app_events", "user_levels")
 MINUTE = 60_000
 
 

@@ -15,6 +15,8 @@ import re
 import pytest
 from conftest import run_script, write_config
 
+import sql_queries as q
+
 REQUIRED = ("SPARKIFY_REDSHIFT_HOST", "SPARKIFY_REDSHIFT_DB", "SPARKIFY_REDSHIFT_USER",
             "SPARKIFY_REDSHIFT_PASSWORD", "SPARKIFY_REDSHIFT_ROLE_ARN")
 missing = [name for name in REQUIRED if not os.environ.get(name)]
@@ -39,7 +41,7 @@ def test_the_real_bucket_loads_into_a_real_cluster_with_the_same_counts(tmp_path
     assert re.search(r"songs\s+14,896", out) and re.search(r"artists\s+9,553", out)
     assert re.search(r"time\s+6,813", out)
     assert "songplays matched to the catalog: 327 of 6,820" in out
-    assert "quality checks passed: 19 of 19" in out
+    assert f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)}" in out
     again = run_script("etl.py", "--config", str(config))
     assert "Nothing new to load" in again.stdout
     for secret in (env["SPARKIFY_REDSHIFT_PASSWORD"], env["SPARKIFY_REDSHIFT_ROLE_ARN"]):

@@ -13,6 +13,8 @@ drop table if exists users;
 drop table if exists songs;
 drop table if exists artists;
 drop table if exists time;
+drop table if exists app_events;
+drop table if exists user_levels;
 create table staging_events (
     artist          varchar(1024),
     auth            varchar(32),
@@ -140,6 +142,24 @@ create table if not exists time (
     year       smallint not null,
     weekday    smallint not null
 ) diststyle all sortkey (start_time);
+create table if not exists app_events (
+    event_id        char(32) not null primary key,
+    start_time      timestamp not null,
+    user_id         integer,
+    level           varchar(16),
+    session_id      bigint not null,
+    item_in_session integer not null,
+    page            varchar(64) not null,
+    auth            varchar(32),
+    status          integer
+) diststyle key distkey (user_id) compound sortkey (start_time);
+create table if not exists user_levels (
+    user_id    integer not null,
+    level      varchar(16) not null,
+    valid_from timestamp not null,
+    valid_to   timestamp,
+    primary key (user_id, valid_from)
+) diststyle all;
 commit;
 
 -- ===== python etl.py --dry-run
@@ -386,16 +406,54 @@ select
 from (select distinct start_time from batch_plays) p
 left join time existing on existing.start_time = p.start_time
 where existing.start_time is null;
+-- app_events: insert new events
+insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
+select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
+from (
+    select
+        md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
+            || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
+        timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
+        cast(nullif(user_id, '') as integer) as user_id,
+        level, session_id, item_in_session, page, auth, status,
+        row_number() over (partition by user_id, session_id, item_in_session order by ts) as copy_number
+    from staging_events
+) e
+left join app_events existing on existing.event_id = e.event_id
+where e.copy_number = 1 and existing.event_id is null;
+-- user_levels: remove rebuilt users
+delete from user_levels where user_id in (select user_id from batch_users);
+-- user_levels: insert
+insert into user_levels (user_id, level, valid_from, valid_to)
+select user_id, level, valid_from,
+       lead(valid_from) over (partition by user_id order by valid_from) as valid_to
+from (
+    select user_id, level, start_time as valid_from
+    from (
+        select
+            user_id, level, start_time,
+            lag(level) over (
+                partition by user_id order by start_time, session_id, item_in_session
+            ) as previous_level
+        from app_events
+        where user_id in (select user_id from batch_users) and level is not null
+    ) ordered
+    where previous_level is null or previous_level <> level
+) stretches;
 select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
 select user_id, count(*) as copies from users group by user_id having count(*) > 1;
 select song_id, count(*) as copies from songs group by song_id having count(*) > 1;
 select artist_id, count(*) as copies from artists group by artist_id having count(*) > 1;
 select start_time, count(*) as copies from time group by start_time having count(*) > 1;
+select event_id, count(*) as copies from app_events group by event_id having count(*) > 1;
+select user_id, valid_from, count(*) as copies from user_levels group by user_id, valid_from having count(*) > 1;
 select * from songplays where songplay_id is null;
 select * from users where user_id is null;
 select * from songs where song_id is null;
 select * from artists where artist_id is null;
 select * from time where start_time is null;
+select * from app_events where event_id is null;
+select * from user_levels where user_id is null or valid_from is null;
 select * from songplays where start_time is null;
 select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where child.user_id is not null and parent.user_id is null;
 select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where child.start_time is not null and parent.start_time is null;
@@ -404,6 +462,12 @@ select child.artist_id from songplays child left join artists parent on parent.a
 select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where child.artist_id is not null and parent.artist_id is null;
 select level, count(*) as row_count from songplays where level is null or level not in ('free', 'paid') group by level;
 select level, count(*) as row_count from users where level is null or level not in ('free', 'paid') group by level;
+select level, count(*) as row_count from user_levels where level is null or level not in ('free', 'paid') group by level;
+select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where child.user_id is not null and parent.user_id is null;
+select u.user_id, u.level, l.level as history_level
+from users u
+join user_levels l on l.user_id = u.user_id and l.valid_to is null
+where l.level <> u.level;
 select plays, events
 from (
     select
@@ -428,6 +492,8 @@ select count(*) from users;
 select count(*) from songs;
 select count(*) from artists;
 select count(*) from time;
+select count(*) from app_events;
+select count(*) from user_levels;
 select count(*) from songplays where song_id is not null;
 select count(*)
 from batch_plays p
@@ -435,7 +501,7 @@ join songplays s on s.songplay_id = p.songplay_id
 where p.was_repaired = 1 and s.song_id is not null;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
-values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 19, null);
+values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 26, null);
 commit;
 
 -- ===== python etl.py --rebuild--dry-run
@@ -460,6 +526,10 @@ delete from songs;
 delete from artists;
 -- delete from time
 delete from time;
+-- delete from app_events
+delete from app_events;
+-- delete from user_levels
+delete from user_levels;
 select table_name, object_key, size, version from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
 delete from staging_events;
@@ -698,16 +768,54 @@ select
 from (select distinct start_time from batch_plays) p
 left join time existing on existing.start_time = p.start_time
 where existing.start_time is null;
+-- app_events: insert new events
+insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
+select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
+from (
+    select
+        md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
+            || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
+        timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
+        cast(nullif(user_id, '') as integer) as user_id,
+        level, session_id, item_in_session, page, auth, status,
+        row_number() over (partition by user_id, session_id, item_in_session order by ts) as copy_number
+    from staging_events
+) e
+left join app_events existing on existing.event_id = e.event_id
+where e.copy_number = 1 and existing.event_id is null;
+-- user_levels: remove rebuilt users
+delete from user_levels where user_id in (select user_id from batch_users);
+-- user_levels: insert
+insert into user_levels (user_id, level, valid_from, valid_to)
+select user_id, level, valid_from,
+       lead(valid_from) over (partition by user_id order by valid_from) as valid_to
+from (
+    select user_id, level, start_time as valid_from
+    from (
+        select
+            user_id, level, start_time,
+            lag(level) over (
+                partition by user_id order by start_time, session_id, item_in_session
+            ) as previous_level
+        from app_events
+        where user_id in (select user_id from batch_users) and level is not null
+    ) ordered
+    where previous_level is null or previous_level <> level
+) stretches;
 select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
 select user_id, count(*) as copies from users group by user_id having count(*) > 1;
 select song_id, count(*) as copies from songs group by song_id having count(*) > 1;
 select artist_id, count(*) as copies from artists group by artist_id having count(*) > 1;
 select start_time, count(*) as copies from time group by start_time having count(*) > 1;
+select event_id, count(*) as copies from app_events group by event_id having count(*) > 1;
+select user_id, valid_from, count(*) as copies from user_levels group by user_id, valid_from having count(*) > 1;
 select * from songplays where songplay_id is null;
 select * from users where user_id is null;
 select * from songs where song_id is null;
 select * from artists where artist_id is null;
 select * from time where start_time is null;
+select * from app_events where event_id is null;
+select * from user_levels where user_id is null or valid_from is null;
 select * from songplays where start_time is null;
 select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where child.user_id is not null and parent.user_id is null;
 select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where child.start_time is not null and parent.start_time is null;
@@ -716,6 +824,12 @@ select child.artist_id from songplays child left join artists parent on parent.a
 select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where child.artist_id is not null and parent.artist_id is null;
 select level, count(*) as row_count from songplays where level is null or level not in ('free', 'paid') group by level;
 select level, count(*) as row_count from users where level is null or level not in ('free', 'paid') group by level;
+select level, count(*) as row_count from user_levels where level is null or level not in ('free', 'paid') group by level;
+select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where child.user_id is not null and parent.user_id is null;
+select u.user_id, u.level, l.level as history_level
+from users u
+join user_levels l on l.user_id = u.user_id and l.valid_to is null
+where l.level <> u.level;
 select plays, events
 from (
     select
@@ -740,6 +854,8 @@ select count(*) from users;
 select count(*) from songs;
 select count(*) from artists;
 select count(*) from time;
+select count(*) from app_events;
+select count(*) from user_levels;
 select count(*) from songplays where song_id is not null;
 select count(*)
 from batch_plays p
@@ -747,5 +863,5 @@ join songplays s on s.songplay_id = p.songplay_id
 where p.was_repaired = 1 and s.song_id is not null;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
-values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 19, null);
+values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 26, null);
 commit;
