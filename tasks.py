@@ -1,7 +1,7 @@
 """Set-up and the two everyday commands, on a fresh machine with Python 3.10+ and git.
 
-    python3 tasks.py run     # install into .venv, then create_tables.py and etl.py
-    python3 tasks.py test    # install test tools into .venv, then ruff and pytest
+    python3 tasks.py run     # install into .venv, then create_tables.py, etl.py and insights.py
+    python3 tasks.py test    # install test tools (and Chromium), then ruff and pytest
 
 Everything goes into .venv beside this file; nothing is installed system-wide. Arguments
 after the command go to pytest (test) or to both scripts (run), e.g. --config other.cfg.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -46,15 +47,30 @@ def _run(*args: str) -> int:
 
 def run(extra: list[str]) -> int:
     _installed("requirements.txt")
-    for script in ("create_tables.py", "etl.py"):
+    for script in ("create_tables.py", "etl.py", "insights.py"):
         code = _run(script, *extra)
         if code:
             return code
     return 0
 
 
+def _browser() -> None:
+    """Debian's Chromium for the report's browser test; installed only where we may (root)."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        print("note: Chromium is missing and cannot be installed here (needs root and apt-get); "
+              "the report's browser test will be skipped", file=sys.stderr)
+        return
+    print("installing Debian's chromium for the report's browser test ...", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
 def test(extra: list[str]) -> int:
     _installed("requirements-dev.txt")
+    _browser()
     code = _run("-m", "ruff", "check", ".")
     if code:
         print("ruff found problems (above); fix them before the tests run", file=sys.stderr)

@@ -121,3 +121,148 @@ def compute(data: Path) -> Expected:
         expected.start_times.add(start_time(e["ts"]))
     expected.songplays = len(expected.plays)
     return expected
+
+
+# --- the insights report's figures, from the raw JSON ------------------------------------------
+
+def classify_browser(agent: str) -> str:
+    for needles, name in ((("Edge/", "Edg/"), "Edge"), (("Firefox/",), "Firefox"), (("Chrome/", "CriOS/"), "Chrome"),
+                          (("Safari/",), "Safari"), (("MSIE ", "Trident/"), "Internet Explorer")):
+        if any(n in agent for n in needles):
+            return name
+    return "Other"
+
+
+def classify_os(agent: str) -> str:
+    for needles, name in ((("iPhone", "iPad"), "iOS"), (("Android",), "Android"), (("Windows",), "Windows"),
+                          (("Macintosh",), "macOS"), (("Linux",), "Linux")):
+        if any(n in agent for n in needles):
+            return name
+    return "Other"
+
+
+def classify_device(agent: str) -> str:
+    if "iPad" in agent or "Tablet" in agent:
+        return "tablet"
+    if "iPhone" in agent or "Mobile" in agent or "Android" in agent:
+        return "mobile"
+    return "desktop"
+
+
+def insight_figures(data: Path) -> dict:
+    """Every figure the insights report shows, computed without SQL."""
+    from statistics import median
+
+    events = []
+    for path in sorted((data / "log_data").rglob("*.json")):
+        events += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    seen, unique = set(), []
+    for e in events:
+        key = (e["userId"], e["sessionId"], e["itemInSession"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(e)
+    plays = [e for e in unique if e["page"] == "NextSong"]
+    expected = compute(data)
+    out: dict = {}
+
+    days: dict = {}
+    first_day: dict = {}
+    for e in unique:
+        day = start_time(e["ts"]).date()
+        entry = days.setdefault(day, {"plays": 0, "users": set()})
+        entry["plays"] += e["page"] == "NextSong"
+        if e["userId"]:
+            entry["users"].add(e["userId"])
+            first_day[e["userId"]] = min(first_day.get(e["userId"], day), day)
+    out["daily_activity"] = {day: (v["plays"], len(v["users"]), sum(1 for d in first_day.values() if d == day))
+                             for day, v in days.items()}
+
+    hours = Counter()
+    for e in plays:
+        moment = start_time(e["ts"])
+        hours[(moment.isoweekday() % 7, moment.hour)] += 1
+    out["listening_hours"] = dict(hours)
+
+    songs, artists, song_listeners, artist_listeners = Counter(), Counter(), defaultdict(set), defaultdict(set)
+    matched_songs = defaultdict(bool)
+    for e in plays:
+        key = (fix_double_encoding(e["song"]), fix_double_encoding(e["artist"]))
+        songs[key] += 1
+        artists[key[1]] += 1
+        song_listeners[key].add(e["userId"])
+        artist_listeners[key[1]].add(e["userId"])
+        if expected.plays[(e["userId"], e["sessionId"], e["itemInSession"])][0]:
+            matched_songs[key] = True
+    out["songs"] = {k: (n, len(song_listeners[k]), int(matched_songs[k])) for k, n in songs.items()}
+    out["artists"] = {k: (n, len(artist_listeners[k])) for k, n in artists.items()}
+    out["coverage"] = (len(plays), expected.matched, len(songs))
+
+    level_users, level_plays = defaultdict(set), Counter()
+    locations, location_users = Counter(), defaultdict(set)
+    platform = Counter()
+    for e in plays:
+        level_users[e["level"]].add(e["userId"])
+        level_plays[e["level"]] += 1
+        locations[e["location"]] += 1
+        location_users[e["location"]].add(e["userId"])
+        agent = e["userAgent"]
+        platform[("browser", classify_browser(agent))] += 1
+        platform[("operating system", classify_os(agent))] += 1
+        platform[("device", classify_device(agent))] += 1
+    out["levels"] = {lv: (len(level_users[lv]), level_plays[lv]) for lv in level_plays}
+    gender_plays, gender_users = Counter(), defaultdict(set)
+    for e in plays:
+        gender = expected.users[int(e["userId"])][2]
+        gender_plays[gender] += 1
+        gender_users[gender].add(e["userId"])
+    out["gender"] = {g: (len(gender_users[g]), n) for g, n in gender_plays.items()}
+    out["locations"] = {loc: (len(location_users[loc]), n) for loc, n in locations.items()}
+    out["platforms"] = dict(platform)
+
+    sessions: dict = defaultdict(list)
+    for e in unique:
+        if e["userId"]:
+            sessions[(e["userId"], e["sessionId"])].append(e)
+    by_level: dict = defaultdict(lambda: {"users": set(), "sessions": 0, "songs": [], "minutes": []})
+    for (user, _), items in sessions.items():
+        opening = [e["level"] for e in items if e["itemInSession"] == 0]
+        level = opening[0] if opening else max(e["level"] for e in items)
+        stamps = [e["ts"] for e in items]
+        entry = by_level[level]
+        entry["users"].add(user)
+        entry["sessions"] += 1
+        entry["songs"].append(sum(e["page"] == "NextSong" for e in items))
+        entry["minutes"].append((max(stamps) - min(stamps)) / 60000.0)
+    out["engagement"] = {
+        level: (len(v["users"]), v["sessions"], v["sessions"] / len(v["users"]), sum(v["songs"]) / v["sessions"],
+                sum(v["minutes"]) / v["sessions"], median(v["minutes"]))
+        for level, v in by_level.items()}
+
+    timeline = defaultdict(list)
+    for e in unique:
+        if e["userId"]:
+            timeline[e["userId"]].append((e["ts"], e["sessionId"], e["itemInSession"], e["level"]))
+    changes: dict = defaultdict(lambda: [0, 0])
+    upgraded_at = {}
+    for user, items in timeline.items():
+        items.sort()
+        for previous, current in zip(items, items[1:], strict=False):
+            if previous[3] != current[3]:
+                day = start_time(current[0]).date()
+                changes[day][0 if current[3] == "paid" else 1] += 1
+                if current[3] == "paid" and user not in upgraded_at:
+                    upgraded_at[user] = current[0]
+    out["level_changes"] = {day: tuple(v) for day, v in changes.items()}
+    around = defaultdict(lambda: {"users": set(), "plays": 0, "days": set()})
+    for e in plays:
+        if e["userId"] in upgraded_at:
+            period = "before upgrade" if e["ts"] < upgraded_at[e["userId"]] else "after upgrade"
+            around[period]["users"].add(e["userId"])
+            around[period]["plays"] += 1
+            around[period]["days"].add((e["userId"], start_time(e["ts"]).date()))
+    out["upgrade_engagement"] = {p: (len(v["users"]), v["plays"], len(v["days"]), v["plays"] / len(v["days"]))
+                                 for p, v in around.items()}
+    out["latest_event"] = max(start_time(e["ts"]) for e in unique)
+    out["events"] = len(unique)
+    return out

@@ -1,0 +1,298 @@
+"""The analysts' questions as SQL over the star schema: one query per table of the report.
+
+Every number in the insights report comes from one of these queries, and each runs
+unchanged on PostgreSQL and Redshift (tests check them against AWS's lists of unsupported
+constructs). Times are UTC. Songs and artists are counted over all plays through the
+fact's own song_title and artist_name, not only the plays matched to the catalog.
+"""
+
+# Platform of a play, from its user agent. The order of the tests matters: Edge and
+# Chrome agents also say "Safari", and Android agents also say "Linux".
+BROWSER = """case
+    when {ua} like '%Edge/%' or {ua} like '%Edg/%' then 'Edge'
+    when {ua} like '%Firefox/%' then 'Firefox'
+    when {ua} like '%Chrome/%' or {ua} like '%CriOS/%' then 'Chrome'
+    when {ua} like '%Safari/%' then 'Safari'
+    when {ua} like '%MSIE %' or {ua} like '%Trident/%' then 'Internet Explorer'
+    else 'Other' end"""
+
+OPERATING_SYSTEM = """case
+    when {ua} like '%iPhone%' or {ua} like '%iPad%' then 'iOS'
+    when {ua} like '%Android%' then 'Android'
+    when {ua} like '%Windows%' then 'Windows'
+    when {ua} like '%Macintosh%' then 'macOS'
+    when {ua} like '%Linux%' then 'Linux'
+    else 'Other' end"""
+
+DEVICE = """case
+    when {ua} like '%iPad%' or {ua} like '%Tablet%' then 'tablet'
+    when {ua} like '%iPhone%' or {ua} like '%Mobile%' or {ua} like '%Android%' then 'mobile'
+    else 'desktop' end"""
+
+
+def _platform(expression: str) -> str:
+    return expression.format(ua="user_agent")
+
+
+# 1. Activity over time: plays, daily active users and first-time users per UTC day.
+daily_activity = """
+with by_day as (
+    select
+        cast(start_time as date) as day,
+        sum(case when page = 'NextSong' then 1 else 0 end) as plays,
+        count(distinct user_id) as active_users
+    from app_events
+    group by cast(start_time as date)
+),
+
+first_days as (
+    select user_id, min(cast(start_time as date)) as first_day
+    from app_events
+    where user_id is not null
+    group by user_id
+),
+
+newcomers as (
+    select first_day as day, count(*) as new_users
+    from first_days
+    group by first_day
+)
+
+select by_day.day, by_day.plays, by_day.active_users, coalesce(newcomers.new_users, 0) as new_users
+from by_day
+left join newcomers on newcomers.day = by_day.day
+order by by_day.day
+"""
+
+# 2. When people listen: plays by weekday (0 = Sunday) and hour, UTC.
+listening_hours = """
+select t.weekday, t.hour, count(*) as plays
+from songplays p
+join time t on t.start_time = p.start_time
+group by t.weekday, t.hour
+order by t.weekday, t.hour
+"""
+
+# 3. What they play, over every play (matched to the catalog or not).
+top_songs = """
+select
+    song_title,
+    artist_name,
+    count(*) as plays,
+    count(distinct user_id) as listeners,
+    max(case when song_id is not null then 1 else 0 end) as in_catalog
+from songplays
+group by song_title, artist_name
+order by plays desc, song_title, artist_name
+limit 10
+"""
+
+top_artists = """
+select
+    artist_name,
+    count(*) as plays,
+    count(distinct user_id) as listeners,
+    count(distinct song_title) as songs
+from songplays
+group by artist_name
+order by plays desc, artist_name
+limit 10
+"""
+
+catalog_coverage = """
+select
+    count(*) as plays,
+    sum(case when song_id is not null then 1 else 0 end) as plays_matched,
+    count(distinct song_title || '|' || artist_name) as songs_played,
+    count(distinct case when song_id is not null then song_id end) as songs_matched,
+    count(distinct artist_name) as artists_played,
+    count(distinct case when artist_id is not null then artist_id end) as artists_matched,
+    (select count(*) from songs) as catalog_songs
+from songplays
+"""
+
+# 4. Who listens.
+level_share = """
+select
+    level,
+    count(distinct user_id) as users,
+    count(*) as plays
+from songplays
+group by level
+order by level
+"""
+
+gender_share = """
+select
+    coalesce(u.gender, 'unknown') as gender,
+    count(distinct p.user_id) as users,
+    count(*) as plays
+from songplays p
+left join users u on u.user_id = p.user_id
+group by coalesce(u.gender, 'unknown')
+order by plays desc, gender
+"""
+
+top_locations = """
+select location, count(distinct user_id) as users, count(*) as plays
+from songplays
+group by location
+order by plays desc, location
+limit 10
+"""
+
+platforms = f"""
+select 'browser' as dimension, platform as value, count(distinct user_id) as users, count(*) as plays
+from (select user_id, {_platform(BROWSER)} as platform from songplays) b
+group by platform
+union all
+select 'operating system', platform, count(distinct user_id), count(*)
+from (select user_id, {_platform(OPERATING_SYSTEM)} as platform from songplays) o
+group by platform
+union all
+select 'device', platform, count(distinct user_id), count(*)
+from (select user_id, {_platform(DEVICE)} as platform from songplays) d
+group by platform
+order by dimension, plays desc, value
+"""
+
+# 5. Engagement: a session is a user's sessionId; its level is the level it started on.
+engagement = """
+with sessions as (
+    select
+        user_id,
+        session_id,
+        min(extract(epoch from start_time)) as first_second,
+        max(extract(epoch from start_time)) as last_second,
+        sum(case when page = 'NextSong' then 1 else 0 end) as songs,
+        min(case when item_in_session = 0 then level end) as opening_level,
+        max(level) as any_level
+    from app_events
+    where user_id is not null
+    group by user_id, session_id
+),
+
+labelled as (
+    select
+        coalesce(opening_level, any_level) as level,
+        user_id,
+        songs,
+        (last_second - first_second) / 60.0 as minutes
+    from sessions
+)
+
+select
+    level,
+    count(distinct user_id) as users,
+    count(*) as sessions,
+    round(cast(count(*) as decimal(18, 4)) / count(distinct user_id), 2) as sessions_per_user,
+    round(avg(cast(songs as decimal(18, 4))), 2) as songs_per_session,
+    round(cast(avg(minutes) as decimal(18, 4)), 1) as avg_session_minutes,
+    round(cast(percentile_cont(0.5) within group (order by minutes) as decimal(18, 4)), 1)
+        as median_session_minutes
+from labelled
+group by level
+order by level
+"""
+
+# 6. Money: level changes from the type-2 history, and listening around an upgrade.
+level_changes = """
+with stretches as (
+    select
+        user_id,
+        level,
+        valid_from,
+        lag(level) over (partition by user_id order by valid_from) as previous_level
+    from user_levels
+)
+
+select
+    cast(valid_from as date) as day,
+    sum(case when previous_level = 'free' and level = 'paid' then 1 else 0 end) as upgrades,
+    sum(case when previous_level = 'paid' and level = 'free' then 1 else 0 end) as downgrades
+from stretches
+where previous_level is not null
+group by cast(valid_from as date)
+order by day
+"""
+
+upgrade_engagement = """
+with stretches as (
+    select
+        user_id,
+        level,
+        valid_from,
+        lag(level) over (partition by user_id order by valid_from) as previous_level
+    from user_levels
+),
+
+upgrades as (
+    select user_id, min(valid_from) as upgraded_at
+    from stretches
+    where previous_level = 'free' and level = 'paid'
+    group by user_id
+),
+
+plays as (
+    select
+        p.user_id,
+        case when p.start_time < u.upgraded_at then 'before upgrade' else 'after upgrade' end as period,
+        count(*) as plays,
+        count(distinct cast(p.start_time as date)) as active_days
+    from songplays p
+    join upgrades u on u.user_id = p.user_id
+    group by p.user_id, case when p.start_time < u.upgraded_at then 'before upgrade' else 'after upgrade' end
+)
+
+select
+    period,
+    count(*) as users,
+    sum(plays) as plays,
+    sum(active_days) as active_days,
+    round(cast(sum(plays) as decimal(18, 4)) / sum(active_days), 2) as plays_per_active_day
+from plays
+group by period
+order by period desc
+"""
+
+# 7. Data health.
+load_health = """
+select
+    (select count(*) from etl_batches where outcome = 'published') as batches_published,
+    (select count(*) from etl_batches where outcome = 'failed') as batches_failed,
+    (select max(finished_at) from etl_batches where outcome = 'published') as last_load_finished,
+    (select count(*) from loaded_objects) as source_files,
+    (select count(*) from load_errors where disposition = 'rejected') as records_rejected,
+    (select count(*) from load_errors where disposition = 'replaced') as records_with_replaced_characters,
+    (select count(*) from text_repairs) as names_repaired,
+    (select max(start_time) from app_events) as latest_event,
+    (select count(*) from app_events) as events,
+    (select count(*) from songplays) as plays,
+    (select count(*) from songplays where song_id is not null) as plays_matched
+"""
+
+load_error_reasons = """
+select table_name, disposition, reason, count(*) as records, max(logged_at) as last_seen
+from load_errors
+group by table_name, disposition, reason
+order by records desc, table_name, reason
+limit 20
+"""
+
+# (name of the report table and its CSV, question it answers, query), in report order.
+QUERIES = [
+    ("daily_activity", "Activity over time", daily_activity),
+    ("listening_hours", "When people listen", listening_hours),
+    ("top_songs", "What they play", top_songs),
+    ("top_artists", "What they play", top_artists),
+    ("catalog_coverage", "What they play", catalog_coverage),
+    ("level_share", "Who listens", level_share),
+    ("gender_share", "Who listens", gender_share),
+    ("top_locations", "Who listens", top_locations),
+    ("platforms", "Who listens", platforms),
+    ("engagement", "Engagement", engagement),
+    ("level_changes", "Money", level_changes),
+    ("upgrade_engagement", "Money", upgrade_engagement),
+    ("load_health", "Data health", load_health),
+    ("load_error_reasons", "Data health", load_error_reasons),
+]
