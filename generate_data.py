@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     parser.add_argument("--start", default="2018-11-01", help="first day, YYYY-MM-DD (UTC)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--bad-share", type=float, default=0.0, help="share of log lines to spoil, e.g. 0.001")
+    parser.add_argument("--logs-only", action="store_true",
+                        help="write only log_data (e.g. one more day for a catalog written before, same seed)")
     parser.add_argument("--config", default=None, help="config whose [S3] REGION / ENDPOINT_URL to use for s3://")
     args = parser.parse_args(argv)
     try:
@@ -39,7 +41,8 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         cal = generator.calibrate(ROOT / "data")
         spec = generator.Spec(users=args.users, days=args.days, events_per_day=args.events_per_day,
-                              catalog=args.songs, start=start, seed=args.seed, bad_share=args.bad_share)
+                              catalog=args.songs, start=start, seed=args.seed, bad_share=args.bad_share,
+                              write_catalog=not args.logs_only)
         counts = generator.generate(cal, spec, generator.Writer(args.target, s3))
     except (ValueError, ConfigError, SourceError) as exc:
         print(f"Error: {exc}", file=sys.stderr)

@@ -362,12 +362,30 @@ next_batch_id = "select coalesce(max(batch_id), 0) + 1 from etl_batches"
 
 loaded_object_versions = "select table_name, object_key, size, version from loaded_objects"
 
-loaded_object_delete = "delete from loaded_objects where table_name = %s and object_key = %s"
+# The batch's objects go to a temporary twin first, then replace their rows in one pass
+# (one DELETE per object would be 100,000 round trips for a large catalog).
+batch_objects_create = [
+    "drop table if exists batch_objects",
+    "create temp table batch_objects (like loaded_objects)",
+]
 
-loaded_object_insert = """
-insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
+batch_objects_insert = """
+insert into batch_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
 values %s
 """
+
+loaded_objects_replace = [
+    """
+delete from loaded_objects
+using batch_objects b
+where loaded_objects.table_name = b.table_name and loaded_objects.object_key = b.object_key
+""",
+    """
+insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
+select table_name, object_key, url, size, version, batch_id, row_count, error_count
+from batch_objects
+""",
+]
 
 etl_batch_insert = """
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
@@ -398,20 +416,40 @@ text_repair_insert = "insert into text_repairs (original, repaired) values %s"
 # --- transform: staging -> star schema ---------------------------------------------------
 # Batch-scoped working sets. Temporary tables vanish with the session.
 batch_tables_drop = [
+    "drop table if exists batch_events",
     "drop table if exists batch_plays",
     "drop table if exists batch_users",
     "drop table if exists batch_artists",
 ]
 
-# One row per NextSong event of the batch (an event staged twice counts once), with the
-# names repaired and the event key hashed into songplay_id.
+# One row per event of the batch (an event staged twice counts once), with its key hashed
+# into event_id and its time converted once, for the fact inserts below.
+batch_events_create = """
+create temp table batch_events as
+select
+    md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
+        || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
+    {start_time} as start_time,
+    cast(nullif(user_id, '') as integer) as user_id,
+    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+from (
+    select
+        staged.*,
+        row_number() over (
+            partition by user_id, session_id, item_in_session order by ts
+        ) as copy_number
+    from staging_events staged
+) e
+where copy_number = 1
+""".replace("{start_time}", START_TIME.format(ts="ts"))
+
+# One row per NextSong event of the batch, with the names repaired.
 batch_plays_create = """
 create temp table batch_plays as
 select
-    md5(coalesce(e.user_id, '') || '|' || coalesce(cast(e.session_id as varchar), '')
-        || '|' || coalesce(cast(e.item_in_session as varchar), '')) as songplay_id,
-    {start_time} as start_time,
-    cast(nullif(e.user_id, '') as integer) as user_id,
+    e.event_id as songplay_id,
+    e.start_time,
+    e.user_id,
     e.level,
     e.session_id,
     e.item_in_session,
@@ -422,19 +460,11 @@ select
     e.length as song_duration,
     case when repaired_song.original is not null or repaired_artist.original is not null
          then 1 else 0 end as was_repaired
-from (
-    select
-        staged.*,
-        row_number() over (
-            partition by user_id, session_id, item_in_session order by ts
-        ) as copy_number
-    from staging_events staged
-    where page = 'NextSong'
-) e
+from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-where e.copy_number = 1
-""".replace("{start_time}", START_TIME.format(ts="e.ts"))
+where e.page = 'NextSong'
+"""
 
 # Every artist whose row this batch may change: those of the staged songs, and those the
 # staged songs were credited to before (a song can move to another artist id).
@@ -605,23 +635,14 @@ analyze_batch_artists = "analyze batch_artists"
 analyze_songs = "analyze songs"
 analyze_songplays = "analyze songplays"
 
-# Every event of the batch that is not in app_events yet (an event staged twice counts once).
+# Every event of the batch that is not in app_events yet.
 app_events_insert = """
 insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
 select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
-from (
-    select
-        md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
-            || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
-        {start_time} as start_time,
-        cast(nullif(user_id, '') as integer) as user_id,
-        level, session_id, item_in_session, page, auth, status,
-        row_number() over (partition by user_id, session_id, item_in_session order by ts) as copy_number
-    from staging_events
-) e
+from batch_events e
 left join app_events existing on existing.event_id = e.event_id
-where e.copy_number = 1 and existing.event_id is null
-""".replace("{start_time}", START_TIME.format(ts="ts"))
+where existing.event_id is null
+"""
 
 user_levels_delete = "delete from user_levels where user_id in (select user_id from batch_users)"
 
@@ -650,6 +671,7 @@ from (
 transform_queries = [
     ("analyze staging_events", analyze_staging_events),
     ("analyze staging_songs", analyze_staging_songs),
+    ("batch: events", batch_events_create),
     ("batch: plays", batch_plays_create),
     ("batch: artists touched", batch_artists_create),
     ("analyze batch_plays", analyze_batch_plays),

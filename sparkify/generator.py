@@ -156,6 +156,7 @@ class Spec:
     start: datetime = datetime(2018, 11, 1, tzinfo=timezone.utc)
     seed: int = 42
     bad_share: float = 0.0
+    write_catalog: bool = True
 
 
 class Writer:
@@ -201,7 +202,7 @@ def generate(cal: Calibration, spec: Spec, writer: Writer) -> dict:
     """Writes the catalog and the logs; returns counts of what was written."""
     rng = random.Random(spec.seed)
     catalog = build_catalog(cal, spec.catalog, rng)
-    for song in catalog:
+    for song in catalog if spec.write_catalog else []:
         track = "TR" + song["song_id"][2:]
         key = f"song_data/{track[2]}/{track[3]}/{track[4]}/{track}.json"
         writer.write(key, orjson.dumps(song, option=orjson.OPT_SORT_KEYS))

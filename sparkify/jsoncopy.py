@@ -468,11 +468,16 @@ class JsonCopy:
         self.columns = names
         self.converters = [column_converter(name, data_type, length, options, nullable)
                            for name, data_type, length, nullable in columns]
+        keys = ([name for name in names] if mapping == "auto" else
+                [steps[0] for steps in mapping] if not isinstance(mapping, str)
+                and all(len(steps) == 1 and isinstance(steps[0], str) for steps in mapping) else None)
+        self.fast_row = _fast_row(keys, columns, self.converters, options) if keys else None
         self.result = CopyResult(table)
 
     def rows(self, objects: Iterable[SourceObject]) -> Iterator[bytes]:
         """COPY text, one encoded line per loadable record; rejects go to self.result."""
         pairs = list(zip(self.extractors, self.converters, strict=True))
+        fast_row = self.fast_row
         accept_invalid = self.options.accept_invalid_chars
         for obj in objects:
             self.result.objects += 1
@@ -491,7 +496,10 @@ class JsonCopy:
                             f"a JSON object was expected, found {type(record).__name__}"), raw))
                         continue
                     try:
-                        line = "\t".join([convert(extract(record)) for extract, convert in pairs])
+                        if fast_row is not None and type(record) is dict:
+                            line = fast_row(record)
+                        else:
+                            line = "\t".join([convert(extract(record)) for extract, convert in pairs])
                         encoded = (line + "\n").encode("utf-8")
                     except RecordError as exc:
                         waiting.append(self._error(obj, number, exc, raw))
@@ -533,6 +541,36 @@ class JsonCopy:
         if rejections and len(self.result.rejected) > self.options.max_errors:
             raise TooManyErrors(self.table, self.result.errors, self.options.max_errors)
         return rejections
+
+
+def _fast_row(keys: list[str], columns, converters, options: CopyOptions):
+    """A row function specialised for records whose fields are all top-level keys.
+
+    The generic path calls an extractor and a converter per value; this one is generated
+    code that handles the common values inline (a clean string that fits, an int, a float)
+    and hands anything else to the same converters, so results and errors are identical.
+    It makes staging several times faster, which is what bounds a local load.
+    """
+    lines = ["def row(r):"]
+    names = {"NULL": NULL, "_math_isfinite": math.isfinite, "_BS": "\\"}
+    for i, ((_name, data_type, max_length, _nullable), key) in enumerate(zip(columns, keys, strict=True)):
+        names[f"conv{i}"] = converters[i]
+        lines.append(f"    v = r.get({key!r})")
+        if data_type in ("character varying", "character", "text"):
+            limit = f" and len(v) * 4 <= {max_length}" if max_length else ""
+            blank = " and not v.isspace()" if options.blanks_as_null else ""
+            lines.append(f"    c{i} = v if type(v) is str and v and v.isprintable() and _BS not in v"
+                         f"{limit}{blank} else conv{i}(v)")
+        elif data_type in _INT_RANGES:
+            bound = _INT_RANGES[data_type]
+            lines.append(f"    c{i} = str(v) if type(v) is int and {-bound} <= v < {bound} else conv{i}(v)")
+        elif data_type in ("double precision", "real"):
+            lines.append(f"    c{i} = repr(v) if type(v) is float and _math_isfinite(v) else conv{i}(v)")
+        else:
+            lines.append(f"    c{i} = conv{i}(v)")
+    lines.append("    return '\t'.join((" + "".join(f"c{i}, " for i in range(len(keys))) + "))")
+    exec("\n".join(lines), names)  # noqa: S102 - our own generated code, from column metadata
+    return names["row"]
 
 
 def _ignorecase_extractor(name: str):

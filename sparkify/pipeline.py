@@ -247,10 +247,13 @@ def record_objects(wh: Warehouse, batch_id: int, pending: list[Pending],
     rows = []
     for item, result in zip(pending, results, strict=True):
         for obj in item.objects:
-            wh.execute(q.loaded_object_delete, (item.table, obj.key))
             loaded, rejected = result.per_object.get(obj.url, (0, 0))
             rows.append((item.table, obj.key, obj.url, obj.size, obj.version, batch_id, loaded, rejected))
-    wh.insert_rows(q.loaded_object_insert, rows, label="record loaded objects")
+    for statement in q.batch_objects_create:
+        wh.execute(statement)
+    wh.insert_rows(q.batch_objects_insert, rows, label="record loaded objects")
+    for statement in q.loaded_objects_replace:
+        wh.execute(statement, label="record loaded objects")
 
 
 def record_failed_batch(config: Config, batch_id: int, started_at: datetime, new_objects: int,

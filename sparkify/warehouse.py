@@ -69,7 +69,7 @@ class Warehouse:
             return
         cur = self.conn.cursor()
         try:
-            psycopg2.extras.execute_values(cur, statement, rows, page_size=500)
+            psycopg2.extras.execute_values(cur, statement, rows, page_size=2000)
         except psycopg2.Error as exc:
             raise self._error(exc, label or _first_line(statement)) from None
 

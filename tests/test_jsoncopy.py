@@ -169,3 +169,47 @@ def test_maxerror_counts_only_rejections():
     assert [e.disposition for e in errors] == ["rejected", "replaced"]
     with pytest.raises(jsoncopy.TooManyErrors, match="more than MAXERROR = 1"):
         _copy(b'{"name": "ok"}\n{bad\n{worse', max_errors=1)
+
+
+def test_the_fast_row_path_gives_exactly_what_the_generic_path_gives():
+    from conftest import DATA
+
+    from sparkify.config import Source
+    from sparkify.sources import list_objects
+
+    columns = [("artist", "character varying", 8, True), ("n", "integer", None, False),
+               ("x", "double precision", None, True), ("flag", "boolean", None, True)]
+    lines = [b'{"artist": "ok", "n": 1, "x": 2.5, "flag": true}', b'{"artist": "a\\\\b", "n": "7", "x": 3}',
+             b'{"artist": "tab\\there", "n": 2}', b'{"artist": "   ", "n": 3, "x": null}',
+             b'{"artist": "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9", "n": 4}', b'{"artist": 311, "n": 5, "x": "1e3"}',
+             b'{"n": 99999999999}', b'{"artist": "x"}', b'[1, 2]']
+    data = b"\n".join(lines)
+    outputs = []
+    for fast in (True, False):
+        copier = jsoncopy.JsonCopy("t", columns, [("artist",), ("n",), ("x",), ("flag",)],
+                                   CopyOptions(max_errors=100))
+        assert copier.fast_row is not None
+        if not fast:
+            copier.fast_row = None
+
+        class Memory(jsoncopy.SourceObject):
+            def open(self):
+                return io.BytesIO(data)
+
+        rows = list(copier.rows([Memory("memory://x", "x", len(data), "1")]))
+        outputs.append((rows, [(e.line_number, e.reason) for e in copier.result.errors]))
+    assert outputs[0] == outputs[1]
+    # And on the real logs, with the real JSONPaths file.
+    events = Source(str(DATA / "log_data"))
+    paths = parse_jsonpaths((DATA / "log_json_path.json").read_bytes())
+    from sparkify.config import load_config
+    from sparkify.dryrun import DryRunWarehouse  # the staging columns, read from the DDL
+
+    staging = DryRunWarehouse(load_config()).table_columns("staging_events")
+    real = []
+    for fast in (True, False):
+        copier = jsoncopy.JsonCopy("staging_events", staging, paths, CopyOptions(max_errors=100))
+        if not fast:
+            copier.fast_row = None
+        real.append(list(copier.rows(list_objects(events))))
+    assert real[0] == real[1] and len(real[0]) == 8056

@@ -224,6 +224,7 @@ select distinct value from (
 where value not in (select original from text_repairs);
 -- text repairs: one row per value found at run time
 insert into text_repairs (original, repaired) values (:original, :repaired);
+drop table if exists batch_events;
 drop table if exists batch_plays;
 drop table if exists batch_users;
 drop table if exists batch_artists;
@@ -231,13 +232,29 @@ drop table if exists batch_artists;
 analyze staging_events;
 -- analyze staging_songs
 analyze staging_songs;
+-- batch: events
+create temp table batch_events as
+select
+    md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
+        || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
+    timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
+    cast(nullif(user_id, '') as integer) as user_id,
+    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+from (
+    select
+        staged.*,
+        row_number() over (
+            partition by user_id, session_id, item_in_session order by ts
+        ) as copy_number
+    from staging_events staged
+) e
+where copy_number = 1;
 -- batch: plays
 create temp table batch_plays as
 select
-    md5(coalesce(e.user_id, '') || '|' || coalesce(cast(e.session_id as varchar), '')
-        || '|' || coalesce(cast(e.item_in_session as varchar), '')) as songplay_id,
-    timestamp 'epoch' + (e.ts / 1000) * interval '1 second' + (e.ts % 1000) * interval '1 millisecond' as start_time,
-    cast(nullif(e.user_id, '') as integer) as user_id,
+    e.event_id as songplay_id,
+    e.start_time,
+    e.user_id,
     e.level,
     e.session_id,
     e.item_in_session,
@@ -248,18 +265,10 @@ select
     e.length as song_duration,
     case when repaired_song.original is not null or repaired_artist.original is not null
          then 1 else 0 end as was_repaired
-from (
-    select
-        staged.*,
-        row_number() over (
-            partition by user_id, session_id, item_in_session order by ts
-        ) as copy_number
-    from staging_events staged
-    where page = 'NextSong'
-) e
+from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-where e.copy_number = 1;
+where e.page = 'NextSong';
 -- batch: artists touched
 create temp table batch_artists as
 select artist_id from staging_songs where artist_id is not null
@@ -409,18 +418,9 @@ where existing.start_time is null;
 -- app_events: insert new events
 insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
 select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
-from (
-    select
-        md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
-            || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
-        timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
-        cast(nullif(user_id, '') as integer) as user_id,
-        level, session_id, item_in_session, page, auth, status,
-        row_number() over (partition by user_id, session_id, item_in_session order by ts) as copy_number
-    from staging_events
-) e
+from batch_events e
 left join app_events existing on existing.event_id = e.event_id
-where e.copy_number = 1 and existing.event_id is null;
+where existing.event_id is null;
 -- user_levels: remove rebuilt users
 delete from user_levels where user_id in (select user_id from batch_users);
 -- user_levels: insert
@@ -482,11 +482,19 @@ where plays > events;
 insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
                          column_name, reason, raw_excerpt)
 values (:batch_id, :logged_at, :disposition, :table_name, :source, :line_number, :column_name, :reason, :raw_excerpt);
-delete from loaded_objects where table_name = 'staging_events' and object_key = '<key>';
-delete from loaded_objects where table_name = 'staging_songs' and object_key = '<key>';
+drop table if exists batch_objects;
+create temp table batch_objects (like loaded_objects);
 -- record loaded objects: one row per value found at run time
-insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
+insert into batch_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
 values (:table_name, :object_key, :url, :size, :version, :batch_id, :row_count, :error_count);
+-- record loaded objects
+delete from loaded_objects
+using batch_objects b
+where loaded_objects.table_name = b.table_name and loaded_objects.object_key = b.object_key;
+-- record loaded objects
+insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
+select table_name, object_key, url, size, version, batch_id, row_count, error_count
+from batch_objects;
 select count(*) from songplays;
 select count(*) from users;
 select count(*) from songs;
@@ -586,6 +594,7 @@ select distinct value from (
 where value not in (select original from text_repairs);
 -- text repairs: one row per value found at run time
 insert into text_repairs (original, repaired) values (:original, :repaired);
+drop table if exists batch_events;
 drop table if exists batch_plays;
 drop table if exists batch_users;
 drop table if exists batch_artists;
@@ -593,13 +602,29 @@ drop table if exists batch_artists;
 analyze staging_events;
 -- analyze staging_songs
 analyze staging_songs;
+-- batch: events
+create temp table batch_events as
+select
+    md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
+        || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
+    timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
+    cast(nullif(user_id, '') as integer) as user_id,
+    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+from (
+    select
+        staged.*,
+        row_number() over (
+            partition by user_id, session_id, item_in_session order by ts
+        ) as copy_number
+    from staging_events staged
+) e
+where copy_number = 1;
 -- batch: plays
 create temp table batch_plays as
 select
-    md5(coalesce(e.user_id, '') || '|' || coalesce(cast(e.session_id as varchar), '')
-        || '|' || coalesce(cast(e.item_in_session as varchar), '')) as songplay_id,
-    timestamp 'epoch' + (e.ts / 1000) * interval '1 second' + (e.ts % 1000) * interval '1 millisecond' as start_time,
-    cast(nullif(e.user_id, '') as integer) as user_id,
+    e.event_id as songplay_id,
+    e.start_time,
+    e.user_id,
     e.level,
     e.session_id,
     e.item_in_session,
@@ -610,18 +635,10 @@ select
     e.length as song_duration,
     case when repaired_song.original is not null or repaired_artist.original is not null
          then 1 else 0 end as was_repaired
-from (
-    select
-        staged.*,
-        row_number() over (
-            partition by user_id, session_id, item_in_session order by ts
-        ) as copy_number
-    from staging_events staged
-    where page = 'NextSong'
-) e
+from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-where e.copy_number = 1;
+where e.page = 'NextSong';
 -- batch: artists touched
 create temp table batch_artists as
 select artist_id from staging_songs where artist_id is not null
@@ -771,18 +788,9 @@ where existing.start_time is null;
 -- app_events: insert new events
 insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
 select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
-from (
-    select
-        md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
-            || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
-        timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
-        cast(nullif(user_id, '') as integer) as user_id,
-        level, session_id, item_in_session, page, auth, status,
-        row_number() over (partition by user_id, session_id, item_in_session order by ts) as copy_number
-    from staging_events
-) e
+from batch_events e
 left join app_events existing on existing.event_id = e.event_id
-where e.copy_number = 1 and existing.event_id is null;
+where existing.event_id is null;
 -- user_levels: remove rebuilt users
 delete from user_levels where user_id in (select user_id from batch_users);
 -- user_levels: insert
@@ -844,11 +852,19 @@ where plays > events;
 insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
                          column_name, reason, raw_excerpt)
 values (:batch_id, :logged_at, :disposition, :table_name, :source, :line_number, :column_name, :reason, :raw_excerpt);
-delete from loaded_objects where table_name = 'staging_events' and object_key = '<key>';
-delete from loaded_objects where table_name = 'staging_songs' and object_key = '<key>';
+drop table if exists batch_objects;
+create temp table batch_objects (like loaded_objects);
 -- record loaded objects: one row per value found at run time
-insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
+insert into batch_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
 values (:table_name, :object_key, :url, :size, :version, :batch_id, :row_count, :error_count);
+-- record loaded objects
+delete from loaded_objects
+using batch_objects b
+where loaded_objects.table_name = b.table_name and loaded_objects.object_key = b.object_key;
+-- record loaded objects
+insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
+select table_name, object_key, url, size, version, batch_id, row_count, error_count
+from batch_objects;
 select count(*) from songplays;
 select count(*) from users;
 select count(*) from songs;
