@@ -196,7 +196,8 @@ order by level
 """
 
 # 6. Money: level changes from the type-2 history, and listening around an upgrade.
-level_changes = """
+# Each stretch of a user's level next to the level before it.
+_STRETCHES = """
 with stretches as (
     select
         user_id,
@@ -204,7 +205,9 @@ with stretches as (
         valid_from,
         lag(level) over (partition by user_id order by valid_from) as previous_level
     from user_levels
-)
+)"""
+
+level_changes = _STRETCHES + """
 
 select
     cast(valid_from as date) as day,
@@ -216,15 +219,7 @@ group by cast(valid_from as date)
 order by day
 """
 
-upgrade_engagement = """
-with stretches as (
-    select
-        user_id,
-        level,
-        valid_from,
-        lag(level) over (partition by user_id order by valid_from) as previous_level
-    from user_levels
-),
+upgrade_engagement = _STRETCHES + """,
 
 upgrades as (
     select user_id, min(valid_from) as upgraded_at

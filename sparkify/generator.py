@@ -22,6 +22,8 @@ from pathlib import Path
 
 import orjson
 
+from .textrepair import repair_mojibake
+
 START, END = "<start>", "<end>"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PAGE_META = {  # page -> (method, status), as in the real logs
@@ -125,14 +127,7 @@ def calibrate(data: Path) -> Calibration:
     catalog = {(str(s["title"]), str(s["artist_name"]), s["duration"]) for s in cal.songs}
     plays = [e for e in events if e["page"] == "NextSong"]
 
-    def repaired(text):
-        for _ in range(2):
-            try:
-                text = text.encode("latin-1").decode("utf-8")
-            except UnicodeError:
-                break
-        return text
-
+    repaired = repair_mojibake
     matched = [e for e in plays if (repaired(e["song"]), repaired(e["artist"]), e["length"]) in catalog]
     cal.match_share = len(matched) / len(plays)
     cal.outside = sorted({(repaired(e["song"]), repaired(e["artist"]), e["length"]) for e in plays}
@@ -338,14 +333,7 @@ def profile(data: Path) -> dict:
         if e.get("userId"):
             levels[e["userId"]].add(e["level"])
 
-    def fixed(text):
-        for _ in range(2):
-            try:
-                text = text.encode("latin-1").decode("utf-8")
-            except UnicodeError:
-                break
-        return text
-
+    fixed = repair_mojibake
     matched = sum(1 for e in plays if (fixed(e["song"]), fixed(e["artist"]), e["length"]) in catalog)
     agents = Counter("Chrome" if "Chrome/" in (e.get("userAgent") or "") else "other" for e in plays)
     return {
