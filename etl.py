@@ -18,6 +18,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--rebuild", action="store_true",
                         help="empty the star schema and load every source file again, in one transaction")
+    parser.add_argument("--full-checks", action="store_true",
+                        help="run the quality gate on every row of the warehouse, not only on the rows this batch "
+                             "wrote (e.g. nightly); --rebuild always does")
     parser.add_argument("--dry-run", action="store_true",
                         help="print, in order, the statements one run sends to the configured engine, "
                              "secrets masked; connect to nothing and change nothing")
@@ -27,7 +30,7 @@ def main(argv=None) -> int:
         if args.dry_run:
             print(pipeline.dry_run_etl(config, rebuild=args.rebuild), end="")
             return 0
-        summary = pipeline.run_etl(config, rebuild=args.rebuild)
+        summary = pipeline.run_etl(config, rebuild=args.rebuild, full_checks=args.full_checks)
         print("\n".join(summary.lines()))
         return 0
 

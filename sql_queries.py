@@ -416,6 +416,7 @@ text_repair_insert = "insert into text_repairs (original, repaired) values %s"
 # --- transform: staging -> star schema ---------------------------------------------------
 # Batch-scoped working sets. Temporary tables vanish with the session.
 batch_tables_drop = [
+    "drop table if exists batch_checked_plays",
     "drop table if exists batch_events",
     "drop table if exists batch_plays",
     "drop table if exists batch_users",
@@ -667,6 +668,16 @@ from (
 ) stretches
 """
 
+# The plays a batch wrote: those it inserted and older ones it matched to newly arrived
+# songs. One set, for the quality gate's joins (an OR of two IN-lists would make
+# PostgreSQL rescan a list for every row of the fact).
+batch_checked_plays_create = """
+create temp table batch_checked_plays as
+select songplay_id from batch_plays
+union
+select songplay_id from songplays where song_id in (select song_id from staging_songs)
+"""
+
 # Run in this order after staging: (label, statement).
 transform_queries = [
     ("analyze staging_events", analyze_staging_events),
@@ -693,6 +704,8 @@ transform_queries = [
     ("app_events: insert new events", app_events_insert),
     ("user_levels: remove rebuilt users", user_levels_delete),
     ("user_levels: insert", user_levels_insert),
+    ("batch: plays to check", batch_checked_plays_create),
+    ("analyze batch_checked_plays", "analyze batch_checked_plays"),
 ]
 
 # --- summary -----------------------------------------------------------------------------
@@ -718,57 +731,92 @@ def physical(statement: str, dialect: str) -> str:
 # --- quality gate --------------------------------------------------------------------------
 # Each check is a query that returns the rows violating it: none means it passed. They run
 # after the transforms, inside the batch's transaction, so a failure publishes nothing.
-# Redshift declares keys but never enforces them; these checks do.
-def _unique(table: str, key: str) -> str:
-    return f"select {key}, count(*) as copies from {table} group by {key} having count(*) > 1"
+# Redshift declares keys but never enforces them; these checks do. After a batch they look
+# at the rows the batch wrote (what a batch changes is all it can break, and a day's batch
+# then costs a day's work); etl.py --full-checks and --rebuild run them on every row.
+
+# The rows of each table that a batch writes ({t} is the table's alias, if any).
+BATCH_ROWS = {
+    "songplays": "{t}songplay_id in (select songplay_id from batch_checked_plays)",
+    "users": "{t}user_id in (select user_id from batch_users)",
+    "songs": "{t}song_id in (select song_id from staging_songs)",
+    "artists": "{t}artist_id in (select artist_id from batch_artists)",
+    "time": "{t}start_time in (select start_time from batch_plays)",
+    "app_events": "{t}event_id in (select event_id from batch_events)",
+    "user_levels": "{t}user_id in (select user_id from batch_users)",
+}
+# Where a batch's key values come from, to find a NULL key before it is written (a NULL
+# key cannot be selected by the key itself).
+BATCH_SOURCES = {"songplays": "batch_plays", "users": "batch_users", "songs": "staging_songs",
+                 "artists": "batch_artists", "time": "batch_plays", "app_events": "batch_events"}
 
 
-def _not_null(table: str, key: str) -> str:
+def _where(*conditions: str) -> str:
+    kept = [c for c in conditions if c]
+    return (" where " + " and ".join(f"({c})" for c in kept)) if kept else ""
+
+
+def _unique(table: str, key: str, scope: str) -> str:
+    return f"select {key}, count(*) as copies from {table}{_where(scope)} group by {key} having count(*) > 1"
+
+
+def _not_null(table: str, key: str, batch: bool) -> str:
     nulls = " or ".join(f"{column.strip()} is null" for column in key.split(","))
-    return f"select * from {table} where {nulls}"
+    if batch and table in BATCH_SOURCES:
+        return f"select * from {BATCH_SOURCES[table]}{_where(nulls)}"
+    return f"select * from {table}{_where(nulls, BATCH_ROWS[table].format(t='') if batch else '')}"
 
 
 def _name(table: str, key: str) -> str:
     return f"{table}.{key}" if "," not in key else f"{table}.({key})"
 
 
-def _exists(table: str, column: str, parent: str, parent_key: str) -> str:
+def _exists(table: str, column: str, parent: str, parent_key: str, batch: bool) -> str:
+    scope = BATCH_ROWS[table].format(t="child.") if batch else ""
     return (f"select child.{column} from {table} child left join {parent} parent "
-            f"on parent.{parent_key} = child.{column} "
-            f"where child.{column} is not null and parent.{parent_key} is null")
+            f"on parent.{parent_key} = child.{column}"
+            + _where(f"child.{column} is not null", f"parent.{parent_key} is null", scope))
 
 
-def _accepted(table: str, column: str, values: tuple) -> str:
+def _accepted(table: str, column: str, values: tuple, batch: bool) -> str:
     listed = ", ".join(f"'{v}'" for v in values)
-    return (f"select {column}, count(*) as row_count from {table} "
-            f"where {column} is null or {column} not in ({listed}) group by {column}")
+    scope = BATCH_ROWS[table].format(t="") if batch else ""
+    return (f"select {column}, count(*) as row_count from {table}"
+            + _where(f"{column} is null or {column} not in ({listed})", scope) + f" group by {column}")
 
 
 _KEYS = [("songplays", "songplay_id"), ("users", "user_id"), ("songs", "song_id"),
          ("artists", "artist_id"), ("time", "start_time"), ("app_events", "event_id"),
          ("user_levels", "user_id, valid_from")]
 
-quality_checks = (
-    [(f"{_name(table, key)} is unique", _unique(table, key)) for table, key in _KEYS]
-    + [(f"{_name(table, key)} is not null", _not_null(table, key)) for table, key in _KEYS]
-    + [
-        ("songplays.start_time is not null", _not_null("songplays", "start_time")),
-        ("songplays.user_id exists in users", _exists("songplays", "user_id", "users", "user_id")),
-        ("songplays.start_time exists in time", _exists("songplays", "start_time", "time", "start_time")),
-        ("songplays.song_id exists in songs", _exists("songplays", "song_id", "songs", "song_id")),
-        ("songplays.artist_id exists in artists", _exists("songplays", "artist_id", "artists", "artist_id")),
-        ("songs.artist_id exists in artists", _exists("songs", "artist_id", "artists", "artist_id")),
-        ("songplays.level is free or paid", _accepted("songplays", "level", ("free", "paid"))),
-        ("users.level is free or paid", _accepted("users", "level", ("free", "paid"))),
-        ("user_levels.level is free or paid", _accepted("user_levels", "level", ("free", "paid"))),
-        ("app_events.user_id exists in users", _exists("app_events", "user_id", "users", "user_id")),
-        ("each user's current level is the level of users", """
+
+def _checks(batch: bool) -> list[tuple[str, str]]:
+    def scope(table: str, alias: str = "") -> str:
+        return BATCH_ROWS[table].format(t=alias) if batch else ""
+
+    levels = ("free", "paid")
+    return (
+        [(f"{_name(table, key)} is unique", _unique(table, key, scope(table))) for table, key in _KEYS]
+        + [(f"{_name(table, key)} is not null", _not_null(table, key, batch)) for table, key in _KEYS]
+        + [
+            ("songplays.start_time is not null", _not_null("songplays", "start_time", batch)),
+            ("songplays.user_id exists in users", _exists("songplays", "user_id", "users", "user_id", batch)),
+            ("songplays.start_time exists in time",
+             _exists("songplays", "start_time", "time", "start_time", batch)),
+            ("songplays.song_id exists in songs", _exists("songplays", "song_id", "songs", "song_id", batch)),
+            ("songplays.artist_id exists in artists",
+             _exists("songplays", "artist_id", "artists", "artist_id", batch)),
+            ("songs.artist_id exists in artists", _exists("songs", "artist_id", "artists", "artist_id", batch)),
+            ("songplays.level is free or paid", _accepted("songplays", "level", levels, batch)),
+            ("users.level is free or paid", _accepted("users", "level", levels, batch)),
+            ("user_levels.level is free or paid", _accepted("user_levels", "level", levels, batch)),
+            ("app_events.user_id exists in users", _exists("app_events", "user_id", "users", "user_id", batch)),
+            ("each user's current level is the level of users", """
 select u.user_id, u.level, l.level as history_level
 from users u
-join user_levels l on l.user_id = u.user_id and l.valid_to is null
-where l.level <> u.level
-"""),
-        ("songplays of this batch never exceed its distinct NextSong events", """
+join user_levels l on l.user_id = u.user_id and l.valid_to is null"""
+             + _where("l.level <> u.level", scope("users", "u.")) + "\n"),
+            ("songplays of this batch never exceed its distinct NextSong events", """
 select plays, events
 from (
     select
@@ -780,5 +828,9 @@ from (
 ) totals
 where plays > events
 """),
-    ]
-)
+        ]
+    )
+
+
+quality_checks = _checks(batch=False)        # every row: --full-checks, --rebuild, nightly
+batch_quality_checks = _checks(batch=True)   # the rows a batch wrote: every etl.py run

@@ -222,12 +222,15 @@ def generate(cal: Calibration, spec: Spec, writer: Writer) -> dict:
                       "agent": agent, "registration": registration, "level": level})
     activity = Sampler(range(len(users)), [cal.activity[i % len(cal.activity)] for i in range(len(users))])
 
-    session_ids = itertools.count(1)
+    # Session ids continue across runs that write later days (--logs-only): each day has its
+    # own block of a million ids, so a later day never reuses an earlier day's events' keys.
+    first_day = (spec.start.date() - datetime(2018, 1, 1).date()).days
     counts = Counter()
     for day in range(spec.days):
         midnight = spec.start + timedelta(days=day)
         day_start = int((midnight - EPOCH).total_seconds() * 1000)
         day_end = day_start + 86_400_000
+        session_ids = itertools.count((first_day + day) * 1_000_000 + 1)
         weekday = midnight.isoweekday() % 7
         quota = round(spec.events_per_day * 7 * cal.weekday_share[weekday])  # busier and quieter weekdays
         lines: list[tuple[int, bytes]] = []

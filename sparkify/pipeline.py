@@ -57,6 +57,7 @@ class RunSummary:
     text_repairs: int = 0
     errors: list[jsoncopy.LoadError] = field(default_factory=list)
     checks_passed: int = 0
+    checks_scope: str = ""
     seconds: float = 0.0
 
     @property
@@ -87,7 +88,8 @@ class RunSummary:
         for error in self.errors[:5]:
             where = f"{error.source}:{error.line_number}" if error.line_number else error.source
             out.append(f"    {where}: {error.reason}")
-        out.append(f"  quality checks passed: {self.checks_passed} of {len(q.quality_checks)}")
+        out.append(f"  quality checks passed: {self.checks_passed} of {len(q.quality_checks)} "
+                   f"(on {self.checks_scope})")
         return out
 
 
@@ -214,23 +216,25 @@ def transform(wh: Warehouse) -> None:
             faults.checkpoint("mid-transform")
 
 
-def run_quality_checks(wh: Warehouse) -> int:
-    """Runs every check; raises QualityGateFailed naming the failures and sample rows."""
+def run_quality_checks(wh: Warehouse, full: bool = False) -> int:
+    """Runs every check (on the batch's rows, or on all rows); raises QualityGateFailed
+    naming the failures and a few offending rows."""
     failures = []
     started = time.perf_counter()
-    for name, statement in q.quality_checks:
+    checks = q.quality_checks if full else q.batch_quality_checks
+    for name, statement in checks:
         cur = wh.execute(statement)
         rows = cur.fetchmany(CHECK_SAMPLE_ROWS)
         if rows:
             columns = [d[0] for d in cur.description]
             sample = "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, row, strict=True)) for row in rows)
             failures.append(f"{name} FAILED (e.g. {sample})")
-    log.info("%-38s %8s       %6.2f s", "quality checks", f"{len(q.quality_checks) - len(failures)} ok",
+    log.info("%-38s %8s       %6.2f s", "quality checks", f"{len(checks) - len(failures)} ok",
              time.perf_counter() - started)
     if failures:
-        raise QualityGateFailed(f"quality gate: {len(failures)} of {len(q.quality_checks)} checks failed, "
+        raise QualityGateFailed(f"quality gate: {len(failures)} of {len(checks)} checks failed, "
                                 "nothing of this batch was published: " + " | ".join(failures))
-    return len(q.quality_checks)
+    return len(checks)
 
 
 # --- bookkeeping -----------------------------------------------------------------------------------
@@ -272,7 +276,8 @@ def record_failed_batch(config: Config, batch_id: int, started_at: datetime, new
 
 # --- the run -----------------------------------------------------------------------------------------
 
-def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | None = None) -> RunSummary:
+def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | None = None,
+              full_checks: bool = False) -> RunSummary:
     started = time.perf_counter()
     started_at = _now()
     summary = RunSummary(target=config.describe_target())
@@ -301,7 +306,8 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
                 errors.extend(result.errors)
             summary.text_repairs = repair_texts(wh)
             transform(wh)
-            summary.checks_passed = run_quality_checks(wh)
+            summary.checks_passed = run_quality_checks(wh, full=full_checks or rebuild)
+            summary.checks_scope = "every row" if full_checks or rebuild else "the rows this batch wrote"
         except jsoncopy.TooManyErrors as exc:
             wh.rollback()
             record_failed_batch(config, batch_id, started_at, summary.new_objects, str(exc), exc.errors)
@@ -330,11 +336,11 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
     return summary
 
 
-def run_etl(config: Config, rebuild: bool = False) -> RunSummary:
+def run_etl(config: Config, rebuild: bool = False, full_checks: bool = False) -> RunSummary:
     """Runs one batch; a lost connection restarts it (it is atomic) up to ATTEMPTS times."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return run_batch(config, rebuild=rebuild)
+            return run_batch(config, rebuild=rebuild, full_checks=full_checks)
         except ConnectionLost as exc:
             if attempt == ATTEMPTS:
                 raise WarehouseError(f"{exc} (gave up after {ATTEMPTS} attempts)") from None

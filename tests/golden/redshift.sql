@@ -224,6 +224,7 @@ select distinct value from (
 where value not in (select original from text_repairs);
 -- text repairs: one row per value found at run time
 insert into text_repairs (original, repaired) values (:original, :repaired);
+drop table if exists batch_checked_plays;
 drop table if exists batch_events;
 drop table if exists batch_plays;
 drop table if exists batch_users;
@@ -440,34 +441,40 @@ from (
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
-select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
-select user_id, count(*) as copies from users group by user_id having count(*) > 1;
-select song_id, count(*) as copies from songs group by song_id having count(*) > 1;
-select artist_id, count(*) as copies from artists group by artist_id having count(*) > 1;
-select start_time, count(*) as copies from time group by start_time having count(*) > 1;
-select event_id, count(*) as copies from app_events group by event_id having count(*) > 1;
-select user_id, valid_from, count(*) as copies from user_levels group by user_id, valid_from having count(*) > 1;
-select * from songplays where songplay_id is null;
-select * from users where user_id is null;
-select * from songs where song_id is null;
-select * from artists where artist_id is null;
-select * from time where start_time is null;
-select * from app_events where event_id is null;
-select * from user_levels where user_id is null or valid_from is null;
-select * from songplays where start_time is null;
-select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where child.user_id is not null and parent.user_id is null;
-select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where child.start_time is not null and parent.start_time is null;
-select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where child.song_id is not null and parent.song_id is null;
-select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where child.artist_id is not null and parent.artist_id is null;
-select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where child.artist_id is not null and parent.artist_id is null;
-select level, count(*) as row_count from songplays where level is null or level not in ('free', 'paid') group by level;
-select level, count(*) as row_count from users where level is null or level not in ('free', 'paid') group by level;
-select level, count(*) as row_count from user_levels where level is null or level not in ('free', 'paid') group by level;
-select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where child.user_id is not null and parent.user_id is null;
+-- batch: plays to check
+create temp table batch_checked_plays as
+select songplay_id from batch_plays
+union
+select songplay_id from songplays where song_id in (select song_id from staging_songs);
+-- analyze batch_checked_plays
+analyze batch_checked_plays;
+select songplay_id, count(*) as copies from songplays where (songplay_id in (select songplay_id from batch_checked_plays)) group by songplay_id having count(*) > 1;
+select user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by user_id having count(*) > 1;
+select song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by song_id having count(*) > 1;
+select artist_id, count(*) as copies from artists where (artist_id in (select artist_id from batch_artists)) group by artist_id having count(*) > 1;
+select start_time, count(*) as copies from time where (start_time in (select start_time from batch_plays)) group by start_time having count(*) > 1;
+select event_id, count(*) as copies from app_events where (event_id in (select event_id from batch_events)) group by event_id having count(*) > 1;
+select user_id, valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users)) group by user_id, valid_from having count(*) > 1;
+select * from batch_plays where (songplay_id is null);
+select * from batch_users where (user_id is null);
+select * from staging_songs where (song_id is null);
+select * from batch_artists where (artist_id is null);
+select * from batch_plays where (start_time is null);
+select * from batch_events where (event_id is null);
+select * from user_levels where (user_id is null or valid_from is null) and (user_id in (select user_id from batch_users));
+select * from batch_plays where (start_time is null);
+select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.songplay_id in (select songplay_id from batch_checked_plays));
+select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where (child.start_time is not null) and (parent.start_time is null) and (child.songplay_id in (select songplay_id from batch_checked_plays));
+select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where (child.song_id is not null) and (parent.song_id is null) and (child.songplay_id in (select songplay_id from batch_checked_plays));
+select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null) and (child.songplay_id in (select songplay_id from batch_checked_plays));
+select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null) and (child.song_id in (select song_id from staging_songs));
+select level, count(*) as row_count from songplays where (level is null or level not in ('free', 'paid')) and (songplay_id in (select songplay_id from batch_checked_plays)) group by level;
+select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
+select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
+select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.event_id in (select event_id from batch_events));
 select u.user_id, u.level, l.level as history_level
 from users u
-join user_levels l on l.user_id = u.user_id and l.valid_to is null
-where l.level <> u.level;
+join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level) and (u.user_id in (select user_id from batch_users));
 select plays, events
 from (
     select
@@ -594,6 +601,7 @@ select distinct value from (
 where value not in (select original from text_repairs);
 -- text repairs: one row per value found at run time
 insert into text_repairs (original, repaired) values (:original, :repaired);
+drop table if exists batch_checked_plays;
 drop table if exists batch_events;
 drop table if exists batch_plays;
 drop table if exists batch_users;
@@ -810,6 +818,13 @@ from (
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
+-- batch: plays to check
+create temp table batch_checked_plays as
+select songplay_id from batch_plays
+union
+select songplay_id from songplays where song_id in (select song_id from staging_songs);
+-- analyze batch_checked_plays
+analyze batch_checked_plays;
 select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
 select user_id, count(*) as copies from users group by user_id having count(*) > 1;
 select song_id, count(*) as copies from songs group by song_id having count(*) > 1;
@@ -817,27 +832,26 @@ select artist_id, count(*) as copies from artists group by artist_id having coun
 select start_time, count(*) as copies from time group by start_time having count(*) > 1;
 select event_id, count(*) as copies from app_events group by event_id having count(*) > 1;
 select user_id, valid_from, count(*) as copies from user_levels group by user_id, valid_from having count(*) > 1;
-select * from songplays where songplay_id is null;
-select * from users where user_id is null;
-select * from songs where song_id is null;
-select * from artists where artist_id is null;
-select * from time where start_time is null;
-select * from app_events where event_id is null;
-select * from user_levels where user_id is null or valid_from is null;
-select * from songplays where start_time is null;
-select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where child.user_id is not null and parent.user_id is null;
-select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where child.start_time is not null and parent.start_time is null;
-select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where child.song_id is not null and parent.song_id is null;
-select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where child.artist_id is not null and parent.artist_id is null;
-select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where child.artist_id is not null and parent.artist_id is null;
-select level, count(*) as row_count from songplays where level is null or level not in ('free', 'paid') group by level;
-select level, count(*) as row_count from users where level is null or level not in ('free', 'paid') group by level;
-select level, count(*) as row_count from user_levels where level is null or level not in ('free', 'paid') group by level;
-select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where child.user_id is not null and parent.user_id is null;
+select * from songplays where (songplay_id is null);
+select * from users where (user_id is null);
+select * from songs where (song_id is null);
+select * from artists where (artist_id is null);
+select * from time where (start_time is null);
+select * from app_events where (event_id is null);
+select * from user_levels where (user_id is null or valid_from is null);
+select * from songplays where (start_time is null);
+select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
+select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where (child.start_time is not null) and (parent.start_time is null);
+select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where (child.song_id is not null) and (parent.song_id is null);
+select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null);
+select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null);
+select level, count(*) as row_count from songplays where (level is null or level not in ('free', 'paid')) group by level;
+select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) group by level;
+select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) group by level;
+select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
 select u.user_id, u.level, l.level as history_level
 from users u
-join user_levels l on l.user_id = u.user_id and l.valid_to is null
-where l.level <> u.level;
+join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level);
 select plays, events
 from (
     select
