@@ -7,6 +7,7 @@ SPARKIFY_TEST_USER, SPARKIFY_TEST_PASSWORD); its user must be allowed to create 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -90,26 +91,32 @@ def write_config(path: Path, host: str = "", port: int = 5432, db_name: str = "s
     return path
 
 
+@contextlib.contextmanager
+def fresh_database(server: Server, folder: Path, **config):
+    """A new database on the test server and a config for it in folder; dropped afterwards."""
+    dbname = f"sparkify_test_{os.getpid()}_{next(_database_numbers)}"
+    admin = server.connect()
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'drop database if exists "{dbname}"')
+        cur.execute(f'create database "{dbname}"')
+    path = write_config(folder / "dwh.cfg", host=server.host, port=server.port, db_name=dbname,
+                        user=server.user, password=server.password, **config)
+    try:
+        yield Warehouse(server, dbname, path)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{dbname}" with (force)')
+        admin.close()
+
+
 @pytest.fixture
 def warehouse(server, tmp_path) -> Warehouse:
     """A fresh database and a config for it; the data folders are tmp_path/log_data, song_data."""
-    dbname = f"sparkify_test_{os.getpid()}_{next(_database_numbers)}"
-    conn = server.connect()
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'drop database if exists "{dbname}"')
-        cur.execute(f'create database "{dbname}"')
-    conn.close()
     (tmp_path / "log_data").mkdir()
     (tmp_path / "song_data").mkdir()
-    config = write_config(tmp_path / "dwh.cfg", host=server.host, port=server.port, db_name=dbname,
-                          user=server.user, password=server.password)
-    yield Warehouse(server, dbname, config)
-    conn = server.connect()
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'drop database if exists "{dbname}" with (force)')
-    conn.close()
+    with fresh_database(server, tmp_path) as created:
+        yield created
 
 
 def run_script(script: str, *args: str, check: bool = True, timeout: int = 600

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import DATA, load, run_script, write_config
+from conftest import DATA, fresh_database, load, run_script
 from oracle import insight_figures
 
 SCREENSHOT = os.environ.get("SPARKIFY_REPORT_SCREENSHOT")  # where to keep the screenshot, if anywhere
@@ -24,23 +24,12 @@ def oracle():
 @pytest.fixture(scope="module")
 def report(server, tmp_path_factory):
     """Both scripts then insights.py, on a fresh database; yields (stdout, output folder)."""
-    from conftest import Warehouse, _database_numbers
-
     folder = tmp_path_factory.mktemp("insights")
-    dbname = f"sparkify_insights_{os.getpid()}_{next(_database_numbers)}"
-    admin = server.connect()
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'drop database if exists "{dbname}"')
-        cur.execute(f'create database "{dbname}"')
-    config = write_config(folder / "dwh.cfg", host=server.host, port=server.port, db_name=dbname, user=server.user,
-                          password=server.password, log_data=str(DATA / "log_data"), song_data=str(DATA / "song_data"))
-    load(Warehouse(server, dbname, config))
-    result = run_script("insights.py", "--config", str(config), "--output", str(folder / "out"))
-    yield result.stdout, folder / "out"
-    with admin.cursor() as cur:
-        cur.execute(f'drop database if exists "{dbname}" with (force)')
-    admin.close()
+    with fresh_database(server, folder, log_data=str(DATA / "log_data"),
+                        song_data=str(DATA / "song_data")) as warehouse:
+        load(warehouse)
+        result = run_script("insights.py", "--config", str(warehouse.config), "--output", str(folder / "out"))
+        yield result.stdout, folder / "out"
 
 
 def read(folder: Path, name: str) -> list[dict]:
