@@ -19,17 +19,41 @@ from redshift_rules import violations
 import insight_queries as iq
 import sql_queries as q
 
-GOLDEN_CONFIG = ROOT / "tests" / "golden" / "redshift.cfg"
 GOLDEN_SCRIPT = ROOT / "tests" / "golden" / "redshift.sql"
+# The Redshift configuration the golden script is made with. Nothing in it is real; it is
+# written at test time so that no tracked config file ever holds a password, even a fake one.
+GOLDEN_CONFIG_TEXT = """\
+[CLUSTER]
+HOST = sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com
+DB_NAME = sparkify
+DB_USER = sparkify_etl
+DB_PASSWORD = Golden-Pa55word-not-real
+DB_PORT = 5439
+
+[IAM_ROLE]
+ARN = arn:aws:iam::123456789012:role/sparkify-golden-s3-read
+
+[S3]
+LOG_DATA = s3://udacity-dend/log_data
+LOG_JSONPATH = s3://udacity-dend/log_json_path.json
+SONG_DATA = s3://udacity-dend/song_data
+REGION = us-west-2
+MANIFEST_PREFIX = s3://sparkify-etl-work/manifests
+
+[ETL]
+MAXERROR = 100
+"""
 SECRETS = ("Golden-Pa55word-not-real", "arn:aws:iam::123456789012:role/sparkify-golden-s3-read", "123456789012")
 # Statements sqlglot reads as an opaque command rather than a parsed tree; each is plain Redshift.
 COMMANDS = ("lock table ",)
 
 
-def redshift_script() -> str:
+def redshift_script(folder) -> str:
+    config = folder / "redshift.cfg"
+    config.write_text(GOLDEN_CONFIG_TEXT)
     parts = []
     for script, args in (("create_tables.py", ()), ("etl.py", ()), ("etl.py", ("--rebuild",))):
-        result = run_script(script, "--dry-run", "--config", str(GOLDEN_CONFIG), *args)
+        result = run_script(script, "--dry-run", "--config", str(config), *args)
         assert result.stderr == ""
         parts.append(f"-- ===== python {script} {' '.join(args)}--dry-run\n{result.stdout}")
     return "\n".join(parts)
@@ -45,8 +69,8 @@ def statements(script: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def script() -> str:
-    return redshift_script()
+def script(tmp_path_factory) -> str:
+    return redshift_script(tmp_path_factory.mktemp("golden"))
 
 
 def test_the_script_matches_the_reviewed_golden_file(script):
