@@ -102,6 +102,7 @@ class CopyResult:
     rows: int = 0
     errors: list[LoadError] = field(default_factory=list)       # rejected and replaced
     per_object: dict[str, tuple[int, int]] = field(default_factory=dict)  # url -> (rows, rejected)
+    rejected_count: int = 0  # kept as errors arrive: MAXERROR is checked on every rejection
 
     @property
     def rejected(self) -> list[LoadError]:
@@ -538,7 +539,8 @@ class JsonCopy:
         """Records errors; returns how many were rejections. Fails past MAXERROR."""
         self.result.errors.extend(errors)
         rejections = sum(1 for e in errors if e.disposition == REJECTED)
-        if rejections and len(self.result.rejected) > self.options.max_errors:
+        self.result.rejected_count += rejections
+        if rejections and self.result.rejected_count > self.options.max_errors:
             raise TooManyErrors(self.table, self.result.errors, self.options.max_errors)
         return rejections
 
@@ -614,5 +616,3 @@ class ChunkedReader:
         del self._buffer[:want]
         return data
 
-    def readline(self, size: int = -1) -> bytes:  # copy_expert only uses read()
-        return self.read(size)
