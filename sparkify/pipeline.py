@@ -376,5 +376,7 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None) -> lis
             wh.execute(statement)
         for statement in q.create_table_queries:
             wh.execute(q.physical(statement, wh.dialect))
+        for statement in q.create_index_queries[wh.dialect]:
+            wh.execute(statement)
         wh.commit()
     return list(q.TABLES)

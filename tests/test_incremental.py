@@ -37,12 +37,14 @@ def test_batches_in_any_order_end_where_one_full_load_does(warehouse, tmp_path):
     root = warehouse.config.parent
     run_script("create_tables.py", "--config", str(warehouse.config))
 
-    # Arrival order: half the catalog, the last ten days of logs (their songs partly missing),
-    # the first twenty days, the rest of the catalog, then the later batch of songs.
+    # Arrival order: half the catalog, days 11-20 of the logs (their songs partly missing),
+    # the last ten days (users' level histories extend), the first ten (they are rebuilt),
+    # the rest of the catalog, then the later batch of songs.
     steps = [
         ([], songs[len(songs) // 2:]),
+        (logs[10:20], []),
         (logs[20:], []),
-        (logs[:20], []),
+        (logs[:10], []),
         ([], songs[:len(songs) // 2]),
         ([], later),
     ]

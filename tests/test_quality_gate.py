@@ -1,7 +1,8 @@
 """The quality gate: SQL checks that return violating rows, and a failure publishes nothing.
 
-PostgreSQL enforces the primary keys Redshift only declares, so to see the uniqueness
-checks fail the tests drop a key first: the warehouse then behaves as Redshift would.
+PostgreSQL enforces the primary keys Redshift only declares, so to see a dimension's
+uniqueness check fail the tests drop its key first: the warehouse then behaves as Redshift
+would. The event-grain tables declare no key on either engine; the gate alone keeps them.
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ def test_duplicate_keys_fail_the_gate_and_show_the_rows(loaded):
                     "insert into users select * from users where user_id = 10")
     last = assert_gate_fails(loaded, "users.user_id is unique")
     assert "user_id=10, copies=2" in last
+
+
+def test_a_duplicated_play_fails_the_uniqueness_check(loaded):
+    execute(loaded, "insert into songplays select * from songplays where item_in_session = 0")
+    last = assert_gate_fails(loaded, "songplays.songplay_id is unique")
+    assert "copies=2" in last
 
 
 def test_an_orphan_play_fails_the_reference_check(loaded):

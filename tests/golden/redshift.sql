@@ -96,7 +96,7 @@ create table if not exists text_repairs (
     repaired varchar(1024) not null
 ) diststyle all;
 create table if not exists songplays (
-    songplay_id     char(32) not null primary key,
+    songplay_id     char(32) not null,
     start_time      timestamp not null,
     user_id         integer,
     level           varchar(16),
@@ -134,7 +134,7 @@ create table if not exists artists (
     longitude double precision
 ) diststyle all;
 create table if not exists time (
-    start_time timestamp not null primary key,
+    start_time timestamp not null,
     hour       smallint not null,
     day        smallint not null,
     week       smallint not null,
@@ -143,7 +143,7 @@ create table if not exists time (
     weekday    smallint not null
 ) diststyle all sortkey (start_time);
 create table if not exists app_events (
-    event_id        char(32) not null primary key,
+    event_id        char(32) not null,
     start_time      timestamp not null,
     user_id         integer,
     level           varchar(16),
@@ -229,6 +229,8 @@ drop table if exists batch_events;
 drop table if exists batch_plays;
 drop table if exists batch_users;
 drop table if exists batch_artists;
+drop table if exists batch_level_users;
+drop table if exists batch_level_events;
 -- analyze staging_events
 analyze staging_events;
 -- analyze staging_songs
@@ -236,8 +238,8 @@ analyze staging_songs;
 -- batch: events
 create temp table batch_events as
 select
-    md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
-        || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
+    md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
+        || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
     timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
     cast(nullif(user_id, '') as integer) as user_id,
     level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
@@ -245,7 +247,8 @@ from (
     select
         staged.*,
         row_number() over (
-            partition by user_id, session_id, item_in_session order by ts
+            partition by user_id, session_id, item_in_session, ts
+            order by page, song, level, status
         ) as copy_number
     from staging_events staged
 ) e
@@ -349,6 +352,18 @@ from (
     where user_id is not null and user_id <> ''
 ) latest
 where recency = 1;
+-- batch: users whose level history extends
+create temp table batch_level_users as
+select
+    b.user_id,
+    case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
+from (
+    select user_id, min(start_time) as first_event_at
+    from batch_events
+    where user_id is not null
+    group by user_id
+) b
+left join users u on u.user_id = b.user_id;
 -- users: remove superseded
 delete from users
 using batch_users newer
@@ -381,7 +396,8 @@ left join (
     on catalog.title = p.song_title
    and catalog.artist_name = p.artist_name
    and catalog.duration = p.song_duration
-left join songplays existing on existing.songplay_id = p.songplay_id
+left join (select songplay_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
+    on existing.songplay_id = p.songplay_id
 where existing.songplay_id is null;
 -- analyze songplays
 analyze songplays;
@@ -414,16 +430,37 @@ select
     extract(year from p.start_time),
     extract(dow from p.start_time)
 from (select distinct start_time from batch_plays) p
-left join time existing on existing.start_time = p.start_time
+left join (select start_time from time where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
+    on existing.start_time = p.start_time
 where existing.start_time is null;
 -- app_events: insert new events
 insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
 select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
 from batch_events e
-left join app_events existing on existing.event_id = e.event_id
+left join (select event_id from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
+    on existing.event_id = e.event_id
 where existing.event_id is null;
--- user_levels: remove rebuilt users
-delete from user_levels where user_id in (select user_id from batch_users);
+-- batch: level-carrying events
+create temp table batch_level_events as
+select l.user_id, l.level, l.valid_from as start_time,
+       cast(0 as bigint) as session_id, 0 as item_in_session
+from user_levels l
+join batch_level_users b on b.user_id = l.user_id and b.extends = 1
+where l.valid_to is null
+union all
+select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
+from batch_events e
+join batch_level_users b on b.user_id = e.user_id and b.extends = 1
+where e.level is not null
+union all
+select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
+from app_events a
+join batch_level_users b on b.user_id = a.user_id and b.extends = 0
+where a.level is not null;
+-- user_levels: remove recomputed stretches
+delete from user_levels
+using batch_level_users b
+where user_levels.user_id = b.user_id and (b.extends = 0 or user_levels.valid_to is null);
 -- user_levels: insert
 insert into user_levels (user_id, level, valid_from, valid_to)
 select user_id, level, valid_from,
@@ -436,24 +473,23 @@ from (
             lag(level) over (
                 partition by user_id order by start_time, session_id, item_in_session
             ) as previous_level
-        from app_events
-        where user_id in (select user_id from batch_users) and level is not null
+        from batch_level_events
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
 -- batch: plays to check
 create temp table batch_checked_plays as
-select songplay_id from batch_plays
+select songplay_id, start_time from batch_plays
 union
-select songplay_id from songplays where song_id in (select song_id from staging_songs);
+select songplay_id, start_time from songplays where song_id in (select song_id from staging_songs);
 -- analyze batch_checked_plays
 analyze batch_checked_plays;
-select songplay_id, count(*) as copies from songplays where (songplay_id in (select songplay_id from batch_checked_plays)) group by songplay_id having count(*) > 1;
+select songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_checked_plays) and (select max(start_time) from batch_checked_plays) and songplay_id in (select songplay_id from batch_checked_plays)) group by songplay_id having count(*) > 1;
 select user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by user_id having count(*) > 1;
 select song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by song_id having count(*) > 1;
 select artist_id, count(*) as copies from artists where (artist_id in (select artist_id from batch_artists)) group by artist_id having count(*) > 1;
-select start_time, count(*) as copies from time where (start_time in (select start_time from batch_plays)) group by start_time having count(*) > 1;
-select event_id, count(*) as copies from app_events where (event_id in (select event_id from batch_events)) group by event_id having count(*) > 1;
+select start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and start_time in (select start_time from batch_plays)) group by start_time having count(*) > 1;
+select event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events) and event_id in (select event_id from batch_events)) group by event_id having count(*) > 1;
 select user_id, valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users)) group by user_id, valid_from having count(*) > 1;
 select * from batch_plays where (songplay_id is null);
 select * from batch_users where (user_id is null);
@@ -463,24 +499,25 @@ select * from batch_plays where (start_time is null);
 select * from batch_events where (event_id is null);
 select * from user_levels where (user_id is null or valid_from is null) and (user_id in (select user_id from batch_users));
 select * from batch_plays where (start_time is null);
-select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.songplay_id in (select songplay_id from batch_checked_plays));
-select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where (child.start_time is not null) and (parent.start_time is null) and (child.songplay_id in (select songplay_id from batch_checked_plays));
-select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where (child.song_id is not null) and (parent.song_id is null) and (child.songplay_id in (select songplay_id from batch_checked_plays));
-select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null) and (child.songplay_id in (select songplay_id from batch_checked_plays));
+select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_checked_plays) and (select max(start_time) from batch_checked_plays) and child.songplay_id in (select songplay_id from batch_checked_plays));
+select child.start_time from songplays child left join time parent on parent.start_time = child.start_time and parent.start_time between (select min(start_time) from batch_checked_plays) and (select max(start_time) from batch_checked_plays) where (child.start_time is not null) and (parent.start_time is null) and (child.start_time between (select min(start_time) from batch_checked_plays) and (select max(start_time) from batch_checked_plays) and child.songplay_id in (select songplay_id from batch_checked_plays));
+select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where (child.song_id is not null) and (parent.song_id is null) and (child.start_time between (select min(start_time) from batch_checked_plays) and (select max(start_time) from batch_checked_plays) and child.songplay_id in (select songplay_id from batch_checked_plays));
+select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null) and (child.start_time between (select min(start_time) from batch_checked_plays) and (select max(start_time) from batch_checked_plays) and child.songplay_id in (select songplay_id from batch_checked_plays));
 select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null) and (child.song_id in (select song_id from staging_songs));
-select level, count(*) as row_count from songplays where (level is null or level not in ('free', 'paid')) and (songplay_id in (select songplay_id from batch_checked_plays)) group by level;
+select level, count(*) as row_count from songplays where (level is null or level not in ('free', 'paid')) and (start_time between (select min(start_time) from batch_checked_plays) and (select max(start_time) from batch_checked_plays) and songplay_id in (select songplay_id from batch_checked_plays)) group by level;
 select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
 select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
-select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.event_id in (select event_id from batch_events));
+select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events) and child.event_id in (select event_id from batch_events));
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level) and (u.user_id in (select user_id from batch_users));
 select plays, events
 from (
     select
-        (select count(*) from songplays s join batch_plays b on b.songplay_id = s.songplay_id) as plays,
+        (select count(*) from songplays s join batch_plays b on b.songplay_id = s.songplay_id
+         where s.start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) as plays,
         (select count(*) from (
-            select distinct user_id, session_id, item_in_session
+            select distinct user_id, session_id, item_in_session, ts
             from staging_events where page = 'NextSong'
         ) distinct_events) as events
 ) totals
@@ -512,7 +549,8 @@ select count(*) from user_levels;
 select count(*) from songplays where song_id is not null;
 select count(*)
 from batch_plays p
-join songplays s on s.songplay_id = p.songplay_id
+join (select songplay_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
+    on s.songplay_id = p.songplay_id
 where p.was_repaired = 1 and s.song_id is not null;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
@@ -606,6 +644,8 @@ drop table if exists batch_events;
 drop table if exists batch_plays;
 drop table if exists batch_users;
 drop table if exists batch_artists;
+drop table if exists batch_level_users;
+drop table if exists batch_level_events;
 -- analyze staging_events
 analyze staging_events;
 -- analyze staging_songs
@@ -613,8 +653,8 @@ analyze staging_songs;
 -- batch: events
 create temp table batch_events as
 select
-    md5(coalesce(user_id, '') || '|' || coalesce(cast(session_id as varchar), '')
-        || '|' || coalesce(cast(item_in_session as varchar), '')) as event_id,
+    md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
+        || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
     timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
     cast(nullif(user_id, '') as integer) as user_id,
     level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
@@ -622,7 +662,8 @@ from (
     select
         staged.*,
         row_number() over (
-            partition by user_id, session_id, item_in_session order by ts
+            partition by user_id, session_id, item_in_session, ts
+            order by page, song, level, status
         ) as copy_number
     from staging_events staged
 ) e
@@ -726,6 +767,18 @@ from (
     where user_id is not null and user_id <> ''
 ) latest
 where recency = 1;
+-- batch: users whose level history extends
+create temp table batch_level_users as
+select
+    b.user_id,
+    case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
+from (
+    select user_id, min(start_time) as first_event_at
+    from batch_events
+    where user_id is not null
+    group by user_id
+) b
+left join users u on u.user_id = b.user_id;
 -- users: remove superseded
 delete from users
 using batch_users newer
@@ -758,7 +811,8 @@ left join (
     on catalog.title = p.song_title
    and catalog.artist_name = p.artist_name
    and catalog.duration = p.song_duration
-left join songplays existing on existing.songplay_id = p.songplay_id
+left join (select songplay_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
+    on existing.songplay_id = p.songplay_id
 where existing.songplay_id is null;
 -- analyze songplays
 analyze songplays;
@@ -791,16 +845,37 @@ select
     extract(year from p.start_time),
     extract(dow from p.start_time)
 from (select distinct start_time from batch_plays) p
-left join time existing on existing.start_time = p.start_time
+left join (select start_time from time where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
+    on existing.start_time = p.start_time
 where existing.start_time is null;
 -- app_events: insert new events
 insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
 select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
 from batch_events e
-left join app_events existing on existing.event_id = e.event_id
+left join (select event_id from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
+    on existing.event_id = e.event_id
 where existing.event_id is null;
--- user_levels: remove rebuilt users
-delete from user_levels where user_id in (select user_id from batch_users);
+-- batch: level-carrying events
+create temp table batch_level_events as
+select l.user_id, l.level, l.valid_from as start_time,
+       cast(0 as bigint) as session_id, 0 as item_in_session
+from user_levels l
+join batch_level_users b on b.user_id = l.user_id and b.extends = 1
+where l.valid_to is null
+union all
+select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
+from batch_events e
+join batch_level_users b on b.user_id = e.user_id and b.extends = 1
+where e.level is not null
+union all
+select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
+from app_events a
+join batch_level_users b on b.user_id = a.user_id and b.extends = 0
+where a.level is not null;
+-- user_levels: remove recomputed stretches
+delete from user_levels
+using batch_level_users b
+where user_levels.user_id = b.user_id and (b.extends = 0 or user_levels.valid_to is null);
 -- user_levels: insert
 insert into user_levels (user_id, level, valid_from, valid_to)
 select user_id, level, valid_from,
@@ -813,16 +888,15 @@ from (
             lag(level) over (
                 partition by user_id order by start_time, session_id, item_in_session
             ) as previous_level
-        from app_events
-        where user_id in (select user_id from batch_users) and level is not null
+        from batch_level_events
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
 -- batch: plays to check
 create temp table batch_checked_plays as
-select songplay_id from batch_plays
+select songplay_id, start_time from batch_plays
 union
-select songplay_id from songplays where song_id in (select song_id from staging_songs);
+select songplay_id, start_time from songplays where song_id in (select song_id from staging_songs);
 -- analyze batch_checked_plays
 analyze batch_checked_plays;
 select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
@@ -855,9 +929,10 @@ join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.leve
 select plays, events
 from (
     select
-        (select count(*) from songplays s join batch_plays b on b.songplay_id = s.songplay_id) as plays,
+        (select count(*) from songplays s join batch_plays b on b.songplay_id = s.songplay_id
+         where s.start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) as plays,
         (select count(*) from (
-            select distinct user_id, session_id, item_in_session
+            select distinct user_id, session_id, item_in_session, ts
             from staging_events where page = 'NextSong'
         ) distinct_events) as events
 ) totals
@@ -889,7 +964,8 @@ select count(*) from user_levels;
 select count(*) from songplays where song_id is not null;
 select count(*)
 from batch_plays p
-join songplays s on s.songplay_id = p.songplay_id
+join (select songplay_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
+    on s.songplay_id = p.songplay_id
 where p.was_repaired = 1 and s.song_id is not null;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
