@@ -4,6 +4,14 @@ Every number in the insights report comes from one of these queries, and each ru
 unchanged on PostgreSQL and Redshift (tests check them against AWS's lists of unsupported
 constructs). Times are UTC. Songs and artists are counted over all plays through the
 fact's own song_title and artist_name, not only the plays matched to the catalog.
+
+Written for facts of tens of millions of rows. Counts come from the summary tables the
+ETL appends to with each batch (plays_by_user_day, plays_by_hour, plays_by_song,
+events_by_user_day, session_parts; summed over batches here), a fraction of the facts'
+size; the facts are read only for what a later batch can change (catalog matches) or a
+summary cannot hold (listeners of the top ten, plays around an upgrade's exact time).
+Distinct counts are taken in two steps (group by the key and the user, then count the
+groups), which both engines hash instead of sorting every row.
 """
 
 # Platform of a play, from its user agent. The order of the tests matters: Edge and
@@ -36,18 +44,21 @@ def _platform(expression: str) -> str:
 
 # 1. Activity over time: plays, daily active users and first-time users per UTC day.
 daily_activity = """
-with by_day as (
-    select
-        cast(start_time as date) as day,
-        sum(case when page = 'NextSong' then 1 else 0 end) as plays,
-        count(distinct user_id) as active_users
-    from app_events
-    group by cast(start_time as date)
+with user_days as (
+    select day, user_id, sum(plays) as plays
+    from events_by_user_day
+    group by day, user_id
+),
+
+by_day as (
+    select day, sum(plays) as plays, count(user_id) as active_users
+    from user_days
+    group by day
 ),
 
 first_days as (
-    select user_id, min(cast(start_time as date)) as first_day
-    from app_events
+    select user_id, min(day) as first_day
+    from user_days
     where user_id is not null
     group by user_id
 ),
@@ -64,60 +75,104 @@ left join newcomers on newcomers.day = by_day.day
 order by by_day.day
 """
 
-# 2. When people listen: plays by weekday (0 = Sunday) and hour, UTC.
+# 2. When people listen: plays by weekday (0 = Sunday) and hour, UTC, as the time
+# dimension defines them.
 listening_hours = """
-select t.weekday, t.hour, count(*) as plays
-from songplays p
-join time t on t.start_time = p.start_time
-group by t.weekday, t.hour
-order by t.weekday, t.hour
+select
+    cast(date_part('dow', hour_start) as smallint) as weekday,
+    cast(date_part('hour', hour_start) as smallint) as hour,
+    sum(plays) as plays
+from plays_by_hour
+group by 1, 2
+order by 1, 2
 """
 
 # 3. What they play, over every play (matched to the catalog or not).
 top_songs = """
-select
-    song_title,
-    artist_name,
-    count(*) as plays,
-    count(distinct user_id) as listeners,
-    max(case when song_id is not null then 1 else 0 end) as in_catalog
-from songplays
-group by song_title, artist_name
-order by plays desc, song_title, artist_name
-limit 10
+with ranked as (
+    select song_title, artist_name, sum(plays) as plays
+    from plays_by_song
+    where song_title is not null and artist_name is not null
+    group by song_title, artist_name
+    order by plays desc, song_title, artist_name
+    limit 10
+),
+
+reach as (
+    select
+        p.song_title,
+        p.artist_name,
+        count(distinct p.user_id) as listeners,
+        max(case when p.song_id is not null then 1 else 0 end) as in_catalog
+    from songplays p
+    join ranked r on r.song_title = p.song_title and r.artist_name = p.artist_name
+    group by p.song_title, p.artist_name
+)
+
+select r.song_title, r.artist_name, r.plays, a.listeners, a.in_catalog
+from ranked r
+join reach a on a.song_title = r.song_title and a.artist_name = r.artist_name
+order by r.plays desc, r.song_title, r.artist_name
 """
 
 top_artists = """
-select
-    artist_name,
-    count(*) as plays,
-    count(distinct user_id) as listeners,
-    count(distinct song_title) as songs
-from songplays
-group by artist_name
-order by plays desc, artist_name
-limit 10
+with ranked as (
+    select artist_name, sum(plays) as plays
+    from plays_by_song
+    where artist_name is not null
+    group by artist_name
+    order by plays desc, artist_name
+    limit 10
+),
+
+reach as (
+    select p.artist_name, count(distinct p.user_id) as listeners, count(distinct p.song_title) as songs
+    from songplays p
+    join ranked r on r.artist_name = p.artist_name
+    group by p.artist_name
+)
+
+select r.artist_name, r.plays, a.listeners, a.songs
+from ranked r
+join reach a on a.artist_name = r.artist_name
+order by r.plays desc, r.artist_name
 """
 
+# Songs played: distinct (title, artist name) pairs. Matches to the catalog are read from
+# the fact (a late song changes them), the rest from plays_by_song.
 catalog_coverage = """
+with played as (
+    select song_title, artist_name, sum(plays) as plays
+    from plays_by_song
+    group by song_title, artist_name
+),
+
+matched as (
+    select count(*) as plays_matched, count(distinct song_id) as songs_matched,
+           count(distinct artist_id) as artists_matched
+    from songplays
+    where song_id is not null
+)
+
 select
-    count(*) as plays,
-    sum(case when song_id is not null then 1 else 0 end) as plays_matched,
-    count(distinct song_title || '|' || artist_name) as songs_played,
-    count(distinct case when song_id is not null then song_id end) as songs_matched,
-    count(distinct artist_name) as artists_played,
-    count(distinct case when artist_id is not null then artist_id end) as artists_matched,
+    (select sum(plays) from played) as plays,
+    matched.plays_matched,
+    (select count(*) from played where song_title is not null and artist_name is not null) as songs_played,
+    matched.songs_matched,
+    (select count(distinct artist_name) from played) as artists_played,
+    matched.artists_matched,
     (select count(*) from songs) as catalog_songs
-from songplays
+from matched
 """
 
 # 4. Who listens.
 level_share = """
-select
-    level,
-    count(distinct user_id) as users,
-    count(*) as plays
-from songplays
+select level, count(user_id) as users, sum(plays) as plays
+from (
+    select level, user_id, sum(plays) as plays
+    from plays_by_user_day
+    group by level, user_id
+) user_plays
 group by level
 order by level
 """
@@ -125,34 +180,57 @@ order by level
 gender_share = """
 select
     coalesce(u.gender, 'unknown') as gender,
-    count(distinct p.user_id) as users,
-    count(*) as plays
-from songplays p
+    count(p.user_id) as users,
+    sum(p.plays) as plays
+from (
+    select user_id, sum(plays) as plays
+    from plays_by_user_day
+    group by user_id
+) p
 left join users u on u.user_id = p.user_id
 group by coalesce(u.gender, 'unknown')
 order by plays desc, gender
 """
 
 top_locations = """
-select location, count(distinct user_id) as users, count(*) as plays
-from songplays
+select location, count(user_id) as users, sum(plays) as plays
+from (
+    select location, user_id, sum(plays) as plays
+    from plays_by_user_day
+    group by location, user_id
+) user_plays
 group by location
 order by plays desc, location
 limit 10
 """
 
+# Each user agent's plays per user first (a few per user), then each platform of those.
 platforms = f"""
-select 'browser' as dimension, platform as value, count(distinct user_id) as users, count(*) as plays
-from (select user_id, {_platform(BROWSER)} as platform from songplays) b
-group by platform
+with labelled as (
+    select
+        user_id,
+        plays,
+        {_platform(BROWSER)} as browser,
+        {_platform(OPERATING_SYSTEM)} as operating_system,
+        {_platform(DEVICE)} as device
+    from (
+        select user_agent, user_id, sum(plays) as plays
+        from plays_by_user_day
+        group by user_agent, user_id
+    ) agent_plays
+)
+
+select 'browser' as dimension, browser as value, count(distinct user_id) as users, sum(plays) as plays
+from labelled
+group by browser
 union all
-select 'operating system', platform, count(distinct user_id), count(*)
-from (select user_id, {_platform(OPERATING_SYSTEM)} as platform from songplays) o
-group by platform
+select 'operating system', operating_system, count(distinct user_id), sum(plays)
+from labelled
+group by operating_system
 union all
-select 'device', platform, count(distinct user_id), count(*)
-from (select user_id, {_platform(DEVICE)} as platform from songplays) d
-group by platform
+select 'device', device, count(distinct user_id), sum(plays)
+from labelled
+group by device
 order by dimension, plays desc, value
 """
 
@@ -162,12 +240,12 @@ with sessions as (
     select
         user_id,
         session_id,
-        min(extract(epoch from start_time)) as first_second,
-        max(extract(epoch from start_time)) as last_second,
-        sum(case when page = 'NextSong' then 1 else 0 end) as songs,
-        min(case when item_in_session = 0 then level end) as opening_level,
-        max(level) as any_level
-    from app_events
+        extract(epoch from min(first_at)) as first_second,
+        extract(epoch from max(last_at)) as last_second,
+        sum(songs) as songs,
+        min(opening_level) as opening_level,
+        max(any_level) as any_level
+    from session_parts
     where user_id is not null
     group by user_id, session_id
 ),
@@ -228,15 +306,22 @@ upgrades as (
     group by user_id
 ),
 
-plays as (
+play_days as (
     select
         p.user_id,
         case when p.start_time < u.upgraded_at then 'before upgrade' else 'after upgrade' end as period,
-        count(*) as plays,
-        count(distinct cast(p.start_time as date)) as active_days
+        cast(p.start_time as date) as day,
+        count(*) as plays
     from songplays p
     join upgrades u on u.user_id = p.user_id
-    group by p.user_id, case when p.start_time < u.upgraded_at then 'before upgrade' else 'after upgrade' end
+    group by p.user_id, case when p.start_time < u.upgraded_at then 'before upgrade' else 'after upgrade' end,
+             cast(p.start_time as date)
+),
+
+plays as (
+    select user_id, period, sum(plays) as plays, count(*) as active_days
+    from play_days
+    group by user_id, period
 )
 
 select
@@ -260,9 +345,9 @@ select
     (select count(*) from load_errors where disposition = 'rejected') as records_rejected,
     (select count(*) from load_errors where disposition = 'replaced') as records_with_replaced_characters,
     (select count(*) from text_repairs) as names_repaired,
-    (select max(start_time) from app_events) as latest_event,
-    (select count(*) from app_events) as events,
-    (select count(*) from songplays) as plays,
+    (select max(last_at) from session_parts) as latest_event,
+    (select sum(events) from events_by_user_day) as events,
+    (select sum(plays) from plays_by_song) as plays,
     (select count(*) from songplays where song_id is not null) as plays_matched
 """
 

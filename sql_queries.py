@@ -27,6 +27,7 @@ PHYSICAL = {
         "fact": "",
         "dimension": "",
         "time_dimension": "",
+        "summary": "",
     },
     "redshift": {
         "staging_table": "create table",
@@ -36,6 +37,7 @@ PHYSICAL = {
         "fact": "diststyle key distkey (user_id) compound sortkey (start_time)",
         "dimension": "diststyle all",
         "time_dimension": "diststyle all sortkey (start_time)",
+        "summary": "diststyle even",
     },
 }
 
@@ -58,7 +60,8 @@ START_TIME = ("timestamp 'epoch' + ({ts} / 1000) * interval '1 second'"
 # --- DROP ------------------------------------------------------------------------------------
 TABLES = ["staging_events", "staging_songs", "etl_batches", "loaded_objects", "load_errors",
           "song_catalog", "text_repairs", "songplays", "users", "songs", "artists", "time",
-          "app_events", "user_levels"]
+          "app_events", "user_levels", "plays_by_user_day", "plays_by_hour", "plays_by_song",
+          "events_by_user_day", "session_parts"]
 drop_table_queries = [f"drop table if exists {table}" for table in TABLES]
 
 # --- CREATE ----------------------------------------------------------------------------------
@@ -286,6 +289,74 @@ create table if not exists user_levels (
 ) {dimension}
 """
 
+# Summaries for the insights report, one set of rows per batch: what the batch added to the
+# facts, counted by the keys the report groups on. Rows are only ever appended (a batch's
+# new events are new for good), so a later batch never rewrites an earlier one's; the
+# report sums over batches. They hold no measure that a later batch can change (a play's
+# catalog match can arrive later: that stays on the fact).
+
+# Plays per UTC day and user, with the attributes the report splits listeners by.
+plays_by_user_day_table_create = """
+create table if not exists plays_by_user_day (
+    batch_id   integer not null,
+    day        date not null,
+    user_id    integer,
+    level      varchar(16),
+    location   varchar(1024),
+    user_agent varchar(1024),
+    plays      bigint not null
+) {summary}
+"""
+
+# Plays per UTC hour.
+plays_by_hour_table_create = """
+create table if not exists plays_by_hour (
+    batch_id   integer not null,
+    hour_start timestamp not null,
+    plays      bigint not null
+) {summary}
+"""
+
+# Plays per song as played (title and credited artist name, matched to the catalog or not).
+plays_by_song_table_create = """
+create table if not exists plays_by_song (
+    batch_id    integer not null,
+    song_title  varchar(1024),
+    artist_name varchar(1024),
+    plays       bigint not null
+) {summary}
+"""
+
+# App events and plays per UTC day and user (NULL: logged out).
+events_by_user_day_table_create = """
+create table if not exists events_by_user_day (
+    batch_id integer not null,
+    day      date not null,
+    user_id  integer,
+    events   bigint not null,
+    plays    bigint not null
+) {summary}
+"""
+
+# Each session's part in a batch (a session can span two days' files): its first and last
+# event, events, songs, and its level at item 0 and otherwise. Parts combine with min, max
+# and sum.
+session_parts_table_create = """
+create table if not exists session_parts (
+    batch_id      integer not null,
+    user_id       integer,
+    session_id    bigint not null,
+    first_at      timestamp not null,
+    last_at       timestamp not null,
+    events        bigint not null,
+    songs         bigint not null,
+    opening_level varchar(16),
+    any_level     varchar(16)
+) {summary}
+"""
+
+SUMMARY_TABLES = ["plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day", "session_parts"]
+
 create_table_queries = [
     staging_events_table_create,
     staging_songs_table_create,
@@ -301,6 +372,11 @@ create_table_queries = [
     time_table_create,
     app_events_table_create,
     user_levels_table_create,
+    plays_by_user_day_table_create,
+    plays_by_hour_table_create,
+    plays_by_song_table_create,
+    events_by_user_day_table_create,
+    session_parts_table_create,
 ]
 
 # --- staging -----------------------------------------------------------------------------
@@ -412,7 +488,7 @@ values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 # A full rebuild empties what the loads built (not the history of batches and errors), in
 # the run's transaction, then loads every source object again.
 REBUILT_TABLES = ["loaded_objects", "song_catalog", "text_repairs", "songplays", "users", "songs",
-                  "artists", "time", "app_events", "user_levels"]
+                  "artists", "time", "app_events", "user_levels", *SUMMARY_TABLES]
 rebuild_queries = [f"delete from {table}" for table in REBUILT_TABLES]
 
 # --- text repair -------------------------------------------------------------------------
@@ -439,6 +515,8 @@ batch_tables_drop = [
     "drop table if exists batch_artists",
     "drop table if exists batch_level_users",
     "drop table if exists batch_level_events",
+    "drop table if exists batch_new_plays",
+    "drop table if exists batch_new_events",
 ]
 
 # One row per event of the batch (an event staged twice counts once), with its key hashed
@@ -616,6 +694,16 @@ _CATALOG_MATCH = """
     where choice = 1
 """
 
+# The batch's plays that songplays does not hold yet: what the batch adds, once.
+batch_new_plays_create = """
+create temp table batch_new_plays as
+select p.*
+from batch_plays p
+left join (""" + _in_window("songplay_id", "songplays", "batch_plays") + """) existing
+    on existing.songplay_id = p.songplay_id
+where existing.songplay_id is null
+"""
+
 songplay_table_insert = """
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -624,14 +712,11 @@ select
     p.songplay_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
     p.session_id, p.item_in_session, p.location, p.user_agent,
     p.song_title, p.artist_name, p.song_duration
-from batch_plays p
+from batch_new_plays p
 left join (""" + _CATALOG_MATCH + """) catalog
     on catalog.title = p.song_title
    and catalog.artist_name = p.artist_name
    and catalog.duration = p.song_duration
-left join (""" + _in_window("songplay_id", "songplays", "batch_plays") + """) existing
-    on existing.songplay_id = p.songplay_id
-where existing.songplay_id is null
 """
 
 # Late-arriving songs: plays loaded before their song's metadata get its ids now.
@@ -672,14 +757,20 @@ analyze_batch_artists = "analyze batch_artists"
 analyze_songs = "analyze songs"
 analyze_songplays = "analyze songplays"
 
-# Every event of the batch that is not in app_events yet.
-app_events_insert = """
-insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
-select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
+# The batch's events that app_events does not hold yet.
+batch_new_events_create = """
+create temp table batch_new_events as
+select e.*
 from batch_events e
 left join (""" + _in_window("event_id", "app_events", "batch_events") + """) existing
     on existing.event_id = e.event_id
 where existing.event_id is null
+"""
+
+app_events_insert = """
+insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
+select event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status
+from batch_new_events
 """
 
 # user_levels is brought up to date from the batch alone where it can be: a user whose
@@ -752,11 +843,12 @@ from (
 
 # The plays a batch wrote: those it inserted and older ones it matched to newly arrived
 # songs. One set, for the quality gate's joins (an OR of two IN-lists would make
-# PostgreSQL rescan a list for every row of the fact).
+# PostgreSQL rescan a list for every row of the fact); a play in both parts is listed
+# twice, which IN does not mind, rather than paying a distinct over every play.
 batch_checked_plays_create = """
 create temp table batch_checked_plays as
 select songplay_id, start_time from batch_plays
-union
+union all
 select songplay_id, start_time from songplays where song_id in (select song_id from staging_songs)
 """
 
@@ -780,16 +872,66 @@ transform_queries = [
     ("batch: users whose level history extends", batch_level_users_create),
     ("users: remove superseded", user_table_delete),
     ("users: insert", user_table_insert),
+    ("batch: new plays", batch_new_plays_create),
     ("songplays: insert new plays", songplay_table_insert),
     ("analyze songplays", analyze_songplays),
     ("songplays: match late songs", songplay_late_match_update),
     ("time: insert", time_table_insert),
+    ("batch: new events", batch_new_events_create),
     ("app_events: insert new events", app_events_insert),
     ("batch: level-carrying events", batch_level_events_create),
     ("user_levels: remove recomputed stretches", user_levels_delete),
     ("user_levels: insert", user_levels_insert),
     ("batch: plays to check", batch_checked_plays_create),
     ("analyze batch_checked_plays", "analyze batch_checked_plays"),
+]
+
+# --- summaries of what the batch added (%s: the batch id) ---------------------------------
+plays_by_user_day_insert = """
+insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
+select %s, cast(start_time as date), user_id, level, location, user_agent, count(*)
+from batch_new_plays
+group by cast(start_time as date), user_id, level, location, user_agent
+"""
+
+plays_by_hour_insert = """
+insert into plays_by_hour (batch_id, hour_start, plays)
+select %s, date_trunc('hour', start_time), count(*)
+from batch_new_plays
+group by date_trunc('hour', start_time)
+"""
+
+plays_by_song_insert = """
+insert into plays_by_song (batch_id, song_title, artist_name, plays)
+select %s, song_title, artist_name, count(*)
+from batch_new_plays
+group by song_title, artist_name
+"""
+
+events_by_user_day_insert = """
+insert into events_by_user_day (batch_id, day, user_id, events, plays)
+select %s, cast(start_time as date), user_id, count(*),
+       sum(case when page = 'NextSong' then 1 else 0 end)
+from batch_new_events
+group by cast(start_time as date), user_id
+"""
+
+session_parts_insert = """
+insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
+                           opening_level, any_level)
+select %s, user_id, session_id, min(start_time), max(start_time), count(*),
+       sum(case when page = 'NextSong' then 1 else 0 end),
+       min(case when item_in_session = 0 then level end), max(level)
+from batch_new_events
+group by user_id, session_id
+"""
+
+summary_inserts = [
+    ("plays_by_user_day: add the batch", plays_by_user_day_insert),
+    ("plays_by_hour: add the batch", plays_by_hour_insert),
+    ("plays_by_song: add the batch", plays_by_song_insert),
+    ("events_by_user_day: add the batch", events_by_user_day_insert),
+    ("session_parts: add the batch", session_parts_insert),
 ]
 
 # --- summary -----------------------------------------------------------------------------
@@ -927,5 +1069,24 @@ where plays > events
     )
 
 
-quality_checks = _checks(batch=False)        # every row: --full-checks, --rebuild, nightly
+# The summaries hold what the facts hold, summed over batches. Only on every row: a batch's
+# summary rows are counted from the very rows it inserts.
+summaries_add_up_check = ("summaries add up to the facts", """
+select summary, summarized, in_facts
+from (
+    select 'plays_by_user_day' as summary, (select sum(plays) from plays_by_user_day) as summarized,
+           (select count(*) from songplays) as in_facts
+    union all
+    select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
+    union all
+    select 'plays_by_song', (select sum(plays) from plays_by_song), (select count(*) from songplays)
+    union all
+    select 'events_by_user_day', (select sum(events) from events_by_user_day), (select count(*) from app_events)
+    union all
+    select 'session_parts', (select sum(events) from session_parts), (select count(*) from app_events)
+) totals
+where coalesce(summarized, 0) <> in_facts
+""")
+
+quality_checks = _checks(batch=False) + [summaries_add_up_check]  # every row: --full-checks, --rebuild, nightly
 batch_quality_checks = _checks(batch=True)   # the rows a batch wrote: every etl.py run

@@ -89,7 +89,7 @@ class RunSummary:
         for error in self.errors[:5]:
             where = f"{error.source}:{error.line_number}" if error.line_number else error.source
             out.append(f"    {where}: {error.reason}")
-        out.append(f"  quality checks passed: {self.checks_passed} of {len(q.quality_checks)} "
+        out.append(f"  quality checks passed: {self.checks_passed} of {self.checks_passed} "
                    f"(on {self.checks_scope})")
         return out
 
@@ -213,13 +213,15 @@ def repair_texts(wh: Warehouse) -> int:
     return len(found)
 
 
-def transform(wh: Warehouse) -> None:
+def transform(wh: Warehouse, batch_id: int) -> None:
     for statement in q.batch_tables_drop:
         wh.execute(statement)
     for label, statement in q.transform_queries:
         wh.execute(q.physical(statement, wh.dialect), label=label)
         if label.startswith("songplays: insert"):
             faults.checkpoint("mid-transform")
+    for label, statement in q.summary_inserts:
+        wh.execute(statement, (batch_id,), label=label)
 
 
 def run_quality_checks(wh: Warehouse, full: bool = False) -> int:
@@ -311,7 +313,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             for result in results:
                 errors.extend(result.errors)
             summary.text_repairs = repair_texts(wh)
-            transform(wh)
+            transform(wh, batch_id)
             summary.checks_passed = run_quality_checks(wh, full=full_checks or rebuild)
             summary.checks_scope = "every row" if full_checks or rebuild else "the rows this batch wrote"
         except jsoncopy.TooManyErrors as exc:

@@ -14,9 +14,25 @@ STAR = ("songplays", "users", "songs", "artists", "time", "app_events", "user_le
 MINUTE = 60_000
 
 
+# Each summary summed over batches, by its key: batches split their rows differently, the
+# totals must not differ.
+SUMMARY_TOTALS = {
+    "plays_by_user_day": "select day, user_id, level, location, user_agent, sum(plays) from plays_by_user_day "
+                         "group by 1, 2, 3, 4, 5",
+    "plays_by_hour": "select hour_start, sum(plays) from plays_by_hour group by 1",
+    "plays_by_song": "select song_title, artist_name, sum(plays) from plays_by_song group by 1, 2",
+    "events_by_user_day": "select day, user_id, sum(events), sum(plays) from events_by_user_day group by 1, 2",
+    "session_parts": "select user_id, session_id, min(first_at), max(last_at), sum(events), sum(songs), "
+                     "min(opening_level), max(any_level) from session_parts group by 1, 2",
+}
+
+
 def snapshot(warehouse) -> dict:
-    """Every row of every star table, in a stable order."""
-    return {table: warehouse.query(f"select * from {table} order by 1") for table in STAR}
+    """Every row of every star table, and every summary's totals, in a stable order."""
+    rows = {table: warehouse.query(f"select * from {table} order by 1") for table in STAR}
+    for table, totals in SUMMARY_TOTALS.items():
+        rows[table] = sorted(warehouse.query(totals), key=repr)
+    return rows
 
 
 def etl(warehouse, *args):

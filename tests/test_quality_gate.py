@@ -52,10 +52,10 @@ def assert_gate_fails(warehouse, *names: str, full: bool = True) -> str:
 
 def test_a_clean_batch_passes_every_check(loaded):
     result = run_script("etl.py", "--config", str(loaded.config))
-    assert (f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)} "
+    assert (f"quality checks passed: {len(q.batch_quality_checks)} of {len(q.batch_quality_checks)} "
             "(on the rows this batch wrote)") in result.stdout
     again = run_script("etl.py", "--config", str(loaded.config), "--rebuild")
-    assert "(on every row)" in again.stdout
+    assert f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)} (on every row)" in again.stdout
 
 
 def test_a_bad_value_in_the_batch_fails_the_default_checks(loaded):
@@ -82,6 +82,12 @@ def test_a_duplicated_play_fails_the_uniqueness_check(loaded):
     execute(loaded, "insert into songplays select * from songplays where item_in_session = 0")
     last = assert_gate_fails(loaded, "songplays.songplay_id is unique")
     assert "copies=2" in last
+
+
+def test_a_summary_that_disagrees_with_the_facts_fails_the_full_checks(loaded):
+    execute(loaded, "update plays_by_song set plays = plays + 1")
+    last = assert_gate_fails(loaded, "summaries add up to the facts")
+    assert "summary='plays_by_song'" in last
 
 
 def test_an_orphan_play_fails_the_reference_check(loaded):

@@ -15,6 +15,11 @@ drop table if exists artists;
 drop table if exists time;
 drop table if exists app_events;
 drop table if exists user_levels;
+drop table if exists plays_by_user_day;
+drop table if exists plays_by_hour;
+drop table if exists plays_by_song;
+drop table if exists events_by_user_day;
+drop table if exists session_parts;
 create table staging_events (
     artist          varchar(1024),
     auth            varchar(32),
@@ -160,6 +165,44 @@ create table if not exists user_levels (
     valid_to   timestamp,
     primary key (user_id, valid_from)
 ) diststyle all;
+create table if not exists plays_by_user_day (
+    batch_id   integer not null,
+    day        date not null,
+    user_id    integer,
+    level      varchar(16),
+    location   varchar(1024),
+    user_agent varchar(1024),
+    plays      bigint not null
+) diststyle even;
+create table if not exists plays_by_hour (
+    batch_id   integer not null,
+    hour_start timestamp not null,
+    plays      bigint not null
+) diststyle even;
+create table if not exists plays_by_song (
+    batch_id    integer not null,
+    song_title  varchar(1024),
+    artist_name varchar(1024),
+    plays       bigint not null
+) diststyle even;
+create table if not exists events_by_user_day (
+    batch_id integer not null,
+    day      date not null,
+    user_id  integer,
+    events   bigint not null,
+    plays    bigint not null
+) diststyle even;
+create table if not exists session_parts (
+    batch_id      integer not null,
+    user_id       integer,
+    session_id    bigint not null,
+    first_at      timestamp not null,
+    last_at       timestamp not null,
+    events        bigint not null,
+    songs         bigint not null,
+    opening_level varchar(16),
+    any_level     varchar(16)
+) diststyle even;
 commit;
 
 -- ===== python etl.py --dry-run
@@ -231,6 +274,8 @@ drop table if exists batch_users;
 drop table if exists batch_artists;
 drop table if exists batch_level_users;
 drop table if exists batch_level_events;
+drop table if exists batch_new_plays;
+drop table if exists batch_new_events;
 -- analyze staging_events
 analyze staging_events;
 -- analyze staging_songs
@@ -374,6 +419,13 @@ select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
+-- batch: new plays
+create temp table batch_new_plays as
+select p.*
+from batch_plays p
+left join (select songplay_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
+    on existing.songplay_id = p.songplay_id
+where existing.songplay_id is null;
 -- songplays: insert new plays
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -382,7 +434,7 @@ select
     p.songplay_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
     p.session_id, p.item_in_session, p.location, p.user_agent,
     p.song_title, p.artist_name, p.song_duration
-from batch_plays p
+from batch_new_plays p
 left join (
     select song_id, artist_id, title, artist_name, duration
     from (
@@ -395,10 +447,7 @@ left join (
 ) catalog
     on catalog.title = p.song_title
    and catalog.artist_name = p.artist_name
-   and catalog.duration = p.song_duration
-left join (select songplay_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
-    on existing.songplay_id = p.songplay_id
-where existing.songplay_id is null;
+   and catalog.duration = p.song_duration;
 -- analyze songplays
 analyze songplays;
 -- songplays: match late songs
@@ -433,13 +482,17 @@ from (select distinct start_time from batch_plays) p
 left join (select start_time from time where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
     on existing.start_time = p.start_time
 where existing.start_time is null;
--- app_events: insert new events
-insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
-select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
+-- batch: new events
+create temp table batch_new_events as
+select e.*
 from batch_events e
 left join (select event_id from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
     on existing.event_id = e.event_id
 where existing.event_id is null;
+-- app_events: insert new events
+insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
+select event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status
+from batch_new_events;
 -- batch: level-carrying events
 create temp table batch_level_events as
 select l.user_id, l.level, l.valid_from as start_time,
@@ -480,10 +533,39 @@ from (
 -- batch: plays to check
 create temp table batch_checked_plays as
 select songplay_id, start_time from batch_plays
-union
+union all
 select songplay_id, start_time from songplays where song_id in (select song_id from staging_songs);
 -- analyze batch_checked_plays
 analyze batch_checked_plays;
+-- plays_by_user_day: add the batch
+insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
+select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
+from batch_new_plays
+group by cast(start_time as date), user_id, level, location, user_agent;
+-- plays_by_hour: add the batch
+insert into plays_by_hour (batch_id, hour_start, plays)
+select 1, date_trunc('hour', start_time), count(*)
+from batch_new_plays
+group by date_trunc('hour', start_time);
+-- plays_by_song: add the batch
+insert into plays_by_song (batch_id, song_title, artist_name, plays)
+select 1, song_title, artist_name, count(*)
+from batch_new_plays
+group by song_title, artist_name;
+-- events_by_user_day: add the batch
+insert into events_by_user_day (batch_id, day, user_id, events, plays)
+select 1, cast(start_time as date), user_id, count(*),
+       sum(case when page = 'NextSong' then 1 else 0 end)
+from batch_new_events
+group by cast(start_time as date), user_id;
+-- session_parts: add the batch
+insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
+                           opening_level, any_level)
+select 1, user_id, session_id, min(start_time), max(start_time), count(*),
+       sum(case when page = 'NextSong' then 1 else 0 end),
+       min(case when item_in_session = 0 then level end), max(level)
+from batch_new_events
+group by user_id, session_id;
 select songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_checked_plays) and (select max(start_time) from batch_checked_plays) and songplay_id in (select songplay_id from batch_checked_plays)) group by songplay_id having count(*) > 1;
 select user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by user_id having count(*) > 1;
 select song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by song_id having count(*) > 1;
@@ -583,6 +665,16 @@ delete from time;
 delete from app_events;
 -- delete from user_levels
 delete from user_levels;
+-- delete from plays_by_user_day
+delete from plays_by_user_day;
+-- delete from plays_by_hour
+delete from plays_by_hour;
+-- delete from plays_by_song
+delete from plays_by_song;
+-- delete from events_by_user_day
+delete from events_by_user_day;
+-- delete from session_parts
+delete from session_parts;
 select table_name, object_key, size, version from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
 delete from staging_events;
@@ -646,6 +738,8 @@ drop table if exists batch_users;
 drop table if exists batch_artists;
 drop table if exists batch_level_users;
 drop table if exists batch_level_events;
+drop table if exists batch_new_plays;
+drop table if exists batch_new_events;
 -- analyze staging_events
 analyze staging_events;
 -- analyze staging_songs
@@ -789,6 +883,13 @@ select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
+-- batch: new plays
+create temp table batch_new_plays as
+select p.*
+from batch_plays p
+left join (select songplay_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
+    on existing.songplay_id = p.songplay_id
+where existing.songplay_id is null;
 -- songplays: insert new plays
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -797,7 +898,7 @@ select
     p.songplay_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
     p.session_id, p.item_in_session, p.location, p.user_agent,
     p.song_title, p.artist_name, p.song_duration
-from batch_plays p
+from batch_new_plays p
 left join (
     select song_id, artist_id, title, artist_name, duration
     from (
@@ -810,10 +911,7 @@ left join (
 ) catalog
     on catalog.title = p.song_title
    and catalog.artist_name = p.artist_name
-   and catalog.duration = p.song_duration
-left join (select songplay_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
-    on existing.songplay_id = p.songplay_id
-where existing.songplay_id is null;
+   and catalog.duration = p.song_duration;
 -- analyze songplays
 analyze songplays;
 -- songplays: match late songs
@@ -848,13 +946,17 @@ from (select distinct start_time from batch_plays) p
 left join (select start_time from time where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
     on existing.start_time = p.start_time
 where existing.start_time is null;
--- app_events: insert new events
-insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
-select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status
+-- batch: new events
+create temp table batch_new_events as
+select e.*
 from batch_events e
 left join (select event_id from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
     on existing.event_id = e.event_id
 where existing.event_id is null;
+-- app_events: insert new events
+insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
+select event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status
+from batch_new_events;
 -- batch: level-carrying events
 create temp table batch_level_events as
 select l.user_id, l.level, l.valid_from as start_time,
@@ -895,10 +997,39 @@ from (
 -- batch: plays to check
 create temp table batch_checked_plays as
 select songplay_id, start_time from batch_plays
-union
+union all
 select songplay_id, start_time from songplays where song_id in (select song_id from staging_songs);
 -- analyze batch_checked_plays
 analyze batch_checked_plays;
+-- plays_by_user_day: add the batch
+insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
+select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
+from batch_new_plays
+group by cast(start_time as date), user_id, level, location, user_agent;
+-- plays_by_hour: add the batch
+insert into plays_by_hour (batch_id, hour_start, plays)
+select 1, date_trunc('hour', start_time), count(*)
+from batch_new_plays
+group by date_trunc('hour', start_time);
+-- plays_by_song: add the batch
+insert into plays_by_song (batch_id, song_title, artist_name, plays)
+select 1, song_title, artist_name, count(*)
+from batch_new_plays
+group by song_title, artist_name;
+-- events_by_user_day: add the batch
+insert into events_by_user_day (batch_id, day, user_id, events, plays)
+select 1, cast(start_time as date), user_id, count(*),
+       sum(case when page = 'NextSong' then 1 else 0 end)
+from batch_new_events
+group by cast(start_time as date), user_id;
+-- session_parts: add the batch
+insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
+                           opening_level, any_level)
+select 1, user_id, session_id, min(start_time), max(start_time), count(*),
+       sum(case when page = 'NextSong' then 1 else 0 end),
+       min(case when item_in_session = 0 then level end), max(level)
+from batch_new_events
+group by user_id, session_id;
 select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
 select user_id, count(*) as copies from users group by user_id having count(*) > 1;
 select song_id, count(*) as copies from songs group by song_id having count(*) > 1;
@@ -937,6 +1068,20 @@ from (
         ) distinct_events) as events
 ) totals
 where plays > events;
+select summary, summarized, in_facts
+from (
+    select 'plays_by_user_day' as summary, (select sum(plays) from plays_by_user_day) as summarized,
+           (select count(*) from songplays) as in_facts
+    union all
+    select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
+    union all
+    select 'plays_by_song', (select sum(plays) from plays_by_song), (select count(*) from songplays)
+    union all
+    select 'events_by_user_day', (select sum(events) from events_by_user_day), (select count(*) from app_events)
+    union all
+    select 'session_parts', (select sum(events) from session_parts), (select count(*) from app_events)
+) totals
+where coalesce(summarized, 0) <> in_facts;
 -- record load errors: one row per value found at run time
 insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
                          column_name, reason, raw_excerpt)
@@ -969,5 +1114,5 @@ join (select songplay_id, song_id from songplays where start_time between (selec
 where p.was_repaired = 1 and s.song_id is not null;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
-values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 26, null);
+values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 27, null);
 commit;
