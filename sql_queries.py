@@ -57,6 +57,20 @@ create_index_queries = {
 START_TIME = ("timestamp 'epoch' + ({ts} / 1000) * interval '1 second'"
               " + ({ts} % 1000) * interval '1 millisecond'")
 
+
+def _window(batch: str, column: str = "start_time") -> str:
+    """The batch's time window as a condition on column: the events of an event-grain table
+    that can share a key with the batch's (equal keys have equal times). The bounds are
+    scalar subqueries so PostgreSQL's BRIN index and Redshift's zone maps can skip the
+    blocks outside them."""
+    return (f"{column} between (select min(start_time) from {batch}) "
+            f"and (select max(start_time) from {batch})")
+
+
+def _in_window(columns: str, table: str, batch: str) -> str:
+    return f"select {columns} from {table} where {_window(batch)}"
+
+
 # --- DROP ------------------------------------------------------------------------------------
 TABLES = ["staging_events", "staging_songs", "etl_batches", "loaded_objects", "load_errors",
           "song_catalog", "text_repairs", "songplays", "users", "songs", "artists", "time",
@@ -508,40 +522,50 @@ text_repair_insert = "insert into text_repairs (original, repaired) values %s"
 # --- transform: staging -> star schema ---------------------------------------------------
 # Batch-scoped working sets. Temporary tables vanish with the session.
 batch_tables_drop = [
-    "drop table if exists batch_checked_plays",
+    "drop table if exists batch_written_times",
     "drop table if exists batch_events",
     "drop table if exists batch_plays",
     "drop table if exists batch_users",
     "drop table if exists batch_artists",
     "drop table if exists batch_level_users",
     "drop table if exists batch_level_events",
-    "drop table if exists batch_new_plays",
-    "drop table if exists batch_new_events",
 ]
 
-# One row per event of the batch (an event staged twice counts once), with its key hashed
-# into event_id and its time converted once, for the fact inserts below.
+# One row per event the batch adds: staged, not staged twice (a copy with the same key
+# counts once) and not in app_events yet; its key hashed into event_id and its time
+# converted once, for everything below. The staged events' own time range bounds the
+# lookup in app_events.
 batch_events_create = """
 create temp table batch_events as
-select
-    md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
-        || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
-    {start_time} as start_time,
-    cast(nullif(user_id, '') as integer) as user_id,
-    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+select e.*
 from (
     select
-        staged.*,
-        row_number() over (
-            partition by user_id, session_id, item_in_session, ts
-            order by page, song, level, status
-        ) as copy_number
-    from staging_events staged
+        md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
+            || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
+        {start_time} as start_time,
+        cast(nullif(user_id, '') as integer) as user_id,
+        level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+    from (
+        select
+            staged.*,
+            row_number() over (
+                partition by user_id, session_id, item_in_session, ts
+                order by page, song, level, status
+            ) as copy_number
+        from staging_events staged
+    ) copies
+    where copy_number = 1
 ) e
-where copy_number = 1
-""".replace("{start_time}", START_TIME.format(ts="ts"))
+left join (
+    select event_id from app_events
+    where start_time between (select {first} from staging_events) and (select {last} from staging_events)
+) existing on existing.event_id = e.event_id
+where existing.event_id is null
+""".replace("{start_time}", START_TIME.format(ts="ts")) \
+    .replace("{first}", START_TIME.format(ts="min(ts)")).replace("{last}", START_TIME.format(ts="max(ts)"))
 
-# One row per NextSong event of the batch, with the names repaired.
+# One row per play the batch adds (a NextSong event of batch_events that songplays does not
+# hold), with the names repaired.
 batch_plays_create = """
 create temp table batch_plays as
 select
@@ -561,7 +585,9 @@ select
 from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-where e.page = 'NextSong'
+left join (""" + _in_window("songplay_id", "songplays", "batch_events") + """) existing
+    on existing.songplay_id = e.event_id
+where e.page = 'NextSong' and existing.songplay_id is null
 """
 
 # Every artist whose row this batch may change: those of the staged songs, and those the
@@ -668,19 +694,6 @@ where existing.user_id is null
 
 
 
-def _window(batch: str, column: str = "start_time") -> str:
-    """The batch's time window as a condition on column: the events of an event-grain table
-    that can share a key with the batch's (equal keys have equal times). The bounds are
-    scalar subqueries so PostgreSQL's BRIN index and Redshift's zone maps can skip the
-    blocks outside them."""
-    return (f"{column} between (select min(start_time) from {batch}) "
-            f"and (select max(start_time) from {batch})")
-
-
-def _in_window(columns: str, table: str, batch: str) -> str:
-    return f"select {columns} from {table} where {_window(batch)}"
-
-
 # A play matches the song with its exact (repaired) title, credited artist name and
 # duration; if several songs qualify, the smallest song_id, so a play never counts twice.
 _CATALOG_MATCH = """
@@ -694,16 +707,6 @@ _CATALOG_MATCH = """
     where choice = 1
 """
 
-# The batch's plays that songplays does not hold yet: what the batch adds, once.
-batch_new_plays_create = """
-create temp table batch_new_plays as
-select p.*
-from batch_plays p
-left join (""" + _in_window("songplay_id", "songplays", "batch_plays") + """) existing
-    on existing.songplay_id = p.songplay_id
-where existing.songplay_id is null
-"""
-
 songplay_table_insert = """
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -712,7 +715,7 @@ select
     p.songplay_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
     p.session_id, p.item_in_session, p.location, p.user_agent,
     p.song_title, p.artist_name, p.song_duration
-from batch_new_plays p
+from batch_plays p
 left join (""" + _CATALOG_MATCH + """) catalog
     on catalog.title = p.song_title
    and catalog.artist_name = p.artist_name
@@ -757,20 +760,11 @@ analyze_batch_artists = "analyze batch_artists"
 analyze_songs = "analyze songs"
 analyze_songplays = "analyze songplays"
 
-# The batch's events that app_events does not hold yet.
-batch_new_events_create = """
-create temp table batch_new_events as
-select e.*
-from batch_events e
-left join (""" + _in_window("event_id", "app_events", "batch_events") + """) existing
-    on existing.event_id = e.event_id
-where existing.event_id is null
-"""
-
+# Every event the batch adds.
 app_events_insert = """
 insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
 select event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status
-from batch_new_events
+from batch_events
 """
 
 # user_levels is brought up to date from the batch alone where it can be: a user whose
@@ -841,15 +835,17 @@ from (
 ) stretches
 """
 
-# The plays a batch wrote: those it inserted and older ones it matched to newly arrived
-# songs. One set, for the quality gate's joins (an OR of two IN-lists would make
-# PostgreSQL rescan a list for every row of the fact); a play in both parts is listed
-# twice, which IN does not mind, rather than paying a distinct over every play.
-batch_checked_plays_create = """
-create temp table batch_checked_plays as
-select songplay_id, start_time from batch_plays
+# The times that bound the plays a batch wrote: those it inserted and older ones it matched
+# to newly arrived songs. The quality gate checks songplays between the first and the last.
+batch_written_times_create = """
+create temp table batch_written_times as
+select min(start_time) as start_time from batch_plays
 union all
-select songplay_id, start_time from songplays where song_id in (select song_id from staging_songs)
+select max(start_time) from batch_plays
+union all
+select min(start_time) from songplays where song_id in (select song_id from staging_songs)
+union all
+select max(start_time) from songplays where song_id in (select song_id from staging_songs)
 """
 
 # Run in this order after staging: (label, statement).
@@ -872,39 +868,36 @@ transform_queries = [
     ("batch: users whose level history extends", batch_level_users_create),
     ("users: remove superseded", user_table_delete),
     ("users: insert", user_table_insert),
-    ("batch: new plays", batch_new_plays_create),
     ("songplays: insert new plays", songplay_table_insert),
     ("analyze songplays", analyze_songplays),
     ("songplays: match late songs", songplay_late_match_update),
     ("time: insert", time_table_insert),
-    ("batch: new events", batch_new_events_create),
     ("app_events: insert new events", app_events_insert),
     ("batch: level-carrying events", batch_level_events_create),
     ("user_levels: remove recomputed stretches", user_levels_delete),
     ("user_levels: insert", user_levels_insert),
-    ("batch: plays to check", batch_checked_plays_create),
-    ("analyze batch_checked_plays", "analyze batch_checked_plays"),
+    ("batch: times of the plays written", batch_written_times_create),
 ]
 
 # --- summaries of what the batch added (%s: the batch id) ---------------------------------
 plays_by_user_day_insert = """
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
 select %s, cast(start_time as date), user_id, level, location, user_agent, count(*)
-from batch_new_plays
+from batch_plays
 group by cast(start_time as date), user_id, level, location, user_agent
 """
 
 plays_by_hour_insert = """
 insert into plays_by_hour (batch_id, hour_start, plays)
 select %s, date_trunc('hour', start_time), count(*)
-from batch_new_plays
+from batch_plays
 group by date_trunc('hour', start_time)
 """
 
 plays_by_song_insert = """
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
 select %s, song_title, artist_name, count(*)
-from batch_new_plays
+from batch_plays
 group by song_title, artist_name
 """
 
@@ -912,7 +905,7 @@ events_by_user_day_insert = """
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
 select %s, cast(start_time as date), user_id, count(*),
        sum(case when page = 'NextSong' then 1 else 0 end)
-from batch_new_events
+from batch_events
 group by cast(start_time as date), user_id
 """
 
@@ -922,7 +915,7 @@ insert into session_parts (batch_id, user_id, session_id, first_at, last_at, eve
 select %s, user_id, session_id, min(start_time), max(start_time), count(*),
        sum(case when page = 'NextSong' then 1 else 0 end),
        min(case when item_in_session = 0 then level end), max(level)
-from batch_new_events
+from batch_events
 group by user_id, session_id
 """
 
@@ -963,20 +956,19 @@ def physical(statement: str, dialect: str) -> str:
 # then costs a day's work); etl.py --full-checks and --rebuild run them on every row.
 
 # The rows of each table that a batch writes ({t} is the table's alias, if any). For the
-# event-grain tables the batch's time window (from the batch table named in BATCH_WINDOWS)
-# comes first: it is what lets the engine skip the rest of the table.
-BATCH_WINDOWS = {"songplays": "batch_checked_plays", "time": "batch_plays", "app_events": "batch_events"}
+# event-grain tables: every row in the batch's time window (from the batch table named in
+# BATCH_WINDOWS), which holds all the rows the batch wrote and whatever shares a key with
+# them (equal keys have equal times), and which the engine reads without the rest of the
+# table (BRIN on PostgreSQL, zone maps on Redshift). Plays re-matched to a late song widen
+# the window to their times.
+BATCH_WINDOWS = {"songplays": "batch_written_times", "time": "batch_plays", "app_events": "batch_events"}
 BATCH_ROWS = {
-    "songplays": "{t}songplay_id in (select songplay_id from batch_checked_plays)",
     "users": "{t}user_id in (select user_id from batch_users)",
     "songs": "{t}song_id in (select song_id from staging_songs)",
     "artists": "{t}artist_id in (select artist_id from batch_artists)",
-    "time": "{t}start_time in (select start_time from batch_plays)",
-    "app_events": "{t}event_id in (select event_id from batch_events)",
     "user_levels": "{t}user_id in (select user_id from batch_users)",
+    **{table: _window(batch, "{t}start_time") for table, batch in BATCH_WINDOWS.items()},
 }
-for _table, _batch in BATCH_WINDOWS.items():
-    BATCH_ROWS[_table] = _window(_batch, "{t}start_time") + " and " + BATCH_ROWS[_table]
 # Where a batch's key values come from, to find a NULL key before it is written (a NULL
 # key cannot be selected by the key itself).
 BATCH_SOURCES = {"songplays": "batch_plays", "users": "batch_users", "songs": "staging_songs",
@@ -1052,19 +1044,6 @@ select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null"""
              + _where("l.level <> u.level", scope("users", "u.")) + "\n"),
-            ("songplays of this batch never exceed its distinct NextSong events", """
-select plays, events
-from (
-    select
-        (select count(*) from songplays s join batch_plays b on b.songplay_id = s.songplay_id
-         where """ + _window("batch_plays", "s.start_time") + """) as plays,
-        (select count(*) from (
-            select distinct user_id, session_id, item_in_session, ts
-            from staging_events where page = 'NextSong'
-        ) distinct_events) as events
-) totals
-where plays > events
-"""),
         ]
     )
 
