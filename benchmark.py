@@ -60,7 +60,8 @@ def run(*args: str, env=None) -> tuple[float, int, str, str]:
 
 def phases(log: str) -> dict[str, float]:
     """Seconds per phase, from etl.py's progress lines."""
-    out = {"stage events": 0.0, "stage songs": 0.0, "repair + transform": 0.0, "quality checks": 0.0}
+    out = {"stage events": 0.0, "stage songs": 0.0, "repair + transform": 0.0, "quality checks": 0.0,
+           "bookkeeping": 0.0}
     for match in STEP.finditer(log):
         label, seconds = match.group("label").strip(), float(match.group("seconds"))
         if label == "stage staging_events":
@@ -69,7 +70,9 @@ def phases(log: str) -> dict[str, float]:
             out["stage songs"] += seconds
         elif label == "quality checks":
             out["quality checks"] += seconds
-        elif not label.startswith(("copy ", "load lock", "record ")):
+        elif label.startswith(("find new", "record ", "count rows", "commit", "load lock")):
+            out["bookkeeping"] += seconds
+        elif not label.startswith("copy "):
             out["repair + transform"] += seconds
     return out
 
@@ -165,7 +168,8 @@ def main() -> int:
     data = work / f"data-{largest['label']}"
     config = work / f"bench-{largest['label']}.cfg"
     generate(data, sizes[-1], args.songs, extra_day=True)
-    day_wall, day_peak, day_out, _ = run("etl.py", "--config", str(config))
+    day_wall, day_peak, day_out, day_err = run("etl.py", "--config", str(config))
+    day_phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases(day_err).items())
     day_events = int(re.search(r"staged staging_events\s+([\d,]+) rows", day_out).group(1).replace(",", ""))
     insights_wall, _, _, _ = run("insights.py", "--config", str(config), "--output", str(work / "insights"))
     day_share = day_events / largest["events_per_s"]
@@ -180,16 +184,17 @@ def main() -> int:
     lines = [f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"embedded PostgreSQL; command: python benchmark.py --sizes {args.sizes} --songs {args.songs}", "",
              "| size | events | COPY ceiling rows/s | etl.py s | events/s | stage events s | stage songs s | "
-             "transform s | checks s | peak client RSS MB | database MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "transform s | checks s | bookkeeping s | peak client RSS MB | database MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         p = r["phases"]
         lines.append(f"| {r['label']} | {r['events']:,} | {r['ceiling_rows_per_s']:,.0f} | {r['etl_seconds']:.1f} | "
                      f"{r['events_per_s']:,.0f} | {p['stage events']:.1f} | {p['stage songs']:.1f} | "
-                     f"{p['repair + transform']:.1f} | {p['quality checks']:.1f} | {r['peak_rss_mb']} | "
+                     f"{p['repair + transform']:.1f} | {p['quality checks']:.1f} | {p['bookkeeping']:.1f} | "
+                     f"{r['peak_rss_mb']} | "
                      f"{r['db_mb']:,.0f} |")
     lines += ["", f"one more day on the {largest['label']} warehouse: {day_events:,} events in {day_wall:.1f} s "
-              f"(peak client RSS {day_peak} MB); insights.py on it: {insights_wall:.1f} s", ""]
+              f"(peak client RSS {day_peak} MB: {day_phases}); insights.py on it: {insights_wall:.1f} s", ""]
     lines += [f"- {name}: {value:.2f}" for name, value in ratios.items()]
     report = "\n".join(lines)
     print("\n" + report)

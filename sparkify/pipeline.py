@@ -94,6 +94,11 @@ class RunSummary:
         return out
 
 
+def _log_step(label: str, rows: int | None, started: float) -> None:
+    """One progress line, in the format of the statements' own (benchmark.py reads them)."""
+    log.info("%-38s %8s rows  %6.2f s", label, "-" if rows is None else f"{rows:,}", time.perf_counter() - started)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -206,10 +211,11 @@ def stage(wh: Warehouse, config: Config, pending: list[Pending], batch_id: int,
 
 def repair_texts(wh: Warehouse) -> int:
     """Records repairs for the double-encoded names among this batch's event text."""
+    started = time.perf_counter()
     candidates = [row[0] for row in wh.query(q.text_repair_candidates)]
     found = textrepair.repairs(candidates)
     wh.insert_rows(q.text_repair_insert, found, label="text repairs")
-    log.info("%-38s %8s rows", "text repairs", f"{len(found):,}")
+    _log_step("text repairs", len(found), started)
     return len(found)
 
 
@@ -301,7 +307,9 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             pending = placeholder_objects(config)
             wh.note("stage only the files that are new or changed since loaded_objects was written")
         else:
+            listed = time.perf_counter()
             pending, summary.known_objects = find_new_objects(wh, config, s3)
+            _log_step("find new or changed files", sum(len(item.objects) for item in pending), listed)
         summary.new_objects = sum(len(item.objects) for item in pending)
         if summary.new_objects == 0:
             wh.rollback()
@@ -330,15 +338,19 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             summary.staged.append(StagedTable(result.table, result.objects, result.rows, len(result.rejected)))
         record_errors(wh, batch_id, errors)
         record_objects(wh, batch_id, pending, results)
+        counted = time.perf_counter()
         for table in q.STAR_TABLES:
             summary.rows[table] = wh.scalar(q.row_count.format(table=table))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
         summary.songplays_recovered_by_repair = wh.scalar(q.batch_plays_recovered)
+        _log_step("count rows for the summary", None, counted)
         wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "published", summary.new_objects,
                                         sum(s.rows for s in summary.staged), len(summary.rejected),
                                         summary.checks_passed, None))
         faults.checkpoint("before-commit")
+        committed = time.perf_counter()
         wh.commit()
+        _log_step("commit", None, committed)
     summary.seconds = time.perf_counter() - started
     return summary
 
