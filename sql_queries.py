@@ -751,14 +751,19 @@ where existing.start_time is null
 """
 
 # Planner statistics for freshly written tables: without them PostgreSQL guesses a handful
-# of rows and picks nested loops that take seconds instead of milliseconds. On Redshift,
-# ANALYZE skips tables that changed too little to matter.
+# of rows and picks nested loops that take seconds instead of milliseconds, or a hash
+# aggregate sized for 200 groups that then spilled 9M (the key check on time ran for over
+# ten minutes in a 10M first load). On Redshift, ANALYZE skips tables that changed too
+# little to matter.
 analyze_staging_events = "analyze staging_events"
 analyze_staging_songs = "analyze staging_songs"
 analyze_batch_plays = "analyze batch_plays"
 analyze_batch_artists = "analyze batch_artists"
 analyze_songs = "analyze songs"
 analyze_songplays = "analyze songplays"
+analyze_time = "analyze time"
+analyze_app_events = "analyze app_events"
+analyze_users = "analyze users"
 
 # Every event the batch adds.
 app_events_insert = """
@@ -868,11 +873,14 @@ transform_queries = [
     ("batch: users whose level history extends", batch_level_users_create),
     ("users: remove superseded", user_table_delete),
     ("users: insert", user_table_insert),
+    ("analyze users", analyze_users),
     ("songplays: insert new plays", songplay_table_insert),
     ("analyze songplays", analyze_songplays),
     ("songplays: match late songs", songplay_late_match_update),
     ("time: insert", time_table_insert),
+    ("analyze time", analyze_time),
     ("app_events: insert new events", app_events_insert),
+    ("analyze app_events", analyze_app_events),
     ("batch: level-carrying events", batch_level_events_create),
     ("user_levels: remove recomputed stretches", user_levels_delete),
     ("user_levels: insert", user_levels_insert),

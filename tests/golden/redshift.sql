@@ -427,6 +427,8 @@ select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
+-- analyze users
+analyze users;
 -- songplays: insert new plays
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -483,10 +485,14 @@ from (select distinct start_time from batch_plays) p
 left join (select start_time from time where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
     on existing.start_time = p.start_time
 where existing.start_time is null;
+-- analyze time
+analyze time;
 -- app_events: insert new events
 insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
 select event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status
 from batch_events;
+-- analyze app_events
+analyze app_events;
 -- batch: level-carrying events
 create temp table batch_level_events as
 select l.user_id, l.level, l.valid_from as start_time,
@@ -876,6 +882,8 @@ select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
+-- analyze users
+analyze users;
 -- songplays: insert new plays
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -932,10 +940,14 @@ from (select distinct start_time from batch_plays) p
 left join (select start_time from time where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
     on existing.start_time = p.start_time
 where existing.start_time is null;
+-- analyze time
+analyze time;
 -- app_events: insert new events
 insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
 select event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status
 from batch_events;
+-- analyze app_events
+analyze app_events;
 -- batch: level-carrying events
 create temp table batch_level_events as
 select l.user_id, l.level, l.valid_from as start_time,
