@@ -40,21 +40,27 @@ except SystemExit as exit:
     code = exit.code or 0
 else:
     code = 0
-print(f"PEAK_RSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+print(f"PEAK_RSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} "
+      f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}", file=sys.stderr)
 sys.exit(code)
 """
 STEP = re.compile(r"^(?P<label>.+?)\s{2,}(?P<rows>[\d,]+|-|\d+ ok)\s+(?:rows)?\s*(?P<seconds>\d+\.\d+) s", re.M)
 
 
 def run(*args: str, env=None) -> tuple[float, int, str, str]:
-    """Runs a toolkit script in a child; returns (seconds, peak RSS in MB, stdout, stderr)."""
+    """Runs a toolkit script in a child; returns (seconds, peak RSS in MB, stdout, stderr).
+
+    The peak counts the script's own process plus, if it forked COPY workers, one per core
+    at the largest worker's peak: an upper bound of what the client held at once."""
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=ROOT, capture_output=True, text=True,
                             env=env)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    peak = int(re.search(r"PEAK_RSS_KB (\d+)", result.stderr).group(1)) // 1024
+    own, workers = (int(kb) for kb in re.search(r"PEAK_RSS_KB (\d+) (\d+)", result.stderr).groups())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    peak = (own + (cores * workers if "rendered by" in result.stderr else 0)) // 1024
     return seconds, peak, result.stdout, result.stderr
 
 

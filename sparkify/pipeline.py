@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import faults, jsoncopy, redshift, sources, textrepair
+from . import faults, jsoncopy, parallelrows, redshift, sources, textrepair
 from .config import Config
 from .dryrun import DryRunWarehouse
 from .warehouse import ConnectionLost, Warehouse, WarehouseError, connect
@@ -105,22 +105,29 @@ def _now() -> datetime:
 
 # --- staging ------------------------------------------------------------------------------------
 
-def stage_json(wh: Warehouse, table: str, objects, mapping, options: jsoncopy.CopyOptions
-               ) -> jsoncopy.CopyResult:
-    """Loads JSON objects into a staging table through COPY … FROM STDIN."""
+def stage_json(wh: Warehouse, table: str, objects: list[sources.SourceObject], mapping,
+               options: jsoncopy.CopyOptions) -> jsoncopy.CopyResult:
+    """Loads JSON objects into a staging table through COPY … FROM STDIN, rendering the
+    rows in worker processes when the objects are large local files."""
     copier = jsoncopy.JsonCopy(table, wh.table_columns(table), mapping, options)
     statement = q.copy_from_stdin.format(table=table, columns=", ".join(copier.columns))
     started = time.perf_counter()
-    reader = jsoncopy.ChunkedReader(_with_checkpoint(copier.rows(objects)))
+    workers = parallelrows.worker_count(objects)
+    rows = (parallelrows.rows(copier, objects, workers) if workers > 1
+            else copier.rows(sources.prefetched(objects)))
+    reader = jsoncopy.ChunkedReader(_with_checkpoint(rows))
     try:
         wh.copy_from_stdin(statement, reader, label=f"copy {table}")
     except WarehouseError:
         if reader.error is not None:
             raise reader.error from None
         raise
+    finally:
+        rows.close()  # stops the workers if COPY ended early
     result = copier.result
-    log.info("%-38s %8s rows  %6.2f s  (%d files, %d rejected)", f"stage {table}", f"{result.rows:,}",
-             time.perf_counter() - started, result.objects, len(result.rejected))
+    log.info("%-38s %8s rows  %6.2f s  (%d files, %d rejected%s)", f"stage {table}", f"{result.rows:,}",
+             time.perf_counter() - started, result.objects, len(result.rejected),
+             f", rendered by {workers} processes" if workers > 1 else "")
     return result
 
 
@@ -201,7 +208,7 @@ def stage(wh: Warehouse, config: Config, pending: list[Pending], batch_id: int,
     results = []
     for item in pending:
         try:
-            results.append(stage_json(wh, item.table, sources.prefetched(item.objects), item.mapping, options))
+            results.append(stage_json(wh, item.table, item.objects, item.mapping, options))
         except ValueError as exc:
             raise EtlError(f"loading {item.table}: {exc}") from None
     return results
