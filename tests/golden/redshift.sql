@@ -568,12 +568,12 @@ select 1, user_id, session_id, min(start_time), max(start_time), count(*),
        min(case when item_in_session = 0 then level end), max(level)
 from batch_events
 group by user_id, session_id;
-select songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) group by songplay_id having count(*) > 1;
+select songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (songplay_id in (select songplay_id from batch_plays)) group by songplay_id having count(*) > 1;
 select user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by user_id having count(*) > 1;
 select song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by song_id having count(*) > 1;
 select artist_id, count(*) as copies from artists where (artist_id in (select artist_id from batch_artists)) group by artist_id having count(*) > 1;
-select start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) group by start_time having count(*) > 1;
-select event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) group by event_id having count(*) > 1;
+select start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) and (start_time in (select start_time from batch_plays)) group by start_time having count(*) > 1;
+select event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) and (event_id in (select event_id from batch_events)) group by event_id having count(*) > 1;
 select user_id, valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users)) group by user_id, valid_from having count(*) > 1;
 select * from batch_plays where (songplay_id is null);
 select * from batch_users where (user_id is null);
