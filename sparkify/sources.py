@@ -20,7 +20,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 from .config import Config, Source
@@ -221,14 +220,22 @@ def list_objects(source: Source, s3: S3 | None = None) -> list[SourceObject]:
     if root.is_file():
         stat = root.stat()
         return [SourceObject(str(root), root.name, stat.st_size, str(stat.st_mtime_ns))]
+    # Plain strings and os.scandir: Path objects cost more than the stat calls themselves
+    # for a catalog of 100,000 one-song files.
     found = []
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(folder) / name
-            stat = path.stat()
-            key = path.relative_to(root).as_posix()
-            found.append(SourceObject(str(path), key, stat.st_size, str(stat.st_mtime_ns)))
+    start = len(str(root)) + 1
+    pending = [str(root)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.is_dir():  # a link to a folder: not followed (no loops), as os.walk does
+                    continue
+                else:
+                    stat = entry.stat()
+                    key = entry.path[start:].replace(os.sep, "/")
+                    found.append(SourceObject(entry.path, key, stat.st_size, str(stat.st_mtime_ns)))
     found.sort(key=lambda obj: obj.key)
     return found
 
