@@ -235,6 +235,8 @@ def transform(wh: Warehouse, batch_id: int) -> None:
             faults.checkpoint("mid-transform")
     for label, statement in q.summary_inserts:
         wh.execute(statement, (batch_id,), label=label)
+    for statement in q.summarize_index_queries[wh.dialect]:
+        wh.execute(statement, label=statement.split("'")[1] + ": summarize new blocks")
 
 
 def run_quality_checks(wh: Warehouse, full: bool = False) -> int:
@@ -347,7 +349,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
         record_objects(wh, batch_id, pending, results)
         counted = time.perf_counter()
         for table in q.STAR_TABLES:
-            summary.rows[table] = wh.scalar(q.row_count.format(table=table))
+            summary.rows[table] = wh.scalar(q.SUMMARY_ROW_COUNTS.get(table, q.row_count.format(table=table)))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
         summary.songplays_recovered_by_repair = wh.scalar(q.batch_plays_recovered)
         _log_step("count rows for the summary", None, counted)

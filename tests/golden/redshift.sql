@@ -612,12 +612,12 @@ where loaded_objects.table_name = b.table_name and loaded_objects.object_key = b
 insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
 select table_name, object_key, url, size, version, batch_id, row_count, error_count
 from batch_objects;
-select count(*) from songplays;
+select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song;
 select count(*) from users;
 select count(*) from songs;
 select count(*) from artists;
 select count(*) from time;
-select count(*) from app_events;
+select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day;
 select count(*) from user_levels;
 select count(*) from songplays where song_id is not null;
 select count(*)
@@ -1081,12 +1081,12 @@ where loaded_objects.table_name = b.table_name and loaded_objects.object_key = b
 insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
 select table_name, object_key, url, size, version, batch_id, row_count, error_count
 from batch_objects;
-select count(*) from songplays;
+select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song;
 select count(*) from users;
 select count(*) from songs;
 select count(*) from artists;
 select count(*) from time;
-select count(*) from app_events;
+select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day;
 select count(*) from user_levels;
 select count(*) from songplays where song_id is not null;
 select count(*)
