@@ -82,7 +82,7 @@ def _in_window(columns: str, table: str, batch: str) -> str:
 TABLES = ["staging_events", "staging_songs", "etl_batches", "loaded_objects", "load_errors",
           "song_catalog", "text_repairs", "songplays", "users", "songs", "artists", "time",
           "app_events", "user_levels", "plays_by_user_day", "plays_by_hour", "plays_by_song",
-          "events_by_user_day", "session_parts"]
+          "events_by_user_day", "session_parts", "batch_totals"]
 drop_table_queries = [f"drop table if exists {table}" for table in TABLES]
 
 # --- CREATE ----------------------------------------------------------------------------------
@@ -376,7 +376,19 @@ create table if not exists session_parts (
 ) {summary}
 """
 
-SUMMARY_TABLES = ["plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day", "session_parts"]
+# Per batch: the rows it added to time, and the plays it matched to the catalog (its new
+# plays that matched, and older ones a late song matched; a match is never undone). The
+# run summary's totals of both, without reading the facts.
+batch_totals_table_create = """
+create table if not exists batch_totals (
+    batch_id  integer not null,
+    measure   varchar(32) not null,
+    row_count bigint not null
+) {summary}
+"""
+
+SUMMARY_TABLES = ["plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day", "session_parts",
+                  "batch_totals"]
 
 create_table_queries = [
     staging_events_table_create,
@@ -398,6 +410,7 @@ create_table_queries = [
     plays_by_song_table_create,
     events_by_user_day_table_create,
     session_parts_table_create,
+    batch_totals_table_create,
 ]
 
 # --- staging -----------------------------------------------------------------------------
@@ -933,6 +946,18 @@ from batch_events
 group by user_id, session_id
 """
 
+# %s: the batch id, and the rows the time insert added.
+time_rows_added_insert = "insert into batch_totals (batch_id, measure, row_count) values (%s, 'time rows', %s)"
+
+# %s: the batch id, and the older plays the late-song update matched.
+matched_plays_added_insert = """
+insert into batch_totals (batch_id, measure, row_count)
+select %s, 'matched plays', count(*) + %s
+from songplays
+where """ + _window("batch_plays") + """
+  and songplay_id in (select songplay_id from batch_plays) and song_id is not null
+"""
+
 summary_inserts = [
     ("plays_by_user_day: add the batch", plays_by_user_day_insert),
     ("plays_by_hour: add the batch", plays_by_hour_insert),
@@ -947,9 +972,12 @@ STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "
 # The two largest facts are counted from their summaries (a fraction of their size; the
 # full checks prove the two agree).
 SUMMARY_ROW_COUNTS = {"songplays": "select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song",
-                      "app_events": "select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day"}
+                      "app_events": "select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day",
+                      "time": "select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals "
+                              "where measure = 'time rows'"}
 
-songplays_matched = "select count(*) from songplays where song_id is not null"
+songplays_matched = ("select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals "
+                     "where measure = 'matched plays'")
 
 # Plays of this batch that match the catalog only thanks to a text repair.
 batch_plays_recovered = """
@@ -1092,6 +1120,13 @@ from (
     select 'events_by_user_day', (select sum(events) from events_by_user_day), (select count(*) from app_events)
     union all
     select 'session_parts', (select sum(events) from session_parts), (select count(*) from app_events)
+    union all
+    select 'batch_totals: time rows', (select sum(row_count) from batch_totals where measure = 'time rows'),
+           (select count(*) from time)
+    union all
+    select 'batch_totals: matched plays',
+           (select sum(row_count) from batch_totals where measure = 'matched plays'),
+           (select count(*) from songplays where song_id is not null)
 ) totals
 where coalesce(summarized, 0) <> in_facts
 """)

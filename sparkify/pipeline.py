@@ -229,12 +229,17 @@ def repair_texts(wh: Warehouse) -> int:
 def transform(wh: Warehouse, batch_id: int) -> None:
     for statement in q.batch_tables_drop:
         wh.execute(statement)
+    rows = {}
     for label, statement in q.transform_queries:
-        wh.execute(q.physical(statement, wh.dialect), label=label)
+        rows[label] = wh.execute(q.physical(statement, wh.dialect), label=label).rowcount
         if label.startswith("songplays: insert"):
             faults.checkpoint("mid-transform")
     for label, statement in q.summary_inserts:
         wh.execute(statement, (batch_id,), label=label)
+    # psycopg2 reports an INSERT's or UPDATE's row count on both engines (-1: a dry run).
+    wh.execute(q.time_rows_added_insert, (batch_id, max(rows["time: insert"], 0)), label="batch_totals: time rows")
+    wh.execute(q.matched_plays_added_insert, (batch_id, max(rows["songplays: match late songs"], 0)),
+               label="batch_totals: matched plays")
     for statement in q.summarize_index_queries[wh.dialect]:
         wh.execute(statement, label=statement.split("'")[1] + ": summarize new blocks")
 

@@ -24,6 +24,7 @@ SUMMARY_TOTALS = {
     "events_by_user_day": "select day, user_id, sum(events), sum(plays) from events_by_user_day group by 1, 2",
     "session_parts": "select user_id, session_id, min(first_at), max(last_at), sum(events), sum(songs), "
                      "min(opening_level), max(any_level) from session_parts group by 1, 2",
+    "batch_totals": "select measure, sum(row_count) from batch_totals group by 1",
 }
 
 

@@ -123,6 +123,7 @@ def test_every_transform_check_and_insight_query_is_redshift_sql_on_both_engines
     texts += [statement for _, statement in q.batch_quality_checks]
     texts += [statement for _, _, statement in iq.QUERIES]
     texts += [statement % (1,) for _, statement in q.summary_inserts]
+    texts += [q.time_rows_added_insert % (1, 1), q.matched_plays_added_insert % (1, 0)]
     texts += [q.text_repair_candidates, q.batch_plays_recovered, q.songplays_matched] + q.batch_tables_drop
     for text in texts:
         assert violations(text) == [], text[:80]

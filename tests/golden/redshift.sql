@@ -20,6 +20,7 @@ drop table if exists plays_by_hour;
 drop table if exists plays_by_song;
 drop table if exists events_by_user_day;
 drop table if exists session_parts;
+drop table if exists batch_totals;
 create table staging_events (
     artist          varchar(1024),
     auth            varchar(32),
@@ -202,6 +203,11 @@ create table if not exists session_parts (
     songs         bigint not null,
     opening_level varchar(16),
     any_level     varchar(16)
+) diststyle even;
+create table if not exists batch_totals (
+    batch_id  integer not null,
+    measure   varchar(32) not null,
+    row_count bigint not null
 ) diststyle even;
 commit;
 
@@ -568,6 +574,14 @@ select 1, user_id, session_id, min(start_time), max(start_time), count(*),
        min(case when item_in_session = 0 then level end), max(level)
 from batch_events
 group by user_id, session_id;
+-- batch_totals: time rows
+insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 0);
+-- batch_totals: matched plays
+insert into batch_totals (batch_id, measure, row_count)
+select 1, 'matched plays', count(*) + 0
+from songplays
+where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)
+  and songplay_id in (select songplay_id from batch_plays) and song_id is not null;
 select songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (songplay_id in (select songplay_id from batch_plays)) group by songplay_id having count(*) > 1;
 select user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by user_id having count(*) > 1;
 select song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by song_id having count(*) > 1;
@@ -616,10 +630,10 @@ select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song;
 select count(*) from users;
 select count(*) from songs;
 select count(*) from artists;
-select count(*) from time;
+select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'time rows';
 select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day;
 select count(*) from user_levels;
-select count(*) from songplays where song_id is not null;
+select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'matched plays';
 select count(*)
 from batch_plays p
 join (select songplay_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
@@ -666,6 +680,8 @@ delete from plays_by_song;
 delete from events_by_user_day;
 -- delete from session_parts
 delete from session_parts;
+-- delete from batch_totals
+delete from batch_totals;
 select table_name, object_key, size, version from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
 delete from staging_events;
@@ -1023,6 +1039,14 @@ select 1, user_id, session_id, min(start_time), max(start_time), count(*),
        min(case when item_in_session = 0 then level end), max(level)
 from batch_events
 group by user_id, session_id;
+-- batch_totals: time rows
+insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 0);
+-- batch_totals: matched plays
+insert into batch_totals (batch_id, measure, row_count)
+select 1, 'matched plays', count(*) + 0
+from songplays
+where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)
+  and songplay_id in (select songplay_id from batch_plays) and song_id is not null;
 select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
 select user_id, count(*) as copies from users group by user_id having count(*) > 1;
 select song_id, count(*) as copies from songs group by song_id having count(*) > 1;
@@ -1062,6 +1086,13 @@ from (
     select 'events_by_user_day', (select sum(events) from events_by_user_day), (select count(*) from app_events)
     union all
     select 'session_parts', (select sum(events) from session_parts), (select count(*) from app_events)
+    union all
+    select 'batch_totals: time rows', (select sum(row_count) from batch_totals where measure = 'time rows'),
+           (select count(*) from time)
+    union all
+    select 'batch_totals: matched plays',
+           (select sum(row_count) from batch_totals where measure = 'matched plays'),
+           (select count(*) from songplays where song_id is not null)
 ) totals
 where coalesce(summarized, 0) <> in_facts;
 -- record load errors: one row per value found at run time
@@ -1085,10 +1116,10 @@ select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song;
 select count(*) from users;
 select count(*) from songs;
 select count(*) from artists;
-select count(*) from time;
+select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'time rows';
 select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day;
 select count(*) from user_levels;
-select count(*) from songplays where song_id is not null;
+select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'matched plays';
 select count(*)
 from batch_plays p
 join (select songplay_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
