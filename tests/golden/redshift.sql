@@ -309,7 +309,8 @@ left join (
     select event_id from app_events
     where start_time between (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + (min(ts) % 1000) * interval '1 millisecond' from staging_events) and (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + (max(ts) % 1000) * interval '1 millisecond' from staging_events)
 ) existing on existing.event_id = e.event_id
-where existing.event_id is null;
+where existing.event_id is null
+order by e.start_time;
 -- batch: plays
 create temp table batch_plays as
 select
@@ -774,7 +775,8 @@ left join (
     select event_id from app_events
     where start_time between (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + (min(ts) % 1000) * interval '1 millisecond' from staging_events) and (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + (max(ts) % 1000) * interval '1 millisecond' from staging_events)
 ) existing on existing.event_id = e.event_id
-where existing.event_id is null;
+where existing.event_id is null
+order by e.start_time;
 -- batch: plays
 create temp table batch_plays as
 select
