@@ -59,8 +59,9 @@ def run(*args: str, env=None) -> tuple[float, int, str, str]:
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     own, workers = (int(kb) for kb in re.search(r"PEAK_RSS_KB (\d+) (\d+)", result.stderr).groups())
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    peak = (own + (cores * workers if "rendered by" in result.stderr else 0)) // 1024
+    from sparkify.parallelrows import usable_cores
+
+    peak = (own + (usable_cores() * workers if "rendered by" in result.stderr else 0)) // 1024
     return seconds, peak, result.stdout, result.stderr
 
 

@@ -29,11 +29,16 @@ MIN_AVERAGE_BYTES = 256 << 10  # and for small objects (one song each) the messa
 WAIT_S = 1.0                  # how often the caller looks whether a worker died
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def worker_count(objects: list[SourceObject]) -> int:
     """How many workers a set of objects is worth: one per core, when there is enough data
     and every object is a local file (S3 bodies stream through the caller's client, which
     a forked process must not share)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return 1
     total = sum(obj.size for obj in objects)

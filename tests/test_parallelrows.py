@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import re
 
 import pytest
@@ -16,8 +15,7 @@ from sparkify.sources import SourceObject
 
 COLUMNS = [("name", "character varying", 64, True), ("n", "integer", None, False),
            ("note", "character varying", 512, True)]
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-several_cores = pytest.mark.skipif(CORES < 2, reason="one core: the serial path is used")
+several_cores = pytest.mark.skipif(parallelrows.usable_cores() < 2, reason="one core: the serial path is used")
 
 
 def write_files(folder, files=4, lines=12_000, bad_every=0):
