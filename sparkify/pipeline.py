@@ -231,6 +231,9 @@ def transform(wh: Warehouse, batch_id: int) -> None:
         wh.execute(statement)
     rows = {}
     for label, statement in q.transform_queries:
+        if statement.startswith("analyze ") and not analyze_due(wh, statement.split()[1]):
+            _log_step(f"{label}: skipped, changed too little", None, time.perf_counter())
+            continue
         rows[label] = wh.execute(q.physical(statement, wh.dialect), label=label).rowcount
         if label.startswith("songplays: insert"):
             faults.checkpoint("mid-transform")
@@ -242,6 +245,16 @@ def transform(wh: Warehouse, batch_id: int) -> None:
                label="batch_totals: matched plays")
     for statement in q.summarize_index_queries[wh.dialect]:
         wh.execute(statement, label=statement.split("'")[1] + ": summarize new blocks")
+
+
+def analyze_due(wh: Warehouse, table: str) -> bool:
+    """Whether to ANALYZE table now. Redshift decides itself; on PostgreSQL the same rule
+    is asked of the table's statistics counters (a dry run shows the question and the
+    ANALYZE that follows it)."""
+    if wh.dialect == "redshift":
+        return True
+    due = wh.scalar(q.analyze_due, (q.ANALYZE_THRESHOLD, table))
+    return bool(due) or isinstance(wh, DryRunWarehouse)
 
 
 def run_quality_checks(wh: Warehouse, full: bool = False) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from conftest import BASE_TS, DATA, ROOT, event, load, run_script, song, write_e
 LATER_BATCH = ROOT / "tests" / "fixtures" / "later_batch"
 STAR = ("songplays", "users", "songs", "artists", "time", "app_events", "user_levels")
 MINUTE = 60_000
+DAY = 24 * 60 * MINUTE
 
 
 # Each summary summed over batches, by its key: batches split their rows differently, the
@@ -166,3 +168,26 @@ def test_rebuild_is_one_command_and_gives_the_same_warehouse(warehouse):
     assert "new or changed source files: 2 (already loaded: 0)" in result.stdout
     assert snapshot(warehouse) == before
     assert warehouse.count("etl_batches") == 2
+
+
+def test_a_small_batch_keeps_the_statistics_of_a_large_table(warehouse):
+    # As Redshift's analyze_threshold_percent: a batch that changes 10 % of a table or less
+    # does not re-sample it; new and emptied tables are always analyzed.
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event(item=i, ts=BASE_TS + i * MINUTE) for i in range(100)])
+    write_song(root, song())
+    first = load(warehouse)
+    assert re.search(r"^analyze songplays\s+- rows", first.stderr, re.MULTILINE)
+
+    write_events(root, "2018-11-02-events.json",
+                 [event(session_id=2, item=i, ts=BASE_TS + DAY + i * MINUTE) for i in range(5)])
+    small = etl(warehouse)
+    for table in ("songplays", "time", "app_events"):
+        assert f"analyze {table}: skipped, changed too little" in small.stderr
+    assert re.search(r"^analyze staging_events\s+- rows", small.stderr, re.MULTILINE)
+
+    write_events(root, "2018-11-03-events.json",
+                 [event(session_id=3, item=i, ts=BASE_TS + 2 * DAY + i * MINUTE) for i in range(20)])
+    large = etl(warehouse)
+    assert re.search(r"^analyze songplays\s+- rows", large.stderr, re.MULTILINE)
+    assert warehouse.count("songplays") == 125
