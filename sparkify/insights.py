@@ -72,7 +72,13 @@ def _csv(value):
 
 
 def pct(part: float, whole: float) -> str:
-    return f"{100.0 * part / whole:.0f}%" if whole else "n/a"
+    """A share in whole percent; below 1 % with one decimal, so a real share never reads 0%."""
+    if not whole:
+        return "n/a"
+    share = 100.0 * part / whole
+    if 0 < share < 0.1:
+        return "under 0.1%"
+    return f"{share:.1f}%" if 0 < share < 1 else f"{share:.0f}%"
 
 
 def ratio(a: float, b: float) -> str:
@@ -107,7 +113,7 @@ def findings(t: dict[str, Table]) -> Findings:
     mean_active = sum(d["active_users"] for d in days) / len(days) if days else 0
     new_users = sum(d["new_users"] for d in days)
     activity = (f"Plays peaked on {day_label(busiest['day'])} ({busiest['plays']:,}); on average "
-                f"{mean_active:.0f} users were active per day, and {new_users:,} users were seen for the first "
+                f"{mean_active:,.0f} users were active per day, and {new_users:,} users were seen for the first "
                 f"time between {day_label(days[0]['day'])} and {day_label(days[-1]['day'])}." if busiest
                 else "No activity loaded yet.")
 
@@ -175,19 +181,19 @@ def findings(t: dict[str, Table]) -> Findings:
     changes_rows = t["level_changes"].records()
     ups = sum(r["upgrades"] for r in changes_rows)
     downs = sum(r["downgrades"] for r in changes_rows)
-    changes = (f"{ups} upgrade{'s' if ups != 1 else ''} to paid and "
-               f"{downs} downgrade{'s' if downs != 1 else ''} to free.")
+    changes = (f"{ups:,} upgrade{'s' if ups != 1 else ''} to paid and "
+               f"{downs:,} downgrade{'s' if downs != 1 else ''} to free.")
     around = {r["period"]: r for r in t["upgrade_engagement"].records()}
     if "before upgrade" in around and "after upgrade" in around:
         b, a = around["before upgrade"], around["after upgrade"]
-        upgrade = (f"After upgrading, the {a['users']} upgraders played {a['plays_per_active_day']:.1f} songs per "
+        upgrade = (f"After upgrading, the {a['users']:,} upgraders played {a['plays_per_active_day']:.1f} songs per "
                    f"active day, {ratio(a['plays_per_active_day'], b['plays_per_active_day'])} the "
                    f"{b['plays_per_active_day']:.1f} before.")
     else:
         upgrade = "No upgrade with plays on both sides yet."
 
     health_row = t["load_health"].records()[0]
-    health = (f"{health_row['source_files']:,} source files in {health_row['batches_published']} published "
+    health = (f"{health_row['source_files']:,} source files in {health_row['batches_published']:,} published "
               f"batch{'es' if health_row['batches_published'] != 1 else ''} ({health_row['batches_failed']} failed); "
               f"{health_row['records_rejected']:,} records rejected; "
               f"{pct(health_row['plays_matched'], health_row['plays'])} of plays matched to the catalog; "

@@ -127,7 +127,7 @@ def test_takeaways_state_figures_from_the_data(report, oracle):
     ratio = (paid_plays / paid_users) / (free_plays / free_users)
     assert f"({ratio:.1f}×)" in out
     ups = sum(v[0] for v in oracle["level_changes"].values())
-    assert f"{ups} upgrades to paid" in out
+    assert f"{ups:,} upgrades to paid" in out
 
 
 def chromium() -> str | None:
@@ -162,3 +162,10 @@ def test_the_report_renders_offline_in_a_browser(report, tmp_path):
     assert "Björk" in text and "BjÃ" not in text
     assert shot.stat().st_size > 10_000
 
+
+
+def test_a_small_share_never_reads_zero_percent():
+    from sparkify.insights import pct
+
+    assert [pct(0, 10), pct(1, 10_000), pct(5, 1_000), pct(3, 10), pct(1, 0)] == \
+        ["0%", "under 0.1%", "0.5%", "30%", "n/a"]
