@@ -191,3 +191,21 @@ def test_a_small_batch_keeps_the_statistics_of_a_large_table(warehouse):
     large = etl(warehouse)
     assert re.search(r"^analyze songplays\s+- rows", large.stderr, re.MULTILINE)
     assert warehouse.count("songplays") == 125
+
+
+def test_a_batch_writes_the_event_tables_in_time_order(warehouse):
+    # Physical order by start_time keeps each BRIN range (and Redshift's sorted region)
+    # narrow, so the next batches read only their own time window.
+    root = warehouse.config.parent
+    times = [BASE_TS + ((i * 37) % 200) * MINUTE for i in range(200)]  # a permutation of 200 minutes
+    write_events(root, "2018-11-01-events.json",
+                 [event(user_id=str(10 + i % 7), session_id=i % 5, item=i, ts=ts,
+                        page="NextSong" if i % 4 else "Home") for i, ts in enumerate(times)])
+    write_song(root, song())
+    load(warehouse)
+    for table in ("songplays", "time", "app_events"):
+        out_of_order = warehouse.scalar(
+            f"select count(*) from (select start_time, lag(start_time) over (order by ctid) as previous "
+            f"from {table}) physical where start_time < previous")
+        assert (table, out_of_order) == (table, 0)
+    assert warehouse.count("app_events") == 200

@@ -457,7 +457,8 @@ left join (
 ) catalog
     on catalog.title = p.song_title
    and catalog.artist_name = p.artist_name
-   and catalog.duration = p.song_duration;
+   and catalog.duration = p.song_duration
+order by p.start_time;
 -- analyze songplays
 analyze songplays;
 -- songplays: match late songs
@@ -491,7 +492,8 @@ select
 from (select distinct start_time from batch_plays) p
 left join (select start_time from time where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
     on existing.start_time = p.start_time
-where existing.start_time is null;
+where existing.start_time is null
+order by p.start_time;
 -- analyze time
 analyze time;
 -- app_events: insert new events
@@ -923,7 +925,8 @@ left join (
 ) catalog
     on catalog.title = p.song_title
    and catalog.artist_name = p.artist_name
-   and catalog.duration = p.song_duration;
+   and catalog.duration = p.song_duration
+order by p.start_time;
 -- analyze songplays
 analyze songplays;
 -- songplays: match late songs
@@ -957,7 +960,8 @@ select
 from (select distinct start_time from batch_plays) p
 left join (select start_time from time where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
     on existing.start_time = p.start_time
-where existing.start_time is null;
+where existing.start_time is null
+order by p.start_time;
 -- analyze time
 analyze time;
 -- app_events: insert new events
