@@ -5,9 +5,11 @@ folder), measure the ceiling (COPY FROM STDIN of the same events pre-rendered as
 staging_events), run create_tables.py + etl.py as a user would and report each phase's
 time, events/s, the client's peak memory and the database size; then load one more day
 into the largest warehouse, time insights.py on it, and print the ratios the targets are
-judged by. Results go to stdout and to results.md in the work folder.
+judged by. Results go to stdout and to results.md in the work folder, each etl.py run's
+per-statement log to etl-<size>.log (etl-one-more-day.log) beside it.
 
-    python benchmark.py                      # 1M and 10M events, 100k songs (about an hour)
+    python benchmark.py                      # 1M and 10M events, 100k songs (about 12 minutes
+                                             # on 2 cores, 3 of them generating the data)
     python benchmark.py --sizes 100000       # a quick run
 """
 
@@ -163,6 +165,7 @@ def main() -> int:
         run("create_tables.py", "--config", str(config), "-q")
         rows, copy_seconds = ceiling(config)
         wall, peak, out, err = run("etl.py", "--config", str(config))
+        (work / f"etl-{label}.log").write_text(err)
         staged = int(re.search(r"staged staging_events\s+([\d,]+) rows", out).group(1).replace(",", ""))
         result = {"label": label, "events": staged, "ceiling_rows_per_s": rows / copy_seconds,
                   "etl_seconds": wall, "events_per_s": staged / wall, "peak_rss_mb": peak,
@@ -176,6 +179,7 @@ def main() -> int:
     config = work / f"bench-{largest['label']}.cfg"
     generate(data, sizes[-1], args.songs, extra_day=True)
     day_wall, day_peak, day_out, day_err = run("etl.py", "--config", str(config))
+    (work / "etl-one-more-day.log").write_text(day_err)
     day_phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases(day_err).items())
     day_events = int(re.search(r"staged staging_events\s+([\d,]+) rows", day_out).group(1).replace(",", ""))
     insights_wall, _, _, _ = run("insights.py", "--config", str(config), "--output", str(work / "insights"))

@@ -795,16 +795,16 @@ analyze_app_events = "analyze app_events"
 analyze_users = "analyze users"
 
 ANALYZE_THRESHOLD = 0.10  # Redshift's analyze_threshold_percent, as a fraction
-# PostgreSQL only (%s: the threshold, the table): true when the table has no statistics (new
-# or truncated: reltuples is -1) or this transaction changed more than the threshold of the
-# rows its statistics describe. What earlier batches changed below the threshold is
-# autovacuum's to analyze (autovacuum_analyze_scale_factor: the same 10 %); the cumulative
-# counter cannot serve here, as it still counts the changes a batch made before its own
-# ANALYZE.
+# PostgreSQL only (%s: the threshold twice, the table): true when the table has no
+# statistics (new or truncated: reltuples is -1), or has grown by more than the threshold
+# since its last ANALYZE (its pages now against relpages, which ANALYZE records: this
+# counts the earlier batches' rows too, as Redshift does), or this transaction updated or
+# deleted more than the threshold of its rows. PostgreSQL's own cumulative counter cannot
+# serve: it still counts the rows a batch inserted before its own ANALYZE.
 analyze_due = """
 select c.reltuples < 0
-    or pg_stat_get_xact_tuples_inserted(c.oid) + pg_stat_get_xact_tuples_updated(c.oid)
-       + pg_stat_get_xact_tuples_deleted(c.oid) > %s * c.reltuples
+    or pg_relation_size(c.oid) / cast(current_setting('block_size') as integer) > (1 + %s) * c.relpages
+    or pg_stat_get_xact_tuples_updated(c.oid) + pg_stat_get_xact_tuples_deleted(c.oid) > %s * c.reltuples
 from pg_class c
 where c.oid = to_regclass(%s)
 """

@@ -253,7 +253,7 @@ def analyze_due(wh: Warehouse, table: str) -> bool:
     ANALYZE that follows it)."""
     if wh.dialect == "redshift":
         return True
-    due = wh.scalar(q.analyze_due, (q.ANALYZE_THRESHOLD, table))
+    due = wh.scalar(q.analyze_due, (q.ANALYZE_THRESHOLD, q.ANALYZE_THRESHOLD, table))
     return bool(due) or isinstance(wh, DryRunWarehouse)
 
 
