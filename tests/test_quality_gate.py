@@ -71,6 +71,14 @@ def test_pre_existing_damage_outside_the_batch_is_left_to_the_full_checks(loaded
     assert "ETL batch 2 published" in result.stdout
 
 
+def test_a_batch_bringing_most_of_the_events_is_checked_on_every_row(loaded):
+    execute(loaded, "update users set level = 'gold' where user_id = 10")
+    write_events(loaded.config.parent, "2018-11-02-events.json",
+                 [event(user_id="20", item=i, ts=BASE_TS + 10**8 + i) for i in range(6)])  # 6 of 9 events
+    last = assert_gate_fails(loaded, "users.level is free or paid", full=False)
+    assert "level='gold'" in last
+
+
 def test_duplicate_keys_fail_the_gate_and_show_the_rows(loaded):
     execute(loaded, "alter table users drop constraint users_pkey;"
                     "insert into users select * from users where user_id = 10")
