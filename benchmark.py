@@ -64,7 +64,7 @@ def run(*args: str, env=None) -> tuple[float, int, str, str]:
     from sparkify.parallelrows import usable_cores
 
     peak = (own + (usable_cores() * workers if "rendered by" in result.stderr else 0)) // 1024
-    return seconds, peak, result.stdout, result.stderr
+    return seconds, peak, result.stdout, re.sub(r"^PEAK_RSS_KB .*\n?", "", result.stderr, flags=re.M)
 
 
 def phases(log: str) -> dict[str, float]:

@@ -749,7 +749,9 @@ left join (""" + _CATALOG_MATCH + """) catalog
 order by p.start_time
 """
 
-# Late-arriving songs: plays loaded before their song's metadata get its ids now.
+# Late-arriving songs: plays loaded before their song's metadata get its ids now. Run before
+# the batch's own plays are inserted (the insert matches those against the same catalog), so
+# a first load does not scan the millions of plays it has just matched.
 songplay_late_match_update = """
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
@@ -919,9 +921,9 @@ transform_queries = [
     ("users: remove superseded", user_table_delete),
     ("users: insert", user_table_insert),
     ("analyze users", analyze_users),
+    ("songplays: match late songs", songplay_late_match_update),
     ("songplays: insert new plays", songplay_table_insert),
     ("analyze songplays", analyze_songplays),
-    ("songplays: match late songs", songplay_late_match_update),
     ("time: insert", time_table_insert),
     ("analyze time", analyze_time),
     ("app_events: insert new events", app_events_insert),

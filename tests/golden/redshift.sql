@@ -436,6 +436,24 @@ left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
 -- analyze users
 analyze users;
+-- songplays: match late songs
+update songplays
+set song_id = catalog.song_id, artist_id = catalog.artist_id
+from (
+    select song_id, artist_id, title, artist_name, duration
+    from (
+        select
+            song_id, artist_id, title, artist_name, duration,
+            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+) catalog
+where songplays.song_id is null
+  and catalog.song_id in (select song_id from staging_songs)
+  and catalog.title = songplays.song_title
+  and catalog.artist_name = songplays.artist_name
+  and catalog.duration = songplays.song_duration;
 -- songplays: insert new plays
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -461,24 +479,6 @@ left join (
 order by p.start_time;
 -- analyze songplays
 analyze songplays;
--- songplays: match late songs
-update songplays
-set song_id = catalog.song_id, artist_id = catalog.artist_id
-from (
-    select song_id, artist_id, title, artist_name, duration
-    from (
-        select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
-        from songs
-    ) candidates
-    where choice = 1
-) catalog
-where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
-  and catalog.title = songplays.song_title
-  and catalog.artist_name = songplays.artist_name
-  and catalog.duration = songplays.song_duration;
 -- time: insert
 insert into time (start_time, hour, day, week, month, year, weekday)
 select
@@ -904,6 +904,24 @@ left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
 -- analyze users
 analyze users;
+-- songplays: match late songs
+update songplays
+set song_id = catalog.song_id, artist_id = catalog.artist_id
+from (
+    select song_id, artist_id, title, artist_name, duration
+    from (
+        select
+            song_id, artist_id, title, artist_name, duration,
+            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+) catalog
+where songplays.song_id is null
+  and catalog.song_id in (select song_id from staging_songs)
+  and catalog.title = songplays.song_title
+  and catalog.artist_name = songplays.artist_name
+  and catalog.duration = songplays.song_duration;
 -- songplays: insert new plays
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -929,24 +947,6 @@ left join (
 order by p.start_time;
 -- analyze songplays
 analyze songplays;
--- songplays: match late songs
-update songplays
-set song_id = catalog.song_id, artist_id = catalog.artist_id
-from (
-    select song_id, artist_id, title, artist_name, duration
-    from (
-        select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
-        from songs
-    ) candidates
-    where choice = 1
-) catalog
-where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
-  and catalog.title = songplays.song_title
-  and catalog.artist_name = songplays.artist_name
-  and catalog.duration = songplays.song_duration;
 -- time: insert
 insert into time (start_time, hour, day, week, month, year, weekday)
 select
