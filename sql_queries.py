@@ -551,10 +551,13 @@ batch_tables_drop = [
     "drop table if exists batch_level_events",
 ]
 
-# One row per event the batch adds: staged, not staged twice (a copy with the same key
-# counts once) and not in app_events yet; its key hashed into event_id and its time
-# converted once, for everything below. The staged events' own time range bounds the
-# lookup in app_events. Written in time order, as every insert into an event-grain table
+# One row per event the batch adds: staged, not in app_events yet (every copy of a loaded
+# key is dropped), and not staged twice (of the copies with one key, the first in a fixed
+# order counts); its key hashed into event_id and its time converted once, for everything
+# below. The staged events' own time range bounds the lookup in app_events. The copies are
+# numbered in ts order, so that sort also puts the rows in time order (ts orders as
+# start_time does) and no second sort is needed: at 1M events 2.5 s instead of 3.4 s with
+# the same rows. Written in time order, as every insert into an event-grain table
 # is: each BRIN block range (and Redshift's sorted region) then spans minutes, not the
 # whole load, and PostgreSQL's statistics see start_time correlate with the physical
 # order, which is what makes its planner read a batch's window through the BRIN index
@@ -562,31 +565,33 @@ batch_tables_drop = [
 # songplays was written in join order, with correlation 0.004; 0.03 s through BRIN).
 batch_events_create = """
 create temp table batch_events as
-select e.*
+select
+    event_id,
+    {start_time} as start_time,
+    cast(nullif(user_id, '') as integer) as user_id,
+    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
 from (
     select
-        md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
-            || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
-        {start_time} as start_time,
-        cast(nullif(user_id, '') as integer) as user_id,
-        level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+        keyed.*,
+        row_number() over (
+            partition by ts, user_id, session_id, item_in_session
+            order by page, song, level, status
+        ) as copy_number
     from (
         select
-            staged.*,
-            row_number() over (
-                partition by user_id, session_id, item_in_session, ts
-                order by page, song, level, status
-            ) as copy_number
+            md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
+                || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
+            staged.*
         from staging_events staged
-    ) copies
-    where copy_number = 1
-) e
-left join (
-    select event_id from app_events
-    where start_time between (select {first} from staging_events) and (select {last} from staging_events)
-) existing on existing.event_id = e.event_id
-where existing.event_id is null
-order by e.start_time
+    ) keyed
+    left join (
+        select event_id as loaded_id from app_events
+        where start_time between (select {first} from staging_events) and (select {last} from staging_events)
+    ) existing on existing.loaded_id = keyed.event_id
+    where existing.loaded_id is null
+) copies
+where copy_number = 1
+order by ts
 """.replace("{start_time}", START_TIME.format(ts="ts")) \
     .replace("{first}", START_TIME.format(ts="min(ts)")).replace("{last}", START_TIME.format(ts="max(ts)"))
 

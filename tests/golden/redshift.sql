@@ -286,31 +286,33 @@ analyze staging_events;
 analyze staging_songs;
 -- batch: events
 create temp table batch_events as
-select e.*
+select
+    event_id,
+    timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
+    cast(nullif(user_id, '') as integer) as user_id,
+    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
 from (
     select
-        md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
-            || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
-        timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
-        cast(nullif(user_id, '') as integer) as user_id,
-        level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+        keyed.*,
+        row_number() over (
+            partition by ts, user_id, session_id, item_in_session
+            order by page, song, level, status
+        ) as copy_number
     from (
         select
-            staged.*,
-            row_number() over (
-                partition by user_id, session_id, item_in_session, ts
-                order by page, song, level, status
-            ) as copy_number
+            md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
+                || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
+            staged.*
         from staging_events staged
-    ) copies
-    where copy_number = 1
-) e
-left join (
-    select event_id from app_events
-    where start_time between (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + (min(ts) % 1000) * interval '1 millisecond' from staging_events) and (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + (max(ts) % 1000) * interval '1 millisecond' from staging_events)
-) existing on existing.event_id = e.event_id
-where existing.event_id is null
-order by e.start_time;
+    ) keyed
+    left join (
+        select event_id as loaded_id from app_events
+        where start_time between (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + (min(ts) % 1000) * interval '1 millisecond' from staging_events) and (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + (max(ts) % 1000) * interval '1 millisecond' from staging_events)
+    ) existing on existing.loaded_id = keyed.event_id
+    where existing.loaded_id is null
+) copies
+where copy_number = 1
+order by ts;
 -- batch: plays
 create temp table batch_plays as
 select
@@ -754,31 +756,33 @@ analyze staging_events;
 analyze staging_songs;
 -- batch: events
 create temp table batch_events as
-select e.*
+select
+    event_id,
+    timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
+    cast(nullif(user_id, '') as integer) as user_id,
+    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
 from (
     select
-        md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
-            || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
-        timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
-        cast(nullif(user_id, '') as integer) as user_id,
-        level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+        keyed.*,
+        row_number() over (
+            partition by ts, user_id, session_id, item_in_session
+            order by page, song, level, status
+        ) as copy_number
     from (
         select
-            staged.*,
-            row_number() over (
-                partition by user_id, session_id, item_in_session, ts
-                order by page, song, level, status
-            ) as copy_number
+            md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
+                || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
+            staged.*
         from staging_events staged
-    ) copies
-    where copy_number = 1
-) e
-left join (
-    select event_id from app_events
-    where start_time between (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + (min(ts) % 1000) * interval '1 millisecond' from staging_events) and (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + (max(ts) % 1000) * interval '1 millisecond' from staging_events)
-) existing on existing.event_id = e.event_id
-where existing.event_id is null
-order by e.start_time;
+    ) keyed
+    left join (
+        select event_id as loaded_id from app_events
+        where start_time between (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + (min(ts) % 1000) * interval '1 millisecond' from staging_events) and (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + (max(ts) % 1000) * interval '1 millisecond' from staging_events)
+    ) existing on existing.loaded_id = keyed.event_id
+    where existing.loaded_id is null
+) copies
+where copy_number = 1
+order by ts;
 -- batch: plays
 create temp table batch_plays as
 select
