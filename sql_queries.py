@@ -892,17 +892,20 @@ from (
 ) stretches
 """
 
-# The times that bound the plays a batch wrote: those it inserted and older ones it matched
+# The times that bound the plays a batch writes: those it inserts and older ones it matched
 # to newly arrived songs. The quality gate checks songplays between the first and the last.
+# Made after the late-song update and before the batch's plays are inserted (which lie
+# within their own bounds), so a first load reads no songplays here; each source is read
+# once for both of its bounds.
 batch_written_times_create = """
 create temp table batch_written_times as
-select min(start_time) as start_time from batch_plays
-union all
-select max(start_time) from batch_plays
-union all
-select min(start_time) from songplays where song_id in (select song_id from staging_songs)
-union all
-select max(start_time) from songplays where song_id in (select song_id from staging_songs)
+select case when bound.is_first = 1 then written.first_at else written.last_at end as start_time
+from (
+    select min(start_time) as first_at, max(start_time) as last_at from batch_plays
+    union all
+    select min(start_time), max(start_time) from songplays where song_id in (select song_id from staging_songs)
+) written
+cross join (select 1 as is_first union all select 0) bound
 """
 
 # Run in this order after staging: (label, statement).
@@ -927,6 +930,7 @@ transform_queries = [
     ("users: insert", user_table_insert),
     ("analyze users", analyze_users),
     ("songplays: match late songs", songplay_late_match_update),
+    ("batch: times of the plays written", batch_written_times_create),
     ("songplays: insert new plays", songplay_table_insert),
     ("analyze songplays", analyze_songplays),
     ("time: insert", time_table_insert),
@@ -936,7 +940,6 @@ transform_queries = [
     ("batch: level-carrying events", batch_level_events_create),
     ("user_levels: remove recomputed stretches", user_levels_delete),
     ("user_levels: insert", user_levels_insert),
-    ("batch: times of the plays written", batch_written_times_create),
 ]
 
 # --- summaries of what the batch added (%s: the batch id) ---------------------------------
@@ -1002,15 +1005,20 @@ summary_inserts = [
 # --- summary -----------------------------------------------------------------------------
 row_count = "select count(*) from {table}"
 STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels"]
-# The two largest facts are counted from their summaries (a fraction of their size; the
-# full checks prove the two agree).
-SUMMARY_ROW_COUNTS = {"songplays": "select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song",
-                      "app_events": "select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day",
-                      "time": "select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals "
-                              "where measure = 'time rows'"}
 
-songplays_matched = ("select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals "
-                     "where measure = 'matched plays'")
+
+def _total(column: str, table: str, condition: str = "") -> str:
+    where = f" where {condition}" if condition else ""
+    return f"select cast(coalesce(sum({column}), 0) as bigint) from {table}{where}"
+
+
+# The largest facts are counted from their summaries (a fraction of their size; the full
+# checks prove the two agree).
+SUMMARY_ROW_COUNTS = {"songplays": _total("plays", "plays_by_song"),
+                      "app_events": _total("events", "events_by_user_day"),
+                      "time": _total("row_count", "batch_totals", "measure = 'time rows'")}
+
+songplays_matched = _total("row_count", "batch_totals", "measure = 'matched plays'")
 
 # Plays of this batch that match the catalog only thanks to a text repair.
 batch_plays_recovered = """

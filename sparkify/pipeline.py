@@ -20,7 +20,7 @@ import sql_queries as q
 from . import faults, jsoncopy, parallelrows, redshift, sources, textrepair
 from .config import Config
 from .dryrun import DryRunWarehouse
-from .warehouse import ConnectionLost, Warehouse, WarehouseError, connect
+from .warehouse import ConnectionLost, Warehouse, WarehouseError, connect, log_step
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,6 @@ class RunSummary:
         return out
 
 
-def _log_step(label: str, rows: int | None, started: float) -> None:
-    """One progress line, in the format of the statements' own (benchmark.py reads them)."""
-    log.info("%-38s %8s rows  %6.2f s", label, "-" if rows is None else f"{rows:,}", time.perf_counter() - started)
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -130,9 +125,9 @@ def stage_json(wh: Warehouse, table: str, objects: list[sources.SourceObject], m
     finally:
         rows.close()  # stops the workers if COPY ended early
     result = copier.result
-    log.info("%-38s %8s rows  %6.2f s  (%d files, %d rejected%s)", f"stage {table}", f"{result.rows:,}",
-             time.perf_counter() - started, result.objects, len(result.rejected),
-             f", rendered by {workers} processes" if workers > 1 else "")
+    log_step(f"stage {table}", result.rows, started,
+             f"  ({result.objects} files, {len(result.rejected)} rejected"
+             + (f", rendered by {workers} processes)" if workers > 1 else ")"))
     return result
 
 
@@ -227,7 +222,7 @@ def repair_texts(wh: Warehouse) -> int:
     candidates = [row[0] for row in wh.query(q.text_repair_candidates)]
     found = textrepair.repairs(candidates)
     wh.insert_rows(q.text_repair_insert, found, label="text repairs")
-    _log_step("text repairs", len(found), started)
+    log_step("text repairs", len(found), started)
     return len(found)
 
 
@@ -239,7 +234,7 @@ def transform(wh: Warehouse, batch_id: int) -> int:
     rows = {}
     for label, statement in q.transform_queries:
         if statement.startswith("analyze ") and not analyze_due(wh, statement.split()[1]):
-            _log_step(f"{label}: skipped, changed too little", None, time.perf_counter())
+            log_step(f"{label}: skipped, changed too little", None, time.perf_counter())
             continue
         rows[label] = wh.execute(q.physical(statement, wh.dialect), label=label).rowcount
         if label.startswith("songplays: insert"):
@@ -351,7 +346,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
         else:
             listed = time.perf_counter()
             pending, summary.known_objects = find_new_objects(wh, config, s3)
-            _log_step("find new or changed files", sum(len(item.objects) for item in pending), listed)
+            log_step("find new or changed files", sum(len(item.objects) for item in pending), listed)
         summary.new_objects = sum(len(item.objects) for item in pending)
         if summary.new_objects == 0:
             wh.rollback()
@@ -386,14 +381,14 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             summary.rows[table] = wh.scalar(q.SUMMARY_ROW_COUNTS.get(table, q.row_count.format(table=table)))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
         summary.songplays_recovered_by_repair = wh.scalar(q.batch_plays_recovered)
-        _log_step("count rows for the summary", None, counted)
+        log_step("count rows for the summary", None, counted)
         wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "published", summary.new_objects,
                                         sum(s.rows for s in summary.staged), len(summary.rejected),
                                         summary.checks_passed, None))
         faults.checkpoint("before-commit")
         committed = time.perf_counter()
         wh.commit()
-        _log_step("commit", None, committed)
+        log_step("commit", None, committed)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -53,7 +53,7 @@ class Warehouse:
         except psycopg2.Error as exc:
             raise self._error(exc, label or _first_line(statement)) from None
         if label:
-            log.info("%-38s %8s rows  %6.2f s", label, _rows(cur.rowcount), time.perf_counter() - started)
+            log_step(label, cur.rowcount, started)
         return cur
 
     def query(self, statement: str, params=None) -> list[tuple]:
@@ -202,6 +202,12 @@ def _explain_connect(exc: psycopg2.OperationalError, config: Config) -> str:
                 f"delete {config.embedded_dir} to start afresh")
     return (f"cannot reach the database at {target} ({_first_line(text)}); "
             "check [CLUSTER] HOST and DB_PORT, and that the server accepts connections")
+
+
+def log_step(label: str, rows: int | None, started: float, detail: str = "") -> None:
+    """One progress line: what ran, its rows ("-" when unknown) and seconds since started.
+    benchmark.py reads these lines."""
+    log.info("%-38s %8s rows  %6.2f s%s", label, _rows(rows), time.perf_counter() - started, detail)
 
 
 def _first_line(text: str) -> str:

@@ -456,6 +456,15 @@ where songplays.song_id is null
   and catalog.title = songplays.song_title
   and catalog.artist_name = songplays.artist_name
   and catalog.duration = songplays.song_duration;
+-- batch: times of the plays written
+create temp table batch_written_times as
+select case when bound.is_first = 1 then written.first_at else written.last_at end as start_time
+from (
+    select min(start_time) as first_at, max(start_time) as last_at from batch_plays
+    union all
+    select min(start_time), max(start_time) from songplays where song_id in (select song_id from staging_songs)
+) written
+cross join (select 1 as is_first union all select 0) bound;
 -- songplays: insert new plays
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -541,15 +550,6 @@ from (
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
--- batch: times of the plays written
-create temp table batch_written_times as
-select min(start_time) as start_time from batch_plays
-union all
-select max(start_time) from batch_plays
-union all
-select min(start_time) from songplays where song_id in (select song_id from staging_songs)
-union all
-select max(start_time) from songplays where song_id in (select song_id from staging_songs);
 -- plays_by_user_day: add the batch
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
 select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
@@ -926,6 +926,15 @@ where songplays.song_id is null
   and catalog.title = songplays.song_title
   and catalog.artist_name = songplays.artist_name
   and catalog.duration = songplays.song_duration;
+-- batch: times of the plays written
+create temp table batch_written_times as
+select case when bound.is_first = 1 then written.first_at else written.last_at end as start_time
+from (
+    select min(start_time) as first_at, max(start_time) as last_at from batch_plays
+    union all
+    select min(start_time), max(start_time) from songplays where song_id in (select song_id from staging_songs)
+) written
+cross join (select 1 as is_first union all select 0) bound;
 -- songplays: insert new plays
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -1011,15 +1020,6 @@ from (
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
--- batch: times of the plays written
-create temp table batch_written_times as
-select min(start_time) as start_time from batch_plays
-union all
-select max(start_time) from batch_plays
-union all
-select min(start_time) from songplays where song_id in (select song_id from staging_songs)
-union all
-select max(start_time) from songplays where song_id in (select song_id from staging_songs);
 -- plays_by_user_day: add the batch
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
 select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
