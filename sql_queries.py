@@ -413,6 +413,38 @@ create_table_queries = [
     batch_totals_table_create,
 ]
 
+# --- views for analysts ----------------------------------------------------------------
+# One row per song play, with the song and artist as the catalog has them when the play
+# matched it (in_catalog), else as the event had them: "top songs" and "top artists" over
+# this view count every play, where songplays joined to songs sees only the matched ones.
+# The same text on both engines; the toolkit drops its views before its tables and
+# re-creates them after (a view pins the tables it reads on both engines).
+plays_view_create = """
+create view plays as
+select
+    p.songplay_id,
+    p.start_time,
+    p.user_id,
+    p.level,
+    p.session_id,
+    p.item_in_session,
+    p.location,
+    p.user_agent,
+    p.song_id,
+    p.artist_id,
+    coalesce(s.title, p.song_title) as song_title,
+    coalesce(a.name, p.artist_name) as artist_name,
+    coalesce(s.duration, p.song_duration) as song_duration,
+    case when p.song_id is not null then true else false end as in_catalog
+from songplays p
+left join songs s on s.song_id = p.song_id
+left join artists a on a.artist_id = p.artist_id
+"""
+
+VIEWS = ["plays"]
+create_view_queries = [plays_view_create]
+drop_view_queries = [f"drop view if exists {view}" for view in VIEWS]
+
 # --- staging -----------------------------------------------------------------------------
 staging_events_empty = "{empty} staging_events"
 staging_songs_empty = "{empty} staging_songs"

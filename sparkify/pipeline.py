@@ -424,11 +424,11 @@ def dry_run_create_tables(config: Config) -> str:
 def create_tables(config: Config, dry_run: DryRunWarehouse | None = None) -> list[str]:
     """Drops and re-creates every table; returns the tables created."""
     with dry_run or connect(config) as wh:
-        for statement in q.drop_table_queries:
+        for statement in q.drop_view_queries + q.drop_table_queries:
             wh.execute(statement)
         for statement in q.create_table_queries:
             wh.execute(q.physical(statement, wh.dialect))
-        for statement in q.create_index_queries[wh.dialect]:
+        for statement in q.create_index_queries[wh.dialect] + q.create_view_queries:
             wh.execute(statement)
         wh.commit()
     return list(q.TABLES)

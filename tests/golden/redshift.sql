@@ -1,6 +1,7 @@
 -- ===== python create_tables.py --dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
+drop view if exists plays;
 drop table if exists staging_events;
 drop table if exists staging_songs;
 drop table if exists etl_batches;
@@ -209,6 +210,25 @@ create table if not exists batch_totals (
     measure   varchar(32) not null,
     row_count bigint not null
 ) diststyle even;
+create view plays as
+select
+    p.songplay_id,
+    p.start_time,
+    p.user_id,
+    p.level,
+    p.session_id,
+    p.item_in_session,
+    p.location,
+    p.user_agent,
+    p.song_id,
+    p.artist_id,
+    coalesce(s.title, p.song_title) as song_title,
+    coalesce(a.name, p.artist_name) as artist_name,
+    coalesce(s.duration, p.song_duration) as song_duration,
+    case when p.song_id is not null then true else false end as in_catalog
+from songplays p
+left join songs s on s.song_id = p.song_id
+left join artists a on a.artist_id = p.artist_id;
 commit;
 
 -- ===== python etl.py --dry-run
