@@ -7,12 +7,15 @@ SPARKIFY_TEST_USER, SPARKIFY_TEST_PASSWORD); its user must be allowed to create 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,20 @@ DATA = ROOT / "data"
 sys.path.insert(0, str(ROOT))
 
 _database_numbers = itertools.count(1)
+
+
+def pytest_configure(config):
+    """Gives each test session a temporary folder of its own.
+
+    As root the embedded server runs as its own system user, so the folders above its data
+    must stay traversable; pytest makes its shared pytest-of-USER folder private at every
+    session start, which cuts off the servers of any session running alongside.
+    """
+    if config.option.basetemp is None:
+        folder = tempfile.mkdtemp(prefix="sparkify-tests-")
+        config.option.basetemp = folder
+        # Registered before any server starts, so it runs after they have stopped.
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 @dataclass
