@@ -10,19 +10,24 @@ def main(argv=None) -> int:
         "create_tables.py",
         "Drop and re-create every table of the warehouse named by the config: the staging "
         "tables, the star schema (songplays, users, songs, artists, time) and the toolkit's "
-        "bookkeeping. Everything loaded before is deleted.",
+        "bookkeeping, and the analysts' views; grant the read-only analysts' role. Everything "
+        "loaded before is deleted (it says how much); views analysts made on the tables stop it "
+        "before anything is dropped. --if-missing keeps what is there.",
         "python create_tables.py --config dwh.cfg",
     )
     parser.add_argument("--dry-run", action="store_true",
                         help="print the statements for the configured engine, secrets masked, and run nothing")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="drop nothing: create only the tables and views that do not exist yet, keeping "
+                             "what is loaded (python3 tasks.py run does this)")
     args = parser.parse_args(argv)
 
     def job(config):
         if args.dry_run:
             print(pipeline.dry_run_create_tables(config), end="")
             return 0
-        tables = pipeline.create_tables(config)
-        print(f"Created {len(tables)} tables on {config.describe_target()}: {', '.join(tables)}")
+        done = pipeline.create_tables(config, if_missing=args.if_missing)
+        print("\n".join(done.lines(config.describe_target())))
         return 0
 
     return cli.main(args, job, (pipeline.EtlError,))

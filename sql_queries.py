@@ -79,7 +79,7 @@ def _in_window(columns: str, table: str, batch: str) -> str:
 
 
 # --- DROP ------------------------------------------------------------------------------------
-TABLES = ["staging_events", "staging_songs", "etl_batches", "loaded_objects", "load_errors",
+TABLES = ["staging_events", "staging_songs", "etl_lock", "etl_batches", "loaded_objects", "load_errors",
           "song_catalog", "text_repairs", "songplays", "users", "songs", "artists", "time",
           "app_events", "user_levels", "plays_by_user_day", "plays_by_hour", "plays_by_song",
           "events_by_user_day", "session_parts", "batch_totals"]
@@ -168,6 +168,19 @@ create table if not exists etl_batches (
     checks_passed integer not null,
     message       varchar(4096)
 ) {dimension}
+"""
+
+# The load lock's table (see etl_lock): one row, read by nobody, so that holding it blocks
+# no reader. Not granted to analysts.
+etl_lock_table_create = """
+create table if not exists etl_lock (
+    purpose varchar(64) not null
+) {dimension}
+"""
+etl_lock_row_insert = """
+insert into etl_lock (purpose)
+select 'etl.py takes this table''s lock for the length of a load'
+where not exists (select 1 from etl_lock)
 """
 
 # One row per source object in the warehouse: the version last loaded, by which batch, and
@@ -393,6 +406,7 @@ SUMMARY_TABLES = ["plays_by_user_day", "plays_by_hour", "plays_by_song", "events
 create_table_queries = [
     staging_events_table_create,
     staging_songs_table_create,
+    etl_lock_table_create,
     etl_batches_table_create,
     loaded_objects_table_create,
     load_errors_table_create,
@@ -444,6 +458,55 @@ left join artists a on a.artist_id = p.artist_id
 VIEWS = ["plays"]
 create_view_queries = [plays_view_create]
 drop_view_queries = [f"drop view if exists {view}" for view in VIEWS]
+
+# --- what is there, before create_tables.py changes it -------------------------------------
+# Tables and views of the warehouse's schema (information_schema serves both engines).
+existing_relations = """
+select table_name from information_schema.tables where table_schema = current_schema()
+"""
+
+# Views (name, the relation they read) that read a table or view of the current schema:
+# DROP TABLE fails on a table a view reads, on both engines. pg_depend and pg_rewrite are
+# in Redshift's catalog as in PostgreSQL's.
+dependent_views = """
+select distinct dependent.relname, source.relname
+from pg_depend d
+join pg_rewrite r on r.oid = d.objid
+join pg_class dependent on dependent.oid = r.ev_class
+join pg_class source on source.oid = d.refobjid
+join pg_namespace n on n.oid = source.relnamespace
+where n.nspname = current_schema() and dependent.oid <> source.oid
+order by 1, 2
+"""
+
+# --- the analysts' read-only role ------------------------------------------------------
+# SELECT on the star schema, the views and the summaries, and nothing else (no staging,
+# no bookkeeping, no writes). {role} is the config's ANALYST_ROLE, checked to be a plain
+# name. Redshift grants to a role with TO ROLE (AWS: GRANT, "ROLE role_name"), and lists
+# roles in svv_roles (AWS: SVV_ROLES); PostgreSQL grants to a role by its name.
+ANALYST_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels",
+                  "plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day",
+                  "session_parts", *VIEWS]
+role_exists = {
+    "postgres": "select count(*) from pg_roles where rolname = %s",
+    "redshift": "select count(*) from svv_roles where role_name = %s",
+}
+# Whether the connected user may create roles. PostgreSQL says so in pg_roles; on Redshift
+# an administrator runs create_tables.py, or creates the role beforehand.
+may_create_roles = {
+    "postgres": "select count(*) from pg_roles where rolname = current_user and (rolcreaterole or rolsuper)",
+    "redshift": "select 1",
+}
+role_create = "create role {role}"
+role_grants = {
+    "postgres": ["grant usage on schema public to {role}",
+                 "grant select on " + ", ".join(ANALYST_TABLES) + " to {role}"],
+    "redshift": ["grant usage on schema public to role {role}",
+                 "grant select on " + ", ".join(ANALYST_TABLES) + " to role {role}"],
+}
+
+# The CREATE of each table, by name.
+CREATE_TABLES = dict(zip(TABLES, create_table_queries, strict=True))
 
 # --- staging -----------------------------------------------------------------------------
 staging_events_empty = "{empty} staging_events"
@@ -512,11 +575,15 @@ values %s
 
 # --- batches and their sources ------------------------------------------------------------
 # Taken first in every run's transaction, so two runs never load at once: the second waits
-# until the first commits, then finds its objects already loaded. (LOCK TABLE name is the
-# same statement on both engines: an exclusive lock until the transaction ends.)
-etl_lock = "lock table etl_batches"
+# until the first commits, then finds its objects already loaded. LOCK TABLE is the same
+# statement on both engines, and ACCESS EXCLUSIVE on both (it blocks even readers), so it
+# is taken on etl_lock, a table of its own that nothing reads: readers of the warehouse
+# never wait for a load, and a reader's open transaction never holds a load up.
+etl_lock = "lock table etl_lock"
 
 next_batch_id = "select coalesce(max(batch_id), 0) + 1 from etl_batches"
+
+published_batches = "select count(*) from etl_batches where outcome = 'published'"
 
 loaded_object_versions = "select table_name, object_key, size, version from loaded_objects"
 

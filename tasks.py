@@ -2,9 +2,13 @@
 
     python3 tasks.py run     # install into .venv, then create_tables.py, etl.py and insights.py
     python3 tasks.py test    # install test tools (and Chromium), then ruff and pytest
+    python3 tasks.py serve   # keep the embedded warehouse serving on loopback until Ctrl-C
+    python3 tasks.py psql    # psql on the warehouse (-c "select ..." runs one statement)
 
 Everything goes into .venv beside this file; nothing is installed system-wide. Arguments
-after the command go to pytest (test) or to both scripts (run), e.g. --config other.cfg.
+after the command go to pytest (test), psql (psql) or the scripts (run, serve), e.g.
+--config other.cfg. `run` creates the tables only where there are none and then loads what
+is new; `python3 create_tables.py` alone empties the warehouse.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
@@ -42,16 +47,35 @@ def _installed(requirements: str) -> None:
 
 
 def _run(*args: str) -> int:
-    return subprocess.run([str(PYTHON), *args], cwd=ROOT).returncode
+    """Runs the venv's Python; Ctrl-C reaches the child (same terminal), which decides how to
+    stop, and a SIGTERM to this process is passed on to it."""
+    child = subprocess.Popen([str(PYTHON), *args], cwd=ROOT)
+    previous = (signal.signal(signal.SIGINT, signal.SIG_IGN),
+                signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum)))
+    try:
+        return child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def run(extra: list[str]) -> int:
     _installed("requirements.txt")
-    for script in ("create_tables.py", "etl.py", "insights.py"):
-        code = _run(script, *extra)
+    for script in (("create_tables.py", "--if-missing"), ("etl.py",), ("insights.py",)):
+        code = _run(*script, *extra)
         if code:
             return code
     return 0
+
+
+def serve(extra: list[str]) -> int:
+    _installed("requirements.txt")
+    return _run("-m", "sparkify.serve", *extra)
+
+
+def psql(extra: list[str]) -> int:
+    _installed("requirements.txt")
+    return _run("-m", "sparkify.psql", *extra)
 
 
 def _browser() -> None:
@@ -78,7 +102,7 @@ def test(extra: list[str]) -> int:
     return _run("-m", "pytest", *extra)
 
 
-COMMANDS = {"run": run, "test": test}
+COMMANDS = {"run": run, "test": test, "serve": serve, "psql": psql}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable
 
@@ -54,6 +55,7 @@ def main(args: argparse.Namespace, job: Callable[[Config], int], extra_errors: t
         stream=sys.stderr,
     )
     config = None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         config = load_config(args.config)
         return job(config)
@@ -66,3 +68,10 @@ def main(args: argparse.Namespace, job: Callable[[Config], int], extra_errors: t
     except KeyboardInterrupt:
         print("Error: interrupted; nothing of this run was committed", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    """SIGTERM ends a run as Ctrl-C does: the transaction rolls back and workers stop."""
+    raise KeyboardInterrupt

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class Config:
     manifest_prefix: str = ""
     truncate_columns: bool = False
     accept_invalid_chars: bool = True
+    analyst_role: str = "sparkify_analyst"
 
     @property
     def dialect(self) -> str:
@@ -70,6 +72,11 @@ class Config:
     def embedded_dir(self) -> Path:
         """Where the embedded server keeps its data: beside the config file, git-ignored."""
         return self.path.parent / ".pgdata"
+
+    @property
+    def embedded_password_file(self) -> Path:
+        """Where the embedded warehouse's generated password is kept when DB_PASSWORD is empty."""
+        return self.path.parent / ".pgdata.password"
 
     def describe_target(self) -> str:
         """The target as a URL with the password masked, safe to print."""
@@ -215,6 +222,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         manifest_prefix=_manifest_prefix(parser, cfg_path),
         truncate_columns=_bool(parser, "ETL", "TRUNCATECOLUMNS", cfg_path, default=False),
         accept_invalid_chars=_bool(parser, "ETL", "ACCEPTINVCHARS", cfg_path, default=True),
+        analyst_role=_role(parser, cfg_path),
     )
     if engine == "redshift":
         for key in ("LOG_DATA", "LOG_JSONPATH", "SONG_DATA"):
@@ -222,6 +230,18 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
                 raise ConfigError(f"{cfg_path}: [S3] {key} is a local path, but Redshift's COPY reads only "
                                   "S3; set it to an s3:// URL")
     return config
+
+
+def _role(parser: configparser.ConfigParser, path: Path) -> str:
+    """[CLUSTER] ANALYST_ROLE: the read-only role create_tables.py grants the star schema to
+    (default sparkify_analyst; empty: none). A plain lower-case name, as it goes into SQL."""
+    if not parser.has_option("CLUSTER", "ANALYST_ROLE"):
+        return "sparkify_analyst"
+    raw = _value(parser, "CLUSTER", "ANALYST_ROLE", path, required=False)
+    if raw and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", raw):
+        raise ConfigError(f"{path}: [CLUSTER] ANALYST_ROLE = {raw} is not a plain name; use lower-case letters, "
+                          "digits and _, e.g. sparkify_analyst (or leave it empty for no role)")
+    return raw
 
 
 def _endpoint(parser: configparser.ConfigParser, path: Path) -> str:

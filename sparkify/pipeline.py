@@ -421,14 +421,93 @@ def dry_run_create_tables(config: Config) -> str:
     return recorder.text()
 
 
-def create_tables(config: Config, dry_run: DryRunWarehouse | None = None) -> list[str]:
-    """Drops and re-creates every table; returns the tables created."""
+@dataclass
+class CreatedTables:
+    """What create_tables did: the tables it created, and the rows it dropped per table
+    (for etl_batches: the published batches)."""
+
+    created: list[str]
+    dropped: dict[str, int] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)
+    analyst_role: str = ""
+
+    def lines(self, target: str) -> list[str]:
+        out = []
+        if self.dropped:
+            batches = self.dropped.get("etl_batches", 0)
+            rows = ", ".join(f"{table} {count:,}" for table, count in self.dropped.items() if table != "etl_batches")
+            out.append(f"Dropped {batches:,} loaded batch{'' if batches == 1 else 'es'} ({rows} rows)")
+        if self.kept:
+            out.append(f"Kept the {len(self.kept)} tables the warehouse on {target} already has, and their data")
+            if self.created:
+                out.append(f"Created the {len(self.created)} missing: {', '.join(self.created)}")
+        else:
+            out.append(f"Created {len(self.created)} tables on {target}: {', '.join(self.created)}")
+        if self.analyst_role:
+            out.append(self.analyst_role[0].upper() + self.analyst_role[1:])
+        return out
+
+
+DROP_REPORTED = ["etl_batches", "songplays", "app_events", "users", "songs", "artists", "time"]
+
+
+def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_missing: bool = False) -> CreatedTables:
+    """Drops and re-creates every table and view (with if_missing: creates only what is
+    missing and drops nothing); then grants the analysts' role its reads. Refuses, changing
+    nothing, when views the toolkit does not own read its tables."""
     with dry_run or connect(config) as wh:
-        for statement in q.drop_view_queries + q.drop_table_queries:
+        existing = {row[0] for row in wh.query(q.existing_relations)}
+        if if_missing:
+            done = CreatedTables(created=[t for t in q.TABLES if t not in existing],
+                                 kept=[t for t in q.TABLES if t in existing])
+        else:
+            refuse_dependent_views(wh)
+            done = CreatedTables(created=list(q.TABLES))
+            for table in DROP_REPORTED:
+                if table in existing:
+                    count = q.published_batches if table == "etl_batches" else q.row_count.format(table=table)
+                    done.dropped[table] = wh.scalar(count)
+            for statement in q.drop_view_queries + q.drop_table_queries:
+                wh.execute(statement)
+        for table in done.created:
+            wh.execute(q.physical(q.CREATE_TABLES[table], wh.dialect))
+        views = [v for view, v in zip(q.VIEWS, q.create_view_queries, strict=True)
+                 if view not in existing or not if_missing]
+        for statement in q.create_index_queries[wh.dialect] + views + [q.etl_lock_row_insert]:
             wh.execute(statement)
-        for statement in q.create_table_queries:
-            wh.execute(q.physical(statement, wh.dialect))
-        for statement in q.create_index_queries[wh.dialect] + q.create_view_queries:
-            wh.execute(statement)
+        if config.analyst_role:
+            done.analyst_role = grant_analyst_role(wh, config.analyst_role)
         wh.commit()
-    return list(q.TABLES)
+    return done
+
+
+def refuse_dependent_views(wh: Warehouse) -> None:
+    """Raises EtlError naming the views, not the toolkit's, that read its tables or views:
+    dropping the tables would fail on them (or, with CASCADE, silently take them along)."""
+    ours = set(q.TABLES) | set(q.VIEWS)
+    theirs: dict[str, list[str]] = {}
+    for view, source in wh.query(q.dependent_views):
+        if source in ours and view not in q.VIEWS:
+            theirs.setdefault(view, []).append(source)
+    if theirs:
+        named = "; ".join(f"{view} (reads {', '.join(sources)})" for view, sources in sorted(theirs.items()))
+        raise EtlError(f"views that are not the toolkit's read the tables create_tables.py would drop: {named}. "
+                       "Nothing was dropped. Save their definitions, drop them (drop view NAME), run "
+                       "create_tables.py, then create them again; or load without dropping: python3 tasks.py run")
+
+
+def grant_analyst_role(wh: Warehouse, role: str) -> str:
+    """Creates the read-only role when missing (and allowed) and grants it SELECT on what
+    analysts read; returns what it did, for the output."""
+    if not wh.scalar(q.role_exists[wh.dialect], (role,)):
+        if not wh.scalar(q.may_create_roles[wh.dialect]):
+            return (f"analysts' role {role} not granted: it does not exist and {wh.config.db_user} may not create "
+                    f"roles; an administrator runs 'create role {role}', then: python create_tables.py --if-missing")
+        try:
+            wh.execute(q.role_create.format(role=role))
+        except WarehouseError as exc:
+            raise EtlError(f"{exc}; ask an administrator to run: create role {role}; or set [CLUSTER] "
+                           "ANALYST_ROLE empty to create no analysts' role") from None
+    for statement in q.role_grants[wh.dialect]:
+        wh.execute(statement.format(role=role))
+    return f"analysts' role {role}: SELECT on the star schema, its views and summaries"

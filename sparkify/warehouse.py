@@ -12,7 +12,6 @@ import time
 
 import psycopg2
 import psycopg2.extras
-from psycopg2 import sql as pgsql
 
 from . import embedded
 from .config import Config
@@ -136,11 +135,7 @@ class Warehouse:
 def connect(config: Config, database: str | None = None) -> Warehouse:
     """Opens a connection to the configured engine, starting the embedded server if needed."""
     if config.engine == "embedded":
-        try:
-            params = embedded.start(config.embedded_dir)
-        except embedded.EmbeddedServerError as exc:
-            raise WarehouseError(str(exc)) from None
-        _ensure_database(params, config.db_name)
+        params = embedded_params(config)
         params["dbname"] = database or config.db_name
     else:
         params = {
@@ -169,21 +164,19 @@ def connect(config: Config, database: str | None = None) -> Warehouse:
     return Warehouse(conn, config)
 
 
-def _ensure_database(params: dict, db_name: str) -> None:
-    conn = psycopg2.connect(dbname="postgres", **params)
+def embedded_params(config: Config) -> dict:
+    """Starts (or joins) the embedded server; returns DB_USER's socket parameters. The scripts
+    work as DB_USER, the database's owner, as analysts' clients do."""
     try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("select 1 from pg_database where datname = %s", (db_name,))
-            if cur.fetchone() is None:
-                # Byte-order text, as on Redshift; the builtin provider (PostgreSQL 17+) also
-                # sorts and groups the hex keys three times faster than the libc locale.
-                builtin = " template template0 locale_provider builtin builtin_locale 'C.UTF-8'"
-                cur.execute(pgsql.SQL("create database {}" + (builtin if conn.server_version >= 170000 else ""))
-                            .format(pgsql.Identifier(db_name)))
-                log.info("created database %s in the embedded server", db_name)
-    finally:
-        conn.close()
+        params = embedded.start(config.embedded_dir)
+    except embedded.EmbeddedServerError as exc:
+        raise WarehouseError(str(exc)) from None
+    owner = config.db_user or embedded.SUPERUSER
+    try:
+        embedded.ensure_database(params, config.db_name, owner)
+    except psycopg2.Error as exc:
+        raise WarehouseError(config.redact(f"preparing the embedded warehouse: {_first_line(str(exc))}")) from None
+    return dict(params, user=owner)
 
 
 def _explain_connect(exc: psycopg2.OperationalError, config: Config) -> str:

@@ -85,6 +85,15 @@ class Warehouse:
         finally:
             conn.close()
 
+    def execute(self, sql: str, params=None) -> None:
+        """Runs statements and commits them."""
+        conn = self.server.connect(self.dbname)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(sql, params)
+        finally:
+            conn.close()
+
     def scalar(self, sql: str, params=None):
         rows = self.query(sql, params)
         return rows[0][0] if rows else None

@@ -44,8 +44,9 @@ MANIFEST_PREFIX = s3://sparkify-etl-work/manifests
 MAXERROR = 100
 """
 SECRETS = ("Golden-Pa55word-not-real", "arn:aws:iam::123456789012:role/sparkify-golden-s3-read", "123456789012")
-# Statements sqlglot reads as an opaque command rather than a parsed tree; each is plain Redshift.
-COMMANDS = ("lock table ",)
+# Statements sqlglot reads as an opaque command rather than a parsed tree; each is plain Redshift
+# (AWS, Redshift developer guide: LOCK; CREATE ROLE and GRANT … TO ROLE, role-based access control).
+COMMANDS = ("lock table ", "create role ", "grant ")
 
 
 def redshift_script(folder) -> str:

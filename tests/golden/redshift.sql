@@ -1,9 +1,19 @@
 -- ===== python create_tables.py --dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
+select table_name from information_schema.tables where table_schema = current_schema();
+select distinct dependent.relname, source.relname
+from pg_depend d
+join pg_rewrite r on r.oid = d.objid
+join pg_class dependent on dependent.oid = r.ev_class
+join pg_class source on source.oid = d.refobjid
+join pg_namespace n on n.oid = source.relnamespace
+where n.nspname = current_schema() and dependent.oid <> source.oid
+order by 1, 2;
 drop view if exists plays;
 drop table if exists staging_events;
 drop table if exists staging_songs;
+drop table if exists etl_lock;
 drop table if exists etl_batches;
 drop table if exists loaded_objects;
 drop table if exists load_errors;
@@ -54,6 +64,9 @@ create table staging_songs (
     duration         double precision,
     year             integer
 ) diststyle even;
+create table if not exists etl_lock (
+    purpose varchar(64) not null
+) diststyle all;
 create table if not exists etl_batches (
     batch_id      integer not null primary key,
     started_at    timestamp not null,
@@ -229,13 +242,18 @@ select
 from songplays p
 left join songs s on s.song_id = p.song_id
 left join artists a on a.artist_id = p.artist_id;
+insert into etl_lock (purpose)
+select 'etl.py takes this table''s lock for the length of a load'
+where not exists (select 1 from etl_lock);
+select count(*) from svv_roles where role_name = 'sparkify_analyst';
+select 1;
 commit;
 
 -- ===== python etl.py --dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
 -- load lock
-lock table etl_batches;
+lock table etl_lock;
 select coalesce(max(batch_id), 0) + 1 from etl_batches;
 select table_name, object_key, size, version from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
@@ -673,7 +691,7 @@ commit;
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
 -- load lock
-lock table etl_batches;
+lock table etl_lock;
 select coalesce(max(batch_id), 0) + 1 from etl_batches;
 -- delete from loaded_objects
 delete from loaded_objects;
