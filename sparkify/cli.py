@@ -24,8 +24,23 @@ configuration (dwh.cfg, the course template's sections and keys):
   [IAM_ROLE] ARN      the role Redshift's COPY reads S3 with (Redshift only)
   [S3] LOG_DATA LOG_JSONPATH SONG_DATA
                       s3:// URLs or local paths (relative to the config file)
+  [S3] REGION         the bucket's region, for listing and COPY
+                      (optional, default us-west-2, where udacity-dend is)
+  [S3] ENDPOINT_URL   an S3-compatible store (http:// or https://) instead of AWS
+                      (optional)
+  [S3] MANIFEST_PREFIX
+                      Redshift: an s3:// prefix where each batch writes a manifest of
+                      exactly its new files for COPY (optional; without it COPY reads
+                      the whole prefix and the merge drops what is already loaded)
   [ETL] MAXERROR      rejected records tolerated per table before a load fails
                       (optional, default 100); rejected records go to load_errors
+  [ETL] ACCEPTINVCHARS
+                      load invalid UTF-8 with '?' (noted in load_errors) instead of
+                      rejecting the record (optional, default true)
+  [ETL] TRUNCATECOLUMNS
+                      cut values longer than their column instead of rejecting the
+                      record (optional, default false)
+  [INFRA] ...         infra.py only: see python infra.py --help
 
 default config: {DEFAULT_CONFIG.name} beside the scripts
 """
