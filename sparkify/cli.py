@@ -21,6 +21,10 @@ configuration (dwh.cfg, the course template's sections and keys):
       HOST set        a server reached over psycopg2: Redshift when HOST ends in
                       .redshift.amazonaws.com, PostgreSQL otherwise
                       (ENGINE = postgres|redshift overrides the guess)
+  [CLUSTER] ANALYST_ROLE
+                      the read-only role create_tables.py grants SELECT on the star
+                      schema, views and summaries (optional, default sparkify_analyst;
+                      empty: none)
   [IAM_ROLE] ARN      the role Redshift's COPY reads S3 with (Redshift only)
   [S3] LOG_DATA LOG_JSONPATH SONG_DATA
                       s3:// URLs or local paths (relative to the config file)
