@@ -14,9 +14,12 @@ with a fixed order) do not depend on. MAXERROR counts across all workers.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import queue
+import signal
+import sys
 from collections.abc import Iterator
 
 from .jsoncopy import CopyResult, JsonCopy, LoadError, TooManyErrors
@@ -26,7 +29,8 @@ CHUNK_BYTES = 1 << 20
 QUEUE_CHUNKS_PER_WORKER = 4   # bounds the rows in flight: about 4 MB per worker
 MIN_TOTAL_BYTES = 8 << 20     # below this much data in all, forking costs more than it saves
 MIN_AVERAGE_BYTES = 256 << 10  # and for small objects (one song each) the messages would
-WAIT_S = 1.0                  # how often the caller looks whether a worker died
+WAIT_S = 1.0                  # how often the caller looks whether a worker died (and back)
+PR_SET_PDEATHSIG = 1          # Linux prctl(2): the signal a process gets when its parent dies
 
 
 def usable_cores() -> int:
@@ -48,13 +52,16 @@ def worker_count(objects: list[SourceObject]) -> int:
     return min(cores, len(objects))
 
 
-def rows(copier: JsonCopy, objects: list[SourceObject], workers: int) -> Iterator[bytes]:
+def rows(copier: JsonCopy, objects: list[SourceObject], workers: int,
+         inherited_fds: tuple[int, ...] = ()) -> Iterator[bytes]:
     """Chunks of COPY text for every loadable record of the objects; the books go to
-    copier.result as JsonCopy.rows keeps them."""
+    copier.result as JsonCopy.rows keeps them. inherited_fds are the caller's open files a
+    worker must not keep (its database connection): each worker closes its copies."""
     context = multiprocessing.get_context("fork")
     tasks = context.SimpleQueue()
     results = context.Queue(maxsize=QUEUE_CHUNKS_PER_WORKER * workers)
-    processes = [context.Process(target=_work, args=(copier, objects, tasks, results), daemon=True)
+    processes = [context.Process(target=_work, args=(copier, objects, tasks, results, os.getpid(), inherited_fds),
+                                 daemon=True)
                  for _ in range(workers)]
     for process in processes:
         process.start()
@@ -105,10 +112,23 @@ def _in_object_order(errors_by_object: dict[int, list[LoadError]]) -> list[LoadE
     return [error for index in sorted(errors_by_object) for error in errors_by_object[index]]
 
 
-def _work(copier: JsonCopy, objects: list[SourceObject], tasks, results) -> None:
+def _work(copier: JsonCopy, objects: list[SourceObject], tasks, results, parent: int,
+          inherited_fds: tuple[int, ...]) -> None:
     """A worker: renders the objects it takes from the queue until it takes None."""
+    _bind_to_parent(parent, inherited_fds)
     # MAXERROR is the caller's to count over all workers; a worker reports and goes on.
     copier.options = _unlimited(copier.options)
+
+    def put(message) -> None:
+        # Bounded waits, so a worker whose caller died (and reads no more) notices and ends.
+        while True:
+            try:
+                results.put(message, timeout=WAIT_S)
+                return
+            except queue.Full:
+                if os.getppid() != parent:
+                    os._exit(1)
+
     try:
         while (index := tasks.get()) is not None:
             copier.result = CopyResult(copier.table)
@@ -118,17 +138,43 @@ def _work(copier: JsonCopy, objects: list[SourceObject], tasks, results) -> None
                 size += len(line)
                 count += 1
                 if size >= CHUNK_BYTES:
-                    results.put(("rows", b"".join(chunk), count))
+                    put(("rows", b"".join(chunk), count))
                     chunk, size, count = [], 0, 0
             if chunk:
-                results.put(("rows", b"".join(chunk), count))
+                put(("rows", b"".join(chunk), count))
             loaded, rejected = copier.result.per_object[objects[index].url]
-            results.put(("object", index, loaded, rejected, copier.result.errors))
+            put(("object", index, loaded, rejected, copier.result.errors))
     except BaseException as exc:  # handed to the caller, who raises it as the serial path would
-        results.put(("failed", exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}")))
-    results.put(("done",))
+        put(("failed", exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}")))
+    put(("done",))
     results.close()
     results.join_thread()
+
+
+def _bind_to_parent(parent: int, inherited_fds: tuple[int, ...]) -> None:
+    """Makes a worker end with its caller, however the caller ends, and hold nothing of its.
+
+    A worker killed with its caller (SIGKILL) would otherwise live on, blocked on a full
+    queue, and keep the caller's database connection open (the socket is inherited by the
+    fork): the server would then keep the killed run's COPY, and its load lock, alive.
+    """
+    for fd in inherited_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    # The caller stops workers itself (terminate): Ctrl-C, which the terminal sends to the
+    # whole process group, and the caller's SIGTERM handler are the caller's business.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the kernel kills us when the caller dies
+        except (OSError, AttributeError):
+            pass  # the bounded waits in put() still notice
+    if os.getppid() != parent:  # the caller died before the line above took effect
+        os._exit(1)
 
 
 def _unlimited(options):

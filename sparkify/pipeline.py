@@ -113,7 +113,7 @@ def stage_json(wh: Warehouse, table: str, objects: list[sources.SourceObject], m
     statement = q.copy_from_stdin.format(table=table, columns=", ".join(copier.columns))
     started = time.perf_counter()
     workers = parallelrows.worker_count(objects)
-    rows = (parallelrows.rows(copier, objects, workers) if workers > 1
+    rows = (parallelrows.rows(copier, objects, workers, inherited_fds=wh.connection_fds()) if workers > 1
             else copier.rows(sources.prefetched(objects)))
     reader = jsoncopy.ChunkedReader(_with_checkpoint(rows))
     try:

@@ -93,6 +93,10 @@ class Warehouse:
             raise WarehouseError(f"table {table} does not exist; run python create_tables.py first")
         return rows
 
+    def connection_fds(self) -> tuple[int, ...]:
+        """The connection's socket, which a forked worker must close."""
+        return (self.conn.fileno(),)
+
     def commit(self) -> None:
         try:
             self.conn.commit()
