@@ -60,7 +60,7 @@ class Expected:
     songplays: int = 0
     matched: int = 0
     matched_without_repair: int = 0
-    users: dict = field(default_factory=dict)      # user_id -> (first, last, gender, level)
+    users: dict = field(default_factory=dict)      # user_id -> (first, last, gender, level, registered_at)
     songs: dict = field(default_factory=dict)      # song_id -> record
     artists: dict = field(default_factory=dict)    # artist_id -> chosen name
     start_times: set = field(default_factory=set)
@@ -101,7 +101,8 @@ def compute(data: Path) -> Expected:
             rank = (e["ts"], e["sessionId"], e["itemInSession"])
             if e["userId"] not in latest or rank > latest[e["userId"]][0]:
                 latest[e["userId"]] = (rank, e)
-    expected.users = {int(uid): (e["firstName"], e["lastName"], e["gender"], e["level"])
+    expected.users = {int(uid): (e["firstName"], e["lastName"], e["gender"], e["level"],
+                                 start_time(int(e["registration"])) if e.get("registration") is not None else None)
                       for uid, (_, e) in latest.items()}
 
     for e in events:
