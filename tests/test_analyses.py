@@ -1,10 +1,13 @@
 """analyses/: every sample query run on the real data and its whole result checked, row for
-row, against the plain-Python oracle."""
+row, against the plain-Python oracle; the notebook executed headless with nbclient."""
 
 from __future__ import annotations
 
+import ast
 import math
 import re
+import sys
+from datetime import date
 
 import pytest
 from conftest import DATA, ROOT, fresh_database
@@ -15,6 +18,7 @@ import etl
 
 ANALYSES_DIR = ROOT / "analyses"
 QUERIES = {path.stem: path for path in sorted(ANALYSES_DIR.glob("*.sql"))}
+NOTEBOOK = ANALYSES_DIR / "explore.ipynb"
 HEADER_LABELS = ("Grain:", "Definitions:", "Covers:", "Runs unchanged on PostgreSQL and Redshift.")
 
 
@@ -92,3 +96,43 @@ def test_the_real_data_has_downgrades_but_no_cancellations(expected):
     counts = {page: events for page, events, *_ in expected["churn_summary"]}
     assert counts == {"Cancellation Confirmation": 0, "Submit Downgrade": 1}
 
+
+def test_the_committed_notebook_has_no_outputs():
+    import nbformat
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+    assert sum(cell.cell_type == "markdown" for cell in notebook.cells) >= len(code)
+
+
+def test_the_notebook_runs_headless_against_the_warehouse(loaded, expected, monkeypatch):
+    import nbclient
+    import nbformat
+    from sqlalchemy.engine import URL
+
+    server = loaded.server
+    url = URL.create("postgresql", username=server.user, password=server.password or None,
+                     database=loaded.dbname, query={"host": server.host, "port": str(server.port)})
+    monkeypatch.setenv("SPARKIFY_URL", url.render_as_string(hide_password=False))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    # Not committed: which Python the kernel runs, to prove it is this environment's.
+    notebook.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
+                            resources={"metadata": {"path": str(ANALYSES_DIR)}}).execute()
+
+    assert notebook.cells[-1].outputs[0]["text"].strip() == sys.prefix
+    frames = [cell for cell in notebook.cells if cell.cell_type == "code" and "= run(" in cell.source]
+    assert len(frames) == 3
+    for cell in frames:  # each shows its frame as a table
+        assert "<table" in cell.outputs[0]["data"]["text/html"]
+    summary = ast.literal_eval(notebook.cells[-2].outputs[0]["data"]["text/plain"])
+
+    top = expected["top_songs"][0]
+    days = expected["daily_active_users"]
+    busiest = max(days, key=lambda row: (row[1], -row[0].toordinal()))
+    funnel = expected["conversion_funnel"]
+    assert summary["top_song"] == f"{top[1]} by {top[2]}" and summary["top_song_plays"] == top[3]
+    assert (date.fromisoformat(summary["busiest_day"]), summary["busiest_day_active_users"]) == busiest[:2]
+    assert summary["upgrade_conversion"] == pytest.approx(funnel[-1][3], abs=5e-5)
