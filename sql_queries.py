@@ -240,15 +240,17 @@ create table if not exists songplays (
 """
 
 # Dimension. Grain: one row per user_id (non-empty userId), with the attributes of the
-# user's latest event; last_seen_at is that event's time.
+# user's latest event; last_seen_at is that event's time, registered_at the sign-up time it
+# carries (the events' registration; NULL when it has none), which cohorts are built on.
 user_table_create = """
 create table if not exists users (
-    user_id      integer not null primary key,
-    first_name   varchar(256),
-    last_name    varchar(256),
-    gender       varchar(16),
-    level        varchar(16),
-    last_seen_at timestamp not null
+    user_id       integer not null primary key,
+    first_name    varchar(256),
+    last_name     varchar(256),
+    gender        varchar(16),
+    level         varchar(16),
+    last_seen_at  timestamp not null,
+    registered_at timestamp
 ) {dimension}
 """
 
@@ -787,10 +789,12 @@ where preference = 1
 """
 
 # Each user's latest event in the batch; it replaces the stored row only if it is newer,
-# so a late batch of old events cannot roll a user's level back.
+# so a late batch of old events cannot roll a user's level back. registration is epoch
+# milliseconds staged as a double: cast to bigint first, so % and / are integer arithmetic
+# and the conversion is as exact as start_time's.
 batch_users_create = """
 create temp table batch_users as
-select user_id, first_name, last_name, gender, level, last_seen_at
+select user_id, first_name, last_name, gender, level, last_seen_at, registered_at
 from (
     select
         cast(user_id as integer) as user_id,
@@ -799,6 +803,7 @@ from (
         gender,
         level,
         {start_time} as last_seen_at,
+        {registered_at} as registered_at,
         row_number() over (
             partition by user_id order by ts desc, session_id desc, item_in_session desc
         ) as recency
@@ -806,7 +811,8 @@ from (
     where user_id is not null and user_id <> ''
 ) latest
 where recency = 1
-""".replace("{start_time}", START_TIME.format(ts="ts"))
+""".replace("{start_time}", START_TIME.format(ts="ts")) \
+    .replace("{registered_at}", START_TIME.format(ts="cast(registration as bigint)"))
 
 user_table_delete = """
 delete from users
@@ -815,8 +821,8 @@ where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at
 """
 
 user_table_insert = """
-insert into users (user_id, first_name, last_name, gender, level, last_seen_at)
-select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at
+insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at)
+select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null

@@ -60,7 +60,7 @@ class Expected:
     songplays: int = 0
     matched: int = 0
     matched_without_repair: int = 0
-    users: dict = field(default_factory=dict)      # user_id -> (first, last, gender, level)
+    users: dict = field(default_factory=dict)      # user_id -> (first, last, gender, level, registered_at)
     songs: dict = field(default_factory=dict)      # song_id -> record
     artists: dict = field(default_factory=dict)    # artist_id -> chosen name
     start_times: set = field(default_factory=set)
@@ -101,7 +101,8 @@ def compute(data: Path) -> Expected:
             rank = (e["ts"], e["sessionId"], e["itemInSession"])
             if e["userId"] not in latest or rank > latest[e["userId"]][0]:
                 latest[e["userId"]] = (rank, e)
-    expected.users = {int(uid): (e["firstName"], e["lastName"], e["gender"], e["level"])
+    expected.users = {int(uid): (e["firstName"], e["lastName"], e["gender"], e["level"],
+                                 start_time(int(e["registration"])) if e.get("registration") is not None else None)
                       for uid, (_, e) in latest.items()}
 
     for e in events:
@@ -266,3 +267,310 @@ def insight_figures(data: Path) -> dict:
     out["latest_event"] = max(start_time(e["ts"]) for e in unique)
     out["events"] = len(unique)
     return out
+
+
+# --- the analyses/ sample queries, from the raw JSON ---------------------------------------
+# One function per analyses/<name>.sql, named after it, returning the rows that query must
+# return, in its order, following the semantics its header states.
+
+ANALYSES: dict = {}
+
+
+def analysis(function):
+    ANALYSES[function.__name__] = function
+    return function
+
+
+@dataclass
+class RawData:
+    """The events once each (first copy of a key), the plays among them, and compute()'s
+    expectations, which the analyses build on (catalog matches, users, artists)."""
+
+    events: list
+    plays: list
+    expected: Expected
+
+    def as_played(self, e: dict) -> tuple:
+        """A play as the plays view shows it: (song_id, artist_id, title, artist name), the
+        catalog's song and artist when it matched, else the event's own (repaired) names."""
+        song_id = self.expected.plays[(e["userId"], e["sessionId"], e["itemInSession"])][0]
+        if song_id is None:
+            return None, None, fix_double_encoding(e["song"]), fix_double_encoding(e["artist"])
+        song = self.expected.songs[song_id]
+        return song_id, song["artist_id"], as_text(song["title"]), self.expected.artists[song["artist_id"]]
+
+
+def read_raw(data: Path) -> RawData:
+    events = []
+    for path in sorted((data / "log_data").rglob("*.json")):
+        events += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    seen, unique = set(), []
+    for e in events:
+        key = (e["userId"], e["sessionId"], e["itemInSession"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(e)
+    return RawData(unique, [e for e in unique if e["page"] == "NextSong"], compute(data))
+
+
+def analysis_results(data: Path) -> dict:
+    """Every analysis's expected rows, by the name of its .sql file."""
+    raw = read_raw(data)
+    return {name: function(raw) for name, function in ANALYSES.items()}
+
+
+def _ranked_top(counts: dict, order_key, limit: int = 10) -> list:
+    """(rank, key) for the keys whose count ranks within limit (standard competition
+    ranking: ties share a rank and the next rank skips), ordered by count then order_key."""
+    ordered = sorted(counts, key=lambda k: (-counts[k], order_key(k)))
+    out = []
+    for position, key in enumerate(ordered, start=1):
+        rank = out[-1][0] if out and counts[out[-1][1]] == counts[key] else position
+        if rank > limit:
+            break
+        out.append((rank, key))
+    return out
+
+
+def _share(part, whole):
+    return part / whole if whole else None
+
+
+def _week_start(moment: datetime) -> datetime:
+    day = datetime(moment.year, moment.month, moment.day)
+    return day - timedelta(days=day.weekday())
+
+
+@analysis
+def top_songs(raw: RawData) -> list:
+    plays, listeners, in_catalog = Counter(), defaultdict(set), Counter()
+    for e in raw.plays:
+        song_id, _, title, artist = raw.as_played(e)
+        plays[(title, artist)] += 1
+        listeners[(title, artist)].add(e["userId"])
+        in_catalog[(title, artist)] += song_id is not None
+    return [(rank, title, artist, plays[(title, artist)], len(listeners[(title, artist)]), in_catalog[(title, artist)])
+            for rank, (title, artist) in _ranked_top(plays, lambda k: k)]
+
+
+@analysis
+def top_artists(raw: RawData) -> list:
+    plays, listeners, titles, in_catalog = Counter(), defaultdict(set), defaultdict(set), Counter()
+    for e in raw.plays:
+        song_id, _, title, artist = raw.as_played(e)
+        plays[artist] += 1
+        listeners[artist].add(e["userId"])
+        if title is not None:
+            titles[artist].add(title)
+        in_catalog[artist] += song_id is not None
+    return [(rank, artist, plays[artist], len(listeners[artist]), len(titles[artist]), in_catalog[artist])
+            for rank, artist in _ranked_top(plays, lambda k: k)]
+
+
+@analysis
+def daily_active_users(raw: RawData) -> list:
+    days: dict = defaultdict(lambda: {"active": set(), "listeners": set(), "plays": 0, "events": 0})
+    for e in raw.events:
+        day = days[start_time(e["ts"]).date()]
+        day["events"] += 1
+        if e["userId"]:
+            day["active"].add(e["userId"])
+        if e["page"] == "NextSong":
+            day["plays"] += 1
+            if e["userId"]:
+                day["listeners"].add(e["userId"])
+    return [(day, len(v["active"]), len(v["listeners"]), v["plays"], v["events"]) for day, v in sorted(days.items())]
+
+
+@analysis
+def monthly_active_users(raw: RawData) -> list:
+    months, days = defaultdict(set), defaultdict(set)
+    for e in raw.events:
+        if e["userId"]:
+            moment = start_time(e["ts"])
+            months[moment.date().replace(day=1)].add(e["userId"])
+            days[moment.date()].add(e["userId"])
+    out = []
+    for month, users in sorted(months.items()):
+        daily = [len(active) for day, active in days.items() if day.replace(day=1) == month]
+        average = sum(daily) / len(daily)
+        out.append((month, len(users), len(daily), average, average / len(users)))
+    return out
+
+
+def _sessions(raw: RawData) -> dict:
+    """(user_id, session_id) -> its logged-in events, ordered by time then item."""
+    sessions = defaultdict(list)
+    for e in raw.events:
+        if e["userId"]:
+            sessions[(int(e["userId"]), e["sessionId"])].append(e)
+    for items in sessions.values():
+        items.sort(key=lambda e: (e["ts"], e["itemInSession"]))
+    return sessions
+
+
+def _whole_seconds(items: list) -> int:
+    """Last event's time minus the first's, each truncated to the second."""
+    return items[-1]["ts"] // 1000 - items[0]["ts"] // 1000
+
+
+@analysis
+def sessions(raw: RawData) -> list:
+    return [(user, session, start_time(items[0]["ts"]), start_time(items[-1]["ts"]), len(items),
+             sum(e["page"] == "NextSong" for e in items), items[0]["level"], _whole_seconds(items))
+            for (user, session), items in sorted(_sessions(raw).items())]
+
+
+@analysis
+def session_length_by_level(raw: RawData) -> list:
+    from statistics import median
+
+    by_level: dict = defaultdict(lambda: {"users": set(), "plays": [], "minutes": []})
+    for (user, _), items in _sessions(raw).items():
+        entry = by_level[items[0]["level"]]
+        entry["users"].add(user)
+        entry["plays"].append(sum(e["page"] == "NextSong" for e in items))
+        entry["minutes"].append(_whole_seconds(items) / 60)
+    return [(level, len(v["users"]), len(v["plays"]), sum(v["plays"]) / len(v["plays"]),
+             sum(v["minutes"]) / len(v["minutes"]), median(v["minutes"]), max(v["minutes"]))
+            for level, v in sorted(by_level.items())]
+
+
+@analysis
+def conversion_funnel(raw: RawData) -> list:
+    steps = ["Home", "NextSong", "Upgrade", "Submit Upgrade"]
+    timelines = defaultdict(list)
+    for e in raw.events:
+        if e["userId"]:
+            timelines[e["userId"]].append((e["ts"], e["page"]))
+    reached = Counter()
+    for items in timelines.values():
+        items.sort()
+        at = None  # when the user reached the step before
+        for step, page in enumerate(steps, start=1):
+            later = [ts for ts, p in items if p == page and (at is None or ts > at)]
+            if not later:
+                break
+            at = min(later)
+            reached[step] += 1
+    return [(step, page, reached[step], _share(reached[step], reached[1]),
+             None if step == 1 else _share(reached[step], reached[step - 1]))
+            for step, page in enumerate(steps, start=1)]
+
+
+@analysis
+def weekly_cohort_retention(raw: RawData) -> list:
+    cohorts = {uid: _week_start(user[4]) for uid, user in raw.expected.users.items() if user[4] is not None}
+    sizes = Counter(cohorts.values())
+    active = defaultdict(set)  # week -> users active in it
+    for e in raw.events:
+        if e["userId"]:
+            active[_week_start(start_time(e["ts"]))].add(int(e["userId"]))
+    rows = []
+    for cohort, size in sorted(sizes.items()):
+        for week in sorted(w for w in active if w >= cohort):
+            users = sum(1 for uid in active[week] if cohorts.get(uid) == cohort)
+            rows.append((cohort.date(), (week - cohort).days // 7, size, users, users / size))
+    return rows
+
+
+CHURN_PAGES = ("Cancellation Confirmation", "Submit Downgrade")
+
+
+@analysis
+def churn_summary(raw: RawData) -> list:
+    rows = []
+    for page in sorted(CHURN_PAGES):
+        times = [e["ts"] for e in raw.events if e["page"] == page]
+        users = {e["userId"] for e in raw.events if e["page"] == page and e["userId"]}
+        rows.append((page, len(times), len(users), start_time(min(times)) if times else None,
+                     start_time(max(times)) if times else None))
+    return rows
+
+
+@analysis
+def churned_users(raw: RawData) -> list:
+    signals = defaultdict(dict)  # user -> page -> first ts
+    for e in raw.events:
+        if e["page"] in CHURN_PAGES and e["userId"]:
+            first = signals[e["userId"]].get(e["page"])
+            signals[e["userId"]][e["page"]] = e["ts"] if first is None else min(first, e["ts"])
+    rows = []
+    for user, pages in signals.items():
+        churned = min(pages.values())
+        stamps = [e["ts"] for e in raw.plays if e["userId"] == user]
+        downgraded, cancelled = pages.get("Submit Downgrade"), pages.get("Cancellation Confirmation")
+        rows.append((int(user), start_time(downgraded) if downgraded else None,
+                     start_time(cancelled) if cancelled else None, start_time(churned),
+                     sum(ts < churned for ts in stamps), sum(ts > churned for ts in stamps),
+                     raw.expected.users[int(user)][3]))
+    return sorted(rows, key=lambda r: (r[3], r[0]))
+
+
+@analysis
+def level_at_play(raw: RawData) -> list:
+    from bisect import bisect_right
+
+    timelines = defaultdict(list)
+    for e in raw.events:
+        if e["userId"] and e["level"] is not None:
+            timelines[e["userId"]].append((e["ts"], e["sessionId"], e["itemInSession"], e["level"]))
+    stretches = {}  # user -> ([valid_from ts], [level]): a stretch starts where the level changes
+    for user, items in timelines.items():
+        items.sort()
+        starts, levels = [], []
+        for ts, _, _, level in items:
+            if not levels or levels[-1] != level:
+                starts.append(ts)
+                levels.append(level)
+        stretches[user] = (starts, levels)
+    pairs = Counter()
+    for e in raw.plays:
+        starts, levels = stretches.get(e["userId"], ([], []))
+        index = bisect_right(starts, e["ts"]) - 1
+        pairs[(levels[index] if index >= 0 else None, e["level"])] += 1
+    total = len(raw.plays)
+    return [(history, on_play, int(history is not None and history == on_play), n, n / total)
+            for (history, on_play), n in sorted(pairs.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or "",
+                                                                               kv[0][1] is None, kv[0][1] or ""))]
+
+
+@analysis
+def catalog_coverage(raw: RawData) -> list:
+    played = [raw.as_played(e) for e in raw.plays]
+    matched = [p for p in played if p[0] is not None]
+    songs_played = len({(title, artist) for _, _, title, artist in played})
+    catalog_songs, catalog_artists = len(raw.expected.songs), len(raw.expected.artists)
+    song_ids, artist_ids = {p[0] for p in matched}, {p[1] for p in matched if p[1] is not None}
+    return [(len(played), len(matched), _share(len(matched), len(played)), songs_played, len(song_ids),
+             catalog_songs, _share(len(song_ids), catalog_songs), len(artist_ids), catalog_artists,
+             _share(len(artist_ids), catalog_artists))]
+
+
+@analysis
+def listening_by_hour(raw: RawData) -> list:
+    plays, listeners, paid = Counter(), defaultdict(set), Counter()
+    for e in raw.plays:
+        hour = start_time(e["ts"]).hour
+        plays[hour] += 1
+        listeners[hour].add(e["userId"])
+        paid[hour] += e["level"] == "paid"
+    total = len(raw.plays)
+    return [(hour, plays[hour], len(listeners[hour]), plays[hour] / total, paid[hour] / plays[hour])
+            for hour in sorted(plays)]
+
+
+@analysis
+def top_listeners(raw: RawData) -> list:
+    plays, sessions, days = Counter(), defaultdict(set), defaultdict(set)
+    for e in raw.plays:
+        user = int(e["userId"])
+        plays[user] += 1
+        sessions[user].add(e["sessionId"])
+        days[user].add(start_time(e["ts"]).date())
+    rows = []
+    for rank, user in _ranked_top(plays, lambda k: k):
+        first, last, gender, level, registered = raw.expected.users[user]
+        rows.append((rank, user, first, last, gender, level, registered, plays[user], len(sessions[user]),
+                     len(days[user])))
+    return rows

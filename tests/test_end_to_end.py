@@ -90,7 +90,8 @@ def test_summary_reports_counts_matches_errors_and_time(loaded, expected):
 
 def test_users_have_their_latest_attributes(loaded, expected):
     query = loaded[2]
-    users = {row[0]: row[1:] for row in query("select user_id, first_name, last_name, gender, level from users")}
+    users = {row[0]: row[1:] for row in
+             query("select user_id, first_name, last_name, gender, level, registered_at from users")}
     assert users == expected.users
 
 

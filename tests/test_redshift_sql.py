@@ -20,6 +20,8 @@ import insight_queries as iq
 import sql_queries as q
 
 GOLDEN_SCRIPT = ROOT / "tests" / "golden" / "redshift.sql"
+# The analysts' sample queries, one statement per file, run as they are on either engine.
+ANALYSES_SQL = sorted((ROOT / "analyses").glob("*.sql"))
 # The Redshift configuration the golden script is made with. Nothing in it is real; it is
 # written at test time so that no tracked config file ever holds a password, even a fake one.
 GOLDEN_CONFIG_TEXT = """\
@@ -118,7 +120,7 @@ def test_the_dry_run_shows_no_secret(script):
         assert secret not in script
 
 
-def test_every_transform_check_and_insight_query_is_redshift_sql_on_both_engines():
+def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_engines():
     """The logical statements are one text for both engines: checking them here covers PostgreSQL too."""
     texts = [statement for _, statement in q.transform_queries] + [statement for _, statement in q.quality_checks]
     texts += [statement for _, statement in q.batch_quality_checks]
@@ -126,6 +128,8 @@ def test_every_transform_check_and_insight_query_is_redshift_sql_on_both_engines
     texts += [statement % (1,) for _, statement in q.summary_inserts]
     texts += [q.time_rows_added_insert % (1, 1), q.matched_plays_added_insert % (1, 0)]
     texts += [q.text_repair_candidates, q.batch_plays_recovered, q.songplays_matched] + q.batch_tables_drop
+    assert ANALYSES_SQL
+    texts += [path.read_text(encoding="utf-8") for path in ANALYSES_SQL]
     for text in texts:
         assert violations(text) == [], text[:80]
         sqlglot.parse_one(text, read="redshift", error_level=sqlglot.ErrorLevel.RAISE)

@@ -131,12 +131,13 @@ create table if not exists songplays (
     song_duration   double precision
 ) diststyle key distkey (user_id) compound sortkey (start_time);
 create table if not exists users (
-    user_id      integer not null primary key,
-    first_name   varchar(256),
-    last_name    varchar(256),
-    gender       varchar(16),
-    level        varchar(16),
-    last_seen_at timestamp not null
+    user_id       integer not null primary key,
+    first_name    varchar(256),
+    last_name     varchar(256),
+    gender        varchar(16),
+    level         varchar(16),
+    last_seen_at  timestamp not null,
+    registered_at timestamp
 ) diststyle all;
 create table if not exists songs (
     song_id     varchar(32) not null primary key,
@@ -436,7 +437,7 @@ from (
 where preference = 1;
 -- batch: users
 create temp table batch_users as
-select user_id, first_name, last_name, gender, level, last_seen_at
+select user_id, first_name, last_name, gender, level, last_seen_at, registered_at
 from (
     select
         cast(user_id as integer) as user_id,
@@ -445,6 +446,7 @@ from (
         gender,
         level,
         timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as last_seen_at,
+        timestamp 'epoch' + (cast(registration as bigint) / 1000) * interval '1 second' + (cast(registration as bigint) % 1000) * interval '1 millisecond' as registered_at,
         row_number() over (
             partition by user_id order by ts desc, session_id desc, item_in_session desc
         ) as recency
@@ -469,8 +471,8 @@ delete from users
 using batch_users newer
 where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at;
 -- users: insert
-insert into users (user_id, first_name, last_name, gender, level, last_seen_at)
-select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at
+insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at)
+select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
@@ -906,7 +908,7 @@ from (
 where preference = 1;
 -- batch: users
 create temp table batch_users as
-select user_id, first_name, last_name, gender, level, last_seen_at
+select user_id, first_name, last_name, gender, level, last_seen_at, registered_at
 from (
     select
         cast(user_id as integer) as user_id,
@@ -915,6 +917,7 @@ from (
         gender,
         level,
         timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as last_seen_at,
+        timestamp 'epoch' + (cast(registration as bigint) / 1000) * interval '1 second' + (cast(registration as bigint) % 1000) * interval '1 millisecond' as registered_at,
         row_number() over (
             partition by user_id order by ts desc, session_id desc, item_in_session desc
         ) as recency
@@ -939,8 +942,8 @@ delete from users
 using batch_users newer
 where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at;
 -- users: insert
-insert into users (user_id, first_name, last_name, gender, level, last_seen_at)
-select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at
+insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at)
+select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;

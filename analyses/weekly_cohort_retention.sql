@@ -1,0 +1,63 @@
+-- Weekly cohort retention: of the users who signed up in a given week, how many are still
+-- active one, two, three ... weeks later?
+--
+-- Grain: one row per sign-up week (cohort) and week since sign-up (week_number, 0 = the
+--   sign-up week itself), for every week, from the cohort's on, in which any user was
+--   active.
+-- Definitions: a user's cohort is the week (starting Monday, UTC, date_trunc('week')) of
+--   users.registered_at, their sign-up time; users without one are in no cohort. A user
+--   is active in a week when they have any app event (any page, logged in) in it.
+--   cohort_users: the cohort's size; retention: active_users / cohort_users. Weeks in
+--   which nobody was active (before the logs begin) are not shown, rather than shown as
+--   zero. week_number comes from whole seconds between the two Mondays, which
+--   EXTRACT(epoch ...) gives exactly on both engines.
+-- Covers: users (registered_at) joined to app_events.
+-- Order: cohort_week, week_number.
+-- Runs unchanged on PostgreSQL and Redshift.
+
+with cohorts as (
+    select user_id, date_trunc('week', registered_at) as cohort_week
+    from users
+    where registered_at is not null
+),
+
+cohort_sizes as (
+    select cohort_week, count(*) as cohort_users
+    from cohorts
+    group by cohort_week
+),
+
+activity as (
+    select distinct user_id, date_trunc('week', start_time) as activity_week
+    from app_events
+    where user_id is not null
+),
+
+observed_weeks as (
+    select distinct activity_week
+    from activity
+),
+
+active as (
+    select c.cohort_week, a.activity_week, count(*) as active_users
+    from cohorts c
+    join activity a on a.user_id = c.user_id
+    group by c.cohort_week, a.activity_week
+),
+
+grid as (
+    select s.cohort_week, w.activity_week, s.cohort_users
+    from cohort_sizes s
+    join observed_weeks w on w.activity_week >= s.cohort_week
+)
+
+select
+    cast(g.cohort_week as date) as cohort_week,
+    cast((extract(epoch from g.activity_week) - extract(epoch from g.cohort_week)) / 604800 as integer)
+        as week_number,
+    g.cohort_users,
+    coalesce(a.active_users, 0) as active_users,
+    cast(coalesce(a.active_users, 0) as double precision) / g.cohort_users as retention
+from grid g
+left join active a on a.cohort_week = g.cohort_week and a.activity_week = g.activity_week
+order by cohort_week, week_number;
