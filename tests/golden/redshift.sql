@@ -2,26 +2,26 @@
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
 drop view if exists plays;
-drop table if exists staging_events;
-drop table if exists staging_songs;
-drop table if exists etl_batches;
-drop table if exists loaded_objects;
-drop table if exists load_errors;
-drop table if exists song_catalog;
-drop table if exists text_repairs;
+drop table if exists batch_totals;
+drop table if exists session_parts;
+drop table if exists events_by_user_day;
+drop table if exists plays_by_song;
+drop table if exists plays_by_hour;
+drop table if exists plays_by_user_day;
+drop table if exists user_levels;
+drop table if exists app_events;
 drop table if exists songplays;
-drop table if exists users;
+drop table if exists time;
 drop table if exists songs;
 drop table if exists artists;
-drop table if exists time;
-drop table if exists app_events;
-drop table if exists user_levels;
-drop table if exists plays_by_user_day;
-drop table if exists plays_by_hour;
-drop table if exists plays_by_song;
-drop table if exists events_by_user_day;
-drop table if exists session_parts;
-drop table if exists batch_totals;
+drop table if exists users;
+drop table if exists text_repairs;
+drop table if exists song_catalog;
+drop table if exists load_errors;
+drop table if exists loaded_objects;
+drop table if exists etl_batches;
+drop table if exists staging_songs;
+drop table if exists staging_events;
 create table staging_events (
     artist          varchar(1024),
     auth            varchar(32),
@@ -102,6 +102,40 @@ create table if not exists text_repairs (
     original varchar(1024) not null primary key,
     repaired varchar(1024) not null
 ) diststyle all;
+create table if not exists users (
+    user_id      integer not null primary key,
+    first_name   varchar(256),
+    last_name    varchar(256),
+    gender       varchar(16),
+    level        varchar(16),
+    last_seen_at timestamp not null
+) diststyle all;
+create table if not exists artists (
+    artist_id varchar(32) not null primary key,
+    name      varchar(1024),
+    location  varchar(1024),
+    latitude  double precision,
+    longitude double precision
+) diststyle all;
+create table if not exists songs (
+    song_id     varchar(32) not null primary key,
+    title       varchar(1024),
+    artist_id   varchar(32),
+    artist_name varchar(1024),
+    year        integer,
+    duration    double precision,
+    foreign key (artist_id) references artists (artist_id)
+) diststyle all;
+create table if not exists time (
+    start_time timestamp not null,
+    hour       smallint not null,
+    day        smallint not null,
+    week       smallint not null,
+    month      smallint not null,
+    year       smallint not null,
+    weekday    smallint not null,
+    primary key (start_time)
+) diststyle all sortkey (start_time);
 create table if not exists songplays (
     songplay_id     char(32) not null,
     start_time      timestamp not null,
@@ -115,40 +149,13 @@ create table if not exists songplays (
     user_agent      varchar(1024),
     song_title      varchar(1024),
     artist_name     varchar(1024),
-    song_duration   double precision
+    song_duration   double precision,
+    primary key (songplay_id),
+    foreign key (user_id) references users (user_id),
+    foreign key (song_id) references songs (song_id),
+    foreign key (artist_id) references artists (artist_id),
+    foreign key (start_time) references time (start_time)
 ) diststyle key distkey (user_id) compound sortkey (start_time);
-create table if not exists users (
-    user_id      integer not null primary key,
-    first_name   varchar(256),
-    last_name    varchar(256),
-    gender       varchar(16),
-    level        varchar(16),
-    last_seen_at timestamp not null
-) diststyle all;
-create table if not exists songs (
-    song_id     varchar(32) not null primary key,
-    title       varchar(1024),
-    artist_id   varchar(32),
-    artist_name varchar(1024),
-    year        integer,
-    duration    double precision
-) diststyle all;
-create table if not exists artists (
-    artist_id varchar(32) not null primary key,
-    name      varchar(1024),
-    location  varchar(1024),
-    latitude  double precision,
-    longitude double precision
-) diststyle all;
-create table if not exists time (
-    start_time timestamp not null,
-    hour       smallint not null,
-    day        smallint not null,
-    week       smallint not null,
-    month      smallint not null,
-    year       smallint not null,
-    weekday    smallint not null
-) diststyle all sortkey (start_time);
 create table if not exists app_events (
     event_id        char(32) not null,
     start_time      timestamp not null,
@@ -158,14 +165,17 @@ create table if not exists app_events (
     item_in_session integer not null,
     page            varchar(64) not null,
     auth            varchar(32),
-    status          integer
+    status          integer,
+    primary key (event_id),
+    foreign key (user_id) references users (user_id)
 ) diststyle key distkey (user_id) compound sortkey (start_time);
 create table if not exists user_levels (
     user_id    integer not null,
     level      varchar(16) not null,
     valid_from timestamp not null,
     valid_to   timestamp,
-    primary key (user_id, valid_from)
+    primary key (user_id, valid_from),
+    foreign key (user_id) references users (user_id)
 ) diststyle all;
 create table if not exists plays_by_user_day (
     batch_id   integer not null,
@@ -179,7 +189,8 @@ create table if not exists plays_by_user_day (
 create table if not exists plays_by_hour (
     batch_id   integer not null,
     hour_start timestamp not null,
-    plays      bigint not null
+    plays      bigint not null,
+    primary key (batch_id, hour_start)
 ) diststyle even;
 create table if not exists plays_by_song (
     batch_id    integer not null,
@@ -208,7 +219,8 @@ create table if not exists session_parts (
 create table if not exists batch_totals (
     batch_id  integer not null,
     measure   varchar(32) not null,
-    row_count bigint not null
+    row_count bigint not null,
+    primary key (batch_id, measure)
 ) diststyle even;
 create view plays as
 select
@@ -631,6 +643,7 @@ select level, count(*) as row_count from songplays where (level is null or level
 select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
 select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
 select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events));
+select child.user_id from user_levels child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.user_id in (select user_id from batch_users));
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level) and (u.user_id in (select user_id from batch_users));
@@ -666,7 +679,7 @@ join (select songplay_id, song_id from songplays where start_time between (selec
 where p.was_repaired = 1 and s.song_id is not null;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
-values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 25, null);
+values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 26, null);
 commit;
 
 -- ===== python etl.py --rebuild--dry-run
@@ -1101,6 +1114,7 @@ select level, count(*) as row_count from songplays where (level is null or level
 select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) group by level;
 select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) group by level;
 select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
+select child.user_id from user_levels child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level);
@@ -1157,5 +1171,5 @@ join (select songplay_id, song_id from songplays where start_time between (selec
 where p.was_repaired = 1 and s.song_id is not null;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
-values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 26, null);
+values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 27, null);
 commit;
