@@ -1,10 +1,12 @@
-"""Set-up and the two everyday commands, on a fresh machine with Python 3.10+ and git.
+"""Set-up and the everyday commands, on a fresh machine with Python 3.10+ and git.
 
-    python3 tasks.py run     # install into .venv, then create_tables.py, etl.py and insights.py
-    python3 tasks.py test    # install test tools (and Chromium), then ruff and pytest
+    python3 tasks.py run         # install into .venv, then create_tables.py, etl.py and insights.py
+    python3 tasks.py test        # install test tools (and Chromium), then ruff and pytest
+    python3 tasks.py dictionary  # write docs/data-dictionary.md from the warehouse's catalog
 
 Everything goes into .venv beside this file; nothing is installed system-wide. Arguments
-after the command go to pytest (test) or to both scripts (run), e.g. --config other.cfg.
+after the command go to pytest (test), to the scripts (run) or to the dictionary, e.g.
+--config other.cfg.
 """
 
 from __future__ import annotations
@@ -78,7 +80,12 @@ def test(extra: list[str]) -> int:
     return _run("-m", "pytest", *extra)
 
 
-COMMANDS = {"run": run, "test": test}
+def dictionary(extra: list[str]) -> int:
+    _installed("requirements.txt")
+    return _run("-m", "sparkify.dictionary", *extra)
+
+
+COMMANDS = {"run": run, "test": test, "dictionary": dictionary}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

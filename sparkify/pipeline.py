@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import faults, jsoncopy, parallelrows, redshift, sources, textrepair
+from . import descriptions, faults, jsoncopy, parallelrows, redshift, sources, textrepair
 from .config import Config
 from .dryrun import DryRunWarehouse
 from .warehouse import ConnectionLost, Warehouse, WarehouseError, connect, log_step
@@ -429,6 +429,8 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None) -> lis
         for statement in q.create_table_queries:
             wh.execute(q.physical(statement, wh.dialect))
         for statement in q.create_index_queries[wh.dialect] + q.create_view_queries:
+            wh.execute(statement)
+        for statement in descriptions.comment_statements():
             wh.execute(statement)
         wh.commit()
     return list(q.TABLES)
