@@ -11,14 +11,36 @@ Naming: staging tables keep one column per source field, renamed once to snake_c
 """
 
 # --- physical design, per dialect ----------------------------------------------------------
+# Keys declared on Redshift only. Redshift never enforces a primary or foreign key, but its
+# planner uses them (to infer uniqueness, order joins, drop redundant ones) and assumes they
+# hold; AWS says to declare them when the ETL enforces them (Redshift Database Developer
+# Guide: "Table constraints", "Define primary key and foreign key constraints"). The quality
+# gate checks every one of them after each batch (a test pins that). PostgreSQL would enforce
+# them, at a cost or breaking the load: a unique B-tree on an event-grain table (songplays,
+# app_events, time) costs more than the rest of its insert (2.7 µs a row, growing past
+# memory), so their keys are kept unique by the anti-joins and proven by the gate, both
+# limited to the batch's time window; and a foreign key would refuse the dimension merges,
+# which delete and re-insert songs and users that plays still reference. For PostgreSQL's
+# users docs/data-dictionary.md names every join. The dimensions' own primary keys are in
+# their CREATE statements, on both engines. In TABLES a table comes after those it references.
+INFORMATIONAL_KEYS = {
+    "songs": ["foreign key (artist_id) references artists (artist_id)"],
+    "time": ["primary key (start_time)"],
+    "songplays": ["primary key (songplay_id)",
+                  "foreign key (user_id) references users (user_id)",
+                  "foreign key (song_id) references songs (song_id)",
+                  "foreign key (artist_id) references artists (artist_id)",
+                  "foreign key (start_time) references time (start_time)"],
+    "app_events": ["primary key (event_id)",
+                   "foreign key (user_id) references users (user_id)"],
+    "user_levels": ["foreign key (user_id) references users (user_id)"],
+}
+
 # Redshift: small dimensions are copied to every node (DISTSTYLE ALL) so joins with the
 # fact never move data; the fact is distributed on user_id (sessions and per-user analysis
 # stay on one slice) and sorted on start_time (every report filters by time).
 # PostgreSQL: staging is UNLOGGED (rebuilt each batch, so no WAL is written for it).
-# Event-grain tables (songplays, app_events, time) declare no primary key on either engine:
-# Redshift never enforces one, and on PostgreSQL a unique B-tree costs more than the rest
-# of the insert (2.7 µs a row, growing past memory). Their keys are kept unique by the
-# anti-joins and proven by the quality gate, both limited to the batch's time window.
+# {<table>_keys}: the table's INFORMATIONAL_KEYS, on Redshift only.
 PHYSICAL = {
     "postgres": {
         "staging_table": "create unlogged table",
@@ -28,6 +50,7 @@ PHYSICAL = {
         "dimension": "",
         "time_dimension": "",
         "summary": "",
+        **{f"{table}_keys": "" for table in INFORMATIONAL_KEYS},
     },
     "redshift": {
         "staging_table": "create table",
@@ -38,6 +61,7 @@ PHYSICAL = {
         "dimension": "diststyle all",
         "time_dimension": "diststyle all sortkey (start_time)",
         "summary": "diststyle even",
+        **{f"{table}_keys": "".join(f",\n    {key}" for key in keys) for table, keys in INFORMATIONAL_KEYS.items()},
     },
 }
 
@@ -79,11 +103,13 @@ def _in_window(columns: str, table: str, batch: str) -> str:
 
 
 # --- DROP ------------------------------------------------------------------------------------
+# In creation order: a table after those its Redshift foreign keys reference (the dimensions
+# before the facts). Dropped in reverse, so Redshift never drops a referenced table first.
 TABLES = ["staging_events", "staging_songs", "etl_lock", "etl_batches", "loaded_objects", "load_errors",
-          "song_catalog", "text_repairs", "songplays", "users", "songs", "artists", "time",
+          "song_catalog", "text_repairs", "users", "artists", "songs", "time", "songplays",
           "app_events", "user_levels", "plays_by_user_day", "plays_by_hour", "plays_by_song",
           "events_by_user_day", "session_parts", "batch_totals"]
-drop_table_queries = [f"drop table if exists {table}" for table in TABLES]
+drop_table_queries = [f"drop table if exists {table}" for table in reversed(TABLES)]
 
 # --- CREATE ----------------------------------------------------------------------------------
 # Staging: one row per log line, columns in the order of log_json_path.json (COPY with a
@@ -235,7 +261,7 @@ create table if not exists songplays (
     user_agent      varchar(1024),
     song_title      varchar(1024),
     artist_name     varchar(1024),
-    song_duration   double precision
+    song_duration   double precision{songplays_keys}
 ) {fact}
 """
 
@@ -263,7 +289,7 @@ create table if not exists songs (
     artist_id   varchar(32),
     artist_name varchar(1024),
     year        integer,
-    duration    double precision
+    duration    double precision{songs_keys}
 ) {dimension}
 """
 
@@ -290,7 +316,7 @@ create table if not exists time (
     week       smallint not null,
     month      smallint not null,
     year       smallint not null,
-    weekday    smallint not null
+    weekday    smallint not null{time_keys}
 ) {time_dimension}
 """
 
@@ -308,7 +334,7 @@ create table if not exists app_events (
     item_in_session integer not null,
     page            varchar(64) not null,
     auth            varchar(32),
-    status          integer
+    status          integer{app_events_keys}
 ) {fact}
 """
 
@@ -321,7 +347,7 @@ create table if not exists user_levels (
     level      varchar(16) not null,
     valid_from timestamp not null,
     valid_to   timestamp,
-    primary key (user_id, valid_from)
+    primary key (user_id, valid_from){user_levels_keys}
 ) {dimension}
 """
 
@@ -349,7 +375,8 @@ plays_by_hour_table_create = """
 create table if not exists plays_by_hour (
     batch_id   integer not null,
     hour_start timestamp not null,
-    plays      bigint not null
+    plays      bigint not null,
+    primary key (batch_id, hour_start)
 ) {summary}
 """
 
@@ -398,13 +425,15 @@ batch_totals_table_create = """
 create table if not exists batch_totals (
     batch_id  integer not null,
     measure   varchar(32) not null,
-    row_count bigint not null
+    row_count bigint not null,
+    primary key (batch_id, measure)
 ) {summary}
 """
 
 SUMMARY_TABLES = ["plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day", "session_parts",
                   "batch_totals"]
 
+# In the order of TABLES.
 create_table_queries = [
     staging_events_table_create,
     staging_songs_table_create,
@@ -414,11 +443,11 @@ create_table_queries = [
     load_errors_table_create,
     song_catalog_table_create,
     text_repairs_table_create,
-    songplay_table_create,
     user_table_create,
-    song_table_create,
     artist_table_create,
+    song_table_create,
     time_table_create,
+    songplay_table_create,
     app_events_table_create,
     user_levels_table_create,
     plays_by_user_day_table_create,
@@ -1242,6 +1271,8 @@ def _checks(batch: bool) -> list[tuple[str, str]]:
             ("users.level is free or paid", _accepted("users", "level", levels, batch)),
             ("user_levels.level is free or paid", _accepted("user_levels", "level", levels, batch)),
             ("app_events.user_id exists in users", _exists("app_events", "user_id", "users", "user_id", batch)),
+            ("user_levels.user_id exists in users",
+             _exists("user_levels", "user_id", "users", "user_id", batch)),
             ("each user's current level is the level of users", """
 select u.user_id, u.level, l.level as history_level
 from users u

@@ -1,14 +1,15 @@
-"""Set-up and the two everyday commands, on a fresh machine with Python 3.10+ and git.
+"""Set-up and the everyday commands, on a fresh machine with Python 3.10+ and git.
 
-    python3 tasks.py run     # install into .venv, then create_tables.py, etl.py and insights.py
-    python3 tasks.py test    # install test tools (and Chromium), then ruff and pytest
-    python3 tasks.py serve   # keep the embedded warehouse serving on loopback until Ctrl-C
-    python3 tasks.py psql    # psql on the warehouse (-c "select ..." runs one statement)
+    python3 tasks.py run         # install into .venv, then create_tables.py, etl.py and insights.py
+    python3 tasks.py test        # install test tools (and Chromium), then ruff and pytest
+    python3 tasks.py serve       # keep the embedded warehouse serving on loopback until Ctrl-C
+    python3 tasks.py psql        # psql on the warehouse (-c "select ..." runs one statement)
+    python3 tasks.py dictionary  # write docs/data-dictionary.md from the warehouse's catalog
 
 Everything goes into .venv beside this file; nothing is installed system-wide. Arguments
-after the command go to pytest (test), psql (psql) or the scripts (run, serve), e.g.
---config other.cfg. `run` creates the tables only where there are none and then loads what
-is new; `python3 create_tables.py` alone empties the warehouse.
+after the command go to pytest (test), psql (psql) or the scripts (run, serve, dictionary),
+e.g. --config other.cfg. `run` creates the tables only where there are none and then loads
+what is new; `python3 create_tables.py` alone empties the warehouse.
 """
 
 from __future__ import annotations
@@ -102,7 +103,12 @@ def test(extra: list[str]) -> int:
     return _run("-m", "pytest", *extra)
 
 
-COMMANDS = {"run": run, "test": test, "serve": serve, "psql": psql}
+def dictionary(extra: list[str]) -> int:
+    _installed("requirements.txt")
+    return _run("-m", "sparkify.dictionary", *extra)
+
+
+COMMANDS = {"run": run, "test": test, "serve": serve, "psql": psql, "dictionary": dictionary}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import faults, jsoncopy, parallelrows, redshift, sources, textrepair
+from . import descriptions, faults, jsoncopy, parallelrows, redshift, sources, textrepair
 from .config import Config
 from .dryrun import DryRunWarehouse
 from .warehouse import ConnectionLost, Warehouse, WarehouseError, connect, log_step
@@ -474,6 +474,8 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_mis
         views = [v for view, v in zip(q.VIEWS, q.create_view_queries, strict=True)
                  if view not in existing or not if_missing]
         for statement in q.create_index_queries[wh.dialect] + views + [q.etl_lock_row_insert]:
+            wh.execute(statement)
+        for statement in descriptions.comment_statements():
             wh.execute(statement)
         if config.analyst_role:
             done.analyst_role = grant_analyst_role(wh, config.analyst_role)

@@ -2,10 +2,13 @@
 
 PostgreSQL enforces the primary keys Redshift only declares, so to see a dimension's
 uniqueness check fail the tests drop its key first: the warehouse then behaves as Redshift
-would. The event-grain tables declare no key on either engine; the gate alone keeps them.
+would. The event-grain tables' keys and every foreign key are declared on Redshift only
+(sql_queries.INFORMATIONAL_KEYS); on both engines the gate is what keeps them.
 """
 
 from __future__ import annotations
+
+import re
 
 import psycopg2
 import pytest
@@ -111,6 +114,12 @@ def test_an_unknown_level_fails_the_accepted_values_check(loaded):
     assert "level='gold'" in last
 
 
+def test_an_orphan_level_stretch_fails_the_reference_check(loaded):
+    execute(loaded, "insert into user_levels (user_id, level, valid_from) values (999, 'free', timestamp '2018-11-05')")
+    last = assert_gate_fails(loaded, "user_levels.user_id exists in users")
+    assert "user_id=999" in last
+
+
 def test_a_matched_song_missing_from_songs_fails(loaded):
     execute(loaded, "update songplays set song_id = 'SONOPE' where item_in_session = 0")
     assert_gate_fails(loaded, "songplays.song_id exists in songs")
@@ -122,3 +131,16 @@ def test_checks_cover_the_key_of_every_table_under_distinct_names():
     for table in ("songplays", "users", "songs", "artists", "time"):
         assert any(name.startswith(f"{table}.") and "unique" in name for name in names)
         assert any(name.startswith(f"{table}.") and "not null" in name for name in names)
+
+
+def test_every_key_redshift_declares_is_checked_by_the_gate():
+    """Redshift's planner assumes its declared keys hold and never checks them: the gate must."""
+    for batch in (False, True):
+        names = {name for name, _ in (q.batch_quality_checks if batch else q.quality_checks)}
+        for table, keys in q.INFORMATIONAL_KEYS.items():
+            for key in keys:
+                primary = re.fullmatch(r"primary key \((\w+)\)", key)
+                foreign = re.fullmatch(r"foreign key \((\w+)\) references (\w+) \(\w+\)", key)
+                expected = (f"{table}.{primary[1]} is unique" if primary
+                            else f"{table}.{foreign[1]} exists in {foreign[2]}")
+                assert expected in names, (batch, key)

@@ -11,27 +11,27 @@ join pg_namespace n on n.oid = source.relnamespace
 where n.nspname = current_schema() and dependent.oid <> source.oid
 order by 1, 2;
 drop view if exists plays;
-drop table if exists staging_events;
-drop table if exists staging_songs;
-drop table if exists etl_lock;
-drop table if exists etl_batches;
-drop table if exists loaded_objects;
-drop table if exists load_errors;
-drop table if exists song_catalog;
-drop table if exists text_repairs;
+drop table if exists batch_totals;
+drop table if exists session_parts;
+drop table if exists events_by_user_day;
+drop table if exists plays_by_song;
+drop table if exists plays_by_hour;
+drop table if exists plays_by_user_day;
+drop table if exists user_levels;
+drop table if exists app_events;
 drop table if exists songplays;
-drop table if exists users;
+drop table if exists time;
 drop table if exists songs;
 drop table if exists artists;
-drop table if exists time;
-drop table if exists app_events;
-drop table if exists user_levels;
-drop table if exists plays_by_user_day;
-drop table if exists plays_by_hour;
-drop table if exists plays_by_song;
-drop table if exists events_by_user_day;
-drop table if exists session_parts;
-drop table if exists batch_totals;
+drop table if exists users;
+drop table if exists text_repairs;
+drop table if exists song_catalog;
+drop table if exists load_errors;
+drop table if exists loaded_objects;
+drop table if exists etl_batches;
+drop table if exists etl_lock;
+drop table if exists staging_songs;
+drop table if exists staging_events;
 create table staging_events (
     artist          varchar(1024),
     auth            varchar(32),
@@ -115,6 +115,41 @@ create table if not exists text_repairs (
     original varchar(1024) not null primary key,
     repaired varchar(1024) not null
 ) diststyle all;
+create table if not exists users (
+    user_id       integer not null primary key,
+    first_name    varchar(256),
+    last_name     varchar(256),
+    gender        varchar(16),
+    level         varchar(16),
+    last_seen_at  timestamp not null,
+    registered_at timestamp
+) diststyle all;
+create table if not exists artists (
+    artist_id varchar(32) not null primary key,
+    name      varchar(1024),
+    location  varchar(1024),
+    latitude  double precision,
+    longitude double precision
+) diststyle all;
+create table if not exists songs (
+    song_id     varchar(32) not null primary key,
+    title       varchar(1024),
+    artist_id   varchar(32),
+    artist_name varchar(1024),
+    year        integer,
+    duration    double precision,
+    foreign key (artist_id) references artists (artist_id)
+) diststyle all;
+create table if not exists time (
+    start_time timestamp not null,
+    hour       smallint not null,
+    day        smallint not null,
+    week       smallint not null,
+    month      smallint not null,
+    year       smallint not null,
+    weekday    smallint not null,
+    primary key (start_time)
+) diststyle all sortkey (start_time);
 create table if not exists songplays (
     songplay_id     char(32) not null,
     start_time      timestamp not null,
@@ -128,41 +163,13 @@ create table if not exists songplays (
     user_agent      varchar(1024),
     song_title      varchar(1024),
     artist_name     varchar(1024),
-    song_duration   double precision
+    song_duration   double precision,
+    primary key (songplay_id),
+    foreign key (user_id) references users (user_id),
+    foreign key (song_id) references songs (song_id),
+    foreign key (artist_id) references artists (artist_id),
+    foreign key (start_time) references time (start_time)
 ) diststyle key distkey (user_id) compound sortkey (start_time);
-create table if not exists users (
-    user_id       integer not null primary key,
-    first_name    varchar(256),
-    last_name     varchar(256),
-    gender        varchar(16),
-    level         varchar(16),
-    last_seen_at  timestamp not null,
-    registered_at timestamp
-) diststyle all;
-create table if not exists songs (
-    song_id     varchar(32) not null primary key,
-    title       varchar(1024),
-    artist_id   varchar(32),
-    artist_name varchar(1024),
-    year        integer,
-    duration    double precision
-) diststyle all;
-create table if not exists artists (
-    artist_id varchar(32) not null primary key,
-    name      varchar(1024),
-    location  varchar(1024),
-    latitude  double precision,
-    longitude double precision
-) diststyle all;
-create table if not exists time (
-    start_time timestamp not null,
-    hour       smallint not null,
-    day        smallint not null,
-    week       smallint not null,
-    month      smallint not null,
-    year       smallint not null,
-    weekday    smallint not null
-) diststyle all sortkey (start_time);
 create table if not exists app_events (
     event_id        char(32) not null,
     start_time      timestamp not null,
@@ -172,14 +179,17 @@ create table if not exists app_events (
     item_in_session integer not null,
     page            varchar(64) not null,
     auth            varchar(32),
-    status          integer
+    status          integer,
+    primary key (event_id),
+    foreign key (user_id) references users (user_id)
 ) diststyle key distkey (user_id) compound sortkey (start_time);
 create table if not exists user_levels (
     user_id    integer not null,
     level      varchar(16) not null,
     valid_from timestamp not null,
     valid_to   timestamp,
-    primary key (user_id, valid_from)
+    primary key (user_id, valid_from),
+    foreign key (user_id) references users (user_id)
 ) diststyle all;
 create table if not exists plays_by_user_day (
     batch_id   integer not null,
@@ -193,7 +203,8 @@ create table if not exists plays_by_user_day (
 create table if not exists plays_by_hour (
     batch_id   integer not null,
     hour_start timestamp not null,
-    plays      bigint not null
+    plays      bigint not null,
+    primary key (batch_id, hour_start)
 ) diststyle even;
 create table if not exists plays_by_song (
     batch_id    integer not null,
@@ -222,7 +233,8 @@ create table if not exists session_parts (
 create table if not exists batch_totals (
     batch_id  integer not null,
     measure   varchar(32) not null,
-    row_count bigint not null
+    row_count bigint not null,
+    primary key (batch_id, measure)
 ) diststyle even;
 create view plays as
 select
@@ -246,6 +258,190 @@ left join artists a on a.artist_id = p.artist_id;
 insert into etl_lock (purpose)
 select 'etl.py takes this table''s lock for the length of a load'
 where not exists (select 1 from etl_lock);
+comment on table staging_events is 'Grain: one row per log line of the files the current batch loads. Staging: the event logs (log_data) as loaded, one column per JSON field renamed to snake_case; emptied and refilled by every batch. Empty or blank strings load as NULL.';
+comment on column staging_events.artist is 'Artist name of the played song (field artist), as logged: may be double-encoded UTF-8; NULL when the page is not NextSong.';
+comment on column staging_events.auth is 'Authentication state (field auth), e.g. Logged In, Logged Out.';
+comment on column staging_events.first_name is 'User''s first name (field firstName); NULL for logged-out events.';
+comment on column staging_events.gender is 'User''s gender, F or M (field gender); NULL for logged-out events.';
+comment on column staging_events.item_in_session is 'Position of the event in its session, from 0 (field itemInSession).';
+comment on column staging_events.last_name is 'User''s last name (field lastName); NULL for logged-out events.';
+comment on column staging_events.length is 'Duration of the played song in seconds (field length); NULL when the page is not NextSong.';
+comment on column staging_events.level is 'Subscription level at the event, free or paid (field level).';
+comment on column staging_events.location is 'User''s metropolitan area and state, e.g. Phoenix-Mesa-Scottsdale, AZ (field location); NULL for logged-out events.';
+comment on column staging_events.method is 'HTTP method of the request, GET or PUT (field method).';
+comment on column staging_events.page is 'Page of the app the event is on, e.g. NextSong (a song play), Home, Submit Upgrade (field page).';
+comment on column staging_events.registration is 'When the user signed up, epoch milliseconds (field registration); NULL for logged-out events.';
+comment on column staging_events.session_id is 'Session id (field sessionId); unique per user only: session ids repeat across users.';
+comment on column staging_events.song is 'Title of the played song (field song), as logged: may be double-encoded UTF-8; NULL when the page is not NextSong.';
+comment on column staging_events.status is 'HTTP status of the request, e.g. 200 (field status).';
+comment on column staging_events.ts is 'Time of the event, epoch milliseconds UTC (field ts).';
+comment on column staging_events.user_agent is 'Browser user agent (field userAgent); NULL for logged-out events.';
+comment on column staging_events.user_id is 'User id as logged, text (field userId); NULL for logged-out events (an empty userId).';
+comment on table staging_songs is 'Grain: one row per song object of the files the current batch loads. Staging: the song catalog (song_data) as loaded, column names equal to the JSON keys; emptied and refilled by every batch. Empty or blank strings load as NULL.';
+comment on column staging_songs.num_songs is 'Songs in the source object (always 1 in the dataset).';
+comment on column staging_songs.artist_id is 'Artist id (key artist_id), e.g. ARJIE2Y1187B994AB7.';
+comment on column staging_songs.artist_latitude is 'Artist''s latitude in degrees (key artist_latitude); NULL when unknown.';
+comment on column staging_songs.artist_longitude is 'Artist''s longitude in degrees (key artist_longitude); NULL when unknown.';
+comment on column staging_songs.artist_location is 'Artist''s location as free text (key artist_location); NULL when empty.';
+comment on column staging_songs.artist_name is 'Name the song is credited to (key artist_name).';
+comment on column staging_songs.song_id is 'Song id (key song_id), e.g. SOUPIRU12A6D4FA1E1; never NULL.';
+comment on column staging_songs.title is 'Song title (key title).';
+comment on column staging_songs.duration is 'Song duration in seconds (key duration).';
+comment on column staging_songs.year is 'Release year (key year); 0 when unknown.';
+comment on table etl_lock is 'Grain: a single row (the load lock). Bookkeeping: etl.py locks this table for the length of a load, so two loads never run at once; nobody reads it, so the lock never blocks a reader.';
+comment on column etl_lock.purpose is 'What the table is for, in words.';
+comment on table etl_batches is 'Grain: one row per ETL run that had something to load. Bookkeeping: what the run loaded and how it ended; a failed batch changed nothing else.';
+comment on column etl_batches.batch_id is 'Batch number, 1, 2, ... in run order.';
+comment on column etl_batches.started_at is 'When the run started, UTC.';
+comment on column etl_batches.finished_at is 'When the run published or failed, UTC.';
+comment on column etl_batches.outcome is 'published, or failed (the gate or too many rejected records stopped it).';
+comment on column etl_batches.new_objects is 'Source files that were new or changed since last loaded.';
+comment on column etl_batches.staged_rows is 'Rows staged from those files; 0 for a failed batch.';
+comment on column etl_batches.rejected is 'Source records rejected (see load_errors).';
+comment on column etl_batches.checks_passed is 'Quality checks passed; 0 for a failed batch.';
+comment on column etl_batches.message is 'Why the batch failed; NULL when published.';
+comment on table loaded_objects is 'Grain: one row per source file in the warehouse, by staging table and key. Bookkeeping: the version last loaded; a file whose size or version differs is loaded again.';
+comment on column loaded_objects.table_name is 'Staging table the file loads into: staging_events or staging_songs.';
+comment on column loaded_objects.object_key is 'Path of the file under its prefix (LOG_DATA or SONG_DATA).';
+comment on column loaded_objects.url is 'Full location of the file: an s3:// URL or a local path.';
+comment on column loaded_objects.size is 'File size in bytes when loaded.';
+comment on column loaded_objects.version is 'File version when loaded: the S3 ETag, or a local file''s modification time in nanoseconds since the epoch.';
+comment on column loaded_objects.batch_id is 'The batch that last loaded the file (etl_batches.batch_id).';
+comment on column loaded_objects.row_count is 'Rows the file gave that batch (its rejected records not counted).';
+comment on column loaded_objects.error_count is 'Records of the file that batch rejected.';
+comment on table load_errors is 'Grain: one row per source record that was rejected, or loaded only after replacing invalid UTF-8. Bookkeeping: where it was, why, and what it looked like; kept for failed batches too.';
+comment on column load_errors.batch_id is 'The batch that met the record (etl_batches.batch_id).';
+comment on column load_errors.logged_at is 'When the batch recorded it, UTC.';
+comment on column load_errors.disposition is 'rejected (not loaded), or replaced (loaded with each invalid character replaced by ?).';
+comment on column load_errors.table_name is 'Staging table the record was loading into.';
+comment on column load_errors.source is 'The file (URL or path) holding the record.';
+comment on column load_errors.line_number is 'Line of the record in the file, from 1; NULL when the whole file failed.';
+comment on column load_errors.column_name is 'Column whose value failed; NULL when the record as a whole did.';
+comment on column load_errors.reason is 'Why, in words.';
+comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file.';
+comment on table song_catalog is 'Grain: one row per song_id, the version of the latest file that had it. Bookkeeping: the song catalog as loaded, kept so a later batch can recompute songs and artists from every song.';
+comment on column song_catalog.song_id is 'Song id (staging_songs.song_id).';
+comment on column song_catalog.title is 'Song title.';
+comment on column song_catalog.artist_id is 'Artist id the song is credited to.';
+comment on column song_catalog.artist_name is 'Name the song is credited to.';
+comment on column song_catalog.artist_location is 'Artist''s location as free text; NULL when empty.';
+comment on column song_catalog.artist_latitude is 'Artist''s latitude in degrees; NULL when unknown.';
+comment on column song_catalog.artist_longitude is 'Artist''s longitude in degrees; NULL when unknown.';
+comment on column song_catalog.duration is 'Song duration in seconds.';
+comment on column song_catalog.year is 'Release year as the file gives it; 0 when unknown.';
+comment on table text_repairs is 'Grain: one row per event text value (song title or artist name) that was double-encoded UTF-8. Bookkeeping: filled by the toolkit after staging; the transforms use the repaired text.';
+comment on column text_repairs.original is 'The text as logged: UTF-8 that was read as Latin-1 and encoded again, twice.';
+comment on column text_repairs.repaired is 'The text it stands for, decoded back to the original UTF-8.';
+comment on table users is 'Grain: one row per user (a non-empty userId in any event). Dimension: the attributes of the user''s latest event; for the level at a given time use user_levels, for the level of a play songplays.level.';
+comment on column users.user_id is 'User id (the events'' userId, as an integer).';
+comment on column users.first_name is 'First name at the latest event.';
+comment on column users.last_name is 'Last name at the latest event.';
+comment on column users.gender is 'Gender, F or M, at the latest event.';
+comment on column users.level is 'Subscription level at the latest event: free or paid.';
+comment on column users.last_seen_at is 'Time of the user''s latest event, UTC.';
+comment on column users.registered_at is 'When the user signed up, UTC (the events'' registration, epoch milliseconds); NULL when the events give none.';
+comment on table artists is 'Grain: one row per artist_id in the song catalog. Dimension: an artist credited under several spellings takes the spelling on most of its songs (ties: the alphabetically first), and the location of a song carrying it, preferring one with coordinates.';
+comment on column artists.artist_id is 'Artist id (song_data''s artist_id).';
+comment on column artists.name is 'Artist name (the chosen spelling).';
+comment on column artists.location is 'Location as free text; NULL when the catalog gives none.';
+comment on column artists.latitude is 'Latitude in degrees; NULL when the catalog gives none.';
+comment on column artists.longitude is 'Longitude in degrees; NULL when the catalog gives none.';
+comment on table songs is 'Grain: one row per song_id in the song catalog. Dimension: plays are matched to it on title, artist_name and duration.';
+comment on column songs.song_id is 'Song id (song_data''s song_id).';
+comment on column songs.title is 'Song title.';
+comment on column songs.artist_id is 'The artist the song is credited to (artists.artist_id).';
+comment on column songs.artist_name is 'Name the song is credited to, which plays are matched on (may differ from artists.name).';
+comment on column songs.year is 'Release year; NULL where the catalog says 0 (unknown).';
+comment on column songs.duration is 'Song duration in seconds.';
+comment on table time is 'Grain: one row per distinct start_time of a song play, to the millisecond. Dimension: the parts of that time, all in UTC.';
+comment on column time.start_time is 'Time of the play, UTC, millisecond precision (songplays.start_time).';
+comment on column time.hour is 'Hour of the day, 0-23.';
+comment on column time.day is 'Day of the month, 1-31.';
+comment on column time.week is 'ISO week number, 1-53.';
+comment on column time.month is 'Month, 1-12.';
+comment on column time.year is 'Year, e.g. 2018.';
+comment on column time.weekday is 'Day of the week: 0 = Sunday ... 6 = Saturday.';
+comment on table songplays is 'Grain: one row per song play, i.e. per NextSong event, identified by (userId, sessionId, itemInSession, ts). Fact: the play''s own title, artist name and duration stay on the row, so a play counts whether or not it matched the catalog.';
+comment on column songplays.songplay_id is 'MD5 of the event key (userId|sessionId|itemInSession|ts), 32 hex digits: a reloaded event maps to the same row. Equals app_events.event_id.';
+comment on column songplays.start_time is 'Time of the play, UTC, millisecond precision (the event''s ts).';
+comment on column songplays.user_id is 'The user who played (users.user_id).';
+comment on column songplays.level is 'The user''s subscription level at the play: free or paid.';
+comment on column songplays.song_id is 'The catalog''s song with the play''s title, artist name and duration (songs.song_id); NULL when the catalog has none (set when the song arrives).';
+comment on column songplays.artist_id is 'That song''s artist (artists.artist_id); NULL when the play matched no song.';
+comment on column songplays.session_id is 'Session id; unique per user only.';
+comment on column songplays.item_in_session is 'Position of the event in its session, from 0.';
+comment on column songplays.location is 'User''s metropolitan area and state at the play.';
+comment on column songplays.user_agent is 'Browser user agent at the play.';
+comment on column songplays.song_title is 'Song title as played (the event''s song, double-encoded UTF-8 repaired).';
+comment on column songplays.artist_name is 'Artist name as played (the event''s artist, double-encoded UTF-8 repaired).';
+comment on column songplays.song_duration is 'Song duration in seconds as played (the event''s length).';
+comment on table app_events is 'Grain: one row per app event of any page (NextSong, Home, Submit Upgrade, ...), identified like songplays by (userId, sessionId, itemInSession, ts). Fact: daily active users, whole sessions and level changes.';
+comment on column app_events.event_id is 'MD5 of the event key (userId|sessionId|itemInSession|ts), 32 hex digits; equals songplays.songplay_id for a NextSong event.';
+comment on column app_events.start_time is 'Time of the event, UTC, millisecond precision (the event''s ts).';
+comment on column app_events.user_id is 'The user (users.user_id); NULL for logged-out events.';
+comment on column app_events.level is 'The subscription level at the event: free or paid.';
+comment on column app_events.session_id is 'Session id; unique per user only.';
+comment on column app_events.item_in_session is 'Position of the event in its session, from 0.';
+comment on column app_events.page is 'Page of the app, e.g. NextSong, Home, Submit Upgrade.';
+comment on column app_events.auth is 'Authentication state, e.g. Logged In, Logged Out.';
+comment on column app_events.status is 'HTTP status of the request, e.g. 200.';
+comment on table user_levels is 'Grain: one row per stretch of time a user stayed on one level (type-2 history). History: brought up to date for the users of each batch from their app_events.';
+comment on column user_levels.user_id is 'The user (users.user_id).';
+comment on column user_levels.level is 'Subscription level during the stretch: free or paid.';
+comment on column user_levels.valid_from is 'First event on this level, UTC (inclusive).';
+comment on column user_levels.valid_to is 'First event on the next level, UTC (exclusive); NULL while the stretch lasts.';
+comment on table plays_by_user_day is 'Grain: one row per batch, UTC day, user and the user''s level, location and user agent at the plays. Summary of the plays a batch added, for the insights report. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on column plays_by_user_day.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
+comment on column plays_by_user_day.day is 'UTC date of the plays.';
+comment on column plays_by_user_day.user_id is 'The user (users.user_id).';
+comment on column plays_by_user_day.level is 'Subscription level at the plays: free or paid.';
+comment on column plays_by_user_day.location is 'User''s metropolitan area and state at the plays.';
+comment on column plays_by_user_day.user_agent is 'Browser user agent at the plays.';
+comment on column plays_by_user_day.plays is 'Song plays the batch added for this group.';
+comment on table plays_by_hour is 'Grain: one row per batch and UTC hour. Summary of the plays a batch added, for the insights report. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on column plays_by_hour.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
+comment on column plays_by_hour.hour_start is 'Start of the hour, UTC.';
+comment on column plays_by_hour.plays is 'Song plays the batch added in that hour.';
+comment on table plays_by_song is 'Grain: one row per batch and song as played (title and credited artist name, matched to the catalog or not). Summary of the plays a batch added, for the insights report. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on column plays_by_song.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
+comment on column plays_by_song.song_title is 'Song title as played (songplays.song_title).';
+comment on column plays_by_song.artist_name is 'Artist name as played (songplays.artist_name).';
+comment on column plays_by_song.plays is 'Plays of that song the batch added.';
+comment on table events_by_user_day is 'Grain: one row per batch, UTC day and user (or logged out). Summary of the app events a batch added, for daily active users. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on column events_by_user_day.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
+comment on column events_by_user_day.day is 'UTC date of the events.';
+comment on column events_by_user_day.user_id is 'The user (users.user_id); NULL for the logged-out events.';
+comment on column events_by_user_day.events is 'App events the batch added.';
+comment on column events_by_user_day.plays is 'Of those, song plays (NextSong events).';
+comment on table session_parts is 'Grain: one row per batch and session (user and session id): the part of the session the batch added, as a session can span two days'' files. Summary for session length and depth: combine a session''s parts with min, max and sum. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on column session_parts.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
+comment on column session_parts.user_id is 'The user (users.user_id); NULL for logged-out events.';
+comment on column session_parts.session_id is 'Session id; unique per user only.';
+comment on column session_parts.first_at is 'The part''s first event, UTC.';
+comment on column session_parts.last_at is 'The part''s last event, UTC.';
+comment on column session_parts.events is 'App events in the part.';
+comment on column session_parts.songs is 'Song plays (NextSong events) in the part.';
+comment on column session_parts.opening_level is 'Level at the session''s first event (item 0); NULL when item 0 is in another part.';
+comment on column session_parts.any_level is 'paid if any event of the part was on the paid level, else free.';
+comment on table batch_totals is 'Grain: one row per batch and measure. Summary: what a batch added to time and to the plays matched to the catalog, so the run summary''s totals need no scan of the facts. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on column batch_totals.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
+comment on column batch_totals.measure is 'time rows (rows added to time), or matched plays (plays the batch matched to the catalog: its own, and older plays a newly arrived song matched).';
+comment on column batch_totals.row_count is 'The count.';
+comment on view plays is 'Grain: one row per song play, like songplays. View for analysts: the song and artist as the catalog has them when the play matched it (in_catalog), else as the event had them, so top songs and top artists over it count every play.';
+comment on column plays.songplay_id is 'The play (songplays.songplay_id).';
+comment on column plays.start_time is 'Time of the play, UTC, millisecond precision.';
+comment on column plays.user_id is 'The user who played (users.user_id).';
+comment on column plays.level is 'The user''s subscription level at the play: free or paid.';
+comment on column plays.session_id is 'Session id; unique per user only.';
+comment on column plays.item_in_session is 'Position of the event in its session, from 0.';
+comment on column plays.location is 'User''s metropolitan area and state at the play.';
+comment on column plays.user_agent is 'Browser user agent at the play.';
+comment on column plays.song_id is 'The matched song (songs.song_id); NULL when the play matched no song.';
+comment on column plays.artist_id is 'The matched song''s artist (artists.artist_id); NULL when it matched none.';
+comment on column plays.song_title is 'The catalog''s title when matched, else the title as played.';
+comment on column plays.artist_name is 'The artist''s name in artists when matched, else the name as played.';
+comment on column plays.song_duration is 'Duration in seconds: the catalog''s when matched, else as played.';
+comment on column plays.in_catalog is 'true when the play matched a song of the catalog.';
 select count(*) from svv_roles where role_name = 'sparkify_analyst';
 select 1;
 commit;
@@ -651,6 +847,7 @@ select level, count(*) as row_count from songplays where (level is null or level
 select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
 select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
 select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events));
+select child.user_id from user_levels child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.user_id in (select user_id from batch_users));
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level) and (u.user_id in (select user_id from batch_users));
@@ -686,7 +883,7 @@ join (select songplay_id, song_id from songplays where start_time between (selec
 where p.was_repaired = 1 and s.song_id is not null;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
-values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 25, null);
+values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 26, null);
 commit;
 
 -- ===== python etl.py --rebuild--dry-run
@@ -1122,6 +1319,7 @@ select level, count(*) as row_count from songplays where (level is null or level
 select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) group by level;
 select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) group by level;
 select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
+select child.user_id from user_levels child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level);
@@ -1178,5 +1376,5 @@ join (select songplay_id, song_id from songplays where start_time between (selec
 where p.was_repaired = 1 and s.song_id is not null;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
-values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 26, null);
+values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 27, null);
 commit;
