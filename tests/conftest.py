@@ -365,3 +365,48 @@ def moto_endpoint(tmp_path_factory):
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=10)
     log.close()
+
+
+# --- the analysts' notebook ---------------------------------------------------------------------
+
+def run_notebook(path: Path, url: str) -> dict:
+    """Executes the notebook headless (nbclient) with SPARKIFY_URL set to url; checks that
+    its kernel is this environment's Python and that each query's frame shows as a table;
+    returns the summary its last cell shows."""
+    import ast
+
+    import nbclient
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    # Not committed: which Python the kernel runs, to prove it is this environment's.
+    notebook.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
+    previous = os.environ.get("SPARKIFY_URL")
+    os.environ["SPARKIFY_URL"] = url
+    try:
+        nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
+                                resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        if previous is None:
+            del os.environ["SPARKIFY_URL"]
+        else:
+            os.environ["SPARKIFY_URL"] = previous
+    assert notebook.cells[-1].outputs[0]["text"].strip() == sys.prefix
+    frames = [cell for cell in notebook.cells if cell.cell_type == "code" and "= run(" in cell.source]
+    assert len(frames) == 3
+    for cell in frames:  # each shows its frame as a table
+        assert "<table" in cell.outputs[0]["data"]["text/html"]
+    return ast.literal_eval(notebook.cells[-2].outputs[0]["data"]["text/plain"])
+
+
+def assert_notebook_summary(summary: dict, expected: dict) -> None:
+    """The notebook's summary against the oracle's analyses of the same data."""
+    from datetime import date
+
+    top = expected["top_songs"][0]
+    days = expected["daily_active_users"]
+    busiest = max(days, key=lambda row: (row[1], -row[0].toordinal()))
+    funnel = expected["conversion_funnel"]
+    assert summary["top_song"] == f"{top[1]} by {top[2]}" and summary["top_song_plays"] == top[3]
+    assert (date.fromisoformat(summary["busiest_day"]), summary["busiest_day_active_users"]) == busiest[:2]
+    assert summary["upgrade_conversion"] == pytest.approx(funnel[-1][3], abs=5e-5)

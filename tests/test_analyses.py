@@ -3,14 +3,11 @@ row, against the plain-Python oracle; the notebook executed headless with nbclie
 
 from __future__ import annotations
 
-import ast
 import math
 import re
-import sys
-from datetime import date
 
 import pytest
-from conftest import DATA, ROOT, fresh_database
+from conftest import DATA, ROOT, assert_notebook_summary, fresh_database, run_notebook
 from oracle import ANALYSES, analysis_results
 
 import create_tables
@@ -107,32 +104,11 @@ def test_the_committed_notebook_has_no_outputs():
     assert sum(cell.cell_type == "markdown" for cell in notebook.cells) >= len(code)
 
 
-def test_the_notebook_runs_headless_against_the_warehouse(loaded, expected, monkeypatch):
-    import nbclient
-    import nbformat
+def test_the_notebook_runs_headless_against_the_warehouse(loaded, expected):
     from sqlalchemy.engine import URL
 
     server = loaded.server
     url = URL.create("postgresql", username=server.user, password=server.password or None,
                      database=loaded.dbname, query={"host": server.host, "port": str(server.port)})
-    monkeypatch.setenv("SPARKIFY_URL", url.render_as_string(hide_password=False))
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    # Not committed: which Python the kernel runs, to prove it is this environment's.
-    notebook.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
-    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
-                            resources={"metadata": {"path": str(ANALYSES_DIR)}}).execute()
-
-    assert notebook.cells[-1].outputs[0]["text"].strip() == sys.prefix
-    frames = [cell for cell in notebook.cells if cell.cell_type == "code" and "= run(" in cell.source]
-    assert len(frames) == 3
-    for cell in frames:  # each shows its frame as a table
-        assert "<table" in cell.outputs[0]["data"]["text/html"]
-    summary = ast.literal_eval(notebook.cells[-2].outputs[0]["data"]["text/plain"])
-
-    top = expected["top_songs"][0]
-    days = expected["daily_active_users"]
-    busiest = max(days, key=lambda row: (row[1], -row[0].toordinal()))
-    funnel = expected["conversion_funnel"]
-    assert summary["top_song"] == f"{top[1]} by {top[2]}" and summary["top_song_plays"] == top[3]
-    assert (date.fromisoformat(summary["busiest_day"]), summary["busiest_day_active_users"]) == busiest[:2]
-    assert summary["upgrade_conversion"] == pytest.approx(funnel[-1][3], abs=5e-5)
+    summary = run_notebook(NOTEBOOK, url.render_as_string(hide_password=False))
+    assert_notebook_summary(summary, expected)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from conftest import DATA, ROOT, run_script, write_config
+from conftest import DATA, ROOT, assert_notebook_summary, run_notebook, run_script, write_config
 from oracle import compute
 
 from sparkify import embedded
@@ -184,6 +184,22 @@ def test_a_load_commits_while_readers_hold_transactions_open(served):
     reader.close()
     idle.close()
     assert served.server_running()  # the load joined the served server and left it running
+
+
+def test_the_notebook_queries_the_served_warehouse_by_its_url(served):
+    """The analysts' notebook over the URL the banner prints, its figures against the oracle
+    of the data served (the real logs and the later song batch)."""
+    from oracle import analysis_results
+
+    line = next(line for line in served.banner.splitlines() if "pandas:" in line)
+    url = line.split('create_engine("', 1)[1].split('"', 1)[0].replace("***", served.password)
+    summary = run_notebook(ROOT / "analyses" / "explore.ipynb", url)
+    data = served.folder / "oracle-data"
+    data.mkdir(exist_ok=True)
+    for name in ("log_data", "song_data"):
+        if not (data / name).exists():
+            (data / name).symlink_to(DATA / name if name == "log_data" else served.folder / name)
+    assert_notebook_summary(summary, analysis_results(data))
 
 
 def test_port_taken_is_a_one_line_error_naming_it(tmp_path):
