@@ -612,6 +612,27 @@ values %s
 # never wait for a load, and a reader's open transaction never holds a load up.
 etl_lock = "lock table etl_lock"
 
+# Redshift's LOCK waits for ever; statement_timeout (milliseconds) bounds it, as PostgreSQL's
+# lock_timeout does for every statement of the toolkit's connections (AWS: statement_timeout).
+lock_wait_bound = {"postgres": [], "redshift": ["set statement_timeout to 60000"]}
+lock_wait_unbound = {"postgres": [], "redshift": ["reset statement_timeout"]}
+
+# The sessions that hold the load lock, with their clients' names (PostgreSQL; Redshift has
+# stv_locks but no client name to tell a dead run by).
+load_lock_holders = {
+    "postgres": """
+select a.pid, a.application_name, a.state, coalesce(a.state_change, a.backend_start)
+from pg_locks l
+join pg_stat_activity a on a.pid = l.pid
+where l.locktype = 'relation' and l.relation = 'etl_lock'::regclass and l.granted
+  and l.pid <> pg_backend_pid()
+order by a.pid
+""",
+    "redshift": "",
+}
+
+terminate_session = "select pg_terminate_backend(%s)"
+
 next_batch_id = "select coalesce(max(batch_id), 0) + 1 from etl_batches"
 
 published_batches = "select count(*) from etl_batches where outcome = 'published'"
@@ -1007,7 +1028,10 @@ where user_levels.user_id = b.user_id and (b.extends = 0 or user_levels.valid_to
 """
 
 # Gaps and islands: an event starts a new stretch when its level differs from the user's
-# previous event; each stretch lasts until the next one starts.
+# previous event; each stretch lasts until the next one starts. Events of one user at one
+# instant (two sessions can share a millisecond) count once, as the last of them in
+# (session, item) order, the order users.level is chosen by: two stretches can never start
+# at the same time, which would break the key (user_id, valid_from) and fail every load.
 user_levels_insert = """
 insert into user_levels (user_id, level, valid_from, valid_to)
 select user_id, level, valid_from,
@@ -1017,10 +1041,16 @@ from (
     from (
         select
             user_id, level, start_time,
-            lag(level) over (
-                partition by user_id order by start_time, session_id, item_in_session
-            ) as previous_level
-        from batch_level_events
+            lag(level) over (partition by user_id order by start_time) as previous_level
+        from (
+            select
+                user_id, level, start_time,
+                row_number() over (
+                    partition by user_id, start_time order by session_id desc, item_in_session desc
+                ) as latest_first
+            from batch_level_events
+        ) instants
+        where latest_first = 1
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches

@@ -35,6 +35,8 @@ class _Cursor:
 class DryRunWarehouse:
     """Looks like sparkify.warehouse.Warehouse to the pipeline; prints instead of executing."""
 
+    backend_pid = None  # no session
+
     def __init__(self, config: Config):
         self.config = config
         self.lines: list[str] = [

@@ -9,7 +9,6 @@ was, so running again is always the recovery.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import descriptions, faults, jsoncopy, parallelrows, redshift, sources, textrepair
+from . import descriptions, faults, jsoncopy, loadlock, parallelrows, redshift, sources, textrepair
 from .config import Config
 from .dryrun import DryRunWarehouse
 from .warehouse import ConnectionLost, Warehouse, WarehouseError, connect, log_step
@@ -131,10 +130,19 @@ def stage_json(wh: Warehouse, table: str, objects: list[sources.SourceObject], m
     return result
 
 
+CHECKPOINT_BYTES = 64 << 10
+
+
 def _with_checkpoint(rows):
-    """The rows, with the crash tests' mid-copy checkpoint after the first thousand (kept
-    off the per-row path: the rest is passed through untouched)."""
-    yield from itertools.islice(rows, 1000)
+    """The rows, with the crash tests' mid-copy checkpoint once the first 64 KiB have passed
+    (a few hundred lines, or the first chunk from the workers, which are still at work then),
+    kept off the per-row path: the rest is passed through untouched."""
+    passed = 0
+    for item in rows:
+        yield item
+        passed += len(item)
+        if passed >= CHECKPOINT_BYTES:
+            break
     faults.checkpoint("mid-copy")
     yield from rows
 
@@ -311,30 +319,42 @@ def record_objects(wh: Warehouse, batch_id: int, pending: list[Pending],
         wh.execute(statement, label="record loaded objects")
 
 
-def record_failed_batch(config: Config, batch_id: int, started_at: datetime, new_objects: int,
+MESSAGE_BYTES = 4096  # etl_batches.message: VARCHAR lengths are bytes on Redshift
+
+
+def record_failed_batch(wh: Warehouse, started_at: datetime, new_objects: int,
                         message: str, errors: list[jsoncopy.LoadError]) -> None:
-    """After a rollback: keeps the batch's outcome and its bad records, in a new transaction."""
+    """After the rollback: keeps the batch's outcome and its bad records, in a transaction
+    of their own that takes the load lock again, so the batch id it takes is no other's."""
     try:
-        with connect(config) as wh:
-            wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "failed", new_objects, 0,
-                                            sum(1 for e in errors if e.disposition == jsoncopy.REJECTED),
-                                            0, message[:4000]))
-            record_errors(wh, batch_id, errors)
-            wh.commit()
+        loadlock.take(wh)
+        batch_id = wh.scalar(q.next_batch_id)
+        text = message.encode("utf-8")[:MESSAGE_BYTES].decode("utf-8", "ignore")
+        wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "failed", new_objects, 0,
+                                        sum(1 for e in errors if e.disposition == jsoncopy.REJECTED),
+                                        0, text))
+        record_errors(wh, batch_id, errors)
+        wh.commit()
     except WarehouseError as exc:
+        wh.rollback()
         log.warning("could not record the failed batch: %s", exc)
 
 
 # --- the run -----------------------------------------------------------------------------------------
 
 def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | None = None,
-              full_checks: bool = False) -> RunSummary:
+              full_checks: bool = False, sessions: list[int] | None = None) -> RunSummary:
+    """One batch in one transaction. sessions: the backend pids of earlier attempts, ended
+    before this one takes the lock; this attempt's is added."""
     started = time.perf_counter()
     started_at = _now()
     summary = RunSummary(target=config.describe_target())
     s3 = None if dry_run else s3_client(config)
     with dry_run or connect(config) as wh:
-        wh.execute(q.etl_lock, label="load lock")
+        if sessions is not None:
+            loadlock.end_sessions(wh, sessions)
+            sessions.append(wh.backend_pid)
+        loadlock.take(wh)
         batch_id = wh.scalar(q.next_batch_id)
         if rebuild:
             for statement in q.rebuild_queries:
@@ -364,11 +384,11 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             summary.checks_scope = "every row" if every_row else "the rows this batch wrote"
         except jsoncopy.TooManyErrors as exc:
             wh.rollback()
-            record_failed_batch(config, batch_id, started_at, summary.new_objects, str(exc), exc.errors)
+            record_failed_batch(wh, started_at, summary.new_objects, str(exc), exc.errors)
             raise EtlError(str(exc)) from None
         except QualityGateFailed as exc:
             wh.rollback()
-            record_failed_batch(config, batch_id, started_at, summary.new_objects, str(exc), errors)
+            record_failed_batch(wh, started_at, summary.new_objects, str(exc), errors)
             raise
         summary.batch_id = batch_id
         summary.errors = errors
@@ -394,10 +414,12 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
 
 
 def run_etl(config: Config, rebuild: bool = False, full_checks: bool = False) -> RunSummary:
-    """Runs one batch; a lost connection restarts it (it is atomic) up to ATTEMPTS times."""
+    """Runs one batch; a lost connection restarts it (it is atomic) up to ATTEMPTS times,
+    each attempt ending the sessions of those before it."""
+    sessions: list[int] = []
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return run_batch(config, rebuild=rebuild, full_checks=full_checks)
+            return run_batch(config, rebuild=rebuild, full_checks=full_checks, sessions=sessions)
         except ConnectionLost as exc:
             if attempt == ATTEMPTS:
                 raise WarehouseError(f"{exc} (gave up after {ATTEMPTS} attempts)") from None

@@ -8,6 +8,8 @@ that names the setting to fix, with secrets masked.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 
 import psycopg2
@@ -35,9 +37,10 @@ class ConnectionLost(WarehouseError):
 class Warehouse:
     """The open connection plus the facts about its engine that the SQL depends on."""
 
-    def __init__(self, conn, config: Config):
+    def __init__(self, conn, config: Config, backend_pid: int | None = None):
         self.conn = conn
         self.config = config
+        self.backend_pid = backend_pid  # the server's process for this session
 
     @property
     def dialect(self) -> str:
@@ -150,7 +153,10 @@ def connect(config: Config, database: str | None = None) -> Warehouse:
             "dbname": database or config.db_name,
             "connect_timeout": CONNECT_TIMEOUT_S,
         }
-    params["application_name"] = "sparkify-etl"
+    params["application_name"] = client_name()
+    # TCP keepalives, so a connection that a NAT or firewall dropped while a long COPY or
+    # statement ran is noticed instead of hanging (libpq ignores them on a Unix socket).
+    params.update(keepalives=1, keepalives_idle=60, keepalives_interval=10, keepalives_count=6)
     if config.dialect == "postgres":
         params["options"] = f"-c lock_timeout={LOCK_TIMEOUT_S * 1000}"
     try:
@@ -159,13 +165,36 @@ def connect(config: Config, database: str | None = None) -> Warehouse:
         message = config.redact(_explain_connect(exc, config))
         refused = "refused user" in message or "does not exist" in message or "unknown" in message
         raise (WarehouseError if refused else ConnectionLost)(message) from None
-    if config.dialect == "postgres" and conn.server_version >= 140000:
-        # Stop a query whose client died (SIGKILL) at once instead of when it finishes,
-        # so the locks it holds do not make the next run wait.
-        with conn.cursor() as cur:
+    with conn.cursor() as cur:
+        if config.dialect == "postgres" and conn.server_version >= 140000:
+            # Stop a query whose client died (SIGKILL) at once instead of when it finishes,
+            # so the locks it holds do not make the next run wait.
             cur.execute("set client_connection_check_interval = 1000")
-        conn.commit()
-    return Warehouse(conn, config)
+        cur.execute("select pg_backend_pid()")
+        backend_pid = cur.fetchone()[0]
+    conn.commit()
+    return Warehouse(conn, config, backend_pid)
+
+
+APPLICATION = "sparkify-etl"
+
+
+def client_name() -> str:
+    """The session's application_name: the toolkit, this machine and this process, so that a
+    later run can tell a dead run's session (see loadlock). PostgreSQL keeps 63 bytes."""
+    return f"{APPLICATION} {this_host()[:40]} {os.getpid()}"
+
+
+def client_of(application: str | None) -> tuple[str, int] | None:
+    """(host, pid) from a client_name(), or None for any other application_name."""
+    parts = (application or "").split(" ")
+    if len(parts) != 3 or parts[0] != APPLICATION or not parts[2].isdigit():
+        return None
+    return parts[1], int(parts[2])
+
+
+def this_host() -> str:
+    return socket.gethostname().replace(" ", "_")
 
 
 def embedded_params(config: Config) -> dict:

@@ -99,7 +99,7 @@ def test_a_lost_connection_restarts_the_batch(first_batch_loaded):
     proc = start_etl(warehouse, "mid-transform:3")
     wait_for(proc, "paused at mid-transform")
     killed = warehouse.query("select pg_terminate_backend(pid) from pg_stat_activity "
-                             "where application_name = 'sparkify-etl' and datname = %s", (warehouse.dbname,))
+                             "where application_name like 'sparkify-etl %%' and datname = %s", (warehouse.dbname,))
     assert killed == [(True,)]
     out, err = (text.decode() for text in proc.communicate(timeout=120))
     assert proc.returncode == 0, err

@@ -47,8 +47,9 @@ MAXERROR = 100
 """
 SECRETS = ("Golden-Pa55word-not-real", "arn:aws:iam::123456789012:role/sparkify-golden-s3-read", "123456789012")
 # Statements sqlglot reads as an opaque command rather than a parsed tree; each is plain Redshift
-# (AWS, Redshift developer guide: LOCK; CREATE ROLE and GRANT … TO ROLE, role-based access control).
-COMMANDS = ("lock table ", "create role ", "grant ")
+# (AWS, Redshift developer guide: LOCK; CREATE ROLE and GRANT … TO ROLE, role-based access control;
+# RESET, which restores a parameter such as statement_timeout to its default).
+COMMANDS = ("lock table ", "create role ", "grant ", "reset ")
 
 
 def redshift_script(folder) -> str:

@@ -157,3 +157,21 @@ def test_etl_twice_duplicates_nothing(warehouse):
     before = {t: warehouse.count(t) for t in ("songplays", "users", "songs", "artists", "time")}
     run_script("etl.py", "--config", str(warehouse.config))
     assert {t: warehouse.count(t) for t in before} == before
+
+
+def test_two_levels_at_one_instant_make_one_stretch_and_never_fail_the_load(warehouse):
+    """A user with events of both levels at the same millisecond (in two sessions, as
+    generated data has): the level is the one of the later event in (session, item) order,
+    as for users.level, and the batch loads instead of breaking user_levels' key."""
+    write_events(folder(warehouse), "2018-11-01-events.json", [
+        event(user_id="11", session_id=1, item=0, ts=BASE_TS - MINUTE, level="free"),
+        event(user_id="11", session_id=1, item=5, ts=BASE_TS, level="free"),
+        event(user_id="11", session_id=2, item=39, ts=BASE_TS, level="paid"),
+        event(user_id="11", session_id=2, item=40, ts=BASE_TS + MINUTE, level="paid"),
+    ])
+    write_song(folder(warehouse), song())
+    load(warehouse)
+    stretches = warehouse.query("select level, valid_from, valid_to from user_levels order by valid_from")
+    assert [(level, valid_to is None) for level, _, valid_to in stretches] == [("free", False), ("paid", True)]
+    assert stretches[0][2] == stretches[1][1]  # paid from the shared instant on
+    assert warehouse.query("select level from users") == [("paid",)]

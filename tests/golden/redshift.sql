@@ -449,8 +449,10 @@ commit;
 -- ===== python etl.py --dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
+set statement_timeout to 60000;
 -- load lock
 lock table etl_lock;
+reset statement_timeout;
 select coalesce(max(batch_id), 0) + 1 from etl_batches;
 select table_name, object_key, size, version from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
@@ -779,10 +781,16 @@ from (
     from (
         select
             user_id, level, start_time,
-            lag(level) over (
-                partition by user_id order by start_time, session_id, item_in_session
-            ) as previous_level
-        from batch_level_events
+            lag(level) over (partition by user_id order by start_time) as previous_level
+        from (
+            select
+                user_id, level, start_time,
+                row_number() over (
+                    partition by user_id, start_time order by session_id desc, item_in_session desc
+                ) as latest_first
+            from batch_level_events
+        ) instants
+        where latest_first = 1
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
@@ -889,8 +897,10 @@ commit;
 -- ===== python etl.py --rebuild--dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
+set statement_timeout to 60000;
 -- load lock
 lock table etl_lock;
+reset statement_timeout;
 select coalesce(max(batch_id), 0) + 1 from etl_batches;
 -- delete from loaded_objects
 delete from loaded_objects;
@@ -1251,10 +1261,16 @@ from (
     from (
         select
             user_id, level, start_time,
-            lag(level) over (
-                partition by user_id order by start_time, session_id, item_in_session
-            ) as previous_level
-        from batch_level_events
+            lag(level) over (partition by user_id order by start_time) as previous_level
+        from (
+            select
+                user_id, level, start_time,
+                row_number() over (
+                    partition by user_id, start_time order by session_id desc, item_in_session desc
+                ) as latest_first
+            from batch_level_events
+        ) instants
+        where latest_first = 1
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;

@@ -1,0 +1,139 @@
+"""The load lock is never held by a run that is gone: workers die with a killed run and keep
+none of its connection, a dead run's session is ended by the next run, a retry ends its
+earlier attempt's session, and a run that cannot get the lock names who holds it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from conftest import ROOT, event, load, run_script, song, write_events, write_song
+
+import sql_queries as q
+from sparkify import loadlock, parallelrows, pipeline
+from sparkify.config import load_config
+from sparkify.warehouse import client_name, connect, this_host
+
+several_cores = pytest.mark.skipif(parallelrows.usable_cores() < 2, reason="needs two cores for workers")
+
+
+def start_etl(warehouse, pause_at: str) -> subprocess.Popen:
+    env = dict(os.environ, SPARKIFY_PAUSE_AT=pause_at)
+    return subprocess.Popen([sys.executable, str(ROOT / "etl.py"), "--config", str(warehouse.config)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline().decode()
+        if marker in line:
+            return
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"never saw {marker!r}")
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(finished.stdout)
+
+
+def holding_lock(warehouse, application: str):
+    """A session named application that holds the load lock in an open transaction."""
+    conn = warehouse.server.connect(warehouse.dbname)
+    conn.set_session(autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute("set application_name = %s", (application,))
+        cur.execute(q.etl_lock)
+        cur.execute("select pg_backend_pid()")
+        return conn, cur.fetchone()[0]
+
+
+@several_cores
+def test_sigkill_while_workers_render_leaves_no_worker_and_no_lock(warehouse):
+    root = warehouse.config.parent
+    run_script("generate_data.py", str(root), "--users", "100", "--days", "2", "--events-per-day", "20000",
+               "--songs", "100", "--seed", "5")
+    run_script("create_tables.py", "--config", str(warehouse.config))
+    proc = start_etl(warehouse, "mid-copy")
+    wait_for_line(proc, "paused at mid-copy")
+    workers = psutil.Process(proc.pid).children()
+    assert len(workers) >= 2  # rendered by worker processes
+    proc.kill()
+    proc.wait(timeout=30)
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == [], f"workers outlived the killed run: {[p.pid for p in alive]}"
+    started = time.monotonic()
+    again = run_script("etl.py", "--config", str(warehouse.config), timeout=120)
+    assert "ETL batch 1 published" in again.stdout
+    assert time.monotonic() - started < 45  # never the lock's 60 s wait
+
+
+def test_a_dead_runs_session_holding_the_lock_is_ended_by_the_next_run(warehouse):
+    run_script("create_tables.py", "--config", str(warehouse.config))
+    write_events(warehouse.config.parent, "2018-11-01-events.json", [event()])
+    conn, backend = holding_lock(warehouse, f"sparkify-etl {this_host()} {dead_pid()}")
+    (warehouse.config.parent / "song_data" / "A" / "B" / "C").mkdir(parents=True, exist_ok=True)
+    (warehouse.config.parent / "song_data" / "A" / "B" / "C" / "TRNEW.json").write_text(
+        '{"song_id": "SONEW", "title": "New", "artist_id": "ARNEW", "artist_name": "N", "duration": 1.0}')
+    result = run_script("etl.py", "--config", str(warehouse.config), timeout=120)
+    assert "ETL batch 1 published" in result.stdout
+    assert f"ended database session {backend}" in result.stderr
+    assert warehouse.scalar("select count(*) from pg_stat_activity where pid = %s", (backend,)) == 0
+    conn.close()
+
+
+def test_a_live_holder_is_left_alone_and_named(warehouse):
+    run_script("create_tables.py", "--config", str(warehouse.config))
+    conn, backend = holding_lock(warehouse, client_name())  # this process: alive
+    try:
+        with connect(load_config(warehouse.config)) as wh:
+            assert loadlock.end_dead_holders(wh) == []
+            described = loadlock.describe_holders(wh)
+        assert f"session {backend} (process {os.getpid()} on {this_host()}, idle in transaction since" in described
+    finally:
+        conn.close()
+
+
+def test_a_retry_ends_the_session_of_the_attempt_before(warehouse):
+    run_script("create_tables.py", "--config", str(warehouse.config))
+    earlier, backend = holding_lock(warehouse, client_name())
+    config = load_config(warehouse.config)
+    with connect(config) as wh:
+        loadlock.end_sessions(wh, [backend, None])
+    assert warehouse.scalar("select count(*) from pg_stat_activity where pid = %s", (backend,)) == 0
+    earlier.close()
+
+
+def test_a_failed_batch_is_recorded_under_the_lock_with_its_message_cut_to_bytes(warehouse):
+    run_script("create_tables.py", "--config", str(warehouse.config))
+    config = load_config(warehouse.config)
+    with connect(config) as wh:
+        pipeline.record_failed_batch(wh, pipeline._now(), 3, "é" * 3000, [])
+    rows = warehouse.query("select batch_id, outcome, octet_length(message) from etl_batches")
+    assert rows == [(1, "failed", 4096)]
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does(warehouse):
+    write_events(warehouse.config.parent, "2018-11-01-events.json", [event()])
+    write_song(warehouse.config.parent, song())
+    load(warehouse)
+    songs = warehouse.config.parent / "song_data" / "A" / "B" / "C"
+    songs.mkdir(parents=True, exist_ok=True)
+    (songs / "TRTERM.json").write_text('{"song_id": "SOTERM", "title": "T", "artist_id": "ART", "duration": 1.0}')
+    proc = start_etl(warehouse, "mid-transform")
+    wait_for_line(proc, "paused at mid-transform")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Error: interrupted; nothing of this run was committed" in err.decode()
+    assert "Traceback" not in err.decode()
+    assert warehouse.count("songs") == 1  # the first batch's, and nothing of the interrupted one
