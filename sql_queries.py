@@ -700,12 +700,16 @@ batch_tables_drop = [
     "drop table if exists batch_artists",
     "drop table if exists batch_level_users",
     "drop table if exists batch_level_events",
+    "drop table if exists batch_replaced",
+    "drop table if exists batch_replaced_plays",
 ]
 
-# One row per event the batch adds: staged, not in app_events yet (every copy of a loaded
-# key is dropped), and not staged twice (of the copies with one key, the first in a fixed
-# order counts); its key hashed into event_id and its time converted once, for everything
-# below. The staged events' own time range bounds the lookup in app_events. The copies are
+# One row per event the batch writes: staged, and not staged twice (of the copies with one
+# key, the first in a fixed order counts); its key hashed into event_id and its time
+# converted once, for everything below. An event whose key app_events holds already comes
+# from a source file that changed since it was loaded: it replaces the stored version
+# (replaces = 1), so the facts hold each file's latest version. The staged events' own time
+# range bounds the lookup in app_events. The copies are
 # numbered in ts order, so that sort also puts the rows in time order (ts orders as
 # start_time does) and no second sort is needed: at 1M events 2.5 s instead of 3.4 s with
 # the same rows. Written in time order, as every insert into an event-grain table
@@ -720,10 +724,12 @@ select
     event_id,
     {start_time} as start_time,
     cast(nullif(user_id, '') as integer) as user_id,
-    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length,
+    replaces
 from (
     select
         keyed.*,
+        case when existing.loaded_id is null then 0 else 1 end as replaces,
         row_number() over (
             partition by ts, user_id, session_id, item_in_session
             order by page, song, level, status
@@ -739,12 +745,41 @@ from (
         select event_id as loaded_id from app_events
         where start_time between (select {first} from staging_events) and (select {last} from staging_events)
     ) existing on existing.loaded_id = keyed.event_id
-    where existing.loaded_id is null
 ) copies
 where copy_number = 1
 order by ts
 """.replace("{start_time}", START_TIME.format(ts="ts")) \
     .replace("{first}", START_TIME.format(ts="min(ts)")).replace("{last}", START_TIME.format(ts="max(ts)"))
+
+# The stored versions of the events the batch replaces, and of their plays: what the
+# summaries retract (see summary_retractions) before the facts drop them.
+batch_replaced_create = """
+create temp table batch_replaced as
+select event_id, start_time, user_id, level, session_id, item_in_session, page
+from app_events
+where """ + _window("batch_events") + """
+  and event_id in (select event_id from batch_events where replaces = 1)
+"""
+
+batch_replaced_plays_create = """
+create temp table batch_replaced_plays as
+select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
+from songplays
+where """ + _window("batch_events") + """
+  and songplay_id in (select event_id from batch_replaced)
+"""
+
+songplays_replaced_delete = """
+delete from songplays
+where """ + _window("batch_events") + """
+  and songplay_id in (select songplay_id from batch_replaced_plays)
+"""
+
+app_events_replaced_delete = """
+delete from app_events
+where """ + _window("batch_events") + """
+  and event_id in (select event_id from batch_replaced)
+"""
 
 # One row per play the batch adds (a NextSong event of batch_events that songplays does not
 # hold), with the names repaired.
@@ -1077,6 +1112,10 @@ transform_queries = [
     ("analyze staging_events", analyze_staging_events),
     ("analyze staging_songs", analyze_staging_songs),
     ("batch: events", batch_events_create),
+    ("batch: events replaced by changed files", batch_replaced_create),
+    ("batch: plays replaced by changed files", batch_replaced_plays_create),
+    ("songplays: remove replaced versions", songplays_replaced_delete),
+    ("app_events: remove replaced versions", app_events_replaced_delete),
     ("batch: plays", batch_plays_create),
     ("batch: artists touched", batch_artists_create),
     ("analyze batch_plays", analyze_batch_plays),
@@ -1107,56 +1146,88 @@ transform_queries = [
 ]
 
 # --- summaries of what the batch added (%s: the batch id) ---------------------------------
+# A batch's rows are net: what its events add, less what the stored versions of the events
+# it replaces had added (batch_replaced, batch_replaced_plays; empty unless a source file
+# changed), so the sums over batches stay the facts' counts. A replaced event keeps its key,
+# and so its time: a session's first and last event stay where they were.
 plays_by_user_day_insert = """
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
-select %s, cast(start_time as date), user_id, level, location, user_agent, count(*)
-from batch_plays
+select %s, cast(start_time as date), user_id, level, location, user_agent, sum(counted)
+from (
+    select start_time, user_id, level, location, user_agent, 1 as counted from batch_plays
+    union all
+    select start_time, user_id, level, location, user_agent, -1 from batch_replaced_plays
+) plays
 group by cast(start_time as date), user_id, level, location, user_agent
+having sum(counted) <> 0
 """
 
 plays_by_hour_insert = """
 insert into plays_by_hour (batch_id, hour_start, plays)
-select %s, date_trunc('hour', start_time), count(*)
-from batch_plays
+select %s, date_trunc('hour', start_time), sum(counted)
+from (
+    select start_time, 1 as counted from batch_plays
+    union all
+    select start_time, -1 from batch_replaced_plays
+) plays
 group by date_trunc('hour', start_time)
+having sum(counted) <> 0
 """
 
 plays_by_song_insert = """
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
-select %s, song_title, artist_name, count(*)
-from batch_plays
+select %s, song_title, artist_name, sum(counted)
+from (
+    select song_title, artist_name, 1 as counted from batch_plays
+    union all
+    select song_title, artist_name, -1 from batch_replaced_plays
+) plays
 group by song_title, artist_name
+having sum(counted) <> 0
 """
 
 events_by_user_day_insert = """
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
-select %s, cast(start_time as date), user_id, count(*),
-       sum(case when page = 'NextSong' then 1 else 0 end)
-from batch_events
+select %s, cast(start_time as date), user_id, sum(counted), sum(case when page = 'NextSong' then counted else 0 end)
+from (
+    select start_time, user_id, page, 1 as counted from batch_events
+    union all
+    select start_time, user_id, page, -1 from batch_replaced
+) events
 group by cast(start_time as date), user_id
+having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0
 """
 
 session_parts_insert = """
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
                            opening_level, any_level)
-select %s, user_id, session_id, min(start_time), max(start_time), count(*),
-       sum(case when page = 'NextSong' then 1 else 0 end),
-       min(case when item_in_session = 0 then level end), max(level)
-from batch_events
+select %s, user_id, session_id, min(start_time), max(start_time), sum(counted),
+       sum(case when page = 'NextSong' then counted else 0 end),
+       min(case when item_in_session = 0 and counted = 1 then level end),
+       max(case when counted = 1 then level end)
+from (
+    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted from batch_events
+    union all
+    select user_id, session_id, start_time, page, item_in_session, level, -1 from batch_replaced
+) events
 group by user_id, session_id
+having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0
 """
 
 # %s: the batch id, and the rows the time insert added.
 time_rows_added_insert = "insert into batch_totals (batch_id, measure, row_count) values (%s, 'time rows', %s)"
 
-# %s: the batch id, and the older plays the late-song update matched.
+# %s: the batch id, and the older plays the late-song update matched; less the matched plays
+# whose stored versions the batch replaced.
 matched_plays_added_insert = """
 insert into batch_totals (batch_id, measure, row_count)
-select %s, 'matched plays', count(*) + %s
+select %s, 'matched plays', count(*) + %s - (select count(*) from batch_replaced_plays where song_id is not null)
 from songplays
 where """ + _window("batch_plays") + """
   and songplay_id in (select songplay_id from batch_plays) and song_id is not null
 """
+
+replaced_events_count = "select count(*) from batch_replaced"
 
 summary_inserts = [
     ("plays_by_user_day: add the batch", plays_by_user_day_insert),

@@ -55,6 +55,8 @@ class RunSummary:
     batch_id: int | None = None
     new_objects: int = 0
     known_objects: int = 0
+    gone_objects: int = 0
+    replaced_events: int = 0
     staged: list[StagedTable] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     songplays_matched: int = 0
@@ -69,12 +71,21 @@ class RunSummary:
     def rejected(self) -> list[jsoncopy.LoadError]:
         return [e for e in self.errors if e.disposition == jsoncopy.REJECTED]
 
+    def gone_lines(self) -> list[str]:
+        if not self.gone_objects:
+            return []
+        return [f"  source files gone since they were loaded: {self.gone_objects:,}; what they loaded stays "
+                "(etl.py --rebuild loads only the files there are)"]
+
     def lines(self) -> list[str]:
         if self.batch_id is None:
             return [f"Nothing new to load: all {self.known_objects:,} source files are loaded already "
-                    f"({self.seconds:.1f} s on {self.target})"]
+                    f"({self.seconds:.1f} s on {self.target})", *self.gone_lines()]
         out = [f"ETL batch {self.batch_id} published in {self.seconds:.1f} s on {self.target}",
                f"  new or changed source files: {self.new_objects:,} (already loaded: {self.known_objects:,})"]
+        if self.replaced_events:
+            out.append(f"  events replaced by their changed files' versions: {self.replaced_events:,}")
+        out += self.gone_lines()
         for staged in self.staged:
             out.append(f"  staged {staged.table:<15} {staged.rows:>10,} rows from {staged.objects:,} files"
                        f"  ({staged.rejected:,} rejected)")
@@ -175,14 +186,15 @@ def staging_sources(config: Config, jsonpaths) -> list[tuple[str, object, object
             ("staging_songs", config.song_data, "auto", "SONG_DATA")]
 
 
-def find_new_objects(wh: Warehouse, config: Config, s3: sources.S3 | None) -> tuple[list[Pending], int]:
-    """The objects under each prefix that are new or changed; and how many are unchanged."""
+def find_new_objects(wh: Warehouse, config: Config, s3: sources.S3 | None) -> tuple[list[Pending], int, int]:
+    """The objects under each prefix that are new or changed; how many are unchanged; and
+    how many loaded ones are gone from their prefix (what they loaded stays)."""
     try:
         jsonpaths = jsoncopy.parse_jsonpaths(sources.read_bytes(config.log_jsonpath, s3))
     except ValueError as exc:
         raise EtlError(f"[S3] LOG_JSONPATH {config.log_jsonpath}: {exc}") from None
     loaded = {(table, key): (size, version) for table, key, size, version in wh.query(q.loaded_object_versions)}
-    pending, known = [], 0
+    pending, known, listed = [], 0, set()
     for table, source, mapping, prefix_key in staging_sources(config, jsonpaths):
         objects = sources.list_objects(source, s3)
         if not objects:
@@ -190,7 +202,8 @@ def find_new_objects(wh: Warehouse, config: Config, s3: sources.S3 | None) -> tu
         new = [o for o in objects if loaded.get((table, o.key)) != (o.size, o.version)]
         known += len(objects) - len(new)
         pending.append(Pending(table, source, mapping, new))
-    return pending, known
+        listed.update((table, o.key) for o in objects)
+    return pending, known, len(set(loaded) - listed)
 
 
 def placeholder_objects(config: Config) -> list[Pending]:
@@ -365,7 +378,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             wh.note("stage only the files that are new or changed since loaded_objects was written")
         else:
             listed = time.perf_counter()
-            pending, summary.known_objects = find_new_objects(wh, config, s3)
+            pending, summary.known_objects, summary.gone_objects = find_new_objects(wh, config, s3)
             log_step("find new or changed files", sum(len(item.objects) for item in pending), listed)
         summary.new_objects = sum(len(item.objects) for item in pending)
         if summary.new_objects == 0:
@@ -401,6 +414,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             summary.rows[table] = wh.scalar(q.SUMMARY_ROW_COUNTS.get(table, q.row_count.format(table=table)))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
         summary.songplays_recovered_by_repair = wh.scalar(q.batch_plays_recovered)
+        summary.replaced_events = wh.scalar(q.replaced_events_count) or 0
         log_step("count rows for the summary", None, counted)
         wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "published", summary.new_objects,
                                         sum(s.rows for s in summary.staged), len(summary.rejected),

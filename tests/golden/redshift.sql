@@ -517,6 +517,8 @@ drop table if exists batch_users;
 drop table if exists batch_artists;
 drop table if exists batch_level_users;
 drop table if exists batch_level_events;
+drop table if exists batch_replaced;
+drop table if exists batch_replaced_plays;
 -- analyze staging_events
 analyze staging_events;
 -- analyze staging_songs
@@ -527,10 +529,12 @@ select
     event_id,
     timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
     cast(nullif(user_id, '') as integer) as user_id,
-    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length,
+    replaces
 from (
     select
         keyed.*,
+        case when existing.loaded_id is null then 0 else 1 end as replaces,
         row_number() over (
             partition by ts, user_id, session_id, item_in_session
             order by page, song, level, status
@@ -546,10 +550,29 @@ from (
         select event_id as loaded_id from app_events
         where start_time between (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + (min(ts) % 1000) * interval '1 millisecond' from staging_events) and (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + (max(ts) % 1000) * interval '1 millisecond' from staging_events)
     ) existing on existing.loaded_id = keyed.event_id
-    where existing.loaded_id is null
 ) copies
 where copy_number = 1
 order by ts;
+-- batch: events replaced by changed files
+create temp table batch_replaced as
+select event_id, start_time, user_id, level, session_id, item_in_session, page
+from app_events
+where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_events where replaces = 1);
+-- batch: plays replaced by changed files
+create temp table batch_replaced_plays as
+select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
+from songplays
+where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select event_id from batch_replaced);
+-- songplays: remove replaced versions
+delete from songplays
+where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select songplay_id from batch_replaced_plays);
+-- app_events: remove replaced versions
+delete from app_events
+where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_replaced);
 -- batch: plays
 create temp table batch_plays as
 select
@@ -796,38 +819,63 @@ from (
 ) stretches;
 -- plays_by_user_day: add the batch
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
-select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
-from batch_plays
-group by cast(start_time as date), user_id, level, location, user_agent;
+select 1, cast(start_time as date), user_id, level, location, user_agent, sum(counted)
+from (
+    select start_time, user_id, level, location, user_agent, 1 as counted from batch_plays
+    union all
+    select start_time, user_id, level, location, user_agent, -1 from batch_replaced_plays
+) plays
+group by cast(start_time as date), user_id, level, location, user_agent
+having sum(counted) <> 0;
 -- plays_by_hour: add the batch
 insert into plays_by_hour (batch_id, hour_start, plays)
-select 1, date_trunc('hour', start_time), count(*)
-from batch_plays
-group by date_trunc('hour', start_time);
+select 1, date_trunc('hour', start_time), sum(counted)
+from (
+    select start_time, 1 as counted from batch_plays
+    union all
+    select start_time, -1 from batch_replaced_plays
+) plays
+group by date_trunc('hour', start_time)
+having sum(counted) <> 0;
 -- plays_by_song: add the batch
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
-select 1, song_title, artist_name, count(*)
-from batch_plays
-group by song_title, artist_name;
+select 1, song_title, artist_name, sum(counted)
+from (
+    select song_title, artist_name, 1 as counted from batch_plays
+    union all
+    select song_title, artist_name, -1 from batch_replaced_plays
+) plays
+group by song_title, artist_name
+having sum(counted) <> 0;
 -- events_by_user_day: add the batch
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
-select 1, cast(start_time as date), user_id, count(*),
-       sum(case when page = 'NextSong' then 1 else 0 end)
-from batch_events
-group by cast(start_time as date), user_id;
+select 1, cast(start_time as date), user_id, sum(counted), sum(case when page = 'NextSong' then counted else 0 end)
+from (
+    select start_time, user_id, page, 1 as counted from batch_events
+    union all
+    select start_time, user_id, page, -1 from batch_replaced
+) events
+group by cast(start_time as date), user_id
+having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0;
 -- session_parts: add the batch
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
                            opening_level, any_level)
-select 1, user_id, session_id, min(start_time), max(start_time), count(*),
-       sum(case when page = 'NextSong' then 1 else 0 end),
-       min(case when item_in_session = 0 then level end), max(level)
-from batch_events
-group by user_id, session_id;
+select 1, user_id, session_id, min(start_time), max(start_time), sum(counted),
+       sum(case when page = 'NextSong' then counted else 0 end),
+       min(case when item_in_session = 0 and counted = 1 then level end),
+       max(case when counted = 1 then level end)
+from (
+    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted from batch_events
+    union all
+    select user_id, session_id, start_time, page, item_in_session, level, -1 from batch_replaced
+) events
+group by user_id, session_id
+having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0;
 -- batch_totals: time rows
 insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 0);
 -- batch_totals: matched plays
 insert into batch_totals (batch_id, measure, row_count)
-select 1, 'matched plays', count(*) + 0
+select 1, 'matched plays', count(*) + 0 - (select count(*) from batch_replaced_plays where song_id is not null)
 from songplays
 where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)
   and songplay_id in (select songplay_id from batch_plays) and song_id is not null;
@@ -889,6 +937,7 @@ from batch_plays p
 join (select songplay_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
     on s.songplay_id = p.songplay_id
 where p.was_repaired = 1 and s.song_id is not null;
+select count(*) from batch_replaced;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
 values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 26, null);
@@ -997,6 +1046,8 @@ drop table if exists batch_users;
 drop table if exists batch_artists;
 drop table if exists batch_level_users;
 drop table if exists batch_level_events;
+drop table if exists batch_replaced;
+drop table if exists batch_replaced_plays;
 -- analyze staging_events
 analyze staging_events;
 -- analyze staging_songs
@@ -1007,10 +1058,12 @@ select
     event_id,
     timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
     cast(nullif(user_id, '') as integer) as user_id,
-    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length
+    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length,
+    replaces
 from (
     select
         keyed.*,
+        case when existing.loaded_id is null then 0 else 1 end as replaces,
         row_number() over (
             partition by ts, user_id, session_id, item_in_session
             order by page, song, level, status
@@ -1026,10 +1079,29 @@ from (
         select event_id as loaded_id from app_events
         where start_time between (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + (min(ts) % 1000) * interval '1 millisecond' from staging_events) and (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + (max(ts) % 1000) * interval '1 millisecond' from staging_events)
     ) existing on existing.loaded_id = keyed.event_id
-    where existing.loaded_id is null
 ) copies
 where copy_number = 1
 order by ts;
+-- batch: events replaced by changed files
+create temp table batch_replaced as
+select event_id, start_time, user_id, level, session_id, item_in_session, page
+from app_events
+where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_events where replaces = 1);
+-- batch: plays replaced by changed files
+create temp table batch_replaced_plays as
+select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
+from songplays
+where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select event_id from batch_replaced);
+-- songplays: remove replaced versions
+delete from songplays
+where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select songplay_id from batch_replaced_plays);
+-- app_events: remove replaced versions
+delete from app_events
+where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_replaced);
 -- batch: plays
 create temp table batch_plays as
 select
@@ -1276,38 +1348,63 @@ from (
 ) stretches;
 -- plays_by_user_day: add the batch
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
-select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
-from batch_plays
-group by cast(start_time as date), user_id, level, location, user_agent;
+select 1, cast(start_time as date), user_id, level, location, user_agent, sum(counted)
+from (
+    select start_time, user_id, level, location, user_agent, 1 as counted from batch_plays
+    union all
+    select start_time, user_id, level, location, user_agent, -1 from batch_replaced_plays
+) plays
+group by cast(start_time as date), user_id, level, location, user_agent
+having sum(counted) <> 0;
 -- plays_by_hour: add the batch
 insert into plays_by_hour (batch_id, hour_start, plays)
-select 1, date_trunc('hour', start_time), count(*)
-from batch_plays
-group by date_trunc('hour', start_time);
+select 1, date_trunc('hour', start_time), sum(counted)
+from (
+    select start_time, 1 as counted from batch_plays
+    union all
+    select start_time, -1 from batch_replaced_plays
+) plays
+group by date_trunc('hour', start_time)
+having sum(counted) <> 0;
 -- plays_by_song: add the batch
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
-select 1, song_title, artist_name, count(*)
-from batch_plays
-group by song_title, artist_name;
+select 1, song_title, artist_name, sum(counted)
+from (
+    select song_title, artist_name, 1 as counted from batch_plays
+    union all
+    select song_title, artist_name, -1 from batch_replaced_plays
+) plays
+group by song_title, artist_name
+having sum(counted) <> 0;
 -- events_by_user_day: add the batch
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
-select 1, cast(start_time as date), user_id, count(*),
-       sum(case when page = 'NextSong' then 1 else 0 end)
-from batch_events
-group by cast(start_time as date), user_id;
+select 1, cast(start_time as date), user_id, sum(counted), sum(case when page = 'NextSong' then counted else 0 end)
+from (
+    select start_time, user_id, page, 1 as counted from batch_events
+    union all
+    select start_time, user_id, page, -1 from batch_replaced
+) events
+group by cast(start_time as date), user_id
+having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0;
 -- session_parts: add the batch
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
                            opening_level, any_level)
-select 1, user_id, session_id, min(start_time), max(start_time), count(*),
-       sum(case when page = 'NextSong' then 1 else 0 end),
-       min(case when item_in_session = 0 then level end), max(level)
-from batch_events
-group by user_id, session_id;
+select 1, user_id, session_id, min(start_time), max(start_time), sum(counted),
+       sum(case when page = 'NextSong' then counted else 0 end),
+       min(case when item_in_session = 0 and counted = 1 then level end),
+       max(case when counted = 1 then level end)
+from (
+    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted from batch_events
+    union all
+    select user_id, session_id, start_time, page, item_in_session, level, -1 from batch_replaced
+) events
+group by user_id, session_id
+having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0;
 -- batch_totals: time rows
 insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 0);
 -- batch_totals: matched plays
 insert into batch_totals (batch_id, measure, row_count)
-select 1, 'matched plays', count(*) + 0
+select 1, 'matched plays', count(*) + 0 - (select count(*) from batch_replaced_plays where song_id is not null)
 from songplays
 where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)
   and songplay_id in (select songplay_id from batch_plays) and song_id is not null;
@@ -1390,6 +1487,7 @@ from batch_plays p
 join (select songplay_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
     on s.songplay_id = p.songplay_id
 where p.was_repaired = 1 and s.song_id is not null;
+select count(*) from batch_replaced;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
 values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 27, null);
