@@ -109,7 +109,7 @@ def stage_json(wh: Warehouse, table: str, objects: list[sources.SourceObject], m
                options: jsoncopy.CopyOptions) -> jsoncopy.CopyResult:
     """Loads JSON objects into a staging table through COPY … FROM STDIN, rendering the
     rows in worker processes when the objects are large local files."""
-    copier = jsoncopy.JsonCopy(table, wh.table_columns(table), mapping, options)
+    copier = jsoncopy.JsonCopy(table, wh.table_columns(table), mapping, options, RECORD_NAMES.get(table, "record"))
     statement = q.copy_from_stdin.format(table=table, columns=", ".join(copier.columns))
     started = time.perf_counter()
     workers = parallelrows.worker_count(objects)
@@ -159,6 +159,10 @@ class Pending:
     source: object
     mapping: object
     objects: list[sources.SourceObject]
+
+
+# What one JSON record of each staging table is, as the reasons for rejecting one say it.
+RECORD_NAMES = {"staging_events": "event", "staging_songs": "song"}
 
 
 def staging_sources(config: Config, jsonpaths) -> list[tuple[str, object, object, str]]:
