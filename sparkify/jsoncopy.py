@@ -13,7 +13,9 @@ does and streams the result through `COPY … FROM STDIN`:
   VARCHAR lengths are counted in bytes, as Redshift counts them;
 * a record that cannot be loaded is rejected with its file, line, column and reason; more
   than MAXERROR rejections fail the load. A value spread over many lines is one record
-  whatever it holds: over 4 MB or nested too deeply, it is one rejection, not one per line.
+  whatever it holds: over 4 MB or nested too deeply, it is one rejection, not one per line;
+* a source object that cannot be read (a broken or looping link, no permission, a named
+  pipe) is one rejection with the reason, and the objects after it load.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from .sources import SourceObject
+from .sources import SourceObject, UnreadableObject
 
 NULL = "\\N"
 MAX_OBJECT_BYTES = 4 * 1024 * 1024      # Redshift's limit on one JSON object
@@ -109,6 +111,9 @@ class CopyResult:
     errors: list[LoadError] = field(default_factory=list)       # rejected and replaced
     per_object: dict[str, tuple[int, int]] = field(default_factory=dict)  # url -> (rows, rejected)
     rejected_count: int = 0  # kept as errors arrive: MAXERROR is checked on every rejection
+    # Objects that could not be read at all: they are not recorded as loaded, so each run
+    # tries (and reports) them again until they read.
+    unread: set[str] = field(default_factory=set)
 
     @property
     def rejected(self) -> list[LoadError]:
@@ -570,7 +575,14 @@ class JsonCopy:
             # (an image, a README dropped in the prefix) is one bad record, not thousands.
             waiting: list[LoadError] = []
             rejected = 0
-            with obj.open() as handle:
+            try:
+                handle = obj.open()
+            except UnreadableObject as exc:
+                self.result.unread.add(obj.url)
+                self.result.per_object[obj.url] = (0, self._keep([LoadError(
+                    REJECTED, self.table, obj.url, None, None, str(exc), "")]))
+                continue
+            with handle:
                 for number, record, raw, replaced in iter_records(handle, accept_invalid):
                     if isinstance(record, RecordError):
                         waiting.append(self._error(obj, number, record, raw))

@@ -306,6 +306,8 @@ def record_objects(wh: Warehouse, batch_id: int, pending: list[Pending],
     rows = []
     for item, result in zip(pending, results, strict=True):
         for obj in item.objects:
+            if obj.url in result.unread:  # not loaded: the next run tries it again
+                continue
             loaded, rejected = result.per_object.get(obj.url, (0, 0))
             rows.append((item.table, obj.key, obj.url, obj.size, obj.version, batch_id, loaded, rejected))
     for statement in q.batch_objects_create:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
+import pytest
 from conftest import (
     BASE_TS,
+    ROOT,
     event,
     load,
     run_script,
@@ -176,6 +184,71 @@ def test_a_song_file_holding_an_array_is_rejected_as_an_array(warehouse, capsys)
     assert (line, column) == (1, None)
     assert reason.startswith("a JSON array, not an object") and "one JSON object per song" in reason
     assert warehouse.count("songs") == 1
+
+
+@pytest.mark.timeout(120)
+def test_links_that_cannot_be_read_and_a_named_pipe_are_rejected_and_tried_again(warehouse, capsys):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event()])
+    days = root / "log_data" / "2018" / "11"
+    os.symlink("2018-11-03-loop-b.json", days / "2018-11-03-loop-a.json")
+    os.symlink("2018-11-03-loop-a.json", days / "2018-11-03-loop-b.json")
+    os.symlink("../../../late/2018-11-04-events.json", days / "2018-11-04-events.json")  # dangling for now
+    os.mkfifo(days / "2018-11-05-pipe.json")  # with no writer: opening it to read waits for ever
+    write_song(root, song())
+    code, out, err = run_etl(warehouse, capsys, create=True)
+    assert (code, err) == (0, "")
+    assert warehouse.count("songplays") == 1
+    errors = errors_by_file(warehouse)
+    assert [e[0:2] for name in errors for e in errors[name]] == [(None, None)] * 4
+    assert errors["2018-11-03-loop-a.json"][0][2].startswith("cannot be read: Too many levels of symbolic links")
+    assert "symbolic link loop" in errors["2018-11-03-loop-b.json"][0][2]
+    assert "a symbolic link to a missing file" in errors["2018-11-04-events.json"][0][2]
+    assert errors["2018-11-05-pipe.json"][0][2].startswith("not a regular file (a named pipe)")
+    assert "bad records: 4 rejected (see table load_errors)" in out
+    assert "2018-11-05-pipe.json: not a regular file" in out
+    # Not recorded as loaded: the next run tries them again, and loads the link's file once it exists.
+    assert warehouse.count("loaded_objects") == 2
+    (root / "late").mkdir()
+    (root / "late" / "2018-11-04-events.json").write_text(json.dumps(event(item=1, ts=BASE_TS + 1)))
+    code, out, err = run_etl(warehouse, capsys)
+    assert (code, err) == (0, "")
+    assert warehouse.count("songplays") == 2
+    assert "new or changed source files: 4 (already loaded: 2)" in out
+    assert "bad records: 3 rejected" in out
+    assert warehouse.count("loaded_objects") == 3
+
+
+def test_a_file_without_read_permission_is_one_rejected_object(tmp_path):
+    # Root reads any file, whatever its mode: the files are read by an unprivileged user.
+    folder = Path(tempfile.mkdtemp(prefix="sparkify-unreadable-"))
+    try:
+        folder.chmod(0o755)
+        (folder / "a.json").write_text(json.dumps({"artist": "ok"}))
+        (folder / "b.json").write_text(json.dumps({"artist": "secret"}))
+        (folder / "b.json").chmod(0)
+        (folder / "c.json").write_text(json.dumps({"artist": "ok too"}))
+        script = (
+            "import json, sys\n"
+            "from sparkify import jsoncopy\n"
+            "from sparkify.config import Source\n"
+            "from sparkify.sources import list_objects\n"
+            "copier = jsoncopy.JsonCopy('t', [('artist', 'character varying', 64, True)], 'auto',\n"
+            "                           jsoncopy.CopyOptions(max_errors=10))\n"
+            "rows = list(copier.rows(list_objects(Source(sys.argv[1]))))\n"
+            "print(json.dumps([[r.decode() for r in rows], [[e.source, e.reason] for e in copier.result.errors],\n"
+            "                  sorted(copier.result.unread)]))\n")
+        as_user = {"user": 65534, "group": 65534, "extra_groups": []} if os.geteuid() == 0 else {}
+        result = subprocess.run([sys.executable, "-c", script, str(folder)], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60, **as_user)
+    finally:
+        shutil.rmtree(folder)
+    assert result.returncode == 0, result.stderr
+    rows, errors, unread = json.loads(result.stdout)
+    assert rows == ["ok\n", "ok too\n"]
+    assert errors == [[str(folder / "b.json"),
+                       "cannot be read: Permission denied (give the user who runs etl.py read access)"]]
+    assert unread == [str(folder / "b.json")]
 
 
 # --- property-based: hostile input never hides or swallows a record -------------------------------

@@ -288,3 +288,27 @@ def _memory(data: bytes, url: str = "memory://x.json"):
 
     return Memory(url, url.rsplit("/", 1)[-1], len(data), "1")
 
+
+def test_a_source_that_cannot_be_opened_is_one_rejected_object_and_the_rest_loads(tmp_path):
+    import os
+
+    from sparkify.config import Source
+    from sparkify.sources import list_objects
+
+    (tmp_path / "a-good.json").write_bytes(b'{"name": "ok"}')
+    os.symlink("loop-b.json", tmp_path / "loop-a.json")
+    os.symlink("loop-a.json", tmp_path / "loop-b.json")
+    os.symlink("missing.json", tmp_path / "dangling.json")
+    os.mkfifo(tmp_path / "pipe.json")
+    objects = list_objects(Source(str(tmp_path)))
+    assert [o.key for o in objects] == ["a-good.json", "dangling.json", "loop-a.json", "loop-b.json", "pipe.json"]
+    copier = jsoncopy.JsonCopy("t", [("name", "character varying", 64, True)], "auto", CopyOptions(max_errors=10))
+    assert list(copier.rows(objects)) == [b"ok\n"]
+    reasons = {e.source.rsplit("/", 1)[-1]: e.reason for e in copier.result.errors}
+    assert reasons["dangling.json"].startswith("cannot be read: No such file or directory")
+    assert "a symbolic link to a missing file" in reasons["dangling.json"]
+    assert reasons["loop-a.json"].startswith("cannot be read: Too many levels of symbolic links")
+    assert reasons["pipe.json"].startswith("not a regular file (a named pipe)")
+    assert all(e.line_number is None and e.disposition == "rejected" for e in copier.result.errors)
+    assert copier.result.unread == {str(tmp_path / name) for name in reasons}
+    assert copier.result.per_object[str(tmp_path / "pipe.json")] == (0, 1)
