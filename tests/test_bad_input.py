@@ -16,6 +16,7 @@ from conftest import (
     BASE_TS,
     ROOT,
     event,
+    fresh_database,
     load,
     run_script,
     song,
@@ -249,6 +250,19 @@ def test_a_file_without_read_permission_is_one_rejected_object(tmp_path):
     assert errors == [[str(folder / "b.json"),
                        "cannot be read: Permission denied (give the user who runs etl.py read access)"]]
     assert unread == [str(folder / "b.json")]
+
+
+def test_a_config_file_starting_with_a_byte_order_mark_is_read(server, tmp_path, capsys):
+    # Editors on Windows save UTF-8 with a BOM.
+    (tmp_path / "log_data").mkdir()
+    (tmp_path / "song_data").mkdir()
+    with fresh_database(server, tmp_path) as warehouse:
+        warehouse.config.write_bytes(b"\xef\xbb\xbf" + warehouse.config.read_bytes())
+        write_events(tmp_path, "2018-11-01-events.json", [event()])
+        write_song(tmp_path, song())
+        code, out, err = run_etl(warehouse, capsys, create=True)
+        assert (code, err) == (0, "")
+        assert warehouse.count("songplays") == 1
 
 
 # --- property-based: hostile input never hides or swallows a record -------------------------------
