@@ -72,8 +72,12 @@ class RunSummary:
 
     def lines(self) -> list[str]:
         if self.batch_id is None:
-            return [f"Nothing new to load: all {self.known_objects:,} source files are loaded already "
-                    f"({self.seconds:.1f} s on {self.target})"]
+            out = [f"Nothing new to load: all {self.known_objects:,} source files are loaded already "
+                   f"({self.seconds:.1f} s on {self.target})"]
+            if self.checks_scope:  # --full-checks: the gate ran on the warehouse as it is
+                out.append(f"  quality checks passed: {self.checks_passed} of {self.checks_passed} "
+                           f"(on {self.checks_scope})")
+            return out
         out = [f"ETL batch {self.batch_id} published in {self.seconds:.1f} s on {self.target}",
                f"  new or changed source files: {self.new_objects:,} (already loaded: {self.known_objects:,})"]
         for staged in self.staged:
@@ -271,9 +275,10 @@ def analyze_due(wh: Warehouse, table: str) -> bool:
     return bool(due) or isinstance(wh, DryRunWarehouse)
 
 
-def run_quality_checks(wh: Warehouse, full: bool = False) -> int:
+def run_quality_checks(wh: Warehouse, full: bool = False, batch: bool = True) -> int:
     """Runs every check (on the batch's rows, or on all rows); raises QualityGateFailed
-    naming the failures and a few offending rows."""
+    naming the failures and a few offending rows. Without a batch (--full-checks with
+    nothing new) the failure is the warehouse's as it is."""
     failures = []
     started = time.perf_counter()
     checks = q.quality_checks if full else q.batch_quality_checks
@@ -287,8 +292,10 @@ def run_quality_checks(wh: Warehouse, full: bool = False) -> int:
     log.info("%-38s %8s       %6.2f s", "quality checks", f"{len(checks) - len(failures)} ok",
              time.perf_counter() - started)
     if failures:
-        raise QualityGateFailed(f"quality gate: {len(failures)} of {len(checks)} checks failed, "
-                                "nothing of this batch was published: " + " | ".join(failures))
+        outcome = (", nothing of this batch was published" if batch
+                   else " on the warehouse as it is (nothing new to load)")
+        raise QualityGateFailed(f"quality gate: {len(failures)} of {len(checks)} checks failed{outcome}: "
+                                + " | ".join(failures))
     return len(checks)
 
 
@@ -355,6 +362,9 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             log_step("find new or changed files", sum(len(item.objects) for item in pending), listed)
         summary.new_objects = sum(len(item.objects) for item in pending)
         if summary.new_objects == 0:
+            if full_checks:  # the nightly use: the whole gate, on the warehouse as it is
+                summary.checks_passed = run_quality_checks(wh, full=True, batch=False)
+                summary.checks_scope = "every row of the warehouse as it is"
             wh.rollback()
             summary.seconds = time.perf_counter() - started
             return summary

@@ -122,3 +122,34 @@ def test_checks_cover_the_key_of_every_table_under_distinct_names():
     for table in ("songplays", "users", "songs", "artists", "time"):
         assert any(name.startswith(f"{table}.") and "unique" in name for name in names)
         assert any(name.startswith(f"{table}.") and "not null" in name for name in names)
+
+
+def test_full_checks_with_nothing_new_check_the_warehouse_as_it_is(warehouse, capsys):
+    # The nightly use: `etl.py --full-checks` when no file is new still runs the whole gate.
+    import create_tables
+    import etl
+
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event(item=i, ts=BASE_TS + i) for i in range(3)])
+    write_song(root, song())
+    config = ["--config", str(warehouse.config), "-q"]
+    assert create_tables.main(config) == 0 and etl.main(config) == 0
+    capsys.readouterr()
+
+    assert etl.main([*config, "--full-checks"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Nothing new to load: all 2 source files are loaded already")
+    assert (f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)} "
+            "(on every row of the warehouse as it is)") in out
+
+    execute(warehouse, "update users set level = 'gold' where user_id = 10")
+    assert etl.main(config) == 0  # without --full-checks nothing is checked: nothing was loaded
+    capsys.readouterr()
+    assert etl.main([*config, "--full-checks"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith(f"Error: quality gate: 2 of {len(q.quality_checks)} checks failed on the warehouse "
+                           "as it is (nothing new to load): ")
+    assert "users.level is free or paid FAILED (e.g. " in line and "level='gold'" in line
+    assert warehouse.count("etl_batches") == 1  # checking alone records no batch
