@@ -70,9 +70,10 @@ class TooManyErrors(Exception):
         self.errors = errors
         self.max_errors = max_errors
         first = next(e for e in errors if e.disposition == REJECTED)
+        where = first.source if first.line_number is None else f"{first.source} line {first.line_number}"
         super().__init__(
             f"loading {table} rejected more than MAXERROR = {max_errors} records "
-            f"(first: {first.source} line {first.line_number}: {first.reason}); "
+            f"(first: {where}: {first.reason}); "
             "see table load_errors, fix the files or raise [ETL] MAXERROR"
         )
 

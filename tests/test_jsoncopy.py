@@ -312,3 +312,16 @@ def test_a_source_that_cannot_be_opened_is_one_rejected_object_and_the_rest_load
     assert all(e.line_number is None and e.disposition == "rejected" for e in copier.result.errors)
     assert copier.result.unread == {str(tmp_path / name) for name in reasons}
     assert copier.result.per_object[str(tmp_path / "pipe.json")] == (0, 1)
+
+
+def test_maxerror_names_an_unreadable_first_rejection_without_a_line(tmp_path):
+    import os
+
+    from sparkify.config import Source
+    from sparkify.sources import list_objects
+
+    os.symlink("missing.json", tmp_path / "dangling.json")
+    copier = jsoncopy.JsonCopy("t", [("name", "character varying", 64, True)], "auto", CopyOptions(max_errors=0))
+    with pytest.raises(jsoncopy.TooManyErrors) as raised:
+        list(copier.rows(list_objects(Source(str(tmp_path)))))
+    assert f"(first: {tmp_path / 'dangling.json'}: cannot be read: No such file" in str(raised.value)
