@@ -20,7 +20,7 @@ def main(argv=None) -> int:
                         help="empty the star schema and load every source file again, in one transaction")
     parser.add_argument("--full-checks", action="store_true",
                         help="run the quality gate on every row of the warehouse, not only on the rows this batch "
-                             "wrote (e.g. nightly); --rebuild always does")
+                             "wrote, and also when nothing is new (e.g. nightly); --rebuild always does")
     parser.add_argument("--dry-run", action="store_true",
                         help="print, in order, the statements one run sends to the configured engine, "
                              "secrets masked; connect to nothing and change nothing")

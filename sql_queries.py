@@ -992,16 +992,26 @@ analyze_app_events = "analyze app_events"
 analyze_users = "analyze users"
 
 ANALYZE_THRESHOLD = 0.10  # Redshift's analyze_threshold_percent, as a fraction
-# PostgreSQL only (%s: the threshold twice, the table): true when the table has no
-# statistics (new or truncated: reltuples is -1), or has grown by more than the threshold
-# since its last ANALYZE (its pages now against relpages, which ANALYZE records: this
-# counts the earlier batches' rows too, as Redshift does), or this transaction updated or
-# deleted more than the threshold of its rows. PostgreSQL's own cumulative counter cannot
-# serve: it still counts the rows a batch inserted before its own ANALYZE.
+# Tables a batch empties or creates and then fills: all their rows changed since their
+# last ANALYZE, so it is always due.
+REWRITTEN_EACH_BATCH = ["staging_events", "staging_songs", "batch_plays", "batch_artists"]
+# For the facts SUMMARY_ROW_COUNTS counts: the transform that adds the batch's rows (the
+# summaries get them only after the transforms).
+ROWS_ADDED_BY = {"songplays": "songplays: insert new plays", "time": "time: insert",
+                 "app_events": "app_events: insert new events"}
+# PostgreSQL only (%s: the rows the table holds now, as the batch counted them; the
+# threshold twice; the table): true when the rows differ by the threshold or more from
+# reltuples, the count the last ANALYZE recorded (growth since then, over all batches, as
+# Redshift counts it), or this transaction updated or deleted that share of them. reltuples
+# is never trusted alone: a VACUUM of another process rewrites it (after a killed load it
+# says 0 for a table whose pages the rerun fills), and 0 or -1 (no statistics) always
+# means ANALYZE. Neither relpages (the rerun's rows fit in the killed load's pages) nor
+# the cumulative counters (they count the rows a batch inserted before its own ANALYZE)
+# can serve.
 analyze_due = """
-select c.reltuples < 0
-    or pg_relation_size(c.oid) / cast(current_setting('block_size') as integer) > (1 + %s) * c.relpages
-    or pg_stat_get_xact_tuples_updated(c.oid) + pg_stat_get_xact_tuples_deleted(c.oid) > %s * c.reltuples
+select c.reltuples <= 0
+    or abs(%s - c.reltuples) >= %s * c.reltuples
+    or pg_stat_get_xact_tuples_updated(c.oid) + pg_stat_get_xact_tuples_deleted(c.oid) >= %s * c.reltuples
 from pg_class c
 where c.oid = to_regclass(%s)
 """

@@ -183,7 +183,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"config file {cfg_path} not found; pass --config PATH or copy the shipped dwh.cfg")
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        with open(cfg_path, encoding="utf-8") as handle:
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark.
+        with open(cfg_path, encoding="utf-8-sig") as handle:
             parser.read_file(handle)
     except (configparser.Error, UnicodeDecodeError, OSError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

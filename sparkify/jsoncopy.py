@@ -12,7 +12,10 @@ does and streams the result through `COPY … FROM STDIN`:
   BLANKSASNULL, TRUNCATECOLUMNS and ACCEPTINVCHARS behave as Redshift's options do;
   VARCHAR lengths are counted in bytes, as Redshift counts them;
 * a record that cannot be loaded is rejected with its file, line, column and reason; more
-  than MAXERROR rejections fail the load.
+  than MAXERROR rejections fail the load. A value spread over many lines is one record
+  whatever it holds: over 4 MB or nested too deeply, it is one rejection, not one per line;
+* a source object that cannot be read (a broken or looping link, no permission, a named
+  pipe) is one rejection with the reason, and the objects after it load.
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from .sources import SourceObject
+from .sources import SourceObject, UnreadableObject
 
 NULL = "\\N"
 MAX_OBJECT_BYTES = 4 * 1024 * 1024      # Redshift's limit on one JSON object
 EXCERPT_CHARS = 300
 BOM = b"\xef\xbb\xbf"
+# Python's JSON reader, which reads what orjson cannot (several values on a line, a value
+# over several lines), stops at about a thousand levels; orjson at 1,024.
+TOO_DEEP = "JSON nested too deeply (arrays and objects about 1,000 levels deep or more); fix the record"
+# orjson writes at most 254 levels; a deeper value cannot become a column's JSON text.
+TOO_DEEP_FOR_TEXT = "a value nested too deeply to store as JSON text (more than 254 levels)"
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -62,9 +70,10 @@ class TooManyErrors(Exception):
         self.errors = errors
         self.max_errors = max_errors
         first = next(e for e in errors if e.disposition == REJECTED)
+        where = first.source if first.line_number is None else f"{first.source} line {first.line_number}"
         super().__init__(
             f"loading {table} rejected more than MAXERROR = {max_errors} records "
-            f"(first: {first.source} line {first.line_number}: {first.reason}); "
+            f"(first: {where}: {first.reason}); "
             "see table load_errors, fix the files or raise [ETL] MAXERROR"
         )
 
@@ -103,6 +112,9 @@ class CopyResult:
     errors: list[LoadError] = field(default_factory=list)       # rejected and replaced
     per_object: dict[str, tuple[int, int]] = field(default_factory=dict)  # url -> (rows, rejected)
     rejected_count: int = 0  # kept as errors arrive: MAXERROR is checked on every rejection
+    # Objects that could not be read at all: they are not recorded as loaded, so each run
+    # tries (and reports) them again until they read.
+    unread: set[str] = field(default_factory=set)
 
     @property
     def rejected(self) -> list[LoadError]:
@@ -195,9 +207,37 @@ def _decode_all(text: str) -> list:
         values.append(value)
 
 
+def _parse(text: str, closed: bool) -> tuple[list, Exception | None]:
+    """Every JSON value in text, or the error that stops it (orjson first when the brackets
+    say a value closed: one value, read at its speed)."""
+    if closed:
+        try:
+            return [orjson.loads(text)], None
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return _decode_all(text), None
+    except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+        return [], exc
+
+
 def _incomplete(exc: json.JSONDecodeError, text: str) -> bool:
     """True when text may be the start of a value that continues on the next line."""
     return exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _depth_change(raw: bytes) -> int:
+    """How many more arrays and objects a line opens than it closes, strings left out.
+
+    Counted on the bytes: no byte of a multi-byte UTF-8 character is ASCII, so this holds
+    for any encoding-valid line (a malformed one is caught when the text is parsed).
+    """
+    if b'"' in raw:
+        raw = _JSON_STRING.sub(b"", raw)
+    return raw.count(b"{") + raw.count(b"[") - raw.count(b"}") - raw.count(b"]")
 
 
 def _excerpt(raw: bytes | str) -> str:
@@ -205,6 +245,12 @@ def _excerpt(raw: bytes | str) -> str:
         raw = raw.decode("utf-8", "replace")
     raw = raw.replace("\x00", "\\0")
     return raw[:EXCERPT_CHARS]
+
+
+def _oversized(first: int, last: int, ends_inside: bool) -> RecordError:
+    where = f"lines {first:,}-{last:,}" + (", and the file ends inside it" if ends_inside else "")
+    return RecordError(f"a JSON value larger than {MAX_OBJECT_BYTES // (1024 * 1024)} MB, Redshift's limit "
+                       f"for one object ({where}); split it into smaller records")
 
 
 def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
@@ -218,6 +264,18 @@ def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
         if pushed_back:
             return pushed_back.popleft()
         return next(numbered, None)
+
+    def skip_rest(depth: int, last: int) -> tuple[int, bool]:
+        """Reads past the rest of a value that is rejected whole (its lines are its own, not
+        records to read again); returns its last line number and whether the file ended
+        inside it."""
+        while depth > 0:
+            following = next_line()
+            if following is None:
+                return last, True
+            last = following[0]
+            depth += _depth_change(following[1])
+        return last, False
 
     def decode(raw: bytes) -> str | RecordError:
         nonlocal replaced
@@ -252,6 +310,10 @@ def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
             continue
         try:
             values = _decode_all(text)
+        except RecursionError:
+            skip_rest(_depth_change(stripped), number)
+            yield number, RecordError(TOO_DEEP), stripped, False
+            continue
         except (json.JSONDecodeError, ValueError) as exc:
             if not isinstance(exc, json.JSONDecodeError) or not _incomplete(exc, text):
                 yield number, RecordError(f"invalid JSON: {_json_reason(exc)}"), stripped, False
@@ -262,34 +324,50 @@ def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
             continue
 
         # A value spread over several lines (pretty-printed JSON): read on until it is whole.
+        # It is parsed when its brackets close, and whenever it has doubled since the last
+        # parse (so an error shows within a few lines): every byte is parsed a bounded
+        # number of times, where parsing after each line took time quadratic in its lines.
         parts, consumed, size = [text], [], len(stripped)
+        depth, parse_at = _depth_change(stripped), 2 * len(stripped)
         while True:
             following = next_line()
-            if following is None:
-                yield (number, RecordError("invalid JSON: the file ends inside this value (truncated?)"),
-                       stripped, False)
-                pushed_back.extend(consumed)
-                break
-            consumed.append(following)
-            more = decode(following[1].rstrip(b"\r\n"))
-            if isinstance(more, RecordError):
-                yield number, more, stripped, False
-                pushed_back.extend(consumed)
-                break
-            parts.append(more)
-            size += len(following[1])
-            joined = "\n".join(parts)
-            try:
-                values = _decode_all(joined)
-            except (json.JSONDecodeError, ValueError) as exc:
-                complete_enough = isinstance(exc, json.JSONDecodeError) and _incomplete(exc, joined)
-                if complete_enough and size <= MAX_OBJECT_BYTES:
+            if following is not None:
+                consumed.append(following)
+                more = decode(following[1].rstrip(b"\r\n"))
+                if isinstance(more, RecordError):
+                    yield number, more, stripped, False
+                    pushed_back.extendleft(reversed(consumed))
+                    break
+                parts.append(more)
+                size += len(following[1])
+                depth += _depth_change(following[1])
+                if depth > 0 and size < parse_at and size <= MAX_OBJECT_BYTES:
                     continue
-                reason = (f"a JSON value larger than {MAX_OBJECT_BYTES // (1024 * 1024)} MB"
-                          if complete_enough else f"invalid JSON: {_json_reason(exc)}")
+                parse_at = 2 * size
+            joined = "\n".join(parts)
+            values, error = _parse(joined, closed=depth <= 0)
+            last = consumed[-1][0] if consumed else number
+            if isinstance(error, RecursionError):
+                skip_rest(depth, last)
+                yield number, RecordError(TOO_DEEP), stripped, False
+                break
+            if error is not None:
+                unfinished = isinstance(error, json.JSONDecodeError) and _incomplete(error, joined)
+                if unfinished and size > MAX_OBJECT_BYTES:
+                    # Well-formed so far and too big: the rest of its lines are part of it.
+                    last, ends_inside = skip_rest(depth, last)
+                    yield number, _oversized(number, last, ends_inside or following is None), stripped, False
+                    break
+                if unfinished and following is not None:
+                    continue
+                reason = ("invalid JSON: the file ends inside this value (truncated?)" if unfinished
+                          else f"invalid JSON: {_json_reason(error)}")
                 yield number, RecordError(reason), stripped, False
                 # The lines read ahead may hold good records of their own: read them again.
-                pushed_back.extend(consumed)
+                pushed_back.extendleft(reversed(consumed))
+                break
+            if size > MAX_OBJECT_BYTES:
+                yield number, _oversized(number, last, False), stripped, False
                 break
             for value in values:
                 yield number, value, joined.encode("utf-8", "replace"), replaced
@@ -314,7 +392,7 @@ def _number_text(value) -> str:
 
 def _text_converter(name: str, max_bytes: int | None, options: CopyOptions):
     empty_as_null, blanks_as_null = options.empty_as_null, options.blanks_as_null
-    truncate, accept_invalid = options.truncate_columns, options.accept_invalid_chars
+    truncate = options.truncate_columns
 
     def convert(value):
         if value is None:
@@ -327,15 +405,19 @@ def _text_converter(name: str, max_bytes: int | None, options: CopyOptions):
         elif kind is int or kind is float:
             text = _number_text(value)
         else:
-            text = orjson.dumps(value).decode("utf-8")
+            try:
+                text = orjson.dumps(value).decode("utf-8")
+            except orjson.JSONEncodeError:
+                raise RecordError(TOO_DEEP_FOR_TEXT, name) from None
         if not text:
             return NULL if empty_as_null else ""
         if blanks_as_null and text.isspace():
             return NULL
         if "\x00" in text:
-            if not accept_invalid:
-                raise RecordError("contains a NUL character; set ACCEPTINVCHARS to load it with '?'", name)
-            text = text.replace("\x00", "?")
+            # As Redshift's COPY without NULL AS '\0': a record with a NUL fails. ACCEPTINVCHARS
+            # does not apply, it replaces invalid UTF-8 and U+0000 is valid.
+            raise RecordError("contains a NUL character (U+0000), which Redshift's COPY rejects too; "
+                              "remove it from the source file", name)
         if max_bytes is not None and len(text) * 4 > max_bytes:
             encoded = text.encode("utf-8", "surrogatepass")
             if len(encoded) > max_bytes:
@@ -415,7 +497,10 @@ def _boolean_converter(name: str):
 
 
 def _show(value) -> str:
-    text = orjson.dumps(value).decode("utf-8") if not isinstance(value, str) else json.dumps(value)
+    try:
+        text = orjson.dumps(value).decode("utf-8") if not isinstance(value, str) else json.dumps(value)
+    except orjson.JSONEncodeError:
+        return "a deeply nested value"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -449,9 +534,13 @@ class JsonCopy:
     """Turns JSON source objects into COPY text rows for one table."""
 
     def __init__(self, table: str, columns: list[tuple[str, str, int | None, bool]],
-                 mapping: str | list[tuple], options: CopyOptions):
+                 mapping: str | list[tuple], options: CopyOptions, record_name: str = "record"):
         self.table = table
         self.options = options
+        self.record_name = record_name  # what one record is, for the reasons: "song", "event"
+        # A top-level array is a record only to JSONPaths that index it ($[0]); to keys it is
+        # a mistake: a file holding an array of records instead of one object per record.
+        self.reads_arrays = not isinstance(mapping, str) and any(isinstance(steps[0], int) for steps in mapping)
         names = [column[0] for column in columns]
         if isinstance(mapping, str):
             if mapping == "auto":
@@ -487,14 +576,20 @@ class JsonCopy:
             # (an image, a README dropped in the prefix) is one bad record, not thousands.
             waiting: list[LoadError] = []
             rejected = 0
-            with obj.open() as handle:
+            try:
+                handle = obj.open()
+            except UnreadableObject as exc:
+                self.result.unread.add(obj.url)
+                self.result.per_object[obj.url] = (0, self._keep([LoadError(
+                    REJECTED, self.table, obj.url, None, None, str(exc), "")]))
+                continue
+            with handle:
                 for number, record, raw, replaced in iter_records(handle, accept_invalid):
                     if isinstance(record, RecordError):
                         waiting.append(self._error(obj, number, record, raw))
                         continue
-                    if type(record) is not dict and type(record) is not list:
-                        waiting.append(self._error(obj, number, RecordError(
-                            f"a JSON object was expected, found {type(record).__name__}"), raw))
+                    if type(record) is not dict and (type(record) is not list or not self.reads_arrays):
+                        waiting.append(self._error(obj, number, self._not_an_object(record), raw))
                         continue
                     try:
                         if fast_row is not None and type(record) is dict:
@@ -529,6 +624,12 @@ class JsonCopy:
                                          f"line {first.line_number}: {first.reason})", first.raw_excerpt)]
                 rejected += self._keep(waiting)
             self.result.per_object[obj.url] = (loaded, rejected)
+
+    def _not_an_object(self, record) -> RecordError:
+        if type(record) is list:
+            return RecordError(f"a JSON array, not an object: the file must hold one JSON object per "
+                               f"{self.record_name}, one after another, not an array of them")
+        return RecordError(f"a JSON object was expected, found {type(record).__name__}")
 
     def _error(self, obj: SourceObject, number: int, error: RecordError, raw,
                disposition: str = REJECTED) -> LoadError:

@@ -86,9 +86,11 @@ def rows(copier: JsonCopy, objects: list[SourceObject], workers: int,
                 result.rows += message[2]
                 yield message[1]
             elif kind == "object":
-                _, index, loaded, rejected, errors = message
+                _, index, loaded, rejected, errors, unread = message
                 result.objects += 1
                 result.per_object[objects[index].url] = (loaded, rejected)
+                if unread:
+                    result.unread.add(objects[index].url)
                 errors_by_object[index] = errors
                 result.rejected_count += rejected
                 if rejected and result.rejected_count > copier.options.max_errors:
@@ -142,8 +144,9 @@ def _work(copier: JsonCopy, objects: list[SourceObject], tasks, results, parent:
                     chunk, size, count = [], 0, 0
             if chunk:
                 put(("rows", b"".join(chunk), count))
-            loaded, rejected = copier.result.per_object[objects[index].url]
-            put(("object", index, loaded, rejected, copier.result.errors))
+            url = objects[index].url
+            loaded, rejected = copier.result.per_object[url]
+            put(("object", index, loaded, rejected, copier.result.errors, url in copier.result.unread))
     except BaseException as exc:  # handed to the caller, who raises it as the serial path would
         put(("failed", exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}")))
     put(("done",))

@@ -9,13 +9,19 @@ source, whatever its name. Listing is paginated; any region, the standard AWS cr
 chain (falling back to anonymous access for public buckets such as udacity-dend) and an
 optional endpoint URL for S3-compatible stores all work. Transient S3 errors are retried
 by botocore with backoff, and a read broken mid-object resumes where it stopped.
+
+A local entry that cannot be read as a file (a broken or looping symbolic link, a file
+without read permission, a named pipe or device) is still listed: opening it raises
+UnreadableObject, which the COPY turns into a rejected object with the reason.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -34,6 +40,10 @@ class SourceError(Exception):
     pass
 
 
+class UnreadableObject(Exception):
+    """A source object that cannot be read; the message is the reason and its fix."""
+
+
 @dataclass(frozen=True)
 class SourceObject:
     url: str          # full location, shown in errors and recorded in load_errors
@@ -45,7 +55,45 @@ class SourceObject:
     def open(self) -> BinaryIO:
         if self.opener is not None:
             return self.opener()
-        return open(self.url, "rb")
+        return open_local_file(self.url)
+
+
+_FILE_KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+               stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+_OPEN_FIXES = {errno.ELOOP: "a symbolic link loop: fix or remove the links",
+               errno.EACCES: "give the user who runs etl.py read access",
+               errno.EPERM: "give the user who runs etl.py read access"}
+
+
+def open_local_file(path: str) -> BinaryIO:
+    """A local source file, opened for reading; raises UnreadableObject with the reason.
+
+    Opened without blocking and checked before anything is read: a named pipe with no
+    writer would otherwise hold the load for ever, and a device never ends.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UnreadableObject(_open_error(path, exc)) from None
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            raise UnreadableObject(f"not a regular file ({_FILE_KINDS.get(kind, 'a special file')}): only "
+                                   "regular files are loaded; remove it from the folder")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", buffering=READ_BUFFER)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_error(path: str, exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    fix = _OPEN_FIXES.get(exc.errno)
+    if exc.errno == errno.ENOENT:
+        fix = ("a symbolic link to a missing file: fix or remove the link" if os.path.islink(path)
+               else "removed while loading?")
+    return f"cannot be read: {reason}" + (f" ({fix})" if fix else "")
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -218,8 +266,8 @@ def list_objects(source: Source, s3: S3 | None = None) -> list[SourceObject]:
         return s3.list(source.url)
     root = source.path
     if root.is_file():
-        stat = root.stat()
-        return [SourceObject(str(root), root.name, stat.st_size, str(stat.st_mtime_ns))]
+        status = root.stat()
+        return [SourceObject(str(root), root.name, status.st_size, str(status.st_mtime_ns))]
     # Plain strings and os.scandir: Path objects cost more than the stat calls themselves
     # for a catalog of 100,000 one-song files.
     found = []
@@ -230,14 +278,26 @@ def list_objects(source: Source, s3: S3 | None = None) -> list[SourceObject]:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
-                elif entry.is_dir():  # a link to a folder: not followed (no loops), as os.walk does
+                elif _links_to_folder(entry):  # not followed (no loops), as os.walk does
                     continue
                 else:
-                    stat = entry.stat()
+                    try:
+                        status = entry.stat()
+                    except OSError:
+                        # A broken or looping link: listed by the link's own status, and
+                        # rejected with the reason when the COPY opens it.
+                        status = entry.stat(follow_symlinks=False)
                     key = entry.path[start:].replace(os.sep, "/")
-                    found.append(SourceObject(entry.path, key, stat.st_size, str(stat.st_mtime_ns)))
+                    found.append(SourceObject(entry.path, key, status.st_size, str(status.st_mtime_ns)))
     found.sort(key=lambda obj: obj.key)
     return found
+
+
+def _links_to_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link loop: not a folder, and rejected with the reason when opened
+        return False
 
 
 def read_bytes(source: Source, s3: S3 | None = None) -> bytes:

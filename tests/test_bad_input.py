@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
-from conftest import BASE_TS, event, load, run_script, song, write_config, write_events, write_song
+import pytest
+from conftest import (
+    BASE_TS,
+    ROOT,
+    event,
+    fresh_database,
+    load,
+    run_script,
+    song,
+    write_config,
+    write_events,
+    write_song,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,6 +109,160 @@ def test_more_bad_records_than_maxerror_fail_the_batch_and_publish_nothing(wareh
     assert warehouse.query("select batch_id, outcome from etl_batches order by 1") == [(1, "published"),
                                                                                      (2, "failed")]
     assert warehouse.query("select batch_id, line_number from load_errors order by 2") == [(2, 2), (2, 3), (2, 4)]
+
+
+# --- one bad value, one bad file: one rejection each, and everything else loads ---------------------
+
+def run_etl(warehouse, capsys, *args: str, create: bool = False) -> tuple[int, str, str]:
+    """etl.py in this process, as a user runs it (create_tables.py first when create):
+    its exit code, stdout and stderr."""
+    import create_tables
+    import etl
+
+    if create:
+        assert create_tables.main(["--config", str(warehouse.config), "-q"]) == 0
+    code = etl.main(["--config", str(warehouse.config), "-q", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def errors_by_file(warehouse) -> dict[str, list[tuple]]:
+    found: dict[str, list[tuple]] = {}
+    for source, line, column, reason in warehouse.query(
+            "select source, line_number, column_name, reason from load_errors where disposition = 'rejected' "
+            "order by batch_id, source, line_number"):
+        found.setdefault(source.rsplit("/", 1)[-1], []).append((line, column, reason))
+    return found
+
+
+def test_a_nul_in_a_name_is_rejected_naming_the_column(warehouse, capsys):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json",
+                 [event(item=0), event(item=1, ts=BASE_TS + 1, artist="Foo\u0000Bar"), event(item=2, ts=BASE_TS + 2)])
+    write_song(root, song())
+    code, out, err = run_etl(warehouse, capsys, create=True)
+    assert (code, err) == (0, "")
+    assert warehouse.count("staging_events") == 2
+    assert warehouse.scalar("select count(*) from songplays where artist_name like 'Foo%%'") == 0
+    [(line, column, reason)] = errors_by_file(warehouse)["2018-11-01-events.json"]
+    assert (line, column) == (2, "artist")
+    assert reason.startswith("artist: contains a NUL character (U+0000)") and "remove it" in reason
+    assert "bad records: 1 rejected (see table load_errors)" in out
+
+
+def test_a_deeply_nested_and_an_oversized_record_are_one_rejection_each(warehouse, capsys):
+    # MAXERROR = 2: a record that counted once per line would fail the batch.
+    write_config(warehouse.config, host=warehouse.server.host, port=warehouse.server.port,
+                 db_name=warehouse.dbname, user=warehouse.server.user, password=warehouse.server.password,
+                 max_errors=2)
+    root = warehouse.config.parent
+    deep = write_events(root, "2018-11-01-events.json", [])
+    deep.write_text("\n".join([json.dumps(event(item=0)), "[" * 10_000 + "]" * 10_000,
+                               json.dumps(event(item=2, ts=BASE_TS + 2))]))
+    big = write_events(root, "2018-11-02-events.json", [])
+    padded = event(item=3, ts=BASE_TS + 3, tags=["x" * 50 for _ in range(100_000)])  # 6.2 MB pretty-printed
+    big.write_text(json.dumps(padded, indent=4) + "\n" + json.dumps(event(item=4, ts=BASE_TS + 4)))
+    write_song(root, song())
+    code, out, err = run_etl(warehouse, capsys, create=True)
+    assert (code, err) == (0, "")
+    assert warehouse.count("songplays") == 3
+    errors = errors_by_file(warehouse)
+    assert [(line, "nested too deeply" in reason) for line, _, reason in errors["2018-11-01-events.json"]] == [
+        (2, True)]
+    [(line, column, reason)] = errors["2018-11-02-events.json"]
+    assert line == 1 and "larger than 4 MB" in reason and "split it" in reason
+    assert "bad records: 2 rejected" in out
+
+
+def test_a_song_file_holding_an_array_is_rejected_as_an_array(warehouse, capsys):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event()])
+    write_song(root, song())
+    write_song(root, json.dumps([song(song_id="SO1"), song(song_id="SO2")]), name="TRARRAY.json")
+    code, out, err = run_etl(warehouse, capsys, create=True)
+    assert (code, err) == (0, "")
+    [(line, column, reason)] = errors_by_file(warehouse)["TRARRAY.json"]
+    assert (line, column) == (1, None)
+    assert reason.startswith("a JSON array, not an object") and "one JSON object per song" in reason
+    assert warehouse.count("songs") == 1
+
+
+@pytest.mark.timeout(120)
+def test_links_that_cannot_be_read_and_a_named_pipe_are_rejected_and_tried_again(warehouse, capsys):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event()])
+    days = root / "log_data" / "2018" / "11"
+    os.symlink("2018-11-03-loop-b.json", days / "2018-11-03-loop-a.json")
+    os.symlink("2018-11-03-loop-a.json", days / "2018-11-03-loop-b.json")
+    os.symlink("../../../late/2018-11-04-events.json", days / "2018-11-04-events.json")  # dangling for now
+    os.mkfifo(days / "2018-11-05-pipe.json")  # with no writer: opening it to read waits for ever
+    write_song(root, song())
+    code, out, err = run_etl(warehouse, capsys, create=True)
+    assert (code, err) == (0, "")
+    assert warehouse.count("songplays") == 1
+    errors = errors_by_file(warehouse)
+    assert [e[0:2] for name in errors for e in errors[name]] == [(None, None)] * 4
+    assert errors["2018-11-03-loop-a.json"][0][2].startswith("cannot be read: Too many levels of symbolic links")
+    assert "symbolic link loop" in errors["2018-11-03-loop-b.json"][0][2]
+    assert "a symbolic link to a missing file" in errors["2018-11-04-events.json"][0][2]
+    assert errors["2018-11-05-pipe.json"][0][2].startswith("not a regular file (a named pipe)")
+    assert "bad records: 4 rejected (see table load_errors)" in out
+    assert "2018-11-05-pipe.json: not a regular file" in out
+    # Not recorded as loaded: the next run tries them again, and loads the link's file once it exists.
+    assert warehouse.count("loaded_objects") == 2
+    (root / "late").mkdir()
+    (root / "late" / "2018-11-04-events.json").write_text(json.dumps(event(item=1, ts=BASE_TS + 1)))
+    code, out, err = run_etl(warehouse, capsys)
+    assert (code, err) == (0, "")
+    assert warehouse.count("songplays") == 2
+    assert "new or changed source files: 4 (already loaded: 2)" in out
+    assert "bad records: 3 rejected" in out
+    assert warehouse.count("loaded_objects") == 3
+
+
+def test_a_file_without_read_permission_is_one_rejected_object(tmp_path):
+    # Root reads any file, whatever its mode: the files are read by an unprivileged user.
+    folder = Path(tempfile.mkdtemp(prefix="sparkify-unreadable-"))
+    try:
+        folder.chmod(0o755)
+        (folder / "a.json").write_text(json.dumps({"artist": "ok"}))
+        (folder / "b.json").write_text(json.dumps({"artist": "secret"}))
+        (folder / "b.json").chmod(0)
+        (folder / "c.json").write_text(json.dumps({"artist": "ok too"}))
+        script = (
+            "import json, sys\n"
+            "from sparkify import jsoncopy\n"
+            "from sparkify.config import Source\n"
+            "from sparkify.sources import list_objects\n"
+            "copier = jsoncopy.JsonCopy('t', [('artist', 'character varying', 64, True)], 'auto',\n"
+            "                           jsoncopy.CopyOptions(max_errors=10))\n"
+            "rows = list(copier.rows(list_objects(Source(sys.argv[1]))))\n"
+            "print(json.dumps([[r.decode() for r in rows], [[e.source, e.reason] for e in copier.result.errors],\n"
+            "                  sorted(copier.result.unread)]))\n")
+        as_user = {"user": 65534, "group": 65534, "extra_groups": []} if os.geteuid() == 0 else {}
+        result = subprocess.run([sys.executable, "-c", script, str(folder)], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60, **as_user)
+    finally:
+        shutil.rmtree(folder)
+    assert result.returncode == 0, result.stderr
+    rows, errors, unread = json.loads(result.stdout)
+    assert rows == ["ok\n", "ok too\n"]
+    assert errors == [[str(folder / "b.json"),
+                       "cannot be read: Permission denied (give the user who runs etl.py read access)"]]
+    assert unread == [str(folder / "b.json")]
+
+
+def test_a_config_file_starting_with_a_byte_order_mark_is_read(server, tmp_path, capsys):
+    # Editors on Windows save UTF-8 with a BOM.
+    (tmp_path / "log_data").mkdir()
+    (tmp_path / "song_data").mkdir()
+    with fresh_database(server, tmp_path) as warehouse:
+        warehouse.config.write_bytes(b"\xef\xbb\xbf" + warehouse.config.read_bytes())
+        write_events(tmp_path, "2018-11-01-events.json", [event()])
+        write_song(tmp_path, song())
+        code, out, err = run_etl(warehouse, capsys, create=True)
+        assert (code, err) == (0, "")
+        assert warehouse.count("songplays") == 1
 
 
 # --- property-based: hostile input never hides or swallows a record -------------------------------

@@ -130,10 +130,13 @@ def test_doubles_keep_their_exact_value():
             convert("double precision", bad)
 
 
-def test_a_nul_character_is_replaced_or_rejected():
-    assert convert("character varying", "a\x00b") == "a?b"
-    with pytest.raises(RecordError, match="NUL"):
-        convert("character varying", "a\x00b", options=CopyOptions(accept_invalid_chars=False))
+def test_a_nul_character_is_rejected_naming_the_column_whatever_acceptinvchars_says():
+    # Redshift's COPY fails a record with a NUL unless NULL AS '\0' is given, which the
+    # toolkit does not; ACCEPTINVCHARS replaces invalid UTF-8 only, and U+0000 is valid.
+    for accept in (True, False):
+        with pytest.raises(RecordError, match=r"a NUL character \(U\+0000\)") as raised:
+            convert("character varying", "Foo\x00Bar", options=CopyOptions(accept_invalid_chars=accept))
+        assert raised.value.column == "col"
 
 
 def test_chunked_reader_returns_everything_in_order():
@@ -213,3 +216,112 @@ def test_the_fast_row_path_gives_exactly_what_the_generic_path_gives():
             copier.fast_row = None
         real.append(list(copier.rows(list_objects(events))))
     assert real[0] == real[1] and len(real[0]) == 8056
+
+
+def test_json_nested_too_deeply_is_one_rejected_record_and_the_next_loads():
+    deep_line = b"[" * 10_000 + b"]" * 10_000
+    deep_lines = b'{"a":\n' + b"[\n" * 3_000 + b"]\n" * 3_000 + b"}"
+    for deep in (deep_line, deep_lines):
+        out = records(deep + b'\n{"a": 1}')
+        assert [(n, "nested too deeply" in v) for n, v in out[:-1] if isinstance(v, str)] == [(1, True)]
+        assert out[-1][1] == {"a": 1} and len(out) == 2
+
+
+def test_a_value_too_deep_to_store_as_json_text_is_rejected_naming_the_column():
+    rows, errors = _copy(b'{"name": ' + b"[" * 300 + b"]" * 300 + b'}\n{"name": "ok"}', max_errors=10)
+    assert rows == [b"ok\n"]
+    [error] = errors
+    assert error.column == "name" and "nested too deeply" in error.reason
+
+
+def _pretty_big_object(first_key: str = "song_id") -> bytes:
+    # About 6.8 MB over 110,000 lines, as json.dumps(indent=4) writes it.
+    import json
+
+    return json.dumps({first_key: "SOBIG", "tags": ["x" * 50 for _ in range(110_000)]}, indent=4).encode()
+
+
+@pytest.mark.timeout(60)
+def test_a_pretty_printed_object_over_4_mb_is_one_rejection_and_the_records_after_it_load():
+    big = _pretty_big_object()
+    lines = big.count(b"\n") + 1
+    out = records(big + b'\n{"a": 1}\n' + big[:-100])
+    errors = [(n, v) for n, v in out if isinstance(v, str)]
+    assert [n for n, _ in errors] == [1, lines + 2]
+    assert all("larger than 4 MB" in reason for _, reason in errors)
+    assert f"lines 1-{lines:,})" in errors[0][1]
+    assert [(n, v) for n, v in out if isinstance(v, dict)] == [(lines + 1, {"a": 1})]
+    assert "the file ends inside it" in errors[1][1]
+
+
+@pytest.mark.timeout(60)
+def test_a_big_pretty_printed_object_under_the_limit_loads_in_linear_time():
+    import json
+
+    value = {"tags": ["y" * 30 for _ in range(90_000)]}  # 3.6 MB over 90,000 lines
+    out = records(json.dumps(value, indent=4).encode() + b'\n{"a": 1}')
+    assert out == [(1, value), (90_005, {"a": 1})]
+
+
+def test_an_array_of_records_is_rejected_as_an_array_not_as_missing_fields():
+    data = b'[{"song_id": "SO1"}, {"song_id": "SO2"}]'
+    copier = jsoncopy.JsonCopy("staging_songs", [("song_id", "character varying", 32, False)], "auto",
+                               CopyOptions(max_errors=10), record_name="song")
+    rows = list(copier.rows([_memory(data)]))
+    assert rows == []
+    [error] = copier.result.errors
+    assert error.column is None and error.line_number == 1
+    assert error.reason.startswith("a JSON array, not an object")
+    assert "one JSON object per song" in error.reason
+    # With a JSONPaths file that reads array elements, arrays are records as Redshift loads them.
+    by_index = jsoncopy.JsonCopy("t", [("song_id", "character varying", 32, False)], [(0, "song_id")],
+                                 CopyOptions())
+    assert list(by_index.rows([_memory(data)])) == [b"SO1\n"]
+
+
+def _memory(data: bytes, url: str = "memory://x.json"):
+    from sparkify.sources import SourceObject
+
+    class Memory(SourceObject):
+        def open(self):
+            return io.BytesIO(data)
+
+    return Memory(url, url.rsplit("/", 1)[-1], len(data), "1")
+
+
+def test_a_source_that_cannot_be_opened_is_one_rejected_object_and_the_rest_loads(tmp_path):
+    import os
+
+    from sparkify.config import Source
+    from sparkify.sources import list_objects
+
+    (tmp_path / "a-good.json").write_bytes(b'{"name": "ok"}')
+    os.symlink("loop-b.json", tmp_path / "loop-a.json")
+    os.symlink("loop-a.json", tmp_path / "loop-b.json")
+    os.symlink("missing.json", tmp_path / "dangling.json")
+    os.mkfifo(tmp_path / "pipe.json")
+    objects = list_objects(Source(str(tmp_path)))
+    assert [o.key for o in objects] == ["a-good.json", "dangling.json", "loop-a.json", "loop-b.json", "pipe.json"]
+    copier = jsoncopy.JsonCopy("t", [("name", "character varying", 64, True)], "auto", CopyOptions(max_errors=10))
+    assert list(copier.rows(objects)) == [b"ok\n"]
+    reasons = {e.source.rsplit("/", 1)[-1]: e.reason for e in copier.result.errors}
+    assert reasons["dangling.json"].startswith("cannot be read: No such file or directory")
+    assert "a symbolic link to a missing file" in reasons["dangling.json"]
+    assert reasons["loop-a.json"].startswith("cannot be read: Too many levels of symbolic links")
+    assert reasons["pipe.json"].startswith("not a regular file (a named pipe)")
+    assert all(e.line_number is None and e.disposition == "rejected" for e in copier.result.errors)
+    assert copier.result.unread == {str(tmp_path / name) for name in reasons}
+    assert copier.result.per_object[str(tmp_path / "pipe.json")] == (0, 1)
+
+
+def test_maxerror_names_an_unreadable_first_rejection_without_a_line(tmp_path):
+    import os
+
+    from sparkify.config import Source
+    from sparkify.sources import list_objects
+
+    os.symlink("missing.json", tmp_path / "dangling.json")
+    copier = jsoncopy.JsonCopy("t", [("name", "character varying", 64, True)], "auto", CopyOptions(max_errors=0))
+    with pytest.raises(jsoncopy.TooManyErrors) as raised:
+        list(copier.rows(list_objects(Source(str(tmp_path)))))
+    assert f"(first: {tmp_path / 'dangling.json'}: cannot be read: No such file" in str(raised.value)

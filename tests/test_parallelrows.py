@@ -92,3 +92,18 @@ def test_etl_renders_large_logs_in_parallel_and_loads_every_event(warehouse):
     assert re.search(rf"staged staging_events +{len(lines):,} rows", result.stdout)
     assert warehouse.count("app_events") == len(lines)
     assert warehouse.count("songplays") == sum(1 for event in lines if event["page"] == "NextSong")
+
+
+@several_cores
+def test_workers_report_an_object_they_cannot_read_as_the_serial_copy_does(tmp_path):
+    import os
+
+    objects = write_files(tmp_path, files=2, lines=3000)
+    os.symlink("missing.json", tmp_path / "part-9.json")
+    objects.append(SourceObject(str(tmp_path / "part-9.json"), "part-9.json", 0, "1"))
+    serial_rows, serial = render(objects, 1)
+    parallel_rows, parallel = render(objects, 2)
+    assert sorted(parallel_rows) == sorted(serial_rows) and len(serial_rows) == 6000
+    assert parallel.unread == serial.unread == {str(tmp_path / "part-9.json")}
+    assert parallel.errors == serial.errors and "missing file" in serial.errors[0].reason
+    assert parallel.per_object == serial.per_object

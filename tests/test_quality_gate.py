@@ -144,3 +144,34 @@ def test_every_key_redshift_declares_is_checked_by_the_gate():
                 expected = (f"{table}.{primary[1]} is unique" if primary
                             else f"{table}.{foreign[1]} exists in {foreign[2]}")
                 assert expected in names, (batch, key)
+
+
+def test_full_checks_with_nothing_new_check_the_warehouse_as_it_is(warehouse, capsys):
+    # The nightly use: `etl.py --full-checks` when no file is new still runs the whole gate.
+    import create_tables
+    import etl
+
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event(item=i, ts=BASE_TS + i) for i in range(3)])
+    write_song(root, song())
+    config = ["--config", str(warehouse.config), "-q"]
+    assert create_tables.main(config) == 0 and etl.main(config) == 0
+    capsys.readouterr()
+
+    assert etl.main([*config, "--full-checks"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Nothing new to load: all 2 source files are loaded already")
+    assert (f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)} "
+            "(on every row of the warehouse as it is)") in out
+
+    execute(warehouse, "update users set level = 'gold' where user_id = 10")
+    assert etl.main(config) == 0  # without --full-checks nothing is checked: nothing was loaded
+    capsys.readouterr()
+    assert etl.main([*config, "--full-checks"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith(f"Error: quality gate: 2 of {len(q.quality_checks)} checks failed on the warehouse "
+                           "as it is (nothing new to load): ")
+    assert "users.level is free or paid FAILED (e.g. " in line and "level='gold'" in line
+    assert warehouse.count("etl_batches") == 1  # checking alone records no batch
