@@ -162,6 +162,55 @@ def load(warehouse: Warehouse, *extra: str) -> subprocess.CompletedProcess:
     return run_script("etl.py", "--config", str(warehouse.config), *extra)
 
 
+# --- what several test modules check ------------------------------------------------------------
+
+STAR = ("songplays", "users", "songs", "artists", "time", "app_events", "user_levels")
+
+# Each summary summed over batches, by its key: batches split their rows differently, the
+# totals must not differ.
+SUMMARY_TOTALS = {
+    "plays_by_user_day": "select day, user_id, level, location, user_agent, sum(plays) from plays_by_user_day "
+                         "group by 1, 2, 3, 4, 5",
+    "plays_by_hour": "select hour_start, sum(plays) from plays_by_hour group by 1",
+    "plays_by_song": "select song_title, artist_name, sum(plays) from plays_by_song group by 1, 2",
+    "events_by_user_day": "select day, user_id, sum(events), sum(plays) from events_by_user_day group by 1, 2",
+    "session_parts": "select user_id, session_id, min(first_at), max(last_at), sum(events), sum(songs), "
+                     "min(opening_level), max(any_level) from session_parts group by 1, 2",
+    "batch_totals": "select measure, sum(row_count) from batch_totals group by 1",
+}
+
+
+def snapshot(warehouse) -> dict:
+    """Every row of every star table, and every summary's totals, in a stable order."""
+    rows = {table: warehouse.query(f"select * from {table} order by 1") for table in STAR}
+    for table, totals in SUMMARY_TOTALS.items():
+        rows[table] = sorted(warehouse.query(totals), key=repr)
+    return rows
+
+
+def copy_files(files: list[Path], source_root: Path, target_root: Path) -> None:
+    """Copies files keeping their paths below the roots and their mtimes (a file's version)."""
+    for path in files:
+        target = target_root / path.relative_to(source_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def assert_one_line_error(result, *words, progress_allowed=False):
+    """Exit 1, no traceback, and one 'Error: …' line naming the problem (the last line;
+    with progress_allowed, progress and retry notes may come before it)."""
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    if not progress_allowed:
+        assert len(lines) == 1, result.stderr
+    assert lines[-1].startswith("Error: ")
+    assert sum(line.startswith("Error: ") for line in lines) == 1
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[-1], (word, lines[-1])
+
+
 # --- small hand-made datasets -----------------------------------------------------------------
 
 BASE_TS = 1541106106796  # 2018-11-01T21:01:46.796Z

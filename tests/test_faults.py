@@ -9,8 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import DATA, ROOT, run_script
-from test_incremental import copy_files, snapshot
+from conftest import DATA, ROOT, copy_files, run_script, snapshot
 
 LOGS = sorted((DATA / "log_data").rglob("*.json"))
 SONGS = sorted((DATA / "song_data").rglob("*.json"))

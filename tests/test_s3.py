@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import DATA, S3_ENV, run_script, write_config
-from test_incremental import snapshot
+from conftest import DATA, S3_ENV, run_script, snapshot, write_config
 
 from sparkify import sources
 from sparkify.config import load_config
