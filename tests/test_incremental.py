@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from conftest import BASE_TS, DATA, ROOT, copy_files, event, load, run_script, snapshot, song, write_events, write_song
+from conftest import BASE_TS, DATA, ROOT, copy_files, event, load, run_main, snapshot, song, write_events, write_song
 
 LATER_BATCH = ROOT / "tests" / "fixtures" / "later_batch"
 MINUTE = 60_000
@@ -14,7 +14,7 @@ DAY = 24 * 60 * MINUTE
 
 
 def etl(warehouse, *args):
-    return run_script("etl.py", "--config", str(warehouse.config), *args)
+    return run_main("etl.py", "--config", str(warehouse.config), *args)
 
 
 def test_batches_in_any_order_end_where_one_full_load_does(warehouse, tmp_path):
@@ -22,7 +22,7 @@ def test_batches_in_any_order_end_where_one_full_load_does(warehouse, tmp_path):
     songs = sorted((DATA / "song_data").rglob("*.json"))
     later = sorted((LATER_BATCH / "song_data").rglob("*.json"))
     root = warehouse.config.parent
-    run_script("create_tables.py", "--config", str(warehouse.config))
+    run_main("create_tables.py", "--config", str(warehouse.config))
 
     # Arrival order: half the catalog, days 11-20 of the logs (their songs partly missing),
     # the last ten days (users' level histories extend), the first ten (they are rebuilt),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
-from conftest import BASE_TS, event, load, run_script, song, write_events, write_song
+from conftest import BASE_TS, event, load, run_main, song, write_events, write_song
 
 import sql_queries as q
 
@@ -37,8 +37,8 @@ def assert_gate_fails(warehouse, *names: str, full: bool = True) -> str:
     """The next batch fails the gate. Violations seeded in rows the batch does not touch are
     found by --full-checks (the nightly mode); the default checks the batch's rows."""
     before = warehouse.count("songplays")
-    result = run_script("etl.py", "--config", str(warehouse.config), *(["--full-checks"] if full else []),
-                        check=False)
+    result = run_main("etl.py", "--config", str(warehouse.config), *(["--full-checks"] if full else []),
+                      check=False)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: quality gate:") and "nothing of this batch was published" in last
@@ -51,10 +51,10 @@ def assert_gate_fails(warehouse, *names: str, full: bool = True) -> str:
 
 
 def test_a_clean_batch_passes_every_check(loaded):
-    result = run_script("etl.py", "--config", str(loaded.config))
+    result = run_main("etl.py", "--config", str(loaded.config))
     assert (f"quality checks passed: {len(q.batch_quality_checks)} of {len(q.batch_quality_checks)} "
             "(on the rows this batch wrote)") in result.stdout
-    again = run_script("etl.py", "--config", str(loaded.config), "--rebuild")
+    again = run_main("etl.py", "--config", str(loaded.config), "--rebuild")
     assert f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)} (on every row)" in again.stdout
 
 
@@ -67,7 +67,7 @@ def test_a_bad_value_in_the_batch_fails_the_default_checks(loaded):
 
 def test_pre_existing_damage_outside_the_batch_is_left_to_the_full_checks(loaded):
     execute(loaded, "update users set level = 'gold' where user_id = 10")
-    result = run_script("etl.py", "--config", str(loaded.config))
+    result = run_main("etl.py", "--config", str(loaded.config))
     assert "ETL batch 2 published" in result.stdout
 
 
