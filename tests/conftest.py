@@ -121,14 +121,15 @@ def write_config(path: Path, host: str = "", port: int = 5432, db_name: str = "s
 
 
 @contextlib.contextmanager
-def fresh_database(server: Server, folder: Path, **config):
-    """A new database on the test server and a config for it in folder; dropped afterwards."""
+def fresh_database(server: Server, folder: Path, template: str | None = None, **config):
+    """A new database on the test server (empty, or a copy of the database template) and a
+    config for it in folder; dropped afterwards."""
     dbname = f"sparkify_test_{os.getpid()}_{next(_database_numbers)}"
     admin = server.connect()
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'drop database if exists "{dbname}"')
-        cur.execute(f'create database "{dbname}"')
+        cur.execute(f'create database "{dbname}"' + (f' template "{template}"' if template else ""))
     path = write_config(folder / "dwh.cfg", host=server.host, port=server.port, db_name=dbname,
                         user=server.user, password=server.password, **config)
     try:
@@ -146,6 +147,63 @@ def warehouse(server, tmp_path) -> Warehouse:
     (tmp_path / "song_data").mkdir()
     with fresh_database(server, tmp_path) as created:
         yield created
+
+
+class Templates:
+    """Warehouses loaded once per session and copied for each test that starts from them.
+
+    A template is a database that build(warehouse) loaded, with the config and the source
+    files it was loaded from in a folder of its own. A clone is a new database made with
+    `create database … template …` (the server copies its files: far quicker than loading
+    again), copies of those source files with their mtimes (so the clone's loaded_objects
+    knows them as loaded) and a config of its own, laid out as the warehouse fixture's.
+    """
+
+    def __init__(self, server: Server, folder: Path):
+        self.server = server
+        self.folder = folder
+        self._loaded: dict[tuple, Warehouse] = {}
+        self._databases = contextlib.ExitStack()
+
+    def _template(self, build, config: dict) -> Warehouse:
+        key = (build, tuple(sorted(config.items())))
+        if key not in self._loaded:
+            folder = self.folder / f"{build.__name__}-{len(self._loaded)}"
+            (folder / "log_data").mkdir(parents=True)
+            (folder / "song_data").mkdir()
+            template = self._databases.enter_context(fresh_database(self.server, folder, **config))
+            build(template)
+            # A database is copied only while nobody is connected to it: keep it that way.
+            admin = self.server.connect()
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute(f'alter database "{template.dbname}" with allow_connections false')
+                cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+                            (template.dbname,))
+            admin.close()
+            self._loaded[key] = template
+        return self._loaded[key]
+
+    @contextlib.contextmanager
+    def clone(self, build, folder: Path, **config):
+        """A copy of the warehouse build(warehouse) loads from the same config (loaded once
+        per session), with its source files under folder/log_data and song_data."""
+        template = self._template(build, config)
+        for name in ("log_data", "song_data"):
+            shutil.copytree(template.config.parent / name, folder / name, dirs_exist_ok=True)
+        with fresh_database(self.server, folder, template=template.dbname, **config) as copy:
+            yield copy
+
+    def drop(self) -> None:
+        self._databases.close()
+
+
+@pytest.fixture(scope="session")
+def templates(server, tmp_path_factory) -> Templates:
+    """Loaded warehouses to clone: `with templates.clone(build, tmp_path) as warehouse: …`."""
+    made = Templates(server, tmp_path_factory.mktemp("templates"))
+    yield made
+    made.drop()
 
 
 def run_script(script: str, *args: str, check: bool = True, timeout: int = 600

@@ -22,15 +22,19 @@ def execute(warehouse, sql: str) -> None:
     conn.close()
 
 
-@pytest.fixture
-def loaded(warehouse):
+def load_first_day(warehouse):
     root = warehouse.config.parent
     write_events(root, "2018-11-01-events.json", [event(item=i, ts=BASE_TS + i) for i in range(3)])
     write_song(root, song())
     load(warehouse)
-    # The next batch waits in the prefix.
-    write_events(root, "2018-11-02-events.json", [event(user_id="20", item=0, ts=BASE_TS + 10**8)])
-    return warehouse
+
+
+@pytest.fixture
+def loaded(templates, tmp_path):
+    with templates.clone(load_first_day, tmp_path) as warehouse:
+        # The next batch waits in the prefix.
+        write_events(tmp_path, "2018-11-02-events.json", [event(user_id="20", item=0, ts=BASE_TS + 10**8)])
+        yield warehouse
 
 
 def assert_gate_fails(warehouse, *names: str, full: bool = True) -> str:
