@@ -164,11 +164,12 @@ class Templates:
         self.folder = folder
         self._loaded: dict[tuple, Warehouse] = {}
         self._databases = contextlib.ExitStack()
+        self._numbers = itertools.count(1)
 
     def _template(self, build, config: dict) -> Warehouse:
         key = (build, tuple(sorted(config.items())))
         if key not in self._loaded:
-            folder = self.folder / f"{build.__name__}-{len(self._loaded)}"
+            folder = self.folder / f"{build.__name__}-{next(self._numbers)}"
             (folder / "log_data").mkdir(parents=True)
             (folder / "song_data").mkdir()
             template = self._databases.enter_context(fresh_database(self.server, folder, **config))
