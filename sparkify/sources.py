@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 READ_ATTEMPTS = 4
 READ_BUFFER = 1 << 20
+LIST_PAGE_SIZE = 1000  # keys per ListObjectsV2 request, S3's maximum (the tests lower it)
 
 
 class SourceError(Exception):
@@ -127,7 +128,8 @@ class S3:
         bucket, prefix = split_s3_url(url)
         found = []
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_PAGE_SIZE})
             for page in pages:
                 for item in page.get("Contents", []):
                     key = item["Key"]

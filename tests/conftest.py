@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
+import io
 import itertools
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -118,14 +121,15 @@ def write_config(path: Path, host: str = "", port: int = 5432, db_name: str = "s
 
 
 @contextlib.contextmanager
-def fresh_database(server: Server, folder: Path, **config):
-    """A new database on the test server and a config for it in folder; dropped afterwards."""
+def fresh_database(server: Server, folder: Path, template: str | None = None, **config):
+    """A new database on the test server (empty, or a copy of the database template) and a
+    config for it in folder; dropped afterwards."""
     dbname = f"sparkify_test_{os.getpid()}_{next(_database_numbers)}"
     admin = server.connect()
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'drop database if exists "{dbname}"')
-        cur.execute(f'create database "{dbname}"')
+        cur.execute(f'create database "{dbname}"' + (f' template "{template}"' if template else ""))
     path = write_config(folder / "dwh.cfg", host=server.host, port=server.port, db_name=dbname,
                         user=server.user, password=server.password, **config)
     try:
@@ -145,6 +149,64 @@ def warehouse(server, tmp_path) -> Warehouse:
         yield created
 
 
+class Templates:
+    """Warehouses loaded once per session and copied for each test that starts from them.
+
+    A template is a database that build(warehouse) loaded, with the config and the source
+    files it was loaded from in a folder of its own. A clone is a new database made with
+    `create database … template …` (the server copies its files: far quicker than loading
+    again), copies of those source files with their mtimes (so the clone's loaded_objects
+    knows them as loaded) and a config of its own, laid out as the warehouse fixture's.
+    """
+
+    def __init__(self, server: Server, folder: Path):
+        self.server = server
+        self.folder = folder
+        self._loaded: dict[tuple, Warehouse] = {}
+        self._databases = contextlib.ExitStack()
+        self._numbers = itertools.count(1)
+
+    def _template(self, build, config: dict) -> Warehouse:
+        key = (build, tuple(sorted(config.items())))
+        if key not in self._loaded:
+            folder = self.folder / f"{build.__name__}-{next(self._numbers)}"
+            (folder / "log_data").mkdir(parents=True)
+            (folder / "song_data").mkdir()
+            template = self._databases.enter_context(fresh_database(self.server, folder, **config))
+            build(template)
+            # A database is copied only while nobody is connected to it: keep it that way.
+            admin = self.server.connect()
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute(f'alter database "{template.dbname}" with allow_connections false')
+                cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+                            (template.dbname,))
+            admin.close()
+            self._loaded[key] = template
+        return self._loaded[key]
+
+    @contextlib.contextmanager
+    def clone(self, build, folder: Path, **config):
+        """A copy of the warehouse build(warehouse) loads from the same config (loaded once
+        per session), with its source files under folder/log_data and song_data."""
+        template = self._template(build, config)
+        for name in ("log_data", "song_data"):
+            shutil.copytree(template.config.parent / name, folder / name, dirs_exist_ok=True)
+        with fresh_database(self.server, folder, template=template.dbname, **config) as copy:
+            yield copy
+
+    def drop(self) -> None:
+        self._databases.close()
+
+
+@pytest.fixture(scope="session")
+def templates(server, tmp_path_factory) -> Templates:
+    """Loaded warehouses to clone: `with templates.clone(build, tmp_path) as warehouse: …`."""
+    made = Templates(server, tmp_path_factory.mktemp("templates"))
+    yield made
+    made.drop()
+
+
 def run_script(script: str, *args: str, check: bool = True, timeout: int = 600
                ) -> subprocess.CompletedProcess:
     """Runs one of the toolkit's scripts as a user would, from the repository root."""
@@ -156,10 +218,110 @@ def run_script(script: str, *args: str, check: bool = True, timeout: int = 600
     return result
 
 
+WAREHOUSE_SCRIPTS = ("create_tables.py", "etl.py", "insights.py")
+
+
+def run_main(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Calls a script's main() in this process with args; the result is run_script's: exit
+    code, stdout, and stderr with the script's log lines, as a new process would print them.
+
+    For runs where the process itself is not what is tested: it saves a new interpreter
+    and its imports (about a second) per run. Kills, signals, exit codes of bad command
+    lines and the user's end-to-end path keep run_script. Never for the embedded default
+    (empty HOST): that server would count the test process among its users until it exits.
+    """
+    if script in WAREHOUSE_SCRIPTS:
+        _refuse_embedded_default(args)
+    module = importlib.import_module(script.removesuffix(".py"))
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    # With no handler on the root logger, the script's logging.basicConfig sets the level
+    # and the stderr stream as it does in a process of its own.
+    root.handlers.clear()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = module.main(list(args))
+            except SystemExit as exc:  # argparse's usage errors and --help
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    result = subprocess.CompletedProcess([script, *args], code, out.getvalue(), err.getvalue())
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} returned {result.returncode}\n"
+                             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def _refuse_embedded_default(args: tuple[str, ...]) -> None:
+    from sparkify.config import ConfigError, load_config
+
+    if "--dry-run" in args:
+        return  # connects to nothing
+    path = Path(args[args.index("--config") + 1]) if "--config" in args else None
+    try:
+        engine = load_config(path).engine
+    except ConfigError:
+        return  # main() reports it
+    if engine == "embedded":
+        raise AssertionError("run_main on the embedded default: use run_script")
+
+
 def load(warehouse: Warehouse, *extra: str) -> subprocess.CompletedProcess:
     """create_tables.py then etl.py on the test's config; returns etl.py's result."""
-    run_script("create_tables.py", "--config", str(warehouse.config), *extra)
-    return run_script("etl.py", "--config", str(warehouse.config), *extra)
+    run_main("create_tables.py", "--config", str(warehouse.config), *extra)
+    return run_main("etl.py", "--config", str(warehouse.config), *extra)
+
+
+# --- what several test modules check ------------------------------------------------------------
+
+STAR = ("songplays", "users", "songs", "artists", "time", "app_events", "user_levels")
+
+# Each summary summed over batches, by its key: batches split their rows differently, the
+# totals must not differ.
+SUMMARY_TOTALS = {
+    "plays_by_user_day": "select day, user_id, level, location, user_agent, sum(plays) from plays_by_user_day "
+                         "group by 1, 2, 3, 4, 5",
+    "plays_by_hour": "select hour_start, sum(plays) from plays_by_hour group by 1",
+    "plays_by_song": "select song_title, artist_name, sum(plays) from plays_by_song group by 1, 2",
+    "events_by_user_day": "select day, user_id, sum(events), sum(plays) from events_by_user_day group by 1, 2",
+    "session_parts": "select user_id, session_id, min(first_at), max(last_at), sum(events), sum(songs), "
+                     "min(opening_level), max(any_level) from session_parts group by 1, 2",
+    "batch_totals": "select measure, sum(row_count) from batch_totals group by 1",
+}
+
+
+def snapshot(warehouse) -> dict:
+    """Every row of every star table, and every summary's totals, in a stable order."""
+    rows = {table: warehouse.query(f"select * from {table} order by 1") for table in STAR}
+    for table, totals in SUMMARY_TOTALS.items():
+        rows[table] = sorted(warehouse.query(totals), key=repr)
+    return rows
+
+
+def copy_files(files: list[Path], source_root: Path, target_root: Path) -> None:
+    """Copies files keeping their paths below the roots and their mtimes (a file's version)."""
+    for path in files:
+        target = target_root / path.relative_to(source_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def assert_one_line_error(result, *words, progress_allowed=False):
+    """Exit 1, no traceback, and one 'Error: …' line naming the problem (the last line;
+    with progress_allowed, progress and retry notes may come before it)."""
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    if not progress_allowed:
+        assert len(lines) == 1, result.stderr
+    assert lines[-1].startswith("Error: ")
+    assert sum(line.startswith("Error: ") for line in lines) == 1
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[-1], (word, lines[-1])
 
 
 # --- small hand-made datasets -----------------------------------------------------------------

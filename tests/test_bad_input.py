@@ -18,7 +18,7 @@ from conftest import (
     event,
     fresh_database,
     load,
-    run_script,
+    run_main,
     song,
     write_config,
     write_events,
@@ -98,7 +98,7 @@ def test_more_bad_records_than_maxerror_fail_the_batch_and_publish_nothing(wareh
     load(warehouse)
     path = write_events(root, "2018-11-02-events.json", [])
     path.write_text("\n".join([json.dumps(event(item=1, ts=BASE_TS + 1)), "{bad", "{worse", "{worst"]))
-    result = run_script("etl.py", "--config", str(warehouse.config), check=False)
+    result = run_main("etl.py", "--config", str(warehouse.config), check=False)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: loading staging_events rejected more than MAXERROR = 2 records")

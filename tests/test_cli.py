@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from conftest import ROOT, event, run_script, song, write_config, write_events, write_song
+from conftest import ROOT, assert_one_line_error, event, run_script, song, write_config, write_events, write_song
 
 SCRIPTS = ("create_tables.py", "etl.py")
 
@@ -23,21 +23,6 @@ def test_the_shipped_config_names_the_course_keys():
     for key in ("[CLUSTER]", "HOST", "DB_NAME", "DB_USER", "DB_PASSWORD", "DB_PORT", "[IAM_ROLE]", "ARN",
                 "[S3]", "LOG_DATA", "LOG_JSONPATH", "SONG_DATA"):
         assert key in text
-
-
-def assert_one_line_error(result, *words, progress_allowed=False):
-    """Exit 1, no traceback, and one 'Error: …' line naming the problem (the last line;
-    with progress_allowed, progress and retry notes may come before it)."""
-    assert result.returncode == 1
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    if not progress_allowed:
-        assert len(lines) == 1, result.stderr
-    assert lines[-1].startswith("Error: ")
-    assert sum(line.startswith("Error: ") for line in lines) == 1
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in lines[-1], (word, lines[-1])
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

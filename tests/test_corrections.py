@@ -4,7 +4,7 @@ full load of the files as they are now ends. A file that is gone is said so."""
 
 from __future__ import annotations
 
-from conftest import BASE_TS, event, fresh_database, load, run_script, song, write_events, write_song
+from conftest import BASE_TS, event, fresh_database, load, run_main, song, write_events, write_song
 
 from sparkify import pipeline
 from sparkify.config import load_config
@@ -40,7 +40,7 @@ def test_a_corrected_event_replaces_the_loaded_version(warehouse, server, tmp_pa
 
     # The artist is fixed in place: same user, session, item and ts.
     write_events(root, "2018-11-01-events.json", day_one(artist="Band B"))
-    result = run_script("etl.py", "--config", str(warehouse.config))
+    result = run_main("etl.py", "--config", str(warehouse.config))
     assert "new or changed source files: 1" in result.stdout
     assert "events replaced by their changed files' versions: 3" in result.stdout
     assert warehouse.query("select artist_name, song_id from songplays where item_in_session = 2") == \
@@ -65,7 +65,7 @@ def test_a_play_corrected_into_another_page_leaves_the_plays(warehouse):
     load(warehouse)
     assert warehouse.count("songplays") == 2
     write_events(root, "2018-11-01-events.json", day_one(page="Logout"))
-    run_script("etl.py", "--config", str(warehouse.config))
+    run_main("etl.py", "--config", str(warehouse.config))
     assert warehouse.count("songplays") == 1 and warehouse.count("app_events") == 3
     assert warehouse.scalar("select sum(plays) from plays_by_hour") == 1
     assert warehouse.scalar("select sum(songs) from session_parts") == 1
@@ -79,8 +79,8 @@ def test_a_file_gone_since_it_was_loaded_is_said_so(warehouse):
     load(warehouse)
     gone.unlink()
     write_events(root, "2018-11-02-events.json", [event(session_id=2, ts=BASE_TS + 1440 * MINUTE)])
-    result = run_script("etl.py", "--config", str(warehouse.config))
+    result = run_main("etl.py", "--config", str(warehouse.config))
     assert "source files gone since they were loaded: 1; what they loaded stays" in result.stdout
     assert warehouse.count("app_events") == 4
-    again = run_script("etl.py", "--config", str(warehouse.config))
+    again = run_main("etl.py", "--config", str(warehouse.config))
     assert "Nothing new to load" in again.stdout and "source files gone since they were loaded: 1" in again.stdout

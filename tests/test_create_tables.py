@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
-from conftest import event, song, write_events, write_song
-from test_cli import assert_one_line_error
+from conftest import assert_one_line_error, event, song, write_events, write_song
 
 import create_tables
 import etl

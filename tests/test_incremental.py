@@ -4,49 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
-from pathlib import Path
 
-from conftest import BASE_TS, DATA, ROOT, event, load, run_script, song, write_events, write_song
+from conftest import BASE_TS, DATA, ROOT, copy_files, event, load, run_main, snapshot, song, write_events, write_song
 
 LATER_BATCH = ROOT / "tests" / "fixtures" / "later_batch"
-STAR = ("songplays", "users", "songs", "artists", "time", "app_events", "user_levels")
 MINUTE = 60_000
 DAY = 24 * 60 * MINUTE
 
 
-# Each summary summed over batches, by its key: batches split their rows differently, the
-# totals must not differ.
-SUMMARY_TOTALS = {
-    "plays_by_user_day": "select day, user_id, level, location, user_agent, sum(plays) from plays_by_user_day "
-                         "group by 1, 2, 3, 4, 5",
-    "plays_by_hour": "select hour_start, sum(plays) from plays_by_hour group by 1",
-    "plays_by_song": "select song_title, artist_name, sum(plays) from plays_by_song group by 1, 2",
-    "events_by_user_day": "select day, user_id, sum(events), sum(plays) from events_by_user_day group by 1, 2",
-    "session_parts": "select user_id, session_id, min(first_at), max(last_at), sum(events), sum(songs), "
-                     "min(opening_level), max(any_level) from session_parts group by 1, 2",
-    "batch_totals": "select measure, sum(row_count) from batch_totals group by 1",
-}
-
-
-def snapshot(warehouse) -> dict:
-    """Every row of every star table, and every summary's totals, in a stable order."""
-    rows = {table: warehouse.query(f"select * from {table} order by 1") for table in STAR}
-    for table, totals in SUMMARY_TOTALS.items():
-        rows[table] = sorted(warehouse.query(totals), key=repr)
-    return rows
-
-
 def etl(warehouse, *args):
-    return run_script("etl.py", "--config", str(warehouse.config), *args)
-
-
-def copy_files(files: list[Path], source_root: Path, target_root: Path) -> None:
-    for path in files:
-        target = target_root / path.relative_to(source_root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    return run_main("etl.py", "--config", str(warehouse.config), *args)
 
 
 def test_batches_in_any_order_end_where_one_full_load_does(warehouse, tmp_path):
@@ -54,7 +22,7 @@ def test_batches_in_any_order_end_where_one_full_load_does(warehouse, tmp_path):
     songs = sorted((DATA / "song_data").rglob("*.json"))
     later = sorted((LATER_BATCH / "song_data").rglob("*.json"))
     root = warehouse.config.parent
-    run_script("create_tables.py", "--config", str(warehouse.config))
+    run_main("create_tables.py", "--config", str(warehouse.config))
 
     # Arrival order: half the catalog, days 11-20 of the logs (their songs partly missing),
     # the last ten days (users' level histories extend), the first ten (they are rebuilt),

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import DATA, fresh_database, load, run_script
+from conftest import DATA, fresh_database, load, run_main
 from oracle import insight_figures
 
 SCREENSHOT = os.environ.get("SPARKIFY_REPORT_SCREENSHOT")  # where to keep the screenshot, if anywhere
@@ -28,7 +28,7 @@ def report(server, tmp_path_factory):
     with fresh_database(server, folder, log_data=str(DATA / "log_data"),
                         song_data=str(DATA / "song_data")) as warehouse:
         load(warehouse)
-        result = run_script("insights.py", "--config", str(warehouse.config), "--output", str(folder / "out"))
+        result = run_main("insights.py", "--config", str(warehouse.config), "--output", str(folder / "out"))
         yield result.stdout, folder / "out"
 
 

@@ -12,7 +12,7 @@ import re
 
 import psycopg2
 import pytest
-from conftest import BASE_TS, event, load, run_script, song, write_events, write_song
+from conftest import BASE_TS, event, load, run_main, song, write_events, write_song
 
 import sql_queries as q
 
@@ -25,23 +25,27 @@ def execute(warehouse, sql: str) -> None:
     conn.close()
 
 
-@pytest.fixture
-def loaded(warehouse):
+def load_first_day(warehouse):
     root = warehouse.config.parent
     write_events(root, "2018-11-01-events.json", [event(item=i, ts=BASE_TS + i) for i in range(3)])
     write_song(root, song())
     load(warehouse)
-    # The next batch waits in the prefix.
-    write_events(root, "2018-11-02-events.json", [event(user_id="20", item=0, ts=BASE_TS + 10**8)])
-    return warehouse
+
+
+@pytest.fixture
+def loaded(templates, tmp_path):
+    with templates.clone(load_first_day, tmp_path) as warehouse:
+        # The next batch waits in the prefix.
+        write_events(tmp_path, "2018-11-02-events.json", [event(user_id="20", item=0, ts=BASE_TS + 10**8)])
+        yield warehouse
 
 
 def assert_gate_fails(warehouse, *names: str, full: bool = True) -> str:
     """The next batch fails the gate. Violations seeded in rows the batch does not touch are
     found by --full-checks (the nightly mode); the default checks the batch's rows."""
     before = warehouse.count("songplays")
-    result = run_script("etl.py", "--config", str(warehouse.config), *(["--full-checks"] if full else []),
-                        check=False)
+    result = run_main("etl.py", "--config", str(warehouse.config), *(["--full-checks"] if full else []),
+                      check=False)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: quality gate:") and "nothing of this batch was published" in last
@@ -54,10 +58,10 @@ def assert_gate_fails(warehouse, *names: str, full: bool = True) -> str:
 
 
 def test_a_clean_batch_passes_every_check(loaded):
-    result = run_script("etl.py", "--config", str(loaded.config))
+    result = run_main("etl.py", "--config", str(loaded.config))
     assert (f"quality checks passed: {len(q.batch_quality_checks)} of {len(q.batch_quality_checks)} "
             "(on the rows this batch wrote)") in result.stdout
-    again = run_script("etl.py", "--config", str(loaded.config), "--rebuild")
+    again = run_main("etl.py", "--config", str(loaded.config), "--rebuild")
     assert f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)} (on every row)" in again.stdout
 
 
@@ -70,7 +74,7 @@ def test_a_bad_value_in_the_batch_fails_the_default_checks(loaded):
 
 def test_pre_existing_damage_outside_the_batch_is_left_to_the_full_checks(loaded):
     execute(loaded, "update users set level = 'gold' where user_id = 10")
-    result = run_script("etl.py", "--config", str(loaded.config))
+    result = run_main("etl.py", "--config", str(loaded.config))
     assert "ETL batch 2 published" in result.stdout
 
 

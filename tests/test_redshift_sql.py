@@ -2,18 +2,20 @@
 whole script is pinned by a reviewed golden file, nothing AWS lists as unsupported is used,
 and the dry run shows no secret.
 
-To accept a deliberate change of the script: SPARKIFY_UPDATE_GOLDEN=1 pytest tests/test_redshift_sql.py,
-then review the diff of tests/golden/redshift.sql.
+To accept a deliberate change of the script: SPARKIFY_UPDATE_GOLDEN=1 pytest tests/test_redshift_sql.py
+rewrites tests/golden/redshift.sql and fails, showing the change; review its diff, commit it, and
+the next run passes.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 
 import pytest
 import sqlglot
-from conftest import ROOT, run_script
+from conftest import ROOT, run_main
 from redshift_rules import violations
 
 import insight_queries as iq
@@ -57,7 +59,7 @@ def redshift_script(folder) -> str:
     config.write_text(GOLDEN_CONFIG_TEXT)
     parts = []
     for script, args in (("create_tables.py", ()), ("etl.py", ()), ("etl.py", ("--rebuild",))):
-        result = run_script(script, "--dry-run", "--config", str(config), *args)
+        result = run_main(script, "--dry-run", "--config", str(config), *args)
         assert result.stderr == ""
         parts.append(f"-- ===== python {script} {' '.join(args)}--dry-run\n{result.stdout}")
     return "\n".join(parts)
@@ -78,9 +80,15 @@ def script(tmp_path_factory) -> str:
 
 
 def test_the_script_matches_the_reviewed_golden_file(script):
-    if os.environ.get("SPARKIFY_UPDATE_GOLDEN"):
+    reviewed = GOLDEN_SCRIPT.read_text()
+    if os.environ.get("SPARKIFY_UPDATE_GOLDEN") and script != reviewed:
+        # Rewritten, not reviewed: this run has compared nothing, so it must not pass.
         GOLDEN_SCRIPT.write_text(script)
-    assert script == GOLDEN_SCRIPT.read_text(), "the Redshift script changed: review it, then update the golden file"
+        diff = "".join(difflib.unified_diff(reviewed.splitlines(keepends=True), script.splitlines(keepends=True),
+                                            "reviewed", "rewritten"))
+        pytest.fail(f"the Redshift script changed and {GOLDEN_SCRIPT.relative_to(ROOT)} is rewritten: review "
+                    f"this diff (git diff), commit it, and run again\n{diff}")
+    assert script == reviewed, "the Redshift script changed: review it, then update the golden file"
 
 
 def test_every_statement_parses_as_redshift_sql(script):

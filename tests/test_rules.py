@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import BASE_TS, event, load, run_script, song, write_events, write_song
+from conftest import BASE_TS, event, load, run_main, song, write_events, write_song
 
 MINUTE = 60_000
 
@@ -155,7 +155,7 @@ def test_etl_twice_duplicates_nothing(warehouse):
     write_song(folder(warehouse), song())
     load(warehouse)
     before = {t: warehouse.count(t) for t in ("songplays", "users", "songs", "artists", "time")}
-    run_script("etl.py", "--config", str(warehouse.config))
+    run_main("etl.py", "--config", str(warehouse.config))
     assert {t: warehouse.count(t) for t in before} == before
 
 
