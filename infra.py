@@ -3,13 +3,16 @@
 import argparse
 import sys
 
-from sparkify.config import ConfigError, load_config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sparkify import cli
+from sparkify.config import Config
 from sparkify.infra import Infra, InfraError, check_password, explain_aws_error, read_plan, write_keys
 
 PUBLIC_BUCKET = {"LOG_DATA": "s3://udacity-dend/log_data", "LOG_JSONPATH": "s3://udacity-dend/log_json_path.json",
                  "SONG_DATA": "s3://udacity-dend/song_data"}
 
-EPILOG = """\
+NOTES = """\
 [INFRA] keys (all optional):
   CLUSTER_IDENTIFIER  default sparkify-dwh
   NODE_TYPE           default ra3.large
@@ -20,80 +23,88 @@ EPILOG = """\
 The cluster uses [CLUSTER] DB_NAME, DB_USER and DB_PASSWORD; AWS credentials come from the
 standard chain (aws configure, AWS_PROFILE, environment), never from the config file.
 
-example:
-  cp dwh.cfg aws.local.cfg     # git-ignored: it will hold the endpoint and role ARN
+"""
+
+EXAMPLE = """cp dwh.cfg aws.local.cfg     # git-ignored: it will hold the endpoint and role ARN
   python infra.py create --config aws.local.cfg
   python infra.py status --config aws.local.cfg
-  python infra.py delete --config aws.local.cfg
-"""
+  python infra.py delete --config aws.local.cfg"""
+
+
+def create(config: Config, infra: Infra, poll: int) -> int:
+    check_password(config)
+    role_arn = infra.ensure_role()
+    cluster = infra.ensure_cluster(role_arn, wait_delay=poll)
+    infra.open_port(cluster)
+    endpoint = cluster["Endpoint"]
+    keys = {("CLUSTER", "HOST"): endpoint["Address"], ("CLUSTER", "DB_PORT"): str(endpoint["Port"]),
+            ("IAM_ROLE", "ARN"): role_arn}
+    # Redshift's COPY reads only S3: local [S3] paths become the public bucket they mirror.
+    for key, url in PUBLIC_BUCKET.items():
+        if not getattr(config, key.lower()).is_s3:
+            keys[("S3", key)] = url
+    write_keys(config.path, keys)
+    print(f"Wrote HOST, DB_PORT and [IAM_ROLE] ARN into {config.path.name}"
+          + (" and pointed [S3] at s3://udacity-dend" if ("S3", "LOG_DATA") in keys else "")
+          + f". Next: python create_tables.py --config {config.path.name}")
+    return 0
+
+
+def status(infra: Infra) -> int:
+    plan = infra.plan
+    cluster = infra.cluster()
+    if cluster is None:
+        print(f"No cluster {plan.cluster_id} in {plan.region}.")
+    else:
+        endpoint = cluster.get("Endpoint") or {}
+        print(f"Cluster {plan.cluster_id} in {plan.region}: {cluster['ClusterStatus']}, "
+              f"{cluster.get('NumberOfNodes', 1)} x {cluster['NodeType']}, "
+              f"endpoint {endpoint.get('Address', '-')}:{endpoint.get('Port', '-')}")
+    return 0
+
+
+def delete(config: Config, infra: Infra, poll: int, confirmed: bool) -> int:
+    plan = infra.plan
+    if not confirmed:
+        try:
+            answer = input(f"Delete cluster {plan.cluster_id} and all its data, and role {plan.role_name}? "
+                           f"Type the cluster identifier to confirm: ").strip()
+        except EOFError:
+            raise InfraError("no answer to the confirmation; pass --yes to delete without asking") from None
+        if answer != plan.cluster_id:
+            print("Not deleted.")
+            return 1
+    infra.delete_cluster(wait_delay=poll)
+    infra.delete_role()
+    write_keys(config.path, {("CLUSTER", "HOST"): "", ("IAM_ROLE", "ARN"): ""})
+    print(f"Cleared HOST and [IAM_ROLE] ARN in {config.path.name}: it points at the embedded engine again.")
+    return 0
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="infra.py", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="create: make (or find) the IAM role that lets Redshift read S3 and the cluster, open "
-                    "its port to [INFRA] CIDR, wait until it is available and write HOST, DB_PORT and the role "
-                    "ARN into the config. status: show the cluster. delete: remove cluster and role (asks first).")
+    parser = cli.parser(
+        "infra.py",
+        "create: make (or find) the IAM role that lets Redshift read S3 and the cluster, open its port "
+        "to [INFRA] CIDR, wait until it is available and write HOST, DB_PORT and the role ARN into the "
+        "config. status: show the cluster. delete: remove cluster and role (asks first).",
+        EXAMPLE, notes=NOTES)
     parser.add_argument("action", choices=("create", "status", "delete"))
-    parser.add_argument("--config", metavar="PATH", default=None, help="config file (default: dwh.cfg)")
     parser.add_argument("--yes", action="store_true", help="delete without asking")
     parser.add_argument("--poll", type=int, default=30, help=argparse.SUPPRESS)  # seconds between status checks
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-        plan = read_plan(config)
-        infra = Infra(config, plan)
-        if args.action == "create":
-            check_password(config)
-            role_arn = infra.ensure_role()
-            cluster = infra.ensure_cluster(role_arn, wait_delay=args.poll)
-            infra.open_port(cluster)
-            endpoint = cluster["Endpoint"]
-            keys = {("CLUSTER", "HOST"): endpoint["Address"], ("CLUSTER", "DB_PORT"): str(endpoint["Port"]),
-                    ("IAM_ROLE", "ARN"): role_arn}
-            # Redshift's COPY reads only S3: local [S3] paths become the public bucket they mirror.
-            for key, url in PUBLIC_BUCKET.items():
-                if not getattr(config, key.lower()).is_s3:
-                    keys[("S3", key)] = url
-            write_keys(config.path, keys)
-            print(f"Wrote HOST, DB_PORT and [IAM_ROLE] ARN into {config.path.name}"
-                  + (" and pointed [S3] at s3://udacity-dend" if ("S3", "LOG_DATA") in keys else "")
-                  + f". Next: python create_tables.py --config {config.path.name}")
-        elif args.action == "status":
-            cluster = infra.cluster()
-            if cluster is None:
-                print(f"No cluster {plan.cluster_id} in {plan.region}.")
-            else:
-                endpoint = cluster.get("Endpoint") or {}
-                print(f"Cluster {plan.cluster_id} in {plan.region}: {cluster['ClusterStatus']}, "
-                      f"{cluster.get('NumberOfNodes', 1)} x {cluster['NodeType']}, "
-                      f"endpoint {endpoint.get('Address', '-')}:{endpoint.get('Port', '-')}")
-        else:
-            if not args.yes:
-                answer = input(f"Delete cluster {plan.cluster_id} and all its data, and role {plan.role_name}? "
-                               f"Type the cluster identifier to confirm: ").strip()
-                if answer != plan.cluster_id:
-                    print("Not deleted.")
-                    return 1
-            infra.delete_cluster(wait_delay=args.poll)
-            infra.delete_role()
-            write_keys(config.path, {("CLUSTER", "HOST"): "", ("IAM_ROLE", "ARN"): ""})
-            print(f"Cleared HOST and [IAM_ROLE] ARN in {config.path.name}: it points at the embedded engine again.")
-        return 0
-    except (ConfigError, InfraError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    except EOFError:
-        print("Error: no answer to the confirmation; pass --yes to delete without asking", file=sys.stderr)
-        return 1
-    except Exception as exc:  # boto3/botocore errors of every kind end as one line
-        if type(exc).__module__.split(".")[0] not in ("botocore", "boto3"):
-            raise
-        message = explain_aws_error(exc)
-        if "config" in locals():
-            message = config.redact(message)
-        print(f"Error: {message}", file=sys.stderr)
-        return 1
+
+    def job(config: Config) -> int:
+        try:
+            infra = Infra(config, read_plan(config))
+            if args.action == "create":
+                return create(config, infra, args.poll)
+            if args.action == "status":
+                return status(infra)
+            return delete(config, infra, args.poll, args.yes)
+        except (BotoCoreError, ClientError) as exc:  # every AWS failure ends as one line
+            raise InfraError(explain_aws_error(exc)) from None
+
+    return cli.main(args, job, (InfraError,))
 
 
 if __name__ == "__main__":

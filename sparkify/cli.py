@@ -52,11 +52,13 @@ default config: {DEFAULT_CONFIG.name} beside the scripts
 ERRORS = (ConfigError, WarehouseError, EmbeddedServerError, SourceError)
 
 
-def parser(prog: str, description: str, example: str) -> argparse.ArgumentParser:
+def parser(prog: str, description: str, example: str, notes: str = "") -> argparse.ArgumentParser:
+    """The parser every script starts from: --config, -q, and an epilog with the config keys,
+    any notes of the script's own and an example."""
     p = argparse.ArgumentParser(
         prog=prog,
         description=description,
-        epilog=f"{CONFIG_HELP}\nexample:\n  {example}\n",
+        epilog=f"{notes}{CONFIG_HELP}\nexample:\n  {example}\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", metavar="PATH", default=None,
@@ -73,6 +75,9 @@ def main(args: argparse.Namespace, job: Callable[[Config], int], extra_errors: t
         format="%(message)s",
         stream=sys.stderr,
     )
+    # The AWS SDK tells at INFO level where it found credentials and endpoints: not progress.
+    for library in ("boto3", "botocore", "urllib3"):
+        logging.getLogger(library).setLevel(logging.WARNING)
     config = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -36,6 +36,7 @@ class DryRunWarehouse:
     """Looks like sparkify.warehouse.Warehouse to the pipeline; prints instead of executing."""
 
     backend_pid = None  # no session
+    executes = False
 
     def __init__(self, config: Config):
         self.config = config
@@ -78,6 +79,9 @@ class DryRunWarehouse:
         placeholder = "(" + ", ".join(f":{name}" for name in names) + ")"
         label = (label or "insert") + ": one row per value found at run time"
         self._record(statement.replace("%s", placeholder), label)
+
+    def connection_fds(self) -> tuple[int, ...]:
+        return ()
 
     def copy_from_stdin(self, statement: str, stream, label: str) -> int:
         self._record(statement, f"{label}: rows streamed from the new source files")

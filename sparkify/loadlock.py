@@ -21,7 +21,7 @@ import os
 
 import sql_queries as q
 
-from .warehouse import LOCK_TIMEOUT_S, Warehouse, WarehouseError, client_of, this_host
+from .warehouse import LOCK_TIMEOUT_S, Session, WarehouseError, client_of, this_host
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class LoadLockBusy(WarehouseError):
     """Another session holds the load lock past the wait."""
 
 
-def take(wh: Warehouse) -> None:
+def take(wh: Session) -> None:
     """Takes the load lock for wh's transaction, ending dead runs' sessions that hold it."""
     if q.load_lock_holders[wh.dialect]:
         end_dead_holders(wh)
@@ -48,7 +48,7 @@ def take(wh: Warehouse) -> None:
         wh.execute(statement)
 
 
-def end_dead_holders(wh: Warehouse) -> list[int]:
+def end_dead_holders(wh: Session) -> list[int]:
     """Ends the sessions holding the load lock whose client process on this machine is gone;
     returns their backend pids."""
     ended = []
@@ -63,7 +63,7 @@ def end_dead_holders(wh: Warehouse) -> list[int]:
     return ended
 
 
-def describe_holders(wh: Warehouse) -> str:
+def describe_holders(wh: Session) -> str:
     """Who holds the load lock, as far as the engine says."""
     statement = q.load_lock_holders[wh.dialect]
     if not statement:
@@ -84,7 +84,7 @@ def describe_holders(wh: Warehouse) -> str:
     return "; ".join(parts)
 
 
-def end_sessions(wh: Warehouse, backends: list[int]) -> None:
+def end_sessions(wh: Session, backends: list[int]) -> None:
     """Ends earlier attempts' sessions (both engines have pg_terminate_backend), so a retry
     does not wait behind their locks. A session already gone is no error."""
     for backend in backends:

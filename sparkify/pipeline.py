@@ -19,7 +19,7 @@ import sql_queries as q
 from . import descriptions, faults, jsoncopy, loadlock, parallelrows, redshift, sources, textrepair
 from .config import Config
 from .dryrun import DryRunWarehouse
-from .warehouse import ConnectionLost, Warehouse, WarehouseError, connect, log_step
+from .warehouse import ConnectionLost, Session, WarehouseError, connect, log_step
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _now() -> datetime:
 
 # --- staging ------------------------------------------------------------------------------------
 
-def stage_json(wh: Warehouse, table: str, objects: list[sources.SourceObject], mapping,
+def stage_json(wh: Session, table: str, objects: list[sources.SourceObject], mapping,
                options: jsoncopy.CopyOptions) -> jsoncopy.CopyResult:
     """Loads JSON objects into a staging table through COPY … FROM STDIN, rendering the
     rows in worker processes when the objects are large local files."""
@@ -194,7 +194,7 @@ def staging_sources(config: Config, jsonpaths) -> list[tuple[str, object, object
             ("staging_songs", config.song_data, "auto", "SONG_DATA")]
 
 
-def find_new_objects(wh: Warehouse, config: Config, s3: sources.S3 | None) -> tuple[list[Pending], int, int]:
+def find_new_objects(wh: Session, config: Config, s3: sources.S3 | None) -> tuple[list[Pending], int, int]:
     """The objects under each prefix that are new or changed; how many are unchanged; and
     how many loaded ones are gone from their prefix (what they loaded stays)."""
     try:
@@ -222,17 +222,17 @@ def placeholder_objects(config: Config) -> list[Pending]:
             for table, source, _, _ in staging_sources(config, "auto")]
 
 
-def stage(wh: Warehouse, config: Config, pending: list[Pending], batch_id: int,
+def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
           s3: sources.S3 | None) -> list[jsoncopy.CopyResult]:
     options = copy_options(config)
     for statement in q.empty_staging_queries:
         wh.execute(q.physical(statement, wh.dialect))
     if wh.dialect == "redshift":
-        if isinstance(wh, DryRunWarehouse):
+        if wh.executes:
+            write = s3.write
+        else:
             def write(url, body):
                 wh.note(f"write {url}: a manifest of this batch's new files")
-        else:
-            write = s3.write
         return redshift.stage(wh, config, pending, options, batch_id, write)
     results = []
     for item in pending:
@@ -245,7 +245,7 @@ def stage(wh: Warehouse, config: Config, pending: list[Pending], batch_id: int,
 
 # --- repair, transform, checks -------------------------------------------------------------------
 
-def repair_texts(wh: Warehouse) -> int:
+def repair_texts(wh: Session) -> int:
     """Records repairs for the double-encoded names among this batch's event text."""
     started = time.perf_counter()
     candidates = [row[0] for row in wh.query(q.text_repair_candidates)]
@@ -255,7 +255,7 @@ def repair_texts(wh: Warehouse) -> int:
     return len(found)
 
 
-def transform(wh: Warehouse, batch_id: int) -> int:
+def transform(wh: Session, batch_id: int) -> int:
     """Runs the transforms and the batch's summaries; returns the events the batch added
     (-1 in a dry run)."""
     for statement in q.batch_tables_drop:
@@ -281,14 +281,14 @@ def transform(wh: Warehouse, batch_id: int) -> int:
     return rows["app_events: insert new events"]
 
 
-def brings_most_events(wh: Warehouse, added_events: int) -> bool:
+def brings_most_events(wh: Session, added_events: int) -> bool:
     """Whether the batch's events are EVERY_ROW_CHECKS_SHARE of all events or more."""
     if added_events <= 0:
         return False
     return added_events >= EVERY_ROW_CHECKS_SHARE * wh.scalar(q.SUMMARY_ROW_COUNTS["app_events"])
 
 
-def rows_now(wh: Warehouse, table: str, rows_written: dict[str, int]) -> int:
+def rows_now(wh: Session, table: str, rows_written: dict[str, int]) -> int:
     """The rows a star table holds at this point of the batch, from facts the batch knows:
     for a fact its summaries count, their total plus this batch's insert (rows_written, by
     transform label); for a dimension, a count."""
@@ -297,7 +297,7 @@ def rows_now(wh: Warehouse, table: str, rows_written: dict[str, int]) -> int:
     return wh.scalar(q.row_count.format(table=table))
 
 
-def analyze_due(wh: Warehouse, table: str, rows_written: dict[str, int]) -> bool:
+def analyze_due(wh: Session, table: str, rows_written: dict[str, int]) -> bool:
     """Whether to ANALYZE table now, by Redshift's rule: its rows changed by 10 % or more
     since its last ANALYZE. Redshift applies the rule itself, and a table the batch empties
     or creates has only new rows. Otherwise the batch asks PostgreSQL with the rows it knows
@@ -307,10 +307,10 @@ def analyze_due(wh: Warehouse, table: str, rows_written: dict[str, int]) -> bool
         return True
     rows = rows_now(wh, table, rows_written)
     due = wh.scalar(q.analyze_due, (rows, q.ANALYZE_THRESHOLD, q.ANALYZE_THRESHOLD, table))
-    return bool(due) or isinstance(wh, DryRunWarehouse)
+    return bool(due) or not wh.executes
 
 
-def run_quality_checks(wh: Warehouse, full: bool = False, batch: bool = True) -> int:
+def run_quality_checks(wh: Session, full: bool = False, batch: bool = True) -> int:
     """Runs every check (on the batch's rows, or on all rows); raises QualityGateFailed
     naming the failures and a few offending rows. Without a batch (--full-checks with
     nothing new) the failure is the warehouse's as it is."""
@@ -336,14 +336,14 @@ def run_quality_checks(wh: Warehouse, full: bool = False, batch: bool = True) ->
 
 # --- bookkeeping -----------------------------------------------------------------------------------
 
-def record_errors(wh: Warehouse, batch_id: int, errors: list[jsoncopy.LoadError]) -> None:
+def record_errors(wh: Session, batch_id: int, errors: list[jsoncopy.LoadError]) -> None:
     now = _now()
     rows = [(batch_id, now, e.disposition, e.table, e.source, e.line_number, e.column, e.reason, e.raw_excerpt)
             for e in errors]
     wh.insert_rows(q.load_error_insert, rows, label="record load errors")
 
 
-def record_objects(wh: Warehouse, batch_id: int, pending: list[Pending],
+def record_objects(wh: Session, batch_id: int, pending: list[Pending],
                    results: list[jsoncopy.CopyResult]) -> None:
     rows = []
     for item, result in zip(pending, results, strict=True):
@@ -362,7 +362,7 @@ def record_objects(wh: Warehouse, batch_id: int, pending: list[Pending],
 MESSAGE_BYTES = 4096  # etl_batches.message: VARCHAR lengths are bytes on Redshift
 
 
-def record_failed_batch(wh: Warehouse, started_at: datetime, new_objects: int,
+def record_failed_batch(wh: Session, started_at: datetime, new_objects: int,
                         message: str, errors: list[jsoncopy.LoadError]) -> None:
     """After the rollback: keeps the batch's outcome and its bad records, in a transaction
     of their own that takes the load lock again, so the batch id it takes is no other's."""
@@ -549,7 +549,7 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_mis
     return done
 
 
-def refuse_dependent_views(wh: Warehouse) -> None:
+def refuse_dependent_views(wh: Session) -> None:
     """Raises EtlError naming the views, not the toolkit's, that read its tables or views:
     dropping the tables would fail on them (or, with CASCADE, silently take them along)."""
     ours = set(q.TABLES) | set(q.VIEWS)
@@ -564,7 +564,7 @@ def refuse_dependent_views(wh: Warehouse) -> None:
                        "create_tables.py, then create them again; or load without dropping: python3 tasks.py run")
 
 
-def grant_analyst_role(wh: Warehouse, role: str) -> str:
+def grant_analyst_role(wh: Session, role: str) -> str:
     """Creates the read-only role when missing (and allowed) and grants it SELECT on what
     analysts read; returns what it did, for the output."""
     if not wh.scalar(q.role_exists[wh.dialect], (role,)):

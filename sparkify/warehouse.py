@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from typing import Any, Protocol
 
 import psycopg2
 import psycopg2.extras
@@ -34,8 +35,33 @@ class ConnectionLost(WarehouseError):
     """The connection broke (server restart, network); the run may be retried from scratch."""
 
 
+class Session(Protocol):
+    """What the pipeline asks of a warehouse: Warehouse runs the statements over a
+    connection; dryrun.DryRunWarehouse records them and runs nothing (executes is False)."""
+
+    config: Config
+    backend_pid: int | None
+    executes: bool
+
+    @property
+    def dialect(self) -> str: ...
+    def execute(self, statement: str, params=None, label: str | None = None) -> Any: ...
+    def query(self, statement: str, params=None) -> list[tuple]: ...
+    def scalar(self, statement: str, params=None) -> Any: ...
+    def insert_rows(self, statement: str, rows: list[tuple], label: str | None = None) -> None: ...
+    def copy_from_stdin(self, statement: str, stream, label: str) -> int: ...
+    def table_columns(self, table: str) -> list[tuple[str, str, int | None, bool]]: ...
+    def connection_fds(self) -> tuple[int, ...]: ...
+    def note(self, text: str) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class Warehouse:
     """The open connection plus the facts about its engine that the SQL depends on."""
+
+    executes = True
 
     def __init__(self, conn, config: Config, backend_pid: int | None = None):
         self.conn = conn
@@ -95,6 +121,10 @@ class Warehouse:
         if not rows:
             raise WarehouseError(f"table {table} does not exist; run python create_tables.py first")
         return rows
+
+    def note(self, text: str) -> None:
+        """A remark for the dry run's script; a real run logs it at debug level."""
+        log.debug("%s", text)
 
     def connection_fds(self) -> tuple[int, ...]:
         """The connection's socket, which a forked worker must close."""
@@ -232,7 +262,7 @@ def _explain_connect(exc: psycopg2.OperationalError, config: Config) -> str:
 
 def log_step(label: str, rows: int | None, started: float, detail: str = "") -> None:
     """One progress line: what ran, its rows ("-" when unknown) and seconds since started.
-    benchmark.py reads these lines."""
+    tools/benchmark.py reads these lines."""
     log.info("%-38s %8s rows  %6.2f s%s", label, _rows(rows), time.perf_counter() - started, detail)
 
 

@@ -232,7 +232,7 @@ def run_main(script: str, *args: str, check: bool = True) -> subprocess.Complete
     """
     if script in WAREHOUSE_SCRIPTS:
         _refuse_embedded_default(args)
-    module = importlib.import_module(script.removesuffix(".py"))
+    module = importlib.import_module(script.removesuffix(".py").replace("/", "."))
     out, err = io.StringIO(), io.StringIO()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

@@ -81,7 +81,8 @@ def test_the_readme_links_every_docs_page():
 def test_the_layout_names_every_script_module_and_test():
     layout = README.read_text(encoding="utf-8").split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"^\| `([^`]+)`", layout, re.M))
-    files = [*ROOT.glob("*.py"), *(ROOT / "sparkify").glob("*.py"), *(ROOT / "tests").glob("*.py")]
+    files = [*ROOT.glob("*.py"), *(ROOT / "sparkify").glob("*.py"), *(ROOT / "tests").glob("*.py"),
+             *(ROOT / "tools").glob("*.py")]
     for path in files:
         if path.name != "__init__.py":
             assert path.relative_to(ROOT).as_posix() in named, f"README's Layout does not name {path.name}"

@@ -21,7 +21,7 @@ def digest(folder) -> str:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     folder = tmp_path_factory.mktemp("generated")
-    run_main("generate_data.py", str(folder), "--users", "100", "--days", "30", "--events-per-day", "270",
+    run_main("tools/generate_data.py", str(folder), "--users", "100", "--days", "30", "--events-per-day", "270",
                "--songs", "2000", "--seed", "7")
     return folder
 
@@ -29,11 +29,11 @@ def generated(tmp_path_factory):
 def test_the_same_seed_writes_the_same_bytes(generated, tmp_path):
     # In a process of its own (its own hash seed) against the fixture's in-process run:
     # no byte may depend on the order of a set or a dict built from one.
-    run_script("generate_data.py", str(tmp_path), "--users", "100", "--days", "30", "--events-per-day", "270",
+    run_script("tools/generate_data.py", str(tmp_path), "--users", "100", "--days", "30", "--events-per-day", "270",
                "--songs", "2000", "--seed", "7")
     assert digest(tmp_path) == digest(generated)
     other = tmp_path / "other"
-    run_main("generate_data.py", str(other), "--users", "100", "--days", "2", "--events-per-day", "270",
+    run_main("tools/generate_data.py", str(other), "--users", "100", "--days", "2", "--events-per-day", "270",
              "--songs", "2000", "--seed", "8")
     assert digest(other) != digest(generated)
 
@@ -59,7 +59,7 @@ def test_the_generated_data_looks_like_the_real_data(generated):
 
 def test_spoiled_records_are_counted_by_the_loader(warehouse):
     root = warehouse.config.parent
-    result = run_main("generate_data.py", str(root), "--users", "20", "--days", "3", "--events-per-day", "300",
+    result = run_main("tools/generate_data.py", str(root), "--users", "20", "--days", "3", "--events-per-day", "300",
                         "--songs", "300", "--bad-share", "0.02", "--seed", "3")
     spoiled = int(re.search(r"([\d,]+) spoiled", result.stdout).group(1).replace(",", ""))
     assert spoiled > 0

@@ -60,7 +60,7 @@ def holding_lock(warehouse, application: str):
 @several_cores
 def test_sigkill_while_workers_render_leaves_no_worker_and_no_lock(warehouse):
     root = warehouse.config.parent
-    run_script("generate_data.py", str(root), "--users", "100", "--days", "2", "--events-per-day", "20000",
+    run_script("tools/generate_data.py", str(root), "--users", "100", "--days", "2", "--events-per-day", "20000",
                "--songs", "100", "--seed", "5")
     run_script("create_tables.py", "--config", str(warehouse.config))
     proc = start_etl(warehouse, "mid-copy")

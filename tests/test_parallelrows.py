@@ -84,7 +84,7 @@ def test_small_data_many_small_files_and_s3_objects_stay_in_one_process(tmp_path
 @several_cores
 def test_etl_renders_large_logs_in_parallel_and_loads_every_event(warehouse):
     root = warehouse.config.parent
-    run_main("generate_data.py", str(root), "--users", "200", "--days", "2", "--events-per-day", "20000",
+    run_main("tools/generate_data.py", str(root), "--users", "200", "--days", "2", "--events-per-day", "20000",
                "--songs", "300", "--seed", "3")
     lines = [json.loads(line) for path in (root / "log_data").rglob("*.json") for line in path.open() if line.strip()]
     result = load(warehouse)

@@ -8,9 +8,9 @@ into the largest warehouse, time insights.py on it, and print the ratios the tar
 judged by. Results go to stdout and to results.md in the work folder, each etl.py run's
 per-statement log to etl-<size>.log (etl-one-more-day.log) beside it.
 
-    python benchmark.py                      # 1M and 10M events, 100k songs (about 12 minutes
-                                             # on 2 cores, 3 of them generating the data)
-    python benchmark.py --sizes 100000       # a quick run
+    python tools/benchmark.py                 # 1M and 10M events, 100k songs (about 12 minutes
+                                              # on 2 cores, 3 of them generating the data)
+    python tools/benchmark.py --sizes 100000  # a quick run
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository: the scripts it runs are there
 sys.path.insert(0, str(ROOT))
 
 DAYS = 30
@@ -89,7 +89,7 @@ def phases(log: str) -> dict[str, float]:
 def generate(folder: Path, events: int, songs: int, extra_day: bool = False) -> None:
     users = max(100, events // 330)
     per_day = events // DAYS
-    args = ["generate_data.py", str(folder), "--users", str(users), "--events-per-day", str(per_day),
+    args = ["tools/generate_data.py", str(folder), "--users", str(users), "--events-per-day", str(per_day),
             "--songs", str(songs), "--seed", "1"]
     if extra_day:
         args += ["--days", "1", "--start", (START + timedelta(days=DAYS)).strftime("%Y-%m-%d"), "--logs-only"]
@@ -193,7 +193,7 @@ def main() -> int:
         "incremental day / its share of a full load": day_wall / day_share,
     }
     lines = [f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-             f"embedded PostgreSQL; command: python benchmark.py --sizes {args.sizes} --songs {args.songs}", "",
+             f"embedded PostgreSQL; command: python tools/benchmark.py --sizes {args.sizes} --songs {args.songs}", "",
              "| size | events | COPY ceiling rows/s | etl.py s | events/s | stage events s | stage songs s | "
              "transform s | checks s | bookkeeping s | peak client RSS MB | database MB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
