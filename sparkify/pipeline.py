@@ -82,7 +82,7 @@ class RunSummary:
             out = [f"Nothing new to load: all {self.known_objects:,} source files are loaded already "
                    f"({self.seconds:.1f} s on {self.target})", *self.gone_lines()]
             if self.checks_scope:  # --full-checks: the gate ran on the warehouse as it is
-                out.append(f"  quality checks passed: {self.checks_passed} of {self.checks_passed} "
+                out.append(f"  quality gate: all {self.checks_passed} checks passed "
                            f"(on {self.checks_scope})")
             return out
         out = [f"ETL batch {self.batch_id} published in {self.seconds:.1f} s on {self.target}",
@@ -108,7 +108,7 @@ class RunSummary:
         for error in self.errors[:5]:
             where = f"{error.source}:{error.line_number}" if error.line_number else error.source
             out.append(f"    {where}: {error.reason}")
-        out.append(f"  quality checks passed: {self.checks_passed} of {self.checks_passed} "
+        out.append(f"  quality gate: all {self.checks_passed} checks passed "
                    f"(on {self.checks_scope})")
         return out
 

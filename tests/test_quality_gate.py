@@ -59,10 +59,10 @@ def assert_gate_fails(warehouse, *names: str, full: bool = True) -> str:
 
 def test_a_clean_batch_passes_every_check(loaded):
     result = run_main("etl.py", "--config", str(loaded.config))
-    assert (f"quality checks passed: {len(q.batch_quality_checks)} of {len(q.batch_quality_checks)} "
+    assert (f"quality gate: all {len(q.batch_quality_checks)} checks passed "
             "(on the rows this batch wrote)") in result.stdout
     again = run_main("etl.py", "--config", str(loaded.config), "--rebuild")
-    assert f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)} (on every row)" in again.stdout
+    assert f"quality gate: all {len(q.quality_checks)} checks passed (on every row)" in again.stdout
 
 
 def test_a_bad_value_in_the_batch_fails_the_default_checks(loaded):
@@ -165,7 +165,7 @@ def test_full_checks_with_nothing_new_check_the_warehouse_as_it_is(warehouse, ca
     assert etl.main([*config, "--full-checks"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Nothing new to load: all 2 source files are loaded already")
-    assert (f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)} "
+    assert (f"quality gate: all {len(q.quality_checks)} checks passed "
             "(on every row of the warehouse as it is)") in out
 
     execute(warehouse, "update users set level = 'gold' where user_id = 10")

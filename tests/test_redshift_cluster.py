@@ -41,7 +41,7 @@ def test_the_real_bucket_loads_into_a_real_cluster_with_the_same_counts(tmp_path
     assert re.search(r"songs\s+14,896", out) and re.search(r"artists\s+9,553", out)
     assert re.search(r"time\s+6,813", out)
     assert "songplays matched to the catalog: 327 of 6,820" in out
-    assert f"quality checks passed: {len(q.quality_checks)} of {len(q.quality_checks)} (on every row)" in out
+    assert f"quality gate: all {len(q.quality_checks)} checks passed (on every row)" in out
     again = run_script("etl.py", "--config", str(config))
     assert "Nothing new to load" in again.stdout
     for secret in (env["SPARKIFY_REDSHIFT_PASSWORD"], env["SPARKIFY_REDSHIFT_ROLE_ARN"]):
