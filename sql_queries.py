@@ -637,7 +637,7 @@ next_batch_id = "select coalesce(max(batch_id), 0) + 1 from etl_batches"
 
 published_batches = "select count(*) from etl_batches where outcome = 'published'"
 
-loaded_object_versions = "select table_name, object_key, size, version from loaded_objects"
+loaded_object_versions = "select table_name, object_key, size, version, url from loaded_objects"
 
 # The batch's objects go to a temporary twin first, then replace their rows in one pass
 # (one DELETE per object would be 100,000 round trips for a large catalog).

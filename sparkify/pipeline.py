@@ -201,8 +201,10 @@ def find_new_objects(wh: Session, config: Config, s3: sources.S3 | None) -> tupl
         jsonpaths = jsoncopy.parse_jsonpaths(sources.read_bytes(config.log_jsonpath, s3))
     except ValueError as exc:
         raise EtlError(f"[S3] LOG_JSONPATH {config.log_jsonpath}: {exc}") from None
-    loaded = {(table, key): (size, version) for table, key, size, version in wh.query(q.loaded_object_versions)}
-    pending, known, listed = [], 0, set()
+    rows = wh.query(q.loaded_object_versions)
+    loaded = {(table, key): (size, version) for table, key, size, version, _ in rows}
+    pending: list[Pending] = []
+    known = gone = 0
     for table, source, mapping, prefix_key in staging_sources(config, jsonpaths):
         objects = sources.list_objects(source, s3)
         if not objects:
@@ -210,8 +212,12 @@ def find_new_objects(wh: Session, config: Config, s3: sources.S3 | None) -> tupl
         new = [o for o in objects if loaded.get((table, o.key)) != (o.size, o.version)]
         known += len(objects) - len(new)
         pending.append(Pending(table, source, mapping, new))
-        listed.update((table, o.key) for o in objects)
-    return pending, known, len(set(loaded) - listed)
+        # Gone: loaded from under this prefix, and not there now (files loaded from another
+        # prefix, before [S3] pointed here, are not this prefix's to miss).
+        listed = {o.key for o in objects}
+        under = str(source).rstrip("/") + "/"
+        gone += sum(1 for t, key, _, _, url in rows if t == table and url.startswith(under) and key not in listed)
+    return pending, known, gone
 
 
 def placeholder_objects(config: Config) -> list[Pending]:

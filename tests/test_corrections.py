@@ -84,3 +84,19 @@ def test_a_file_gone_since_it_was_loaded_is_said_so(warehouse):
     assert warehouse.count("app_events") == 4
     again = run_main("etl.py", "--config", str(warehouse.config))
     assert "Nothing new to load" in again.stdout and "source files gone since they were loaded: 1" in again.stdout
+
+
+def test_files_of_another_prefix_are_not_gone(warehouse):
+    """Pointing [S3] SONG_DATA at a folder of later songs is not the first folder's files gone."""
+    root = warehouse.config.parent
+    write_song(root, song())
+    write_events(root, "2018-11-01-events.json", day_one())
+    load(warehouse)
+    later = root / "later_songs" / "A" / "B" / "C"
+    later.mkdir(parents=True)
+    (later / "TRLATE.json").write_text('{"song_id": "SOLATE", "title": "Late", "artist_id": "ARL", "duration": 1.0}')
+    warehouse.config.write_text(warehouse.config.read_text().replace("SONG_DATA = song_data",
+                                                                     f"SONG_DATA = {root / 'later_songs'}"))
+    result = run_main("etl.py", "--config", str(warehouse.config))
+    assert "ETL batch 2 published" in result.stdout and "gone" not in result.stdout
+    assert warehouse.count("songs") == 2

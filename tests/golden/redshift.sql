@@ -454,7 +454,7 @@ set statement_timeout to 60000;
 lock table etl_lock;
 reset statement_timeout;
 select coalesce(max(batch_id), 0) + 1 from etl_batches;
-select table_name, object_key, size, version from loaded_objects;
+select table_name, object_key, size, version, url from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
 delete from staging_events;
 delete from staging_songs;
@@ -983,7 +983,7 @@ delete from events_by_user_day;
 delete from session_parts;
 -- delete from batch_totals
 delete from batch_totals;
-select table_name, object_key, size, version from loaded_objects;
+select table_name, object_key, size, version, url from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
 delete from staging_events;
 delete from staging_songs;
