@@ -122,6 +122,9 @@ def running(data_dir: Path) -> bool:
 def ensure_port_free(port: int) -> None:
     """Raises a one-line error when LOOPBACK:port is taken by another program."""
     with socket.socket() as probe:
+        # As PostgreSQL binds its own: connections of a server just stopped (TIME_WAIT) do
+        # not make the port taken, a program listening on it does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LOOPBACK, port))
         except OSError:
