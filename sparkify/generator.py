@@ -87,9 +87,10 @@ def calibrate(data: Path) -> Calibration:
     sessions = defaultdict(list)
     for e in events:
         sessions[(e["userId"], e["sessionId"])].append(e)
-    transitions = {"free": defaultdict(Counter), "paid": defaultdict(Counter), "anonymous": defaultdict(Counter)}
-    gaps = defaultdict(list)
-    starts = Counter()
+    transitions: dict[str, defaultdict[str, Counter[str]]] = {
+        "free": defaultdict(Counter), "paid": defaultdict(Counter), "anonymous": defaultdict(Counter)}
+    gaps: defaultdict[str, list[int]] = defaultdict(list)
+    starts: Counter[tuple[int, int]] = Counter()
     for (user, _), items in sessions.items():
         items.sort(key=lambda e: (e["ts"], e["itemInSession"]))
         kind = "anonymous" if not user else items[0]["level"]
@@ -113,8 +114,8 @@ def calibrate(data: Path) -> Calibration:
     cal.weekday_share = [n / sum(per_weekday) for n in per_weekday]
     cal.anonymous_share = sum(1 for (u, _) in sessions if not u) / len(sessions)
 
-    first = {}
-    counts = Counter()
+    first: dict[str, dict] = {}
+    counts: Counter[str] = Counter()
     for e in sorted(events, key=lambda e: e["ts"]):
         if e["userId"]:
             first.setdefault(e["userId"], e)
@@ -225,7 +226,7 @@ def generate(cal: Calibration, spec: Spec, writer: Writer) -> dict:
     # Session ids continue across runs that write later days (--logs-only): each day has its
     # own block of a million ids, so a later day never reuses an earlier day's events' keys.
     first_day = (spec.start.date() - datetime(2018, 1, 1).date()).days
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for day in range(spec.days):
         midnight = spec.start + timedelta(days=day)
         day_start = int((midnight - EPOCH).total_seconds() * 1000)
@@ -242,7 +243,7 @@ def generate(cal: Calibration, spec: Spec, writer: Writer) -> dict:
             session = next(session_ids)
             page, item = START, 0
             while len(lines) < quota:
-                chain = cal.anonymous_chain if anonymous else cal.chains[user["level"]]
+                chain = cal.anonymous_chain if user is None else cal.chains[user["level"]]
                 page = chain[page].pick(rng) if page in chain else END
                 if page == END or ts >= day_end:
                     break
@@ -349,8 +350,8 @@ def profile(data: Path) -> dict:
         "plays matching the catalog": matched / len(plays),
         "top-10 songs' share of plays": sum(n for _, n in songs.most_common(10)) / len(plays),
         "distinct songs per play": len(songs) / len(plays),
-        "peak hour of plays (UTC)": max(hours, key=hours.get),
-        "plays in the busiest hour": hours[max(hours, key=hours.get)] / len(plays),
+        "peak hour of plays (UTC)": max(hours, key=lambda hour: hours[hour]),
+        "plays in the busiest hour": max(hours.values()) / len(plays),
         "plays on the busiest weekday": max(weekdays.values()) / len(plays),
         "Chrome share of plays": agents["Chrome"] / len(plays),
         "double-encoded artist names": sum(1 for e in plays if fixed(e["artist"]) != e["artist"]) / len(plays),

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .config import Config, Source
 
@@ -90,7 +90,7 @@ def open_local_file(path: str) -> BinaryIO:
 
 def _open_error(path: str, exc: OSError) -> str:
     reason = exc.strerror or type(exc).__name__
-    fix = _OPEN_FIXES.get(exc.errno)
+    fix = _OPEN_FIXES.get(exc.errno) if exc.errno is not None else None
     if exc.errno == errno.ENOENT:
         fix = ("a symbolic link to a missing file: fix or remove the link" if os.path.islink(path)
                else "removed while loading?")
@@ -189,7 +189,7 @@ class _ResumingReader(io.RawIOBase):
     def __init__(self, s3: S3, bucket: str, key: str, size: int):
         self._s3, self._bucket, self._key, self._size = s3, bucket, key, size
         self._position = 0
-        self._body = None
+        self._body: Any = None  # the streaming body of the object being read, once opened
 
     def readable(self) -> bool:
         return True
@@ -247,7 +247,7 @@ def prefetched(objects: list[SourceObject]) -> Iterator[SourceObject]:
         yield from objects
         return
     with ThreadPoolExecutor(PREFETCH_WORKERS) as pool:
-        window = deque()
+        window: deque = deque()
         for obj in objects:
             window.append(pool.submit(fetch, obj))
             if len(window) >= PREFETCH_WINDOW:

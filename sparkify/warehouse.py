@@ -271,5 +271,5 @@ def _first_line(text: str) -> str:
     return stripped[:120]
 
 
-def _rows(count: int) -> str:
+def _rows(count: int | None) -> str:
     return f"{count:,}" if count is not None and count >= 0 else "-"
