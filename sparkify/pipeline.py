@@ -330,8 +330,7 @@ def run_quality_checks(wh: Session, full: bool = False, batch: bool = True) -> i
             columns = [d[0] for d in cur.description]
             sample = "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, row, strict=True)) for row in rows)
             failures.append(f"{name} FAILED (e.g. {sample})")
-    log.info("%-38s %8s       %6.2f s", "quality checks", f"{len(checks) - len(failures)} ok",
-             time.perf_counter() - started)
+    log_step("quality checks", len(checks) - len(failures), started, unit="ok")
     if failures:
         outcome = (", nothing of this batch was published" if batch
                    else " on the warehouse as it is (nothing new to load)")

@@ -7,6 +7,7 @@ that names the setting to fix, with secrets masked.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -260,10 +261,20 @@ def _explain_connect(exc: psycopg2.OperationalError, config: Config) -> str:
             "check [CLUSTER] HOST and DB_PORT, and that the server accepts connections")
 
 
-def log_step(label: str, rows: int | None, started: float, detail: str = "") -> None:
-    """One progress line: what ran, its rows ("-" when unknown) and seconds since started.
-    tools/benchmark.py reads these lines."""
-    log.info("%-38s %8s rows  %6.2f s%s", label, _rows(rows), time.perf_counter() - started, detail)
+# Where each step is also written as a JSON line (label, count, unit, seconds), for tools
+# that measure runs (tools/benchmark.py) rather than read the progress lines.
+STEP_LOG_ENV = "SPARKIFY_STEP_LOG"
+
+
+def log_step(label: str, rows: int | None, started: float, detail: str = "", unit: str = "rows") -> None:
+    """One progress line: what ran, its count of unit ("-" when unknown) and seconds since
+    started; and, when SPARKIFY_STEP_LOG names a file, the same as a JSON line there."""
+    seconds = time.perf_counter() - started
+    log.info("%-38s %8s %-4s %6.2f s%s", label, _rows(rows), unit, seconds, detail)
+    path = os.environ.get(STEP_LOG_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as steps:
+            steps.write(json.dumps({"label": label, "count": rows, "unit": unit, "seconds": round(seconds, 4)}) + "\n")
 
 
 def _first_line(text: str) -> str:

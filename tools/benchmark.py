@@ -46,7 +46,6 @@ print(f"PEAK_RSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} "
       f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}", file=sys.stderr)
 sys.exit(code)
 """
-STEP = re.compile(r"^(?P<label>.+?)\s{2,}(?P<rows>[\d,]+|-|\d+ ok)\s+(?:rows)?\s*(?P<seconds>\d+\.\d+) s", re.M)
 
 
 def run(*args: str, env=None) -> tuple[float, int, str, str]:
@@ -67,12 +66,27 @@ def run(*args: str, env=None) -> tuple[float, int, str, str]:
     return seconds, peak, result.stdout, re.sub(r"^PEAK_RSS_KB .*\n?", "", result.stderr, flags=re.M)
 
 
-def phases(log: str) -> dict[str, float]:
-    """Seconds per phase, from etl.py's progress lines."""
+def run_etl(config: Path, steps: Path) -> tuple[float, int, str, str]:
+    """etl.py in a child, its steps written as JSON lines to steps (a fresh file)."""
+    from sparkify.warehouse import STEP_LOG_ENV
+
+    steps.unlink(missing_ok=True)
+    return run("etl.py", "--config", str(config), env=dict(os.environ, **{STEP_LOG_ENV: str(steps)}))
+
+
+def staged_events(steps: Path) -> int:
+    """The events etl.py staged, from its step log."""
+    return sum(step["count"] for step in map(json.loads, steps.read_text(encoding="utf-8").splitlines())
+               if step["label"] == "stage staging_events")
+
+
+def phases(steps: Path) -> dict[str, float]:
+    """Seconds per phase, from the JSON lines etl.py wrote to its step log."""
     out = {"stage events": 0.0, "stage songs": 0.0, "repair + transform": 0.0, "quality checks": 0.0,
            "bookkeeping": 0.0}
-    for match in STEP.finditer(log):
-        label, seconds = match.group("label").strip(), float(match.group("seconds"))
+    for line in steps.read_text(encoding="utf-8").splitlines():
+        step = json.loads(line)
+        label, seconds = step["label"], step["seconds"]
         if label == "stage staging_events":
             out["stage events"] += seconds
         elif label == "stage staging_songs":
@@ -164,12 +178,13 @@ def main() -> int:
         config = write_config(work / f"bench-{label}.cfg", f"bench_{label.lower()}", data)
         run("create_tables.py", "--config", str(config), "-q")
         rows, copy_seconds = ceiling(config)
-        wall, peak, out, err = run("etl.py", "--config", str(config))
+        steps = work / f"etl-{label}.steps.jsonl"
+        wall, peak, out, err = run_etl(config, steps)
         (work / f"etl-{label}.log").write_text(err)
-        staged = int(re.search(r"staged staging_events\s+([\d,]+) rows", out).group(1).replace(",", ""))
+        staged = staged_events(steps)
         result = {"label": label, "events": staged, "ceiling_rows_per_s": rows / copy_seconds,
                   "etl_seconds": wall, "events_per_s": staged / wall, "peak_rss_mb": peak,
-                  "db_mb": database_mb(config), "phases": phases(err)}
+                  "db_mb": database_mb(config), "phases": phases(steps)}
         print(f"  ceiling {result['ceiling_rows_per_s']:,.0f} rows/s; etl {wall:.1f} s = "
               f"{result['events_per_s']:,.0f} events/s; peak client RSS {peak} MB; database {result['db_mb']:,.0f} MB",
               flush=True)
@@ -178,10 +193,11 @@ def main() -> int:
     data = work / f"data-{largest['label']}"
     config = work / f"bench-{largest['label']}.cfg"
     generate(data, sizes[-1], args.songs, extra_day=True)
-    day_wall, day_peak, day_out, day_err = run("etl.py", "--config", str(config))
+    day_steps = work / "etl-one-more-day.steps.jsonl"
+    day_wall, day_peak, day_out, day_err = run_etl(config, day_steps)
     (work / "etl-one-more-day.log").write_text(day_err)
-    day_phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases(day_err).items())
-    day_events = int(re.search(r"staged staging_events\s+([\d,]+) rows", day_out).group(1).replace(",", ""))
+    day_phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases(day_steps).items())
+    day_events = staged_events(day_steps)
     insights_wall, _, _, _ = run("insights.py", "--config", str(config), "--output", str(work / "insights"))
     day_share = day_events / largest["events_per_s"]
     ratios = {
