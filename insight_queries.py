@@ -235,13 +235,17 @@ order by dimension, plays desc, value
 """
 
 # 5. Engagement: a session is a user's sessionId; its level is the level it started on.
+# Lengths are whole seconds, each end truncated to the second: extract(epoch …) is an
+# integer on Redshift and keeps the fraction on PostgreSQL, so truncating first makes both
+# engines return the same lengths. Redshift rejects percentile_cont in a SELECT with a
+# count(distinct …), so users and the length statistics are computed in separate steps.
 engagement = """
 with sessions as (
     select
         user_id,
         session_id,
-        extract(epoch from min(first_at)) as first_second,
-        extract(epoch from max(last_at)) as last_second,
+        cast(extract(epoch from date_trunc('second', max(last_at)))
+             - extract(epoch from date_trunc('second', min(first_at))) as bigint) as length_seconds,
         sum(songs) as songs,
         min(opening_level) as opening_level,
         max(any_level) as any_level
@@ -255,22 +259,38 @@ labelled as (
         coalesce(opening_level, any_level) as level,
         user_id,
         songs,
-        (last_second - first_second) / 60.0 as minutes
+        cast(length_seconds as double precision) / 60 as minutes
     from sessions
+),
+
+users_by_level as (
+    select level, count(distinct user_id) as users
+    from labelled
+    group by level
+),
+
+lengths as (
+    select
+        level,
+        count(*) as sessions,
+        avg(cast(songs as double precision)) as songs_per_session,
+        avg(minutes) as avg_minutes,
+        percentile_cont(0.5) within group (order by minutes) as median_minutes
+    from labelled
+    group by level
 )
 
 select
-    level,
-    count(distinct user_id) as users,
-    count(*) as sessions,
-    round(cast(count(*) as decimal(18, 4)) / count(distinct user_id), 2) as sessions_per_user,
-    round(avg(cast(songs as decimal(18, 4))), 2) as songs_per_session,
-    round(cast(avg(minutes) as decimal(18, 4)), 1) as avg_session_minutes,
-    round(cast(percentile_cont(0.5) within group (order by minutes) as decimal(18, 4)), 1)
-        as median_session_minutes
-from labelled
-group by level
-order by level
+    l.level,
+    u.users,
+    l.sessions,
+    round(cast(l.sessions as decimal(18, 4)) / u.users, 2) as sessions_per_user,
+    round(cast(l.songs_per_session as decimal(18, 4)), 2) as songs_per_session,
+    round(cast(l.avg_minutes as decimal(18, 4)), 1) as avg_session_minutes,
+    round(cast(l.median_minutes as decimal(18, 4)), 1) as median_session_minutes
+from lengths l
+join users_by_level u on u.level = l.level
+order by l.level
 """
 
 # 6. Money: level changes from the type-2 history, and listening around an upgrade.

@@ -234,7 +234,8 @@ def insight_figures(data: Path) -> dict:
         entry["users"].add(user)
         entry["sessions"] += 1
         entry["songs"].append(sum(e["page"] == "NextSong" for e in items))
-        entry["minutes"].append((max(stamps) - min(stamps)) / 60000.0)
+        # Whole seconds, each end truncated to the second, as the report computes them.
+        entry["minutes"].append((max(stamps) // 1000 - min(stamps) // 1000) / 60)
     out["engagement"] = {
         level: (len(v["users"]), v["sessions"], v["sessions"] / len(v["users"]), sum(v["songs"]) / v["sessions"],
                 sum(v["minutes"]) / v["sessions"], median(v["minutes"]))

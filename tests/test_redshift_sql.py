@@ -153,6 +153,24 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     ("select count(*) filter (where level = 'paid') from users", "aggregate FILTER"),
     ("select array[1, 2]", "array constructors"),
     ("select row_number() over (order by ts nulls last) from t", "NULLS clause in window functions"),
+    # What the insights report's engagement query once did (a production failure on Redshift).
+    ("select level, count(distinct user_id) as users, percentile_cont(0.5) within group (order by minutes) "
+     "from sessions group by level", "PERCENTILE_CONT, MEDIAN or LISTAGG in a SELECT with a DISTINCT aggregate"),
+    ("select median(minutes), count(distinct session_id) from sessions", "PERCENTILE_CONT, MEDIAN or LISTAGG"),
+    ("select listagg(level, ',') within group (order by level), count(distinct user_id) from users",
+     "PERCENTILE_CONT, MEDIAN or LISTAGG"),
 ])
 def test_the_checker_catches_what_redshift_rejects(bad, reason):
     assert any(reason in found for found in violations(bad)), violations(bad)
+
+
+@pytest.mark.parametrize("good", [
+    # The same figures in separate steps, as the engagement query now computes them.
+    "with a as (select level, count(distinct user_id) as users from s group by level), "
+    "b as (select level, percentile_cont(0.5) within group (order by minutes) as m from s group by level) "
+    "select a.level, a.users, b.m from a join b on b.level = a.level",
+    "select count(distinct u), (select median(m) from t2) from t",  # the median is another query's
+    "select listagg(distinct level, ',') from users",  # LISTAGG's own DISTINCT is allowed
+])
+def test_the_checker_accepts_what_redshift_runs(good):
+    assert violations(good) == []
