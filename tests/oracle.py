@@ -284,12 +284,14 @@ def analysis(function):
 
 @dataclass
 class RawData:
-    """The events once each (first copy of a key), the plays among them, and compute()'s
-    expectations, which the analyses build on (catalog matches, users, artists)."""
+    """The events once each (first copy of a key) within the period, the plays among them,
+    and compute()'s expectations over all the data, which the analyses build on (catalog
+    matches, users, artists). period_end (exclusive) is None when the period is open."""
 
     events: list
     plays: list
     expected: Expected
+    period_end: datetime | None = None
 
     def as_played(self, e: dict) -> tuple:
         """A play as the plays view shows it: (song_id, artist_id, title, artist name), the
@@ -301,7 +303,8 @@ class RawData:
         return song_id, song["artist_id"], as_text(song["title"]), self.expected.artists[song["artist_id"]]
 
 
-def read_raw(data: Path) -> RawData:
+def unique_events(data: Path) -> list[dict]:
+    """Every log event once: the first copy of each (userId, sessionId, itemInSession)."""
     events = []
     for path in sorted((data / "log_data").rglob("*.json")):
         events += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -311,12 +314,23 @@ def read_raw(data: Path) -> RawData:
         if key not in seen:
             seen.add(key)
             unique.append(e)
-    return RawData(unique, [e for e in unique if e["page"] == "NextSong"], compute(data))
+    return unique
 
 
-def analysis_results(data: Path) -> dict:
-    """Every analysis's expected rows, by the name of its .sql file."""
-    raw = read_raw(data)
+def in_period(moment: datetime, start: datetime | None, end: datetime | None) -> bool:
+    """Whether moment lies in [start, end); None leaves that side open."""
+    return (start is None or moment >= start) and (end is None or moment < end)
+
+
+def read_raw(data: Path, start: datetime | None = None, end: datetime | None = None) -> RawData:
+    """The raw data, its events limited to [start, end) (UTC) when given."""
+    unique = [e for e in unique_events(data) if in_period(start_time(e["ts"]), start, end)]
+    return RawData(unique, [e for e in unique if e["page"] == "NextSong"], compute(data), end)
+
+
+def analysis_results(data: Path, start: datetime | None = None, end: datetime | None = None) -> dict:
+    """Every analysis's expected rows, by the name of its .sql file, over [start, end)."""
+    raw = read_raw(data, start, end)
     return {name: function(raw) for name, function in ANALYSES.items()}
 
 
@@ -437,18 +451,21 @@ def session_length_by_level(raw: RawData) -> list:
             for level, v in sorted(by_level.items())]
 
 
+FUNNEL_STEPS = ["Home", "NextSong", "Upgrade", "Submit Upgrade"]
+
+
 @analysis
 def conversion_funnel(raw: RawData) -> list:
-    steps = ["Home", "NextSong", "Upgrade", "Submit Upgrade"]
+    """Free users only: their events on the free level, each step after the one before."""
     timelines = defaultdict(list)
     for e in raw.events:
-        if e["userId"]:
+        if e["userId"] and e["level"] == "free":
             timelines[e["userId"]].append((e["ts"], e["page"]))
     reached = Counter()
     for items in timelines.values():
         items.sort()
         at = None  # when the user reached the step before
-        for step, page in enumerate(steps, start=1):
+        for step, page in enumerate(FUNNEL_STEPS, start=1):
             later = [ts for ts, p in items if p == page and (at is None or ts > at)]
             if not later:
                 break
@@ -456,12 +473,13 @@ def conversion_funnel(raw: RawData) -> list:
             reached[step] += 1
     return [(step, page, reached[step], _share(reached[step], reached[1]),
              None if step == 1 else _share(reached[step], reached[step - 1]))
-            for step, page in enumerate(steps, start=1)]
+            for step, page in enumerate(FUNNEL_STEPS, start=1)]
 
 
 @analysis
 def weekly_cohort_retention(raw: RawData) -> list:
-    cohorts = {uid: _week_start(user[4]) for uid, user in raw.expected.users.items() if user[4] is not None}
+    cohorts = {uid: _week_start(user[4]) for uid, user in raw.expected.users.items()
+               if user[4] is not None and (raw.period_end is None or user[4] < raw.period_end)}
     sizes = Counter(cohorts.values())
     active = defaultdict(set)  # week -> users active in it
     for e in raw.events:
@@ -489,6 +507,9 @@ def churn_summary(raw: RawData) -> list:
     return rows
 
 
+DAY_MS = 86_400_000
+
+
 @analysis
 def churned_users(raw: RawData) -> list:
     signals = defaultdict(dict)  # user -> page -> first ts
@@ -500,10 +521,14 @@ def churned_users(raw: RawData) -> list:
     for user, pages in signals.items():
         churned = min(pages.values())
         stamps = [e["ts"] for e in raw.plays if e["userId"] == user]
+        visits = [e["ts"] for e in raw.events if e["userId"] == user and e["page"] == "Downgrade"]
         downgraded, cancelled = pages.get("Submit Downgrade"), pages.get("Cancellation Confirmation")
         rows.append((int(user), start_time(downgraded) if downgraded else None,
                      start_time(cancelled) if cancelled else None, start_time(churned),
                      sum(ts < churned for ts in stamps), sum(ts > churned for ts in stamps),
+                     sum(churned - 14 * DAY_MS <= ts < churned - 7 * DAY_MS for ts in stamps),
+                     sum(churned - 7 * DAY_MS <= ts < churned for ts in stamps),
+                     sum(ts < churned for ts in visits),
                      raw.expected.users[int(user)][3]))
     return sorted(rows, key=lambda r: (r[3], r[0]))
 
