@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 
 import pytest
 import sqlglot
@@ -125,7 +126,10 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     """The logical statements are one text for both engines: checking them here covers PostgreSQL too."""
     texts = [statement for _, statement in q.transform_queries] + [statement for _, statement in q.quality_checks]
     texts += [statement for _, statement in q.batch_quality_checks]
+    # The report's queries as written (everything) and as run for a period (for_period raises
+    # for one that does not hold the period's bounds), the analyses files among them.
     texts += [statement for _, _, statement in iq.QUERIES]
+    texts += [statement for _, _, statement in iq.statements(datetime(2018, 11, 10), datetime(2018, 11, 21))]
     texts += [statement % (1,) for _, statement in q.summary_inserts]
     texts += [q.time_rows_added_insert % (1, 1), q.matched_plays_added_insert % (1, 0)]
     texts += [q.text_repair_candidates, q.batch_plays_recovered, q.songplays_matched] + q.batch_tables_drop
