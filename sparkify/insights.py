@@ -199,7 +199,8 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
              if peak else "No plays in this period.")
 
     return Findings(
-        span, activity, newcomers, hours, _funnel(t["conversion_funnel"]), _retention(t["weekly_cohort_retention"]),
+        span, activity, newcomers, hours, _funnel(t["conversion_funnel"]),
+        _retention(t["weekly_cohort_retention"], period),
         _churn(t["churn_summary"], t["churned_users"]), _paying(t["paid_share"]),
         *_listening(t), *_money(t), _health(t["load_health"].records()[0]))
 
@@ -220,19 +221,26 @@ def _funnel(table: Table) -> str:
     return text + "."
 
 
-def _retention(table: Table) -> str:
+def _retention(table: Table, period: Period) -> str:
+    """The largest cohort's share active the week after signing up and in the last week,
+    counting only weeks wholly inside the period (a cut week would read as a drop)."""
     rows = table.records()
     if not rows:
         return "Nobody who signed up before the period's end was active in it."
     sizes = {r["cohort_week"]: r["cohort_users"] for r in rows}
     cohort = max(sizes, key=lambda week: (sizes[week], week))
-    weeks = {r["week_number"]: r for r in rows if r["cohort_week"] == cohort}
-    last = weeks[max(weeks)]
+    weeks = {r["week_number"]: r for r in rows if r["cohort_week"] == cohort
+             and period.first <= cohort + timedelta(weeks=r["week_number"])
+             and cohort + timedelta(weeks=r["week_number"], days=6) <= period.last}
     text = f"Of the {plural(sizes[cohort], 'user')} who signed up in the week of {day_label(cohort)}, "
-    if 1 in weeks and max(weeks) > 1:
-        return text + (f"{pct(weeks[1]['active_users'], sizes[cohort])} were active the week after and "
-                       f"{pct(last['active_users'], sizes[cohort])} in week {max(weeks)} after signing up.")
-    return text + f"{pct(last['active_users'], sizes[cohort])} were active in week {max(weeks)} after signing up."
+    if not weeks:
+        return text + "none of the weeks after lies wholly inside the period (see the heatmap)."
+    last = max(weeks)
+    share = pct(weeks[last]["active_users"], sizes[cohort])
+    if 1 in weeks and last > 1:
+        return text + (f"{pct(weeks[1]['active_users'], sizes[cohort])} were active the week after and {share} in "
+                       f"week {last}, the period's last whole week.")
+    return text + f"{share} were active in week {last} after signing up (the period's last whole week)."
 
 
 def _churn(summary: Table, users: Table) -> str:

@@ -444,8 +444,7 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
           "not zero; a week cut by the period's edge counts only its days inside it."],
          ["weekly_cohort_retention"]),
         ("churn", "Churn and downgrades", [found.churn], churn_svg,
-         ([] if churn_svg else ["No downgrades or cancellations in this period: nothing to chart."])
-         + (["Cancellation Confirmation: none in this period."] if not cancels["events"] else []),
+         ["Cancellation Confirmation: none in this period."] if churn_svg and not cancels["events"] else [],
          ["churn_summary", "churned_users"]),
         ("paying", "Who the paying users are", [found.paying], chart_paying(tables["paid_share"]),
          ["Each listener counts once per dimension: their location and platform are those of most of their plays "

@@ -291,6 +291,8 @@ def test_the_planted_month_gives_the_answers_it_was_built_with(planted_report):
     assert "Of the 8 free users who opened Home, 2 submitted an upgrade (25%)" in out
     assert "1 user submitted a downgrade and 1 user cancelled" in out
     assert "3 of 18 listeners (17%) were on the paid level" in out
+    # Weeks cut by the period's edge (Dec 31 - Jan 6 begins before Jan 1) are not quoted.
+    assert "Of the 10 users who signed up in the week of Dec 24, 40% were active in week 4" in out
 
 
 def test_no_churn_in_the_period_reads_none_rather_than_an_empty_chart(period_report, report):
