@@ -34,6 +34,7 @@ class Period:
     first: date
     last: date
     chosen: bool = False
+    logs_begin: date | None = None  # the first day the warehouse has events on
 
     @property
     def start(self) -> datetime:
@@ -60,7 +61,8 @@ def resolve_period(wh, since: date | None, until: date | None) -> Period:
     if (since and since > last_day) or (until and until < first_day):
         chosen = f"from {since} to {until}" if since and until else (f"from {since} on" if since else f"up to {until}")
         raise NothingToReport(f"no events {chosen}; the warehouse has events from {first_day} to {last_day}")
-    period = Period(since or first_day, until or last_day, chosen=since is not None or until is not None)
+    period = Period(since or first_day, until or last_day, chosen=since is not None or until is not None,
+                    logs_begin=first_day)
     if period.first > period.last:
         raise NothingToReport(f"--since {period.first} is after --until {period.last}")
     return period
@@ -182,10 +184,12 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
     activity = (f"Plays peaked on {day_label(busiest['day'])} ({busiest['plays']:,} songs played), and a mean of "
                 f"{mean_active:,.0f} users were active per day (on the {len(days)} days with events)."
                 if busiest else "No activity in this period.")
+    seen = people["first_seen_users"]
+    why = (f"because the logs begin on {day_label(period.logs_begin)}, that is everyone active early on"
+           if period.logs_begin and period.first <= period.logs_begin else "their first event in the warehouse")
     newcomers = (f"{plural(people['new_users'], 'new user')} signed up in the period (their registration date); "
-                 f"{plural(people['first_seen_users'], 'user')} {'was' if people['first_seen_users'] == 1 else 'were'} "
-                 f"first seen in it, which counts everyone "
-                 f"active early in the logs and is not a count of new users.")
+                 f"{plural(seen, 'user')} {'was' if seen == 1 else 'were'} first seen in it ({why}), "
+                 f"which is not a count of new users.")
 
     cells = t["listening_hours"].records()
     peak = max(cells, key=lambda c: (c["plays"], -c["weekday"], -c["hour"])) if cells else None

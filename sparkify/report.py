@@ -137,9 +137,8 @@ def chart_funnel(t: Table) -> str:
         if s["share_of_previous"] is not None and s["step"] > 1:
             note += f"; {s['share_of_previous']:.0%} of step {s['step'] - 1}"
         notes.append(note + ")")
-    svg = _hbar(labels, [s["users"] for s in steps], "free users reaching the step",
-                "Conversion funnel of free users", color=GREEN, notes=notes)
-    return svg
+    return _hbar(labels, [s["users"] for s in steps], "free users reaching the step",
+                 "Conversion funnel of free users", color=GREEN, notes=notes)
 
 
 def chart_retention(t: Table) -> str:
@@ -426,10 +425,10 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
     both = people["listeners_on_both_levels"]
     churn_svg = chart_churn(tables["churned_users"])
     cancels = next(r for r in tables["churn_summary"].records() if r["page"] == "Cancellation Confirmation")
-    # (id, title, takeaway sentences, figure, notes beside it, tables)
+    # (id, title, takeaway sentences, chart (SVG, or "" for none), notes beside it, tables);
+    # the first section's body is the definitions instead of a chart.
     sections = [
-        ("definitions", "Who counts as what", [f"The period: {found.period}."], definitions(tables["population"]),
-         [], ["population"]),
+        ("definitions", "Who counts as what", [f"The period: {found.period}."], "", [], ["population"]),
         ("activity", "Activity over time", [found.activity, found.newcomers],
          chart_activity(tables["daily_activity"], period), [], ["daily_activity"]),
         ("hours", "When people listen", [found.hours], chart_hours(tables["listening_hours"]), [],
@@ -474,8 +473,10 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
          ["load_health", "load_error_reasons"]),
     ]
     parts = []
-    for slug, title, takeaways, figure, notes, names in sections:
-        shown = "" if not figure else (figure if figure.startswith("<dl") else f"<figure class=chart>{figure}</figure>")
+    for slug, title, takeaways, svg, notes, names in sections:
+        shown = f"<figure class=chart>{svg}</figure>" if svg else ""
+        if slug == "definitions":
+            shown = definitions(tables["population"])
         note_html = "".join(f"<p class=note>{html.escape(n)}</p>" for n in notes)
         data = "".join(f"<p class=csv>{html.escape(n)}.csv</p>{_table(tables[n])}" for n in names)
         said = "".join(f"<p class=takeaway>{html.escape(s)}</p>" for s in takeaways)
