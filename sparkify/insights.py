@@ -45,6 +45,13 @@ class Period:
         """The first moment after the period (exclusive)."""
         return self.start + timedelta(days=(self.last - self.first).days + 1)
 
+    @property
+    def observed_start(self) -> datetime:
+        """The first moment in the period the warehouse can have events for."""
+        if self.logs_begin is None:
+            return self.start
+        return max(self.start, datetime(self.logs_begin.year, self.logs_begin.month, self.logs_begin.day))
+
     def days(self) -> list[date]:
         return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
 
@@ -205,7 +212,7 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
     return Findings(
         span, activity, newcomers, hours, _funnel(t["conversion_funnel"]),
         _retention(t["weekly_cohort_retention"], period),
-        _churn(t["churn_summary"], t["churned_users"]), _paying(t["paid_share"]),
+        _churn(t["churn_summary"], t["churned_users"], period), _paying(t["paid_share"]),
         *_listening(t), *_money(t), _health(t["load_health"].records()[0]))
 
 
@@ -247,7 +254,16 @@ def _retention(table: Table, period: Period) -> str:
     return text + f"{share} were active in week {last} after signing up (the period's last whole week)."
 
 
-def _churn(summary: Table, users: Table) -> str:
+def observed_churners(users: Table, period: Period) -> tuple[list[dict], int]:
+    """The churners whose two weeks before churning lie wholly in the period (and in the
+    logs), and how many others there are: for those, the earlier days are not observed, so
+    their plays there would read as a fall to zero."""
+    churners = users.records()
+    kept = [r for r in churners if r["churned_at"] - timedelta(days=14) >= period.observed_start]
+    return kept, len(churners) - len(kept)
+
+
+def _churn(summary: Table, users: Table, period: Period) -> str:
     counts = {r["page"]: r for r in summary.records()}
     downgrades, cancels = counts["Submit Downgrade"], counts["Cancellation Confirmation"]
     if not downgrades["events"] and not cancels["events"]:
@@ -256,14 +272,17 @@ def _churn(summary: Table, users: Table) -> str:
     said = []
     for row, verb in ((downgrades, "submitted a downgrade"), (cancels, "cancelled (Cancellation Confirmation)")):
         said.append(f"{plural(row['users'], 'user')} {verb}" if row["users"] else f"none {verb.split(' (')[0]}")
-    churners = users.records()
+    text = f"{said[0][0].upper()}{said[0][1:]} and {said[1]} in this period"
+    churners, left_out = observed_churners(users, period)
+    if not churners:
+        return text + "; none churned late enough for the two weeks before to lie in the period."
     recent = sum(r["plays_days_1_to_7_before"] for r in churners)
     earlier = sum(r["plays_days_8_to_14_before"] for r in churners)
     visits = sum(r["downgrade_visits_before"] for r in churners)
-    who = "they" if len(churners) != 1 else "the user"
-    return (f"{said[0][0].upper()}{said[0][1:]} and {said[1]} in this period; in the 7 days before, {who} played "
-            f"{plural(recent, 'song')} against {earlier:,} in the 7 days before that, after "
-            f"{plural(visits, 'visit')} to the Downgrade page.")
+    who = ("they" if len(churners) != 1 else "the user") if not left_out else \
+        f"the {len(churners):,} of them whose two weeks before lie in the period"
+    return (f"{text}; in the 7 days before, {who} played {plural(recent, 'song')} against {earlier:,} in the "
+            f"7 days before that, after {plural(visits, 'visit')} to the Downgrade page.")
 
 
 def _paying(table: Table) -> str:

@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
-from .insights import WEEKDAYS, Findings, Period, Table, day_label, gender_label  # noqa: E402
+from .insights import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners  # noqa: E402
 
 plt.rcParams.update({
     "svg.fonttype": "none",          # text stays text: crisp, searchable, small
@@ -167,8 +167,9 @@ def chart_retention(t: Table) -> str:
     return _svg(fig)
 
 
-def chart_churn(users: Table, limit: int = 20) -> str:
-    churners = users.records()[:limit]
+def chart_churn(users: Table, period: Period, limit: int = 20) -> str:
+    """The plays of the churners whose two weeks before lie in the period (the first 20)."""
+    churners = observed_churners(users, period)[0][:limit]
     if not churners:
         return ""
     positions = list(range(len(churners)))
@@ -323,7 +324,8 @@ def _table(t: Table, limit: int = 12) -> str:
         return "<p class=none>none</p>"
     if len(t.rows) == 1 and len(t.columns) > 4:
         return _pairs(t)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
+    # A long column name may wrap after its underscores, never inside a word.
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in t.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c, v, record))}</td>" for c, v in record.items())
                    + "</tr>" for record in t.records()[:limit])
     more = f"<p class=more>{len(t.rows) - limit} more rows in the CSV.</p>" if len(t.rows) > limit else ""
@@ -398,7 +400,7 @@ overflow-x:auto}
 h2{margin:4px 0 8px;color:#1f3b57}.takeaway{font-size:15px;font-weight:bold;margin:8px 0 12px}
 figure{margin:8px 0}figure svg{max-width:100%;height:auto}.note{font-size:13px;color:#444;margin:4px 0 8px}
 table{border-collapse:collapse;font-size:12px;margin:8px 0;max-width:100%}
-th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;overflow-wrap:anywhere}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}td{overflow-wrap:anywhere}
 th{background:#f0f3f6}.more,.csv,.none{font-size:12px;color:#555}
 dl.pairs{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;font-size:12px;margin:8px 0}
 dl.pairs dt{color:#555}dl.pairs dd{margin:0}
@@ -423,7 +425,12 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
         ("latest event (UTC)", health["latest_event"].strftime("%Y-%m-%d %H:%M") if health["latest_event"] else "-"),
     ]
     both = people["listeners_on_both_levels"]
-    churn_svg = chart_churn(tables["churned_users"])
+    churn_svg = chart_churn(tables["churned_users"], period)
+    observed, left_out = observed_churners(tables["churned_users"], period)
+    churn_notes = [f"Not charted: {left_out:,} of the {left_out + len(observed):,} churners, whose two weeks before "
+                   f"churning begin before the period (those days are not in it)."] if left_out else []
+    if len(observed) > 20:
+        churn_notes.append(f"Charted: the first 20 of {len(observed):,}, by the time they churned.")
     cancels = next(r for r in tables["churn_summary"].records() if r["page"] == "Cancellation Confirmation")
     # (id, title, takeaway sentences, chart (SVG, or "" for none), notes beside it, tables);
     # the first section's body is the definitions instead of a chart.
@@ -443,7 +450,8 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
           "not zero; a week cut by the period's edge counts only its days inside it."],
          ["weekly_cohort_retention"]),
         ("churn", "Churn and downgrades", [found.churn], churn_svg,
-         ["Cancellation Confirmation: none in this period."] if churn_svg and not cancels["events"] else [],
+         churn_notes + (["Cancellation Confirmation: none in this period."] if churn_svg and not cancels["events"]
+                        else []),
          ["churn_summary", "churned_users"]),
         ("paying", "Who the paying users are", [found.paying], chart_paying(tables["paid_share"]),
          ["Each listener counts once per dimension: their location and platform are those of most of their plays "

@@ -444,3 +444,26 @@ def test_every_query_but_the_loads_covers_the_period():
     with pytest.raises(TypeError):
         iq.for_period(iq.population, "2018-11-01'; drop table users; --", None)
     assert "cast('2018-11-10 00:00:00' as timestamp)" in iq.for_period(iq.population, datetime(2018, 11, 10), None)
+
+
+def test_churners_whose_two_weeks_before_are_not_all_in_the_period_are_not_compared():
+    """Days before the period (or the logs) are not observed: counting them as no plays
+    would read as a fall in listening, so such churners are left out of the comparison."""
+    from sparkify.insights import Period, Table, _churn, observed_churners
+
+    columns = ["user_id", "churned_at", "plays_days_8_to_14_before", "plays_days_1_to_7_before",
+               "downgrade_visits_before"]
+    users = Table("churned_users", "", columns, [(1, datetime(2018, 11, 5, 12), 0, 9, 1),
+                                                 (2, datetime(2018, 11, 21, 12), 7, 3, 2)], 0)
+    summary = Table("churn_summary", "", ["page", "events", "users"],
+                    [("Cancellation Confirmation", 0, 0), ("Submit Downgrade", 2, 2)], 0)
+    month = Period(date(2018, 11, 1), date(2018, 11, 30), logs_begin=date(2018, 11, 1))
+    assert [r["user_id"] for r in observed_churners(users, month)[0]] == [2]
+    assert _churn(summary, users, month) == (
+        "2 users submitted a downgrade and none cancelled in this period; in the 7 days before, the 1 of them whose "
+        "two weeks before lie in the period played 3 songs against 7 in the 7 days before that, after 2 visits to "
+        "the Downgrade page.")
+    late = Period(date(2018, 11, 10), date(2018, 11, 30), chosen=True, logs_begin=date(2018, 11, 1))
+    assert observed_churners(users, late) == ([], 2)
+    assert _churn(summary, users, late).endswith("none churned late enough for the two weeks before to lie in "
+                                                 "the period.")
