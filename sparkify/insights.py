@@ -372,10 +372,13 @@ def _money(t: dict[str, Table]) -> list[str]:
     around = {r["period"]: r for r in t["upgrade_engagement"].records()}
     if "before upgrade" in around and "after upgrade" in around:
         b, a = around["before upgrade"], around["after upgrade"]
-        upgrade = (f"The same {plural(a['users'], 'upgrader')} played a mean of {a['plays_per_active_day']:.1f} songs "
+        upgraders = max(a["users"], b["users"])
+        some = "" if a["users"] == b["users"] else \
+            f" ({b['users']:,} of them played before it, {a['users']:,} after)"
+        upgrade = (f"The same {plural(upgraders, 'upgrader')} played a mean of {a['plays_per_active_day']:.1f} songs "
                    f"per active day after upgrading against {b['plays_per_active_day']:.1f} before "
-                   f"({ratio(a['plays_per_active_day'], b['plays_per_active_day'])}): a before/after comparison of "
-                   f"the same people, not an effect of upgrading.")
+                   f"({ratio(a['plays_per_active_day'], b['plays_per_active_day'])}){some}: a before/after "
+                   f"comparison of the same people, not an effect of upgrading.")
     else:
         upgrade = "No upgrade with plays on both sides in this period."
     return [changes, upgrade]

@@ -102,7 +102,7 @@ def chart_activity(t: Table, period: Period) -> str:
                label="users first seen that day")
     bottom.set_ylabel("users per day")
     bottom.set_xlabel(f"day (UTC, {period.label()})")
-    bottom.legend(frameon=False, fontsize=8, loc="upper right")
+    bottom.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, never on bars
     _counts(bottom.yaxis)
     _day_ticks(bottom, days)
     return _svg(fig)
@@ -301,10 +301,10 @@ def chart_changes(changes: Table, around: Table, period: Period) -> str:
              color=ORANGE, label="downgrades to free")
     left.set_ylabel("users changing level")
     left.set_xlabel("day (UTC)")
-    left.legend(frameon=False, fontsize=8, loc="upper left")
+    left.legend(frameon=False, fontsize=8, loc="lower right", bbox_to_anchor=(1, 1), ncol=2)  # above, never on bars
     left.set_title("Level changes per day", loc="left")
     _counts(left.yaxis)
-    left.set_ylim(top=max([1] + [max(r["upgrades"], r["downgrades"]) for r in rows.values()]) + 1)
+    left.set_ylim(top=max([1] + [max(r["upgrades"], r["downgrades"]) for r in rows.values()]) * 1.1)
     _day_ticks(left, days)
     periods = around.column("period")
     users = around.column("users")
