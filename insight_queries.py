@@ -294,9 +294,10 @@ select
 from matched
 """
 
-# 4. Who listens. A listener is counted at each level they played on (an upgrader at both).
+# 4. Who listens: listeners (users with plays in the period). A listener is counted at each
+# level they played on (an upgrader at both).
 level_share = f"""
-select level, count(user_id) as users, sum(plays) as plays
+select level, count(user_id) as listeners, sum(plays) as plays
 from (
     select level, user_id, sum(plays) as plays
     from plays_by_user_day
@@ -310,7 +311,7 @@ order by level
 gender_share = f"""
 select
     coalesce(u.gender, 'unknown') as gender,
-    count(p.user_id) as users,
+    count(p.user_id) as listeners,
     sum(p.plays) as plays
 from (
     select user_id, sum(plays) as plays
@@ -324,7 +325,7 @@ order by plays desc, gender
 """
 
 top_locations = f"""
-select location, count(user_id) as users, sum(plays) as plays
+select location, count(user_id) as listeners, sum(plays) as plays
 from (
     select location, user_id, sum(plays) as plays
     from plays_by_user_day
@@ -336,7 +337,8 @@ order by plays desc, location
 limit 10
 """
 
-# Each user agent's plays per user first (a few per user), then each platform of those.
+# Each user agent's plays per listener first (a few per listener), then each platform of
+# those: a listener with two agents counts at each one's platform.
 platforms = f"""
 with labelled as (
     select
@@ -353,7 +355,7 @@ with labelled as (
     ) agent_plays
 )
 
-select 'browser' as dimension, browser as value, count(distinct user_id) as users, sum(plays) as plays
+select 'browser' as dimension, browser as value, count(distinct user_id) as listeners, sum(plays) as plays
 from labelled
 group by browser
 union all

@@ -322,7 +322,7 @@ def _listening(t: dict[str, Table]) -> list[str]:
     paid, free = levels_rows.get("paid"), levels_rows.get("free")
     both = t["population"].records()[0]["listeners_on_both_levels"]
     if paid and free:
-        per_paid, per_free = paid["plays"] / paid["users"], free["plays"] / free["users"]
+        per_paid, per_free = paid["plays"] / paid["listeners"], free["plays"] / free["listeners"]
         levels = (f"Paid listening makes up {pct(paid['plays'], paid['plays'] + free['plays'])} of all plays: a mean "
                   f"of {per_paid:.0f} plays per paid listener against {per_free:.0f} per free listener "
                   f"({ratio(per_paid, per_free)}); the {plural(both, 'listener')} who played on both levels "
@@ -332,13 +332,13 @@ def _listening(t: dict[str, Table]) -> list[str]:
 
     genders = t["gender_share"].records()
     total_plays = sum(g["plays"] for g in genders)
-    gender = ("; ".join(f"{gender_label(g['gender'])}: {plural(g['users'], 'listener')}, "
+    gender = ("; ".join(f"{gender_label(g['gender'])}: {plural(g['listeners'], 'listener')}, "
                         f"{pct(g['plays'], total_plays)} of plays" for g in genders) + ".") if genders \
         else "No plays in this period."
 
     places = t["top_locations"].records()
     locations = (f"{places[0]['location']} is the top location ({places[0]['plays']:,} plays from "
-                 f"{plural(places[0]['users'], 'listener')}); the top {len(places)} locations "
+                 f"{plural(places[0]['listeners'], 'listener')}); the top {len(places)} locations "
                  f"give {pct(sum(p['plays'] for p in places), total_plays)} of plays." if places
                  else "No plays in this period.")
 

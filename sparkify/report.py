@@ -231,7 +231,7 @@ def chart_artists(t: Table) -> str:
 
 
 def chart_levels(t: Table) -> str:
-    levels, users, plays = t.column("level"), t.column("users"), t.column("plays")
+    levels, users, plays = t.column("level"), t.column("listeners"), t.column("plays")
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 2.8))
     left.bar(levels, users, color=[GREY, BLUE][: len(levels)])
     left.set_ylabel("listeners")
@@ -419,7 +419,7 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
         ("listeners", f"{people['listeners']:,}"),
         ("new users (signed up)", f"{people['new_users']:,}"),
         ("songs played", f"{plays:,}"),
-        ("plays by paid users", f"{100.0 * levels['paid']['plays'] / plays:.0f}%" if "paid" in levels and plays
+        ("plays on the paid level", f"{100.0 * levels['paid']['plays'] / plays:.0f}%" if "paid" in levels and plays
          else "n/a"),
         ("plays matched to the catalog", f"{100.0 * health['plays_matched'] / plays:.1f}%" if plays else "n/a"),
         ("latest event (UTC)", health["latest_event"].strftime("%Y-%m-%d %H:%M") if health["latest_event"] else "-"),
@@ -462,14 +462,14 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
          ["top_artists"]),
         ("levels", "Who listens: free and paid", [found.levels], chart_levels(tables["level_share"]),
          [f"{both:,} listeners played on both levels and are counted at each: free plus paid listeners is "
-          f"{sum(r['users'] for r in levels.values()):,}, for {people['listeners']:,} listeners."],
+          f"{sum(r['listeners'] for r in levels.values()):,}, for {people['listeners']:,} listeners."],
          ["level_share"]),
         ("gender", "Who listens: gender", [found.gender], chart_gender(tables["gender_share"]), [],
          ["gender_share"]),
         ("where", "Who listens: where", [found.locations], chart_locations(tables["top_locations"]), [],
          ["top_locations"]),
         ("platforms", "Who listens: platforms", [found.platforms], chart_platforms(tables["platforms"]),
-         ["A listener with plays from two user agents counts in each one's users (the CSV's users column)."],
+         ["A listener with plays from two user agents counts at each one's platform (the CSV's listeners column)."],
          ["platforms"]),
         ("engagement", "Engagement", [found.engagement], chart_engagement(tables["engagement"]), [],
          ["engagement"]),

@@ -127,8 +127,8 @@ def test_the_population_is_defined_once(case):
     assert got == case.figures["population"]
     # Listeners by level count an upgrader at each level, as the page says beside the figure.
     levels = case.read("level_share")
-    assert sum(int(r["users"]) for r in levels) == got["listeners"] + got["listeners_on_both_levels"]
-    assert sum(int(r["users"]) for r in case.read("gender_share")) == got["listeners"]
+    assert sum(int(r["listeners"]) for r in levels) == got["listeners"] + got["listeners_on_both_levels"]
+    assert sum(int(r["listeners"]) for r in case.read("gender_share")) == got["listeners"]
 
 
 def test_activity_over_time(case):
@@ -161,13 +161,15 @@ def test_top_songs_and_artists_count_every_play(case):
 
 def test_who_listens(case):
     oracle = case.figures
-    assert {r["level"]: (int(r["users"]), int(r["plays"])) for r in case.read("level_share")} == oracle["levels"]
-    assert {r["gender"]: (int(r["users"]), int(r["plays"])) for r in case.read("gender_share")} == oracle["gender"]
+    assert {r["level"]: (int(r["listeners"]), int(r["plays"])) for r in case.read("level_share")} == \
+        oracle["levels"]
+    assert {r["gender"]: (int(r["listeners"]), int(r["plays"])) for r in case.read("gender_share")} == \
+        oracle["gender"]
     locations = case.read("top_locations")
     assert [int(r["plays"]) for r in locations] == sorted((v[1] for v in oracle["locations"].values()),
                                                           reverse=True)[:10]
     for r in locations:
-        assert oracle["locations"][r["location"]] == (int(r["users"]), int(r["plays"]))
+        assert oracle["locations"][r["location"]] == (int(r["listeners"]), int(r["plays"]))
     platforms = {(r["dimension"], r["value"]): int(r["plays"]) for r in case.read("platforms")}
     assert platforms == oracle["platforms"]
 
