@@ -431,7 +431,9 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
                    f"churning begin before the period (those days are not in it)."] if left_out else []
     if len(observed) > 20:
         churn_notes.append(f"Charted: the first 20 of {len(observed):,}, by the time they churned.")
-    cancels = next(r for r in tables["churn_summary"].records() if r["page"] == "Cancellation Confirmation")
+    signals = tables["churn_summary"].records()
+    if any(r["events"] for r in signals):  # a signal absent beside one present: said, not drawn as nothing
+        churn_notes += [f"{r['page']}: none in this period." for r in signals if not r["events"]]
     # (id, title, takeaway sentences, chart (SVG, or "" for none), notes beside it, tables);
     # the first section's body is the definitions instead of a chart.
     sections = [
@@ -450,8 +452,7 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
           "not zero; a week cut by the period's edge counts only its days inside it."],
          ["weekly_cohort_retention"]),
         ("churn", "Churn and downgrades", [found.churn], churn_svg,
-         churn_notes + (["Cancellation Confirmation: none in this period."] if churn_svg and not cancels["events"]
-                        else []),
+         churn_notes,
          ["churn_summary", "churned_users"]),
         ("paying", "Who the paying users are", [found.paying], chart_paying(tables["paid_share"]),
          ["Each listener counts once per dimension: their location and platform are those of most of their plays "
