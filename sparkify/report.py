@@ -362,23 +362,26 @@ def _cell(column: str, value, record: dict | None = None) -> str:
     return str(value)
 
 
-def definitions(t: Table) -> str:
+def definitions(tables: dict[str, Table]) -> str:
     """Who counts as what: each term once, with its figure for the period."""
-    p = t.records()[0]
+    p = tables["population"].records()[0]
     both = p["listeners_on_both_levels"]
+    days = [d["active_users"] for d in tables["daily_activity"].records() if d["active_users"]]
+    paying = next((r["paid_listeners"] for r in tables["paid_share"].records() if r["dimension"] == "all"), 0)
     terms = [
         ("Users", p["users"], "people who were logged in for at least one event (any page) in the period."),
         ("Listeners", p["listeners"], "users who played at least one song in the period. The “Who listens” "
          f"charts count listeners; the {both:,} who played on both levels (an upgrade or downgrade in the "
          f"period) are counted at each level, so free plus paid listeners is {p['listeners'] + both:,}."),
-        ("Active users", None, "users with any event on a given day (the daily chart) or in a given week "
+        ("Active users", round(sum(days) / len(days)) if days else 0, "a day's active users are the users with "
+         "any event that day (this is their mean over the days with events); a week's, with any event that week "
          "(cohort retention)."),
         ("New users", p["new_users"], "users who signed up in the period: their registration time "
          "(users.registered_at), not their first event."),
         ("First seen", p["first_seen_users"], "users whose first event in the warehouse falls in the period. "
          "At the start of the logs that is everyone active, so it is labelled as first seen and never counted "
          "as new."),
-        ("Paying users", None, "listeners on the paid level at the end of the period (the level of their last "
+        ("Paying users", paying, "listeners on the paid level at the end of the period (the level of their last "
          "event in it, from the level history)."),
         ("Free users (funnel)", None, "the funnel counts events on the free level only: a paying user's visits "
          "are no step towards paying."),
@@ -485,7 +488,7 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
     for slug, title, takeaways, svg, notes, names in sections:
         shown = f"<figure class=chart>{svg}</figure>" if svg else ""
         if slug == "definitions":
-            shown = definitions(tables["population"])
+            shown = definitions(tables)
         note_html = "".join(f"<p class=note>{html.escape(n)}</p>" for n in notes)
         data = "".join(f"<p class=csv>{html.escape(n)}.csv</p>{_table(tables[n])}" for n in names)
         said = "".join(f"<p class=takeaway>{html.escape(s)}</p>" for s in takeaways)

@@ -129,6 +129,12 @@ def test_the_population_is_defined_once(case):
     levels = case.read("level_share")
     assert sum(int(r["listeners"]) for r in levels) == got["listeners"] + got["listeners_on_both_levels"]
     assert sum(int(r["listeners"]) for r in case.read("gender_share")) == got["listeners"]
+    # Each term is defined once on the page, with the period's figure.
+    page = (case.folder / "index.html").read_text(encoding="utf-8")
+    paying = case.figures["paid_share"][("all", "all listeners")][1]
+    for term, figure in (("Users", got["users"]), ("Listeners", got["listeners"]), ("New users", got["new_users"]),
+                         ("First seen", got["first_seen_users"]), ("Paying users", paying)):
+        assert page.count(f"<dt>{term}</dt>") == 1 and f"<dt>{term}</dt><dd><b>{figure:,}</b> " in page, term
 
 
 def test_activity_over_time(case):
