@@ -5,14 +5,61 @@ unchanged on PostgreSQL and Redshift (tests check them against AWS's lists of un
 constructs). Times are UTC. Songs and artists are counted over all plays through the
 fact's own song_title and artist_name, not only the plays matched to the catalog.
 
+The period. Every query covers the period between two timestamps written in its text,
+[PERIOD_START, PERIOD_END): as written they cover everything, and for_period() replaces
+them with a chosen period's first day and the day after its last (insights.py --since
+and --until). Literal bounds, rather than a joined table of them, let Redshift skip the
+blocks outside the period on tables sorted by time. The funnel, cohort and churn
+questions are the files of analyses/ themselves, which hold the same two timestamps, so
+the report and the analysts' queries share one definition of each.
+
 Written for facts of tens of millions of rows. Counts come from the summary tables the
-ETL appends to with each batch (plays_by_user_day, plays_by_hour, plays_by_song,
-events_by_user_day, session_parts; summed over batches here), a fraction of the facts'
-size; the facts are read only for what a later batch can change (catalog matches) or a
-summary cannot hold (listeners of the top ten, plays around an upgrade's exact time).
-Distinct counts are taken in two steps (group by the key and the user, then count the
-groups), which both engines hash instead of sorting every row.
+ETL appends to with each batch (plays_by_user_day, plays_by_hour, events_by_user_day,
+session_parts; summed over batches here), a fraction of the facts' size; the facts are
+read for what a later batch can change (catalog matches), what a summary cannot hold
+(listeners of the top ten, plays around an upgrade's exact time) and songs by period
+(plays_by_song has no day). Distinct counts are taken in two steps (group by the key and
+the user, then count the groups), which both engines hash instead of sorting every row.
 """
+
+from datetime import datetime
+from pathlib import Path
+
+ANALYSES = Path(__file__).resolve().parent / "analyses"
+
+# The period's bounds as every query writes them: as written, everything.
+PERIOD_START = "cast('1900-01-01 00:00:00' as timestamp)"
+PERIOD_END = "cast('9999-12-31 00:00:00' as timestamp)"
+
+
+def for_period(statement: str, start: datetime | None, end: datetime | None) -> str:
+    """The statement over [start, end) instead of everything; None keeps that side open.
+
+    A statement without both bounds would silently ignore the period: that is an error.
+    """
+    if PERIOD_START not in statement or PERIOD_END not in statement:
+        raise ValueError(f"the statement does not hold the period's bounds: {statement.strip()[:80]}")
+    if start is not None:
+        statement = statement.replace(PERIOD_START, _timestamp(start))
+    if end is not None:
+        statement = statement.replace(PERIOD_END, _timestamp(end))
+    return statement
+
+
+def _timestamp(moment: datetime) -> str:
+    if not isinstance(moment, datetime):  # a date or text here would be a bug, and text a hazard
+        raise TypeError(f"a period bound must be a datetime, not {type(moment).__name__}")
+    return f"cast('{moment:%Y-%m-%d %H:%M:%S}' as timestamp)"
+
+
+def _in_period(column: str) -> str:
+    return f"{column} >= {PERIOD_START} and {column} < {PERIOD_END}"
+
+
+def analysis(name: str) -> str:
+    """The text of analyses/<name>.sql, run as the file is."""
+    return (ANALYSES / f"{name}.sql").read_text(encoding="utf-8")
+
 
 # Platform of a play, from its user agent. The order of the tests matters: Edge and
 # Chrome agents also say "Safari", and Android agents also say "Linux".
@@ -42,11 +89,66 @@ def _platform(expression: str) -> str:
     return expression.format(ua="user_agent")
 
 
-# 1. Activity over time: plays, daily active users and first-time users per UTC day.
-daily_activity = """
+# The days the warehouse has events on: the report's period unless one is chosen.
+data_span = """
+select min(day) as first_day, max(day) as last_day
+from events_by_user_day
+"""
+
+# 0. Who counts as what, defined once for the whole page (one row):
+#    users: logged-in people with any event in the period;
+#    listeners: users with at least one play in it;
+#    listeners_on_both_levels: listeners with plays on the free and on the paid level (an
+#      upgrade or downgrade in the period), whom "listeners by level" counts at each;
+#    new_users: users who signed up in the period (users.registered_at, the events'
+#      registration);
+#    first_seen_users: users whose first event in the warehouse falls in the period, which
+#      is everybody in the first month of the logs, so it is not a count of new users.
+population = f"""
+with user_totals as (
+    select user_id, sum(plays) as plays
+    from events_by_user_day
+    where {_in_period('day')} and user_id is not null
+    group by user_id
+),
+
+user_levels_played as (
+    select user_id, level
+    from plays_by_user_day
+    where {_in_period('day')} and user_id is not null
+    group by user_id, level
+),
+
+levels_played as (
+    select user_id, count(*) as levels
+    from user_levels_played
+    group by user_id
+),
+
+first_seen as (
+    select user_id, min(day) as first_day
+    from events_by_user_day
+    where user_id is not null
+    group by user_id
+)
+
+select
+    (select min(day) from events_by_user_day where {_in_period('day')}) as first_day,
+    (select max(day) from events_by_user_day where {_in_period('day')}) as last_day,
+    (select count(*) from user_totals) as users,
+    (select count(*) from user_totals where plays > 0) as listeners,
+    (select count(*) from levels_played where levels > 1) as listeners_on_both_levels,
+    (select count(*) from users where {_in_period('registered_at')}) as new_users,
+    (select count(*) from first_seen where {_in_period('first_day')}) as first_seen_users
+"""
+
+# 1. Activity over time, per UTC day: plays, active users (any event that day), new users
+# (signed up that day) and users first seen that day (their first event in the warehouse).
+daily_activity = f"""
 with user_days as (
     select day, user_id, sum(plays) as plays
     from events_by_user_day
+    where {_in_period('day')}
     group by day, user_id
 ),
 
@@ -58,41 +160,63 @@ by_day as (
 
 first_days as (
     select user_id, min(day) as first_day
-    from user_days
+    from events_by_user_day
     where user_id is not null
     group by user_id
 ),
 
-newcomers as (
-    select first_day as day, count(*) as new_users
+first_seen as (
+    select first_day as day, count(*) as first_seen_users
     from first_days
+    where {_in_period('first_day')}
     group by first_day
+),
+
+signups as (
+    select cast(registered_at as date) as day, count(*) as new_users
+    from users
+    where {_in_period('registered_at')}
+    group by cast(registered_at as date)
+),
+
+days as (
+    select day from by_day
+    union
+    select day from signups
 )
 
-select by_day.day, by_day.plays, by_day.active_users, coalesce(newcomers.new_users, 0) as new_users
-from by_day
-left join newcomers on newcomers.day = by_day.day
-order by by_day.day
+select
+    d.day,
+    coalesce(b.plays, 0) as plays,
+    coalesce(b.active_users, 0) as active_users,
+    coalesce(s.new_users, 0) as new_users,
+    coalesce(f.first_seen_users, 0) as first_seen_users
+from days d
+left join by_day b on b.day = d.day
+left join signups s on s.day = d.day
+left join first_seen f on f.day = d.day
+order by d.day
 """
 
 # 2. When people listen: plays by weekday (0 = Sunday) and hour, UTC, as the time
 # dimension defines them.
-listening_hours = """
+listening_hours = f"""
 select
     cast(date_part('dow', hour_start) as smallint) as weekday,
     cast(date_part('hour', hour_start) as smallint) as hour,
     sum(plays) as plays
 from plays_by_hour
+where {_in_period('hour_start')}
 group by 1, 2
 order by 1, 2
 """
 
-# 3. What they play, over every play (matched to the catalog or not).
-top_songs = """
+# 3. What they play, over every play in the period (matched to the catalog or not).
+top_songs = f"""
 with ranked as (
-    select song_title, artist_name, sum(plays) as plays
-    from plays_by_song
-    where song_title is not null and artist_name is not null
+    select song_title, artist_name, count(*) as plays
+    from songplays
+    where {_in_period('start_time')} and song_title is not null and artist_name is not null
     group by song_title, artist_name
     order by plays desc, song_title, artist_name
     limit 10
@@ -106,6 +230,7 @@ reach as (
         max(case when p.song_id is not null then 1 else 0 end) as in_catalog
     from songplays p
     join ranked r on r.song_title = p.song_title and r.artist_name = p.artist_name
+    where {_in_period('p.start_time')}
     group by p.song_title, p.artist_name
 )
 
@@ -115,11 +240,11 @@ join reach a on a.song_title = r.song_title and a.artist_name = r.artist_name
 order by r.plays desc, r.song_title, r.artist_name
 """
 
-top_artists = """
+top_artists = f"""
 with ranked as (
-    select artist_name, sum(plays) as plays
-    from plays_by_song
-    where artist_name is not null
+    select artist_name, count(*) as plays
+    from songplays
+    where {_in_period('start_time')} and artist_name is not null
     group by artist_name
     order by plays desc, artist_name
     limit 10
@@ -129,6 +254,7 @@ reach as (
     select p.artist_name, count(distinct p.user_id) as listeners, count(distinct p.song_title) as songs
     from songplays p
     join ranked r on r.artist_name = p.artist_name
+    where {_in_period('p.start_time')}
     group by p.artist_name
 )
 
@@ -138,25 +264,28 @@ join reach a on a.artist_name = r.artist_name
 order by r.plays desc, r.artist_name
 """
 
-# Songs played: distinct (title, artist name) pairs. Matches to the catalog are read from
-# the fact (a late song changes them), the rest from plays_by_song.
-catalog_coverage = """
+# Songs played: distinct (title, artist name) pairs; plays matched to the catalog.
+catalog_coverage = f"""
 with played as (
-    select song_title, artist_name, sum(plays) as plays
-    from plays_by_song
+    select
+        song_title,
+        artist_name,
+        count(*) as plays,
+        sum(case when song_id is not null then 1 else 0 end) as plays_matched
+    from songplays
+    where {_in_period('start_time')}
     group by song_title, artist_name
 ),
 
 matched as (
-    select count(*) as plays_matched, count(distinct song_id) as songs_matched,
-           count(distinct artist_id) as artists_matched
+    select count(distinct song_id) as songs_matched, count(distinct artist_id) as artists_matched
     from songplays
-    where song_id is not null
+    where {_in_period('start_time')} and song_id is not null
 )
 
 select
-    (select sum(plays) from played) as plays,
-    matched.plays_matched,
+    (select coalesce(sum(plays), 0) from played) as plays,
+    (select coalesce(sum(plays_matched), 0) from played) as plays_matched,
     (select count(*) from played where song_title is not null and artist_name is not null) as songs_played,
     matched.songs_matched,
     (select count(distinct artist_name) from played) as artists_played,
@@ -165,26 +294,29 @@ select
 from matched
 """
 
-# 4. Who listens.
-level_share = """
-select level, count(user_id) as users, sum(plays) as plays
+# 4. Who listens: listeners (users with plays in the period). A listener is counted at each
+# level they played on (an upgrader at both).
+level_share = f"""
+select level, count(user_id) as listeners, sum(plays) as plays
 from (
     select level, user_id, sum(plays) as plays
     from plays_by_user_day
+    where {_in_period('day')}
     group by level, user_id
 ) user_plays
 group by level
 order by level
 """
 
-gender_share = """
+gender_share = f"""
 select
     coalesce(u.gender, 'unknown') as gender,
-    count(p.user_id) as users,
+    count(p.user_id) as listeners,
     sum(p.plays) as plays
 from (
     select user_id, sum(plays) as plays
     from plays_by_user_day
+    where {_in_period('day')}
     group by user_id
 ) p
 left join users u on u.user_id = p.user_id
@@ -192,11 +324,12 @@ group by coalesce(u.gender, 'unknown')
 order by plays desc, gender
 """
 
-top_locations = """
-select location, count(user_id) as users, sum(plays) as plays
+top_locations = f"""
+select location, count(user_id) as listeners, sum(plays) as plays
 from (
     select location, user_id, sum(plays) as plays
     from plays_by_user_day
+    where {_in_period('day')}
     group by location, user_id
 ) user_plays
 group by location
@@ -204,7 +337,8 @@ order by plays desc, location
 limit 10
 """
 
-# Each user agent's plays per user first (a few per user), then each platform of those.
+# Each user agent's plays per listener first (a few per listener), then each platform of
+# those: a listener with two agents counts at each one's platform.
 platforms = f"""
 with labelled as (
     select
@@ -216,11 +350,12 @@ with labelled as (
     from (
         select user_agent, user_id, sum(plays) as plays
         from plays_by_user_day
+        where {_in_period('day')}
         group by user_agent, user_id
     ) agent_plays
 )
 
-select 'browser' as dimension, browser as value, count(distinct user_id) as users, sum(plays) as plays
+select 'browser' as dimension, browser as value, count(distinct user_id) as listeners, sum(plays) as plays
 from labelled
 group by browser
 union all
@@ -234,20 +369,125 @@ group by device
 order by dimension, plays desc, value
 """
 
-# 5. Engagement: a session is a user's sessionId; its level is the level it started on.
-engagement = """
+# Who the paying users are: the share of listeners on the paid level at the end of the
+# period (the level of their last event in it, from the level history), overall and by
+# gender, top-10 location (the metro areas the logs name) and platform. A listener's
+# location and user agent are the ones most of their plays in the period came from.
+paid_share = f"""
+with listener_plays as (
+    select user_id, location, user_agent, sum(plays) as plays
+    from plays_by_user_day
+    where {_in_period('day')} and user_id is not null
+    group by user_id, location, user_agent
+),
+
+home_locations as (
+    select user_id, location
+    from (
+        select
+            user_id,
+            location,
+            row_number() over (partition by user_id order by sum(plays) desc, location) as choice
+        from listener_plays
+        group by user_id, location
+    ) ranked
+    where choice = 1
+),
+
+main_agents as (
+    select user_id, user_agent
+    from (
+        select
+            user_id,
+            user_agent,
+            row_number() over (partition by user_id order by sum(plays) desc, user_agent) as choice
+        from listener_plays
+        group by user_id, user_agent
+    ) ranked
+    where choice = 1
+),
+
+levels_at_end as (
+    select user_id, level
+    from (
+        select user_id, level, row_number() over (partition by user_id order by valid_from desc) as latest
+        from user_levels
+        where valid_from < {PERIOD_END}
+    ) stretches
+    where latest = 1
+),
+
+listeners as (
+    select
+        h.user_id,
+        coalesce(u.gender, 'unknown') as gender,
+        h.location,
+        {BROWSER.format(ua="a.user_agent")} as browser,
+        {OPERATING_SYSTEM.format(ua="a.user_agent")} as operating_system,
+        {DEVICE.format(ua="a.user_agent")} as device,
+        case when e.level = 'paid' then 1 else 0 end as paid
+    from home_locations h
+    join main_agents a on a.user_id = h.user_id
+    left join users u on u.user_id = h.user_id
+    left join levels_at_end e on e.user_id = h.user_id
+),
+
+top_locations as (
+    select location
+    from listeners
+    group by location
+    order by count(*) desc, location
+    limit 10
+)
+
+select cast('all' as varchar(32)) as dimension, cast('all listeners' as varchar(1024)) as value,
+       count(*) as listeners, sum(paid) as paid_listeners,
+       cast(sum(paid) as double precision) / count(*) as paid_share
+from listeners
+union all
+select 'gender', gender, count(*), sum(paid), cast(sum(paid) as double precision) / count(*)
+from listeners
+group by gender
+union all
+select 'location', l.location, count(*), sum(l.paid), cast(sum(l.paid) as double precision) / count(*)
+from listeners l
+join top_locations t on t.location = l.location
+group by l.location
+union all
+select 'browser', browser, count(*), sum(paid), cast(sum(paid) as double precision) / count(*)
+from listeners
+group by browser
+union all
+select 'operating system', operating_system, count(*), sum(paid), cast(sum(paid) as double precision) / count(*)
+from listeners
+group by operating_system
+union all
+select 'device', device, count(*), sum(paid), cast(sum(paid) as double precision) / count(*)
+from listeners
+group by device
+order by dimension, listeners desc, value
+"""
+
+# 5. Engagement: a session is a user's sessionId, in the period when its first event is;
+# its level is the level it started on. Lengths are whole seconds, each end truncated to
+# the second: extract(epoch …) is an integer on Redshift and keeps the fraction on
+# PostgreSQL, so truncating first makes both engines return the same lengths. Redshift
+# rejects percentile_cont in a SELECT with a count(distinct …), so users and the length
+# statistics are computed in separate steps.
+engagement = f"""
 with sessions as (
     select
         user_id,
         session_id,
-        extract(epoch from min(first_at)) as first_second,
-        extract(epoch from max(last_at)) as last_second,
+        cast(extract(epoch from date_trunc('second', max(last_at)))
+             - extract(epoch from date_trunc('second', min(first_at))) as bigint) as length_seconds,
         sum(songs) as songs,
         min(opening_level) as opening_level,
         max(any_level) as any_level
     from session_parts
     where user_id is not null
     group by user_id, session_id
+    having {_in_period('min(first_at)')}
 ),
 
 labelled as (
@@ -255,26 +495,43 @@ labelled as (
         coalesce(opening_level, any_level) as level,
         user_id,
         songs,
-        (last_second - first_second) / 60.0 as minutes
+        cast(length_seconds as double precision) / 60 as minutes
     from sessions
+),
+
+users_by_level as (
+    select level, count(distinct user_id) as users
+    from labelled
+    group by level
+),
+
+lengths as (
+    select
+        level,
+        count(*) as sessions,
+        avg(cast(songs as double precision)) as songs_per_session,
+        avg(minutes) as avg_minutes,
+        percentile_cont(0.5) within group (order by minutes) as median_minutes
+    from labelled
+    group by level
 )
 
 select
-    level,
-    count(distinct user_id) as users,
-    count(*) as sessions,
-    round(cast(count(*) as decimal(18, 4)) / count(distinct user_id), 2) as sessions_per_user,
-    round(avg(cast(songs as decimal(18, 4))), 2) as songs_per_session,
-    round(cast(avg(minutes) as decimal(18, 4)), 1) as avg_session_minutes,
-    round(cast(percentile_cont(0.5) within group (order by minutes) as decimal(18, 4)), 1)
-        as median_session_minutes
-from labelled
-group by level
-order by level
+    l.level,
+    u.users,
+    l.sessions,
+    round(cast(l.sessions as decimal(18, 4)) / u.users, 2) as sessions_per_user,
+    round(cast(l.songs_per_session as decimal(18, 4)), 2) as songs_per_session,
+    round(cast(l.avg_minutes as decimal(18, 4)), 1) as avg_session_minutes,
+    round(cast(l.median_minutes as decimal(18, 4)), 1) as median_session_minutes
+from lengths l
+join users_by_level u on u.level = l.level
+order by l.level
 """
 
 # 6. Money: level changes from the type-2 history, and listening around an upgrade.
-# Each stretch of a user's level next to the level before it.
+# Each stretch of a user's level next to the level before it (over the whole history, so
+# the first stretch in the period knows the level it changed from).
 _STRETCHES = """
 with stretches as (
     select
@@ -285,24 +542,26 @@ with stretches as (
     from user_levels
 )"""
 
-level_changes = _STRETCHES + """
+level_changes = _STRETCHES + f"""
 
 select
     cast(valid_from as date) as day,
     sum(case when previous_level = 'free' and level = 'paid' then 1 else 0 end) as upgrades,
     sum(case when previous_level = 'paid' and level = 'free' then 1 else 0 end) as downgrades
 from stretches
-where previous_level is not null
+where previous_level is not null and {_in_period('valid_from')}
 group by cast(valid_from as date)
 order by day
 """
 
-upgrade_engagement = _STRETCHES + """,
+# The same upgraders before and after their first upgrade in the period: a before/after
+# comparison of the same people, not a measure of what upgrading does.
+upgrade_engagement = _STRETCHES + f""",
 
 upgrades as (
     select user_id, min(valid_from) as upgraded_at
     from stretches
-    where previous_level = 'free' and level = 'paid'
+    where previous_level = 'free' and level = 'paid' and {_in_period('valid_from')}
     group by user_id
 ),
 
@@ -314,6 +573,7 @@ play_days as (
         count(*) as plays
     from songplays p
     join upgrades u on u.user_id = p.user_id
+    where {_in_period('p.start_time')}
     group by p.user_id, case when p.start_time < u.upgraded_at then 'before upgrade' else 'after upgrade' end,
              cast(p.start_time as date)
 ),
@@ -335,8 +595,9 @@ group by period
 order by period desc
 """
 
-# 7. Data health.
-load_health = """
+# 7. Data health. The loads (batches, files, rejected records, repairs) are counted over
+# every load; the events, plays and matches over the period.
+load_health = f"""
 select
     (select count(*) from etl_batches where outcome = 'published') as batches_published,
     (select count(*) from etl_batches where outcome = 'failed') as batches_failed,
@@ -345,12 +606,14 @@ select
     (select count(*) from load_errors where disposition = 'rejected') as records_rejected,
     (select count(*) from load_errors where disposition = 'replaced') as records_with_replaced_characters,
     (select count(*) from text_repairs) as names_repaired,
-    (select max(last_at) from session_parts) as latest_event,
-    (select sum(events) from events_by_user_day) as events,
-    (select sum(plays) from plays_by_song) as plays,
-    (select count(*) from songplays where song_id is not null) as plays_matched
+    (select max(last_at) from session_parts where {_in_period('last_at')}) as latest_event,
+    (select coalesce(sum(events), 0) from events_by_user_day where {_in_period('day')}) as events,
+    (select coalesce(sum(plays), 0) from plays_by_hour where {_in_period('hour_start')}) as plays,
+    (select count(*) from songplays where song_id is not null and {_in_period('start_time')}) as plays_matched
 """
 
+# Every load's rejected or repaired records by reason: about the loads, not the events,
+# so the same whatever the period.
 load_error_reasons = """
 select table_name, disposition, reason, count(*) as records, max(logged_at) as last_seen
 from load_errors
@@ -361,8 +624,14 @@ limit 20
 
 # (name of the report table and its CSV, question it answers, query), in report order.
 QUERIES = [
+    ("population", "Who counts as what", population),
     ("daily_activity", "Activity over time", daily_activity),
     ("listening_hours", "When people listen", listening_hours),
+    ("conversion_funnel", "Conversion funnel", analysis("conversion_funnel")),
+    ("weekly_cohort_retention", "Weekly cohort retention", analysis("weekly_cohort_retention")),
+    ("churn_summary", "Churn and downgrades", analysis("churn_summary")),
+    ("churned_users", "Churn and downgrades", analysis("churned_users")),
+    ("paid_share", "Who the paying users are", paid_share),
     ("top_songs", "What they play", top_songs),
     ("top_artists", "What they play", top_artists),
     ("catalog_coverage", "What they play", catalog_coverage),
@@ -376,3 +645,12 @@ QUERIES = [
     ("load_health", "Data health", load_health),
     ("load_error_reasons", "Data health", load_error_reasons),
 ]
+
+# Tables about the loads themselves rather than the events: the same whatever the period.
+EVERY_LOAD = {"load_error_reasons"}
+
+
+def statements(start: datetime | None = None, end: datetime | None = None) -> list[tuple[str, str, str]]:
+    """QUERIES over [start, end): what the report runs (None leaves a side open)."""
+    return [(name, question, statement if name in EVERY_LOAD else for_period(statement, start, end))
+            for name, question, statement in QUERIES]

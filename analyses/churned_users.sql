@@ -1,33 +1,55 @@
--- Churned users: who downgraded or cancelled, when, and did they keep listening?
+-- Churned users: who downgraded or cancelled, when, what did they do in the days before,
+-- and did they keep listening?
 --
 -- Grain: one row per user with at least one 'Submit Downgrade' or
 --   'Cancellation Confirmation' event (none is a valid answer: no rows).
 -- Definitions: downgraded_at / cancelled_at are the user's first event of each page (NULL
 --   when none); churned_at is the earlier of the two. plays_before / plays_after count
---   the user's plays (NextSong) strictly before / after churned_at. current_level is the
---   level on the user's latest event (users.level).
+--   the user's plays (NextSong) strictly before / after churned_at. The days before:
+--   plays_days_8_to_14_before counts their plays in [churned_at - 14 days, churned_at -
+--   7 days), plays_days_1_to_7_before in [churned_at - 7 days, churned_at), and
+--   downgrade_visits_before their visits to the Downgrade page before churned_at.
+--   current_level is the level on the user's latest event (users.level).
+-- Period: the events between the two timestamps in period_events, [from, to) UTC; as
+--   written, everything. Change them to limit it (insights.py --since/--until does).
 -- Covers: app_events joined to users.
 -- Order: churned_at, user_id.
 -- Runs unchanged on PostgreSQL and Redshift.
 
-with churn_events as (
+with period_events as (
+    select user_id, start_time, page
+    from app_events
+    where start_time >= cast('1900-01-01 00:00:00' as timestamp)
+      and start_time < cast('9999-12-31 00:00:00' as timestamp)
+      and user_id is not null
+      and page in ('Submit Downgrade', 'Cancellation Confirmation', 'NextSong', 'Downgrade')
+),
+
+churn_events as (
     select
         user_id,
         min(case when page = 'Submit Downgrade' then start_time end) as downgraded_at,
         min(case when page = 'Cancellation Confirmation' then start_time end) as cancelled_at,
         min(start_time) as churned_at
-    from app_events
-    where page in ('Submit Downgrade', 'Cancellation Confirmation') and user_id is not null
+    from period_events
+    where page in ('Submit Downgrade', 'Cancellation Confirmation')
     group by user_id
 ),
 
-plays_around as (
+activity_around as (
     select
         c.user_id,
-        sum(case when e.start_time < c.churned_at then 1 else 0 end) as plays_before,
-        sum(case when e.start_time > c.churned_at then 1 else 0 end) as plays_after
+        sum(case when e.page = 'NextSong' and e.start_time < c.churned_at then 1 else 0 end) as plays_before,
+        sum(case when e.page = 'NextSong' and e.start_time > c.churned_at then 1 else 0 end) as plays_after,
+        sum(case when e.page = 'NextSong' and e.start_time >= c.churned_at - interval '14 days'
+                      and e.start_time < c.churned_at - interval '7 days' then 1 else 0 end)
+            as plays_days_8_to_14_before,
+        sum(case when e.page = 'NextSong' and e.start_time >= c.churned_at - interval '7 days'
+                      and e.start_time < c.churned_at then 1 else 0 end) as plays_days_1_to_7_before,
+        sum(case when e.page = 'Downgrade' and e.start_time < c.churned_at then 1 else 0 end)
+            as downgrade_visits_before
     from churn_events c
-    join app_events e on e.user_id = c.user_id and e.page = 'NextSong'
+    join period_events e on e.user_id = c.user_id and e.page in ('NextSong', 'Downgrade')
     group by c.user_id
 )
 
@@ -36,10 +58,13 @@ select
     c.downgraded_at,
     c.cancelled_at,
     c.churned_at,
-    coalesce(p.plays_before, 0) as plays_before,
-    coalesce(p.plays_after, 0) as plays_after,
+    coalesce(a.plays_before, 0) as plays_before,
+    coalesce(a.plays_after, 0) as plays_after,
+    coalesce(a.plays_days_8_to_14_before, 0) as plays_days_8_to_14_before,
+    coalesce(a.plays_days_1_to_7_before, 0) as plays_days_1_to_7_before,
+    coalesce(a.downgrade_visits_before, 0) as downgrade_visits_before,
     u.level as current_level
 from churn_events c
 join users u on u.user_id = c.user_id
-left join plays_around p on p.user_id = c.user_id
+left join activity_around a on a.user_id = c.user_id
 order by c.churned_at, c.user_id;

@@ -1,26 +1,40 @@
--- Conversion funnel: how many users go from the home page to listening, to the upgrade
--- page, to submitting an upgrade?
+-- Conversion funnel: how many free users go from the home page to listening, to the
+-- upgrade page, to submitting an upgrade?
 --
 -- Grain: one row per funnel step: 1 Home, 2 NextSong, 3 Upgrade, 4 Submit Upgrade.
--- Definitions: a user reaches step 1 with their first Home event; they reach each later
---   step with the first event of its page strictly after the time they reached the step
---   before (order matters: an upgrade submitted before ever visiting Home does not count).
---   Only logged-in events count (user_id not null). share_of_first: the step's users over
---   step 1's; share_of_previous: over the step before's (NULL for step 1).
+-- Definitions: the funnel is of free users: only events on the free level count (a paying
+--   user's Home visits and plays are not a step towards paying), and only logged-in events
+--   (user_id not null). A user reaches step 1 with their first such Home event; they reach
+--   each later step with the first event of its page strictly after the time they reached
+--   the step before (order matters: an upgrade submitted before ever visiting Home does not
+--   count). share_of_first: the step's users over step 1's; share_of_previous: over the
+--   step before's (NULL for step 1).
+-- Period: the events between the two timestamps in period_events, [from, to) UTC; as
+--   written, everything. Change them to limit it (insights.py --since/--until does).
 -- Covers: app_events.
 -- Order: step.
 -- Runs unchanged on PostgreSQL and Redshift.
 
-with home as (
-    select user_id, min(start_time) as reached_at
+with period_events as (
+    select user_id, start_time, page
     from app_events
-    where page = 'Home' and user_id is not null
+    where start_time >= cast('1900-01-01 00:00:00' as timestamp)
+      and start_time < cast('9999-12-31 00:00:00' as timestamp)
+      and user_id is not null
+      and level = 'free'
+      and page in ('Home', 'NextSong', 'Upgrade', 'Submit Upgrade')
+),
+
+home as (
+    select user_id, min(start_time) as reached_at
+    from period_events
+    where page = 'Home'
     group by user_id
 ),
 
 listened as (
     select e.user_id, min(e.start_time) as reached_at
-    from app_events e
+    from period_events e
     join home h on h.user_id = e.user_id and e.start_time > h.reached_at
     where e.page = 'NextSong'
     group by e.user_id
@@ -28,7 +42,7 @@ listened as (
 
 visited_upgrade as (
     select e.user_id, min(e.start_time) as reached_at
-    from app_events e
+    from period_events e
     join listened l on l.user_id = e.user_id and e.start_time > l.reached_at
     where e.page = 'Upgrade'
     group by e.user_id
@@ -36,7 +50,7 @@ visited_upgrade as (
 
 submitted_upgrade as (
     select e.user_id, min(e.start_time) as reached_at
-    from app_events e
+    from period_events e
     join visited_upgrade v on v.user_id = e.user_id and e.start_time > v.reached_at
     where e.page = 'Submit Upgrade'
     group by e.user_id

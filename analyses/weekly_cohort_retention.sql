@@ -11,14 +11,26 @@
 --   which nobody was active (before the logs begin) are not shown, rather than shown as
 --   zero. week_number comes from whole seconds between the two Mondays, which
 --   EXTRACT(epoch ...) gives exactly on both engines.
+-- Period: activity between the two timestamps in period_activity, [from, to) UTC, and the
+--   users who signed up before its end; as written, everything. Change the timestamps to
+--   limit it (insights.py --since/--until does); a week cut by the period's edge counts
+--   only its days inside it.
 -- Covers: users (registered_at) joined to app_events.
 -- Order: cohort_week, week_number.
 -- Runs unchanged on PostgreSQL and Redshift.
 
-with cohorts as (
+with period_activity as (
+    select distinct user_id, date_trunc('week', start_time) as activity_week
+    from app_events
+    where start_time >= cast('1900-01-01 00:00:00' as timestamp)
+      and start_time < cast('9999-12-31 00:00:00' as timestamp)
+      and user_id is not null
+),
+
+cohorts as (
     select user_id, date_trunc('week', registered_at) as cohort_week
     from users
-    where registered_at is not null
+    where registered_at < cast('9999-12-31 00:00:00' as timestamp)
 ),
 
 cohort_sizes as (
@@ -27,21 +39,15 @@ cohort_sizes as (
     group by cohort_week
 ),
 
-activity as (
-    select distinct user_id, date_trunc('week', start_time) as activity_week
-    from app_events
-    where user_id is not null
-),
-
 observed_weeks as (
     select distinct activity_week
-    from activity
+    from period_activity
 ),
 
 active as (
     select c.cohort_week, a.activity_week, count(*) as active_users
     from cohorts c
-    join activity a on a.user_id = c.user_id
+    join period_activity a on a.user_id = c.user_id
     group by c.cohort_week, a.activity_week
 ),
 

@@ -1,7 +1,8 @@
-"""Insights: run the analysts' queries and turn their results into findings.
+"""Insights: run the analysts' queries over a period and turn their results into findings.
 
 Every figure comes from a query in insight_queries.py; this module only reads the result
-tables and phrases what they say (a ratio of two query results at most).
+tables and phrases what they say (a ratio of two query results at most). Each sentence
+names its statistic (a mean, a median, a share) and its unit.
 """
 
 from __future__ import annotations
@@ -9,13 +10,69 @@ from __future__ import annotations
 import csv
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import insight_queries as iq
 
 WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+# The funnel's pages as a reader says them.
+FUNNEL_STEPS = {"Home": "opened Home", "NextSong": "played a song", "Upgrade": "visited the Upgrade page",
+                "Submit Upgrade": "submitted an upgrade"}
+
+
+class NothingToReport(Exception):
+    """The warehouse, or the chosen period, has no events; the message says what it has."""
+
+
+@dataclass(frozen=True)
+class Period:
+    """The UTC days a report covers, both included; chosen when --since or --until set it
+    (otherwise it is the days the warehouse has events on)."""
+
+    first: date
+    last: date
+    chosen: bool = False
+    logs_begin: date | None = None  # the first day the warehouse has events on
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.first.year, self.first.month, self.first.day)
+
+    @property
+    def end(self) -> datetime:
+        """The first moment after the period (exclusive)."""
+        return self.start + timedelta(days=(self.last - self.first).days + 1)
+
+    @property
+    def observed_start(self) -> datetime:
+        """The first moment in the period the warehouse can have events for."""
+        if self.logs_begin is None:
+            return self.start
+        return max(self.start, datetime(self.logs_begin.year, self.logs_begin.month, self.logs_begin.day))
+
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
+    def label(self) -> str:
+        first = day_label(self.first) + ("" if self.first.year == self.last.year else f", {self.first.year}")
+        return f"{first} – {day_label(self.last)}, {self.last.year}"
+
+
+def resolve_period(wh, since: date | None, until: date | None) -> Period:
+    """The period to report on: the days given, the warehouse's days with events otherwise."""
+    first_day, last_day = wh.execute(iq.data_span).fetchone()
+    if first_day is None:
+        raise NothingToReport("the warehouse has no events yet: load some with etl.py first")
+    if (since and since > last_day) or (until and until < first_day):
+        chosen = f"from {since} to {until}" if since and until else (f"from {since} on" if since else f"up to {until}")
+        raise NothingToReport(f"no events {chosen}; the warehouse has events from {first_day} to {last_day}")
+    period = Period(since or first_day, until or last_day, chosen=since is not None or until is not None,
+                    logs_begin=first_day)
+    if period.first > period.last:
+        raise NothingToReport(f"--since {period.first} is after --until {period.last}")
+    return period
 
 
 @dataclass
@@ -34,9 +91,9 @@ class Table:
         return [row[index] for row in self.rows]
 
 
-def run_queries(wh) -> dict[str, Table]:
+def run_queries(wh, period: Period) -> dict[str, Table]:
     tables = {}
-    for name, question, statement in iq.QUERIES:
+    for name, question, statement in iq.statements(period.start, period.end):
         started = time.perf_counter()
         cur = wh.execute(statement)
         rows = [tuple(_plain(v) for v in row) for row in cur.fetchall()]
@@ -89,12 +146,26 @@ def day_label(day: date) -> str:
     return f"{day:%b} {day.day}"
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+
+
+def gender_label(code: str) -> str:
+    return {"F": "women", "M": "men"}.get(code, code)
+
+
 @dataclass
 class Findings:
-    """One sentence per chart, computed from the tables."""
+    """One sentence per chart (two where two statistics need one each), from the tables."""
 
+    period: str
     activity: str
+    newcomers: str
     hours: str
+    funnel: str
+    retention: str
+    churn: str
+    paying: str
     songs: str
     artists: str
     levels: str
@@ -107,15 +178,25 @@ class Findings:
     health: str
 
 
-def findings(t: dict[str, Table]) -> Findings:
-    days = t["daily_activity"].records()
+def findings(t: dict[str, Table], period: Period) -> Findings:
+    people = t["population"].records()[0]
+    span = (f"{period.label()} (UTC), chosen with --since/--until" if period.chosen
+            else f"{period.label()} (UTC), every day the warehouse has events on")
+    if people["first_day"] and (people["first_day"], people["last_day"]) != (period.first, period.last):
+        span += f"; events in it from {day_label(people['first_day'])} to {day_label(people['last_day'])}"
+
+    days = [d for d in t["daily_activity"].records() if d["active_users"]]
     busiest = max(days, key=lambda d: (d["plays"], d["day"])) if days else None
     mean_active = sum(d["active_users"] for d in days) / len(days) if days else 0
-    new_users = sum(d["new_users"] for d in days)
-    activity = (f"Plays peaked on {day_label(busiest['day'])} ({busiest['plays']:,}); on average "
-                f"{mean_active:,.0f} users were active per day, and {new_users:,} users were seen for the first "
-                f"time between {day_label(days[0]['day'])} and {day_label(days[-1]['day'])}." if busiest
-                else "No activity loaded yet.")
+    activity = (f"Plays peaked on {day_label(busiest['day'])} ({busiest['plays']:,} songs played), and a mean of "
+                f"{mean_active:,.0f} users were active per day (on the {len(days)} days with events)."
+                if busiest else "No activity in this period.")
+    seen = people["first_seen_users"]
+    why = (f"because the logs begin on {day_label(period.logs_begin)}, that is everyone active early on"
+           if period.logs_begin and period.first <= period.logs_begin else "their first event in the warehouse")
+    newcomers = (f"{plural(people['new_users'], 'new user')} signed up in the period (their registration date); "
+                 f"{plural(seen, 'user')} {'was' if seen == 1 else 'were'} first seen in it ({why}), "
+                 f"which is not a count of new users.")
 
     cells = t["listening_hours"].records()
     peak = max(cells, key=lambda c: (c["plays"], -c["weekday"], -c["hour"])) if cells else None
@@ -125,108 +206,222 @@ def findings(t: dict[str, Table]) -> Findings:
     quiet = min(by_hour, key=lambda h: (by_hour[h], h)) if by_hour else 0
     loud = max(by_hour, key=lambda h: (by_hour[h], -h)) if by_hour else 0
     hours = (f"Listening peaks at {loud}:00 UTC across the week (busiest slot: {WEEKDAYS[peak['weekday']]}s at "
-             f"{peak['hour']}:00, {peak['plays']:,} plays) and is quietest at {quiet}:00 UTC."
-             if peak else "No plays yet.")
+             f"{peak['hour']}:00, {peak['plays']:,} songs played) and is quietest at {quiet}:00 UTC."
+             if peak else "No plays in this period.")
 
+    return Findings(
+        span, activity, newcomers, hours, _funnel(t["conversion_funnel"]),
+        _retention(t["weekly_cohort_retention"], period),
+        _churn(t["churn_summary"], t["churned_users"], period), _paying(t["paid_share"]),
+        *_listening(t), *_money(t), _health(t["load_health"].records()[0]))
+
+
+def _funnel(table: Table) -> str:
+    steps = table.records()
+    first, last = steps[0], steps[-1]
+    if not first["users"]:
+        return "No free user opened Home in this period."
+    later = [s for s in steps[1:] if s["share_of_previous"] is not None]
+    drop = min(later, key=lambda s: (s["share_of_previous"], s["step"])) if later else None
+    before = steps[drop["step"] - 2] if drop else None
+    text = (f"Of the {plural(first['users'], 'free user')} who opened Home, {last['users']:,} "
+            f"{FUNNEL_STEPS[last['page']]} ({pct(last['users'], first['users'])})")
+    if drop:
+        text += (f"; the steepest drop is between “{FUNNEL_STEPS[before['page']]}” and "
+                 f"“{FUNNEL_STEPS[drop['page']]}”, which {pct(drop['users'], before['users'])} went on to")
+    return text + "."
+
+
+def _retention(table: Table, period: Period) -> str:
+    """The largest cohort's share active the week after signing up and in the last week,
+    counting only weeks wholly inside the period (a cut week would read as a drop)."""
+    rows = table.records()
+    if not rows:
+        return "Nobody who signed up before the period's end was active in it."
+    sizes = {r["cohort_week"]: r["cohort_users"] for r in rows}
+    cohort = max(sizes, key=lambda week: (sizes[week], week))
+    weeks = {r["week_number"]: r for r in rows if r["cohort_week"] == cohort
+             and period.first <= cohort + timedelta(weeks=r["week_number"])
+             and cohort + timedelta(weeks=r["week_number"], days=6) <= period.last}
+    text = f"Of the {plural(sizes[cohort], 'user')} who signed up in the week of {day_label(cohort)}, "
+    if not weeks:
+        return text + "none of the weeks after lies wholly inside the period (see the heatmap)."
+    last = max(weeks)
+    share = pct(weeks[last]["active_users"], sizes[cohort])
+    if 1 in weeks and last > 1:
+        return text + (f"{pct(weeks[1]['active_users'], sizes[cohort])} were active the week after and {share} in "
+                       f"week {last}, the period's last whole week.")
+    return text + f"{share} were active in week {last} after signing up (the period's last whole week)."
+
+
+def observed_churners(users: Table, period: Period) -> tuple[list[dict], int]:
+    """The churners whose two weeks before churning lie wholly in the period (and in the
+    logs), and how many others there are: for those, the earlier days are not observed, so
+    their plays there would read as a fall to zero."""
+    churners = users.records()
+    kept = [r for r in churners if r["churned_at"] - timedelta(days=14) >= period.observed_start]
+    return kept, len(churners) - len(kept)
+
+
+def _churn(summary: Table, users: Table, period: Period) -> str:
+    counts = {r["page"]: r for r in summary.records()}
+    downgrades, cancels = counts["Submit Downgrade"], counts["Cancellation Confirmation"]
+    if not downgrades["events"] and not cancels["events"]:
+        return ("No downgrades (Submit Downgrade) and no cancellations (Cancellation Confirmation) "
+                "in this period.")
+    said = []
+    for row, verb in ((downgrades, "submitted a downgrade"), (cancels, "cancelled (Cancellation Confirmation)")):
+        said.append(f"{plural(row['users'], 'user')} {verb}" if row["users"] else f"none {verb.split(' (')[0]}")
+    text = f"{said[0][0].upper()}{said[0][1:]} and {said[1]} in this period"
+    churners, left_out = observed_churners(users, period)
+    if not churners:
+        return text + "; none churned late enough for the two weeks before to lie in the period."
+    recent = sum(r["plays_days_1_to_7_before"] for r in churners)
+    earlier = sum(r["plays_days_8_to_14_before"] for r in churners)
+    visits = sum(r["downgrade_visits_before"] for r in churners)
+    who = ("they" if len(churners) != 1 else "the user") if not left_out else \
+        f"the {len(churners):,} of them whose two weeks before lie in the period"
+    return (f"{text}; in the 7 days before, {who} played {plural(recent, 'song')} against {earlier:,} in the "
+            f"7 days before that, after {plural(visits, 'visit')} to the Downgrade page.")
+
+
+def _paying(table: Table) -> str:
+    rows = table.records()
+    overall = next((r for r in rows if r["dimension"] == "all"), None)
+    if not overall or not overall["listeners"]:
+        return "No listeners in this period."
+    text = (f"{overall['paid_listeners']:,} of {plural(overall['listeners'], 'listener')} "
+            f"({pct(overall['paid_listeners'], overall['listeners'])}) were on the paid level at the end of the period")
+    genders = [r for r in rows if r["dimension"] == "gender" and r["value"] in ("F", "M")]
+    if len(genders) == 2:
+        text += "; " + " against ".join(f"{pct(r['paid_listeners'], r['listeners'])} of {gender_label(r['value'])}"
+                                        for r in genders)
+    places = [r for r in rows if r["dimension"] == "location" and r["listeners"] >= 2]
+    if places:
+        best = max(places, key=lambda r: (r["paid_share"], r["listeners"]))
+        text += (f"; of the top metros with two or more listeners, {best['value']} has the highest paid share "
+                 f"({best['paid_listeners']} of {best['listeners']})")
+    return text + "."
+
+
+def _listening(t: dict[str, Table]) -> list[str]:
     coverage = t["catalog_coverage"].records()[0]
     songs_rows = t["top_songs"].records()
     missing = sum(1 for s in songs_rows if not s["in_catalog"])
     songs = (f"The most played song is “{songs_rows[0]['song_title']}” by {songs_rows[0]['artist_name']} "
              f"({songs_rows[0]['plays']:,} plays); {missing} of the top {len(songs_rows)} are not in the song "
              f"catalog, which covers only {pct(coverage['plays_matched'], coverage['plays'])} of all plays."
-             if songs_rows else "No plays yet.")
+             if songs_rows else "No plays in this period.")
     artists_rows = t["top_artists"].records()
     artists = (f"{artists_rows[0]['artist_name']} leads with {artists_rows[0]['plays']:,} plays by "
-               f"{artists_rows[0]['listeners']:,} listeners; the top 10 artists account for "
+               f"{plural(artists_rows[0]['listeners'], 'listener')}; the top {len(artists_rows)} artists account for "
                f"{pct(sum(a['plays'] for a in artists_rows), coverage['plays'])} of plays."
-               if artists_rows else "No plays yet.")
+               if artists_rows else "No plays in this period.")
 
     levels_rows = {r["level"]: r for r in t["level_share"].records()}
     paid, free = levels_rows.get("paid"), levels_rows.get("free")
+    both = t["population"].records()[0]["listeners_on_both_levels"]
     if paid and free:
-        per_paid, per_free = paid["plays"] / paid["users"], free["plays"] / free["users"]
-        levels = (f"Paid listening makes up {pct(paid['plays'], paid['plays'] + free['plays'])} of all plays: "
-                  f"{per_paid:.0f} plays per paid listener against {per_free:.0f} per free listener "
-                  f"({ratio(per_paid, per_free)}).")
+        per_paid, per_free = paid["plays"] / paid["listeners"], free["plays"] / free["listeners"]
+        levels = (f"Paid listening makes up {pct(paid['plays'], paid['plays'] + free['plays'])} of all plays: a mean "
+                  f"of {per_paid:.0f} plays per paid listener against {per_free:.0f} per free listener "
+                  f"({ratio(per_paid, per_free)}); the {plural(both, 'listener')} who played on both levels "
+                  f"count at each.")
     else:
-        levels = "Only one level has plays so far."
+        levels = "Only one level has plays in this period."
 
     genders = t["gender_share"].records()
     total_plays = sum(g["plays"] for g in genders)
-    gender = ("; ".join(f"{_gender(g['gender'])}: {g['users']} listeners, {pct(g['plays'], total_plays)} of plays"
-                        for g in genders) + ".") if genders else "No plays yet."
+    gender = ("; ".join(f"{gender_label(g['gender'])}: {plural(g['listeners'], 'listener')}, "
+                        f"{pct(g['plays'], total_plays)} of plays" for g in genders) + ".") if genders \
+        else "No plays in this period."
 
     places = t["top_locations"].records()
     locations = (f"{places[0]['location']} is the top location ({places[0]['plays']:,} plays from "
-                 f"{places[0]['users']} listener{'s' if places[0]['users'] != 1 else ''}); the top 10 locations "
-                 f"give {pct(sum(p['plays'] for p in places), total_plays)} of plays." if places else "No plays yet.")
+                 f"{plural(places[0]['listeners'], 'listener')}); the top {len(places)} locations "
+                 f"give {pct(sum(p['plays'] for p in places), total_plays)} of plays." if places
+                 else "No plays in this period.")
 
     leaders = {}
     for row in t["platforms"].records():
         leaders.setdefault(row["dimension"], row)
     platforms = ("Most plays come from " + ", ".join(
         f"{leaders[d]['value']} ({pct(leaders[d]['plays'], total_plays)})"
-        for d in ("browser", "operating system", "device") if d in leaders) + ".") if leaders else "No plays yet."
+        for d in ("browser", "operating system", "device") if d in leaders) + ".") if leaders \
+        else "No plays in this period."
 
     engaged = {r["level"]: r for r in t["engagement"].records()}
     if "paid" in engaged and "free" in engaged:
         p, f = engaged["paid"], engaged["free"]
-        engagement = (f"A paid session holds {p['songs_per_session']:.1f} songs against {f['songs_per_session']:.1f} "
-                      f"on free ({ratio(p['songs_per_session'], f['songs_per_session'])}), and lasts "
-                      f"{p['median_session_minutes']:.0f} minutes at the median against "
-                      f"{f['median_session_minutes']:.0f}.")
+        times = ratio(p["songs_per_session"], f["songs_per_session"])
+        engagement = (f"A paid session holds a mean of {p['songs_per_session']:.1f} songs against "
+                      f"{f['songs_per_session']:.1f} songs on free ({times}). "
+                      f"The median paid session lasts {p['median_session_minutes']:.1f} minutes against "
+                      f"{f['median_session_minutes']:.1f} minutes on free.")
     else:
-        engagement = "Sessions of one level only so far."
+        engagement = "Sessions of one level only in this period."
+    return [songs, artists, levels, gender, locations, platforms, engagement]
 
+
+def _money(t: dict[str, Table]) -> list[str]:
     changes_rows = t["level_changes"].records()
     ups = sum(r["upgrades"] for r in changes_rows)
     downs = sum(r["downgrades"] for r in changes_rows)
-    changes = (f"{ups:,} upgrade{'s' if ups != 1 else ''} to paid and "
-               f"{downs:,} downgrade{'s' if downs != 1 else ''} to free.")
+    changes = (f"{plural(ups, 'upgrade')} to paid and {plural(downs, 'downgrade')} to free in the level history "
+               f"(users whose level changed between two of their events).")
     around = {r["period"]: r for r in t["upgrade_engagement"].records()}
     if "before upgrade" in around and "after upgrade" in around:
         b, a = around["before upgrade"], around["after upgrade"]
-        upgrade = (f"After upgrading, the {a['users']:,} upgraders played {a['plays_per_active_day']:.1f} songs per "
-                   f"active day, {ratio(a['plays_per_active_day'], b['plays_per_active_day'])} the "
-                   f"{b['plays_per_active_day']:.1f} before.")
+        upgraders = max(a["users"], b["users"])
+        some = "" if a["users"] == b["users"] else \
+            f" ({b['users']:,} of them played before it, {a['users']:,} after)"
+        upgrade = (f"The same {plural(upgraders, 'upgrader')} played a mean of {a['plays_per_active_day']:.1f} songs "
+                   f"per active day after upgrading against {b['plays_per_active_day']:.1f} before "
+                   f"({ratio(a['plays_per_active_day'], b['plays_per_active_day'])}){some}: a before/after "
+                   f"comparison of the same people, not an effect of upgrading.")
     else:
-        upgrade = "No upgrade with plays on both sides yet."
-
-    health_row = t["load_health"].records()[0]
-    health = (f"{health_row['source_files']:,} source files in {health_row['batches_published']:,} published "
-              f"batch{'es' if health_row['batches_published'] != 1 else ''} ({health_row['batches_failed']} failed); "
-              f"{health_row['records_rejected']:,} records rejected; "
-              f"{pct(health_row['plays_matched'], health_row['plays'])} of plays matched to the catalog; "
-              f"latest event {health_row['latest_event']:%Y-%m-%d %H:%M} UTC."
-              if health_row["latest_event"] else "Nothing loaded yet.")
-    return Findings(activity, hours, songs, artists, levels, gender, locations, platforms, engagement, changes,
-                    upgrade, health)
+        upgrade = "No upgrade with plays on both sides in this period."
+    return [changes, upgrade]
 
 
-def _gender(code: str) -> str:
-    return {"F": "women", "M": "men"}.get(code, code)
+def _health(row: dict) -> str:
+    if not row["latest_event"]:
+        return "No events in this period."
+    batches = plural(row["batches_published"], "published batch", "published batches")
+    return (f"{row['source_files']:,} source files in {batches} "
+            f"({row['batches_failed']} failed) and {plural(row['records_rejected'], 'record')} rejected over every "
+            f"load; {pct(row['plays_matched'], row['plays'])} of the period's plays matched to the catalog; "
+            f"latest event {row['latest_event']:%Y-%m-%d %H:%M} UTC.")
 
 
-def generate(config, folder: Path) -> tuple[Path, Findings, dict[str, Table]]:
-    """Runs every query on the configured engine; writes the CSVs and the HTML report."""
+def generate(config, folder: Path, since: date | None = None, until: date | None = None
+             ) -> tuple[Path, Findings, dict[str, Table], Period]:
+    """Runs every query over the period on the configured engine; writes the CSVs and the
+    HTML report."""
     from . import report
     from .warehouse import connect
 
     with connect(config) as wh:
-        tables = run_queries(wh)
+        period = resolve_period(wh, since, until)
+        tables = run_queries(wh, period)
         wh.rollback()
+    if tables["population"].records()[0]["first_day"] is None:
+        raise NothingToReport(f"no events from {period.first} to {period.last}, though the warehouse has "
+                              f"events before and after")
     folder.mkdir(parents=True, exist_ok=True)
     write_csvs(tables, folder)
-    found = findings(tables)
+    found = findings(tables, period)
     page = folder / "index.html"
-    page.write_text(report.render(tables, found, config.describe_target()), encoding="utf-8")
-    return page, found, tables
+    page.write_text(report.render(tables, found, period, config.describe_target()), encoding="utf-8")
+    return page, found, tables, period
 
 
 def summary_lines(found: Findings, page: Path, seconds: float) -> list[str]:
-    lines = ["Sparkify insights (UTC):"]
-    for label, text in (("activity", found.activity), ("hours", found.hours), ("songs", found.songs),
-                        ("artists", found.artists), ("free/paid", found.levels), ("platforms", found.platforms),
+    lines = [f"Sparkify insights for {found.period}:"]
+    for label, text in (("activity", f"{found.activity} {found.newcomers}"), ("hours", found.hours),
+                        ("funnel", found.funnel), ("retention", found.retention), ("churn", found.churn),
+                        ("paying", found.paying), ("songs", found.songs), ("artists", found.artists),
+                        ("free/paid", found.levels), ("platforms", found.platforms),
                         ("engagement", found.engagement), ("money", f"{found.changes} {found.upgrade}"),
                         ("data health", found.health)):
         lines.append(f"  {label:<11} {text}")

@@ -3,21 +3,26 @@
 The page loads nothing: no script, no font, no stylesheet from elsewhere, and a Content
 Security Policy that forbids any fetch, so it opens offline from disk and shows the same
 anywhere. Charts are drawn with matplotlib; each has labelled axes with units and a
-one-sentence takeaway computed from the data.
+takeaway computed from the data. Axes that count (users, plays, events) have integer
+ticks and start at zero; a time axis spans the whole period; no tick label is rotated, so
+none can overlap its neighbour; and every section fits 1280 px without a sideways scroll
+(wide one-row tables are shown as label/value pairs, an empty table as "none").
 """
 
 from __future__ import annotations
 
 import html
 import io
-from datetime import datetime, timezone
+import math
+from datetime import date, datetime, timezone
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
-from .insights import WEEKDAYS, Findings, Table, day_label  # noqa: E402
+from .insights import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners  # noqa: E402
 
 plt.rcParams.update({
     "svg.fonttype": "none",          # text stays text: crisp, searchable, small
@@ -27,7 +32,9 @@ plt.rcParams.update({
     "axes.spines.right": False,
     "axes.titleweight": "bold",
 })
-BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#9e9e9e"
+BLUE, ORANGE, GREY, GREEN, PURPLE = "#1f77b4", "#ff7f0e", "#9e9e9e", "#2ca02c", "#9467bd"
+# Shares are shown as percentages wherever they appear in a preview.
+SHARE_COLUMNS = {"share_of_first", "share_of_previous", "retention", "paid_share"}
 
 
 def _svg(fig) -> str:
@@ -42,7 +49,23 @@ def _short(label: str, limit: int = 48) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
-def _hbar(labels, values, xlabel, title, color=BLUE):
+def _counts(axis) -> None:
+    """A count's axis: whole numbers only, from zero."""
+    axis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    if axis is axis.axes.yaxis:
+        axis.axes.set_ylim(bottom=0)
+    else:
+        axis.axes.set_xlim(left=0)
+
+
+def _day_ticks(ax, days: list[date]) -> None:
+    """Day labels along the x axis at positions 0 … n-1, at most about ten, never rotated."""
+    step = max(1, math.ceil(len(days) / 10))
+    ax.set_xticks(range(0, len(days), step), [day_label(d) for d in days[::step]])
+    ax.set_xlim(-0.6, len(days) - 0.4)
+
+
+def _hbar(labels, values, xlabel, title, color=BLUE, notes=None):
     labels = [_short(str(label)) for label in labels]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
     positions = range(len(labels))[::-1]
@@ -50,26 +73,38 @@ def _hbar(labels, values, xlabel, title, color=BLUE):
     ax.set_yticks(list(positions), labels)
     ax.set_xlabel(xlabel)
     ax.set_title(title, loc="left")
-    for y, v in zip(positions, values, strict=True):
-        ax.text(v, y, f" {v:,}", va="center", fontsize=8)
+    _counts(ax.xaxis)
+    ax.set_xlim(right=max(values or [1]) * 1.15)
+    for y, v, note in zip(positions, values, notes or [""] * len(labels), strict=True):
+        ax.text(v, y, f" {v:,}{note}", va="center", fontsize=8)
     return _svg(fig)
 
 
-def chart_activity(t: Table) -> str:
-    days, plays, active, new = (t.column(c) for c in ("day", "plays", "active_users", "new_users"))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.6), sharex=True, height_ratios=[2, 1])
-    top.bar(days, plays, color=BLUE)
+def chart_activity(t: Table, period: Period) -> str:
+    days = period.days()
+    rows = {r["day"]: r for r in t.records()}
+    column = {name: [rows[d][name] if d in rows else 0 for d in days]
+              for name in ("plays", "active_users", "new_users", "first_seen_users")}
+    positions = list(range(len(days)))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.8), sharex=True, height_ratios=[2, 1])
+    top.bar(positions, column["plays"], color=BLUE)
     top.set_ylabel("songs played per day")
     top.set_title("Plays and active users per day (UTC)", loc="left")
+    _counts(top.yaxis)
     twin = top.twinx()
-    twin.plot(days, active, color=ORANGE, marker="o", markersize=3)
+    twin.plot(positions, column["active_users"], color=ORANGE, marker="o", markersize=3)
     twin.set_ylabel("active users per day", color=ORANGE)
     twin.spines["top"].set_visible(False)
-    bottom.bar(days, new, color=GREY)
-    bottom.set_ylabel("new users")
-    bottom.set_xlabel("day (UTC, 2018)")
-    bottom.tick_params(axis="x", rotation=45)
-    bottom.set_xticks(days[::3], [day_label(d) for d in days[::3]])
+    _counts(twin.yaxis)
+    bottom.bar([p - 0.2 for p in positions], column["new_users"], width=0.4, color=GREEN,
+               label="new users (signed up that day)")
+    bottom.bar([p + 0.2 for p in positions], column["first_seen_users"], width=0.4, color=GREY,
+               label="users first seen that day")
+    bottom.set_ylabel("users per day")
+    bottom.set_xlabel(f"day (UTC, {period.label()})")
+    bottom.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, never on bars
+    _counts(bottom.yaxis)
+    _day_ticks(bottom, days)
     return _svg(fig)
 
 
@@ -80,58 +115,163 @@ def chart_hours(t: Table) -> str:
     fig, ax = plt.subplots(figsize=(8, 3.2))
     image = ax.imshow(grid, aspect="auto", cmap="Blues")
     ax.set_yticks(range(7), WEEKDAYS)
-    ax.set_xticks(range(0, 24, 2), [f"{h}:00" for h in range(0, 24, 2)], rotation=45)
+    ax.set_xticks(range(0, 24, 3), [f"{h}:00" for h in range(0, 24, 3)])
     ax.set_xlabel("hour of day (UTC)")
     ax.set_title("Plays by weekday and hour (UTC)", loc="left")
-    fig.colorbar(image, ax=ax, label="songs played")
+    bar = fig.colorbar(image, ax=ax, label="songs played")
+    bar.locator = MaxNLocator(nbins=5, integer=True)
+    bar.update_ticks()
+    return _svg(fig)
+
+
+def chart_funnel(t: Table) -> str:
+    steps = t.records()
+    if not steps or not steps[0]["users"]:
+        return ""
+    names = {"Home": "Home", "NextSong": "played a song", "Upgrade": "Upgrade page",
+             "Submit Upgrade": "Submit Upgrade"}
+    labels = [f"{s['step']}. {names.get(s['page'], s['page'])}" for s in steps]
+    notes = []
+    for s in steps:
+        note = f"  ({s['share_of_first']:.0%} of step 1"
+        if s["share_of_previous"] is not None and s["step"] > 1:
+            note += f"; {s['share_of_previous']:.0%} of step {s['step'] - 1}"
+        notes.append(note + ")")
+    return _hbar(labels, [s["users"] for s in steps], "free users reaching the step",
+                 "Conversion funnel of free users", color=GREEN, notes=notes)
+
+
+def chart_retention(t: Table) -> str:
+    rows = t.records()
+    if not rows:
+        return ""
+    cohorts = sorted({r["cohort_week"] for r in rows})
+    sizes = {r["cohort_week"]: r["cohort_users"] for r in rows}
+    weeks = max(r["week_number"] for r in rows) + 1
+    grid = [[math.nan] * weeks for _ in cohorts]
+    for r in rows:
+        grid[cohorts.index(r["cohort_week"])][r["week_number"]] = r["retention"]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(cohorts) + 1.6))
+    image = ax.imshow(grid, aspect="auto", cmap="Greens", vmin=0, vmax=1)
+    for y, line in enumerate(grid):
+        for x, share in enumerate(line):
+            if not math.isnan(share):
+                ax.text(x, y, f"{share:.0%}", ha="center", va="center", fontsize=8,
+                        color="white" if share > 0.6 else "black")
+    ax.set_yticks(range(len(cohorts)), [f"week of {day_label(c)} ({sizes[c]:,} users)" for c in cohorts])
+    ax.set_xticks(range(weeks), [str(w) for w in range(weeks)])
+    ax.set_xlabel("weeks since the sign-up week (0 = the week of signing up; blank = not observed)")
+    ax.set_title("Share of each sign-up week's users active in each later week", loc="left")
+    ax.spines[["left", "bottom"]].set_visible(False)
+    fig.colorbar(image, ax=ax, label="share of the cohort active", format=PercentFormatter(1.0))
+    return _svg(fig)
+
+
+def chart_churn(users: Table, period: Period, limit: int = 20) -> str:
+    """The plays of the churners whose two weeks before lie in the period (the first 20)."""
+    churners = observed_churners(users, period)[0][:limit]
+    if not churners:
+        return ""
+    positions = list(range(len(churners)))
+    fig, ax = plt.subplots(figsize=(min(8, 2.5 + 0.6 * len(churners)), 3))
+    ax.bar([p - 0.2 for p in positions], [c["plays_days_8_to_14_before"] for c in churners], width=0.4,
+           color=GREY, label="days 8–14 before")
+    ax.bar([p + 0.2 for p in positions], [c["plays_days_1_to_7_before"] for c in churners], width=0.4,
+           color=ORANGE, label="days 1–7 before")
+    ax.set_xticks(positions, [str(c["user_id"]) for c in churners])
+    ax.set_xlim(-0.6, len(churners) - 0.4)
+    ax.set_xlabel("user who downgraded or cancelled (user_id)")
+    ax.set_ylabel("songs played")
+    ax.set_title("Listening in the two weeks before churning", loc="left")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+    _counts(ax.yaxis)
+    return _svg(fig)
+
+
+PAID_GROUPS = [("gender", "Gender", BLUE), ("location", "Metro", GREEN), ("browser", "Browser", ORANGE),
+               ("operating system", "OS", PURPLE), ("device", "Device", GREY)]
+
+
+def chart_paying(t: Table) -> str:
+    rows = t.records()
+    overall = next((r for r in rows if r["dimension"] == "all"), None)
+    if not overall or not overall["listeners"]:
+        return ""
+    labels, shares, colors, notes = [], [], [], []
+    for dimension, heading, color in PAID_GROUPS:
+        for r in (r for r in rows if r["dimension"] == dimension):
+            value = gender_label(r["value"]) if dimension == "gender" else r["value"]
+            labels.append(f"{heading}: {_short(value, 40)}")
+            shares.append(r["paid_share"])
+            colors.append(color)
+            notes.append(f" {r['paid_share']:.0%} of {r['listeners']:,}")
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(labels) + 1.4))
+    positions = list(range(len(labels)))[::-1]
+    ax.barh(positions, shares, color=colors)
+    for y, share, note in zip(positions, shares, notes, strict=True):
+        ax.text(share, y, note, va="center", fontsize=8)
+    ax.axvline(overall["paid_share"], color="#444", linestyle="--", linewidth=1)
+    ax.text(overall["paid_share"], len(labels) - 0.3, f" all listeners: {overall['paid_share']:.0%}",
+            fontsize=8, color="#444")
+    ax.set_yticks(positions, labels)
+    ax.set_xlim(0, 1.15)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("share of the group's listeners on the paid level at the end of the period")
+    ax.set_title("Paid share of listeners by group (label: paid share of the group's listeners)", loc="left")
     return _svg(fig)
 
 
 def chart_songs(t: Table) -> str:
     labels = [f"{r['song_title']} — {r['artist_name']}" + ("" if r["in_catalog"] else " *") for r in t.records()]
-    return _hbar(labels, t.column("plays"), "plays (all plays; * = not in the catalog)", "Top 10 songs")
+    return _hbar(labels, t.column("plays"), "songs played (every play; * = not in the catalog)", "Top 10 songs")
 
 
 def chart_artists(t: Table) -> str:
-    return _hbar(t.column("artist_name"), t.column("plays"), "plays", "Top 10 artists")
+    return _hbar(t.column("artist_name"), t.column("plays"), "songs played", "Top 10 artists")
 
 
 def chart_levels(t: Table) -> str:
-    levels, users, plays = t.column("level"), t.column("users"), t.column("plays")
+    levels, users, plays = t.column("level"), t.column("listeners"), t.column("plays")
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 2.8))
     left.bar(levels, users, color=[GREY, BLUE][: len(levels)])
-    left.set_ylabel("listeners (users with plays)")
+    left.set_ylabel("listeners")
     left.set_title("Listeners by level", loc="left")
     right.bar(levels, plays, color=[GREY, BLUE][: len(levels)])
     right.set_ylabel("songs played")
     right.set_title("Plays by level", loc="left")
     for ax in (left, right):
-        ax.set_xlabel("subscription level at the time of the play")
+        ax.set_xlabel("level at the time of the play")
+        _counts(ax.yaxis)
     return _svg(fig)
 
 
 def chart_gender(t: Table) -> str:
     fig, ax = plt.subplots(figsize=(5, 2.6))
-    ax.bar(t.column("gender"), t.column("plays"), color=BLUE)
+    ax.bar([gender_label(g) for g in t.column("gender")], t.column("plays"), color=BLUE)
     ax.set_ylabel("songs played")
     ax.set_xlabel("gender (as registered)")
     ax.set_title("Plays by gender", loc="left")
+    _counts(ax.yaxis)
     return _svg(fig)
 
 
 def chart_locations(t: Table) -> str:
-    return _hbar(t.column("location"), t.column("plays"), "plays", "Top 10 locations")
+    return _hbar(t.column("location"), t.column("plays"), "songs played", "Top 10 locations")
 
 
 def chart_platforms(t: Table) -> str:
     groups = ["browser", "operating system", "device"]
-    fig, axes = plt.subplots(1, 3, figsize=(9, 2.8))
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 2.6))
     for ax, group in zip(axes, groups, strict=True):
         rows = [r for r in t.records() if r["dimension"] == group]
-        ax.bar([r["value"] for r in rows], [r["plays"] for r in rows], color=BLUE)
+        positions = list(range(len(rows)))[::-1]
+        ax.barh(positions, [r["plays"] for r in rows], color=BLUE)
+        ax.set_yticks(positions, [r["value"] for r in rows])
         ax.set_title(group.capitalize(), loc="left")
-        ax.set_ylabel("songs played")
-        ax.tick_params(axis="x", rotation=45)
+        ax.set_xlabel("songs played")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+        ax.set_xlim(left=0)
+    fig.tight_layout()
     return _svg(fig)
 
 
@@ -139,43 +279,80 @@ def chart_engagement(t: Table) -> str:
     levels = t.column("level")
     fig, axes = plt.subplots(1, 3, figsize=(9, 2.8))
     for ax, column, label in zip(axes, ("sessions_per_user", "songs_per_session", "median_session_minutes"),
-                                 ("sessions per user", "songs per session (mean)", "session length, minutes (median)"),
+                                 ("sessions per user (mean)", "songs per session (mean)",
+                                  "session length, minutes (median)"),
                                  strict=True):
         ax.bar(levels, t.column(column), color=[GREY, BLUE][: len(levels)])
         ax.set_ylabel(label)
         ax.set_xlabel("level the session started on")
     axes[0].set_title("Engagement by level", loc="left")
+    fig.tight_layout()
     return _svg(fig)
 
 
-def chart_changes(changes: Table, around: Table) -> str:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 2.8))
-    days = changes.column("day")
-    left.bar(days, changes.column("upgrades"), color=BLUE, label="upgrades to paid")
-    left.bar(days, [-d for d in changes.column("downgrades")], color=ORANGE, label="downgrades to free")
-    left.set_ylabel("users changing level per day")
+def chart_changes(changes: Table, around: Table, period: Period) -> str:
+    days = period.days()
+    rows = {r["day"]: r for r in changes.records()}
+    positions = list(range(len(days)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3), width_ratios=[2.2, 1])
+    left.bar([p - 0.2 for p in positions], [rows[d]["upgrades"] if d in rows else 0 for d in days], width=0.4,
+             color=BLUE, label="upgrades to paid")
+    left.bar([p + 0.2 for p in positions], [rows[d]["downgrades"] if d in rows else 0 for d in days], width=0.4,
+             color=ORANGE, label="downgrades to free")
+    left.set_ylabel("users changing level")
     left.set_xlabel("day (UTC)")
-    left.set_xticks(days, [day_label(d) for d in days], rotation=45)
-    left.legend(frameon=False, fontsize=8)
-    left.set_title("Level changes", loc="left")
-    right.bar(around.column("period"), around.column("plays_per_active_day"), color=[GREY, BLUE])
-    right.set_ylabel("songs per active day")
-    right.set_xlabel("upgraders' plays")
+    left.legend(frameon=False, fontsize=8, loc="lower right", bbox_to_anchor=(1, 1), ncol=2)  # above, never on bars
+    left.set_title("Level changes per day", loc="left")
+    _counts(left.yaxis)
+    left.set_ylim(top=max([1] + [max(r["upgrades"], r["downgrades"]) for r in rows.values()]) * 1.1)
+    _day_ticks(left, days)
+    periods = around.column("period")
+    users = around.column("users")
+    right.bar(periods, around.column("plays_per_active_day"), color=[GREY, BLUE][: len(periods)])
+    right.set_ylabel("songs per active day (mean)")
+    right.set_xlabel(f"the same {max(users or [0]):,} upgraders, before and after")
     right.set_title("Listening around an upgrade", loc="left")
+    fig.tight_layout()
     return _svg(fig)
 
+
+# --- tables -----------------------------------------------------------------------------
 
 def _table(t: Table, limit: int = 12) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-                   for row in t.rows[:limit])
+    """A preview of the table's first rows; label/value pairs for one row; "none" for none."""
+    if not t.rows:
+        return "<p class=none>none</p>"
+    if len(t.rows) == 1 and len(t.columns) > 4:
+        return _pairs(t)
+    # A long column name may wrap after its underscores, never inside a word.
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in t.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c, v, record))}</td>" for c, v in record.items())
+                   + "</tr>" for record in t.records()[:limit])
     more = f"<p class=more>{len(t.rows) - limit} more rows in the CSV.</p>" if len(t.rows) > limit else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
-def _cell(value) -> str:
+def _pairs(t: Table) -> str:
+    record = t.records()[0]
+    items = "".join(f"<dt>{html.escape(c.replace('_', ' '))}</dt><dd>{html.escape(_cell(c, v) or '–')}</dd>"
+                    for c, v in record.items())
+    return f"<dl class=pairs>{items}</dl>"
+
+
+def _cell(column: str, value, record: dict | None = None) -> str:
+    """A value as a reader reads it: day names, yes/no, women/men, shares in percent."""
     if value is None:
         return ""
+    if column == "weekday":
+        return WEEKDAYS[value]
+    if column == "in_catalog":
+        return "yes" if value else "no"
+    if column == "gender" or (column == "value" and record and record.get("dimension") == "gender"):
+        return gender_label(value)
+    if column in SHARE_COLUMNS:
+        return f"{100.0 * value:.1f}%"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, int):
@@ -185,54 +362,137 @@ def _cell(value) -> str:
     return str(value)
 
 
+def definitions(tables: dict[str, Table]) -> str:
+    """Who counts as what: each term once, with its figure for the period."""
+    p = tables["population"].records()[0]
+    both = p["listeners_on_both_levels"]
+    days = [d["active_users"] for d in tables["daily_activity"].records() if d["active_users"]]
+    paying = next((r["paid_listeners"] for r in tables["paid_share"].records() if r["dimension"] == "all"), 0)
+    terms = [
+        ("Users", p["users"], "people who were logged in for at least one event (any page) in the period."),
+        ("Listeners", p["listeners"], "users who played at least one song in the period. The “Who listens” "
+         f"charts count listeners; the {both:,} who played on both levels (an upgrade or downgrade in the "
+         f"period) are counted at each level, so free plus paid listeners is {p['listeners'] + both:,}."),
+        ("Active users", round(sum(days) / len(days)) if days else 0, "a day's active users are the users with "
+         "any event that day (this is their mean over the days with events); a week's, with any event that week "
+         "(cohort retention)."),
+        ("New users", p["new_users"], "users who signed up in the period: their registration time "
+         "(users.registered_at), not their first event."),
+        ("First seen", p["first_seen_users"], "users whose first event in the warehouse falls in the period. "
+         "At the start of the logs that is everyone active, so it is labelled as first seen and never counted "
+         "as new."),
+        ("Paying users", paying, "listeners on the paid level at the end of the period (the level of their last "
+         "event in it, from the level history)."),
+        ("Free users (funnel)", None, "the funnel counts events on the free level only: a paying user's visits "
+         "are no step towards paying."),
+    ]
+    items = "".join(f"<dt>{html.escape(term)}</dt><dd>{'' if n is None else f'<b>{n:,}</b> '}{html.escape(text)}</dd>"
+                    for term, n, text in terms)
+    return f"<dl class=terms>{items}</dl>"
+
+
 STYLE = """
 body{font-family:"DejaVu Sans",Arial,sans-serif;margin:0;color:#222;background:#fafafa}
 header{background:#1f3b57;color:#fff;padding:24px 40px}header h1{margin:0 0 6px}header p{margin:0;opacity:.85}
+header p.period{font-size:18px;opacity:1;margin:0 0 6px}
 .kpis{display:flex;flex-wrap:wrap;gap:12px;padding:16px 40px}
-.kpi{background:#fff;border-radius:8px;padding:12px 18px;box-shadow:0 1px 3px #0002;min-width:150px}
+.kpi{background:#fff;border-radius:8px;padding:12px 18px;box-shadow:0 1px 3px #0002;min-width:130px}
 .kpi b{display:block;font-size:24px}
 section{background:#fff;margin:16px 40px;padding:16px 24px;border-radius:8px;box-shadow:0 1px 3px #0002;
 overflow-x:auto}
 h2{margin:4px 0 8px;color:#1f3b57}.takeaway{font-size:15px;font-weight:bold;margin:8px 0 12px}
-figure{margin:8px 0}figure svg{max-width:100%;height:auto}
-table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{border-bottom:1px solid #ddd;padding:3px 8px;
-text-align:left}th{background:#f0f3f6}.more,.csv{font-size:12px;color:#555}
+figure{margin:8px 0}figure svg{max-width:100%;height:auto}.note{font-size:13px;color:#444;margin:4px 0 8px}
+table{border-collapse:collapse;font-size:12px;margin:8px 0;max-width:100%}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}td{overflow-wrap:anywhere}
+th{background:#f0f3f6}.more,.csv,.none{font-size:12px;color:#555}
+dl.pairs{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;font-size:12px;margin:8px 0}
+dl.pairs dt{color:#555}dl.pairs dd{margin:0}
+dl.terms{display:grid;grid-template-columns:max-content 1fr;gap:6px 16px;margin:8px 0}
+dl.terms dt{font-weight:bold}dl.terms dd{margin:0}
 """
 
 
-def render(tables: dict[str, Table], found: Findings, target: str) -> str:
+def render(tables: dict[str, Table], found: Findings, period: Period, target: str) -> str:
+    people = tables["population"].records()[0]
     health = tables["load_health"].records()[0]
     levels = {r["level"]: r for r in tables["level_share"].records()}
     plays = health["plays"] or 0
-    users = sum(r["users"] for r in tables["gender_share"].records())
     kpis = [
+        ("users", f"{people['users']:,}"),
+        ("listeners", f"{people['listeners']:,}"),
+        ("new users (signed up)", f"{people['new_users']:,}"),
         ("songs played", f"{plays:,}"),
-        ("listeners", f"{users:,}"),
-        ("plays by paid users", f"{100.0 * levels['paid']['plays'] / plays:.0f}%" if "paid" in levels and plays
+        ("plays on the paid level", f"{100.0 * levels['paid']['plays'] / plays:.0f}%" if "paid" in levels and plays
          else "n/a"),
         ("plays matched to the catalog", f"{100.0 * health['plays_matched'] / plays:.1f}%" if plays else "n/a"),
         ("latest event (UTC)", health["latest_event"].strftime("%Y-%m-%d %H:%M") if health["latest_event"] else "-"),
     ]
+    both = people["listeners_on_both_levels"]
+    churn_svg = chart_churn(tables["churned_users"], period)
+    observed, left_out = observed_churners(tables["churned_users"], period)
+    churn_notes = [f"Not charted: {left_out:,} of the {left_out + len(observed):,} churners, whose two weeks before "
+                   f"churning begin before the period (those days are not in it)."] if left_out else []
+    if len(observed) > 20:
+        churn_notes.append(f"Charted: the first 20 of {len(observed):,}, by the time they churned.")
+    signals = tables["churn_summary"].records()
+    if any(r["events"] for r in signals):  # a signal absent beside one present: said, not drawn as nothing
+        churn_notes += [f"{r['page']}: none in this period." for r in signals if not r["events"]]
+    # (id, title, takeaway sentences, chart (SVG, or "" for none), notes beside it, tables);
+    # the first section's body is the definitions instead of a chart.
     sections = [
-        ("Activity over time", found.activity, chart_activity(tables["daily_activity"]), ["daily_activity"]),
-        ("When people listen", found.hours, chart_hours(tables["listening_hours"]), ["listening_hours"]),
-        ("What they play: songs", found.songs, chart_songs(tables["top_songs"]), ["top_songs", "catalog_coverage"]),
-        ("What they play: artists", found.artists, chart_artists(tables["top_artists"]), ["top_artists"]),
-        ("Who listens: free and paid", found.levels, chart_levels(tables["level_share"]), ["level_share"]),
-        ("Who listens: gender", found.gender, chart_gender(tables["gender_share"]), ["gender_share"]),
-        ("Who listens: where", found.locations, chart_locations(tables["top_locations"]), ["top_locations"]),
-        ("Who listens: platforms", found.platforms, chart_platforms(tables["platforms"]), ["platforms"]),
-        ("Engagement", found.engagement, chart_engagement(tables["engagement"]), ["engagement"]),
-        ("Money: upgrades and downgrades", f"{found.changes} {found.upgrade}",
-         chart_changes(tables["level_changes"], tables["upgrade_engagement"]), ["level_changes", "upgrade_engagement"]),
-        ("Data health", found.health, "", ["load_health", "load_error_reasons"]),
+        ("definitions", "Who counts as what", [f"The period: {found.period}."], "", [], ["population"]),
+        ("activity", "Activity over time", [found.activity, found.newcomers],
+         chart_activity(tables["daily_activity"], period), [], ["daily_activity"]),
+        ("hours", "When people listen", [found.hours], chart_hours(tables["listening_hours"]), [],
+         ["listening_hours"]),
+        ("funnel", "Conversion funnel: free users on the way to paying", [found.funnel],
+         chart_funnel(tables["conversion_funnel"]),
+         ["Each step counts the free users who reached it after the step before, in this order; shares are of "
+          "step 1 and of the step before."], ["conversion_funnel"]),
+        ("retention", "Weekly cohort retention", [found.retention], chart_retention(tables["weekly_cohort_retention"]),
+         ["A cohort is the users who signed up (registration) in one week, Monday to Sunday UTC; a cell is the share "
+          "of them with any event in that later week. Blank cells are weeks not observed (before the logs begin), "
+          "not zero; a week cut by the period's edge counts only its days inside it."],
+         ["weekly_cohort_retention"]),
+        ("churn", "Churn and downgrades", [found.churn], churn_svg,
+         churn_notes,
+         ["churn_summary", "churned_users"]),
+        ("paying", "Who the paying users are", [found.paying], chart_paying(tables["paid_share"]),
+         ["Each listener counts once per dimension: their location and platform are those of most of their plays "
+          "in the period; metros are the ten with the most listeners."], ["paid_share"]),
+        ("songs", "What they play: songs", [found.songs], chart_songs(tables["top_songs"]), [],
+         ["top_songs", "catalog_coverage"]),
+        ("artists", "What they play: artists", [found.artists], chart_artists(tables["top_artists"]), [],
+         ["top_artists"]),
+        ("levels", "Who listens: free and paid", [found.levels], chart_levels(tables["level_share"]),
+         [f"{both:,} listeners played on both levels and are counted at each: free plus paid listeners is "
+          f"{sum(r['listeners'] for r in levels.values()):,}, for {people['listeners']:,} listeners."],
+         ["level_share"]),
+        ("gender", "Who listens: gender", [found.gender], chart_gender(tables["gender_share"]), [],
+         ["gender_share"]),
+        ("where", "Who listens: where", [found.locations], chart_locations(tables["top_locations"]), [],
+         ["top_locations"]),
+        ("platforms", "Who listens: platforms", [found.platforms], chart_platforms(tables["platforms"]),
+         ["A listener with plays from two user agents counts at each one's platform (the CSV's listeners column)."],
+         ["platforms"]),
+        ("engagement", "Engagement", [found.engagement], chart_engagement(tables["engagement"]), [],
+         ["engagement"]),
+        ("money", "Money: upgrades and downgrades", [found.changes, found.upgrade],
+         chart_changes(tables["level_changes"], tables["upgrade_engagement"], period), [],
+         ["level_changes", "upgrade_engagement"]),
+        ("health", "Data health", [found.health], "", ["Loads are counted over every load; events, plays and "
+                                                        "matches over the period."],
+         ["load_health", "load_error_reasons"]),
     ]
     parts = []
-    for title, takeaway, svg, names in sections:
-        figure = f"<figure class=chart>{svg}</figure>" if svg else ""
+    for slug, title, takeaways, svg, notes, names in sections:
+        shown = f"<figure class=chart>{svg}</figure>" if svg else ""
+        if slug == "definitions":
+            shown = definitions(tables)
+        note_html = "".join(f"<p class=note>{html.escape(n)}</p>" for n in notes)
         data = "".join(f"<p class=csv>{html.escape(n)}.csv</p>{_table(tables[n])}" for n in names)
-        parts.append(f"<section><h2>{html.escape(title)}</h2><p class=takeaway>{html.escape(takeaway)}</p>"
-                     f"{figure}{data}</section>")
+        said = "".join(f"<p class=takeaway>{html.escape(s)}</p>" for s in takeaways)
+        parts.append(f"<section id={slug}><h2>{html.escape(title)}</h2>{said}{shown}{note_html}{data}</section>")
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     kpi_html = "".join(f"<div class=kpi><b>{html.escape(v)}</b>{html.escape(k)}</div>" for k, v in kpis)
     return f"""<!DOCTYPE html>
@@ -241,8 +501,9 @@ def render(tables: dict[str, Table], found: Findings, target: str) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sparkify listening insights</title><style>{STYLE}</style></head>
 <body><header><h1>Sparkify listening insights</h1>
+<p class=period>Period: {html.escape(found.period)}</p>
 <p>From {html.escape(target)} · generated {generated} · all times UTC · every figure from a SQL query in
-insight_queries.py, and each table is also a CSV beside this page.</p></header>
+insight_queries.py or analyses/, and each table is also a CSV beside this page.</p></header>
 <div class=kpis>{kpi_html}</div>
 {''.join(parts)}
 </body></html>

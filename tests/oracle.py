@@ -150,34 +150,62 @@ def classify_device(agent: str) -> str:
     return "desktop"
 
 
-def insight_figures(data: Path) -> dict:
-    """Every figure the insights report shows, computed without SQL."""
+def default_period(data: Path) -> tuple[datetime, datetime]:
+    """The report's period when none is chosen: the first to the last day with events."""
+    days = [start_time(e["ts"]).date() for e in unique_events(data)]
+    first, last = min(days), max(days)
+    return datetime(first.year, first.month, first.day), datetime(last.year, last.month, last.day) + timedelta(days=1)
+
+
+def insight_figures(data: Path, start: datetime | None = None, end: datetime | None = None,
+                    expected: Expected | None = None) -> dict:
+    """Every figure the insights report shows for the period [start, end) (by default the
+    days with events), computed without SQL; expected is compute(data), if already made."""
     from statistics import median
 
-    events = []
-    for path in sorted((data / "log_data").rglob("*.json")):
-        events += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    seen, unique = set(), []
-    for e in events:
-        key = (e["userId"], e["sessionId"], e["itemInSession"])
-        if key not in seen:
-            seen.add(key)
-            unique.append(e)
+    if start is None or end is None:
+        default_start, default_end = default_period(data)
+        start, end = start or default_start, end or default_end
+    every = unique_events(data)
+    unique = [e for e in every if in_period(start_time(e["ts"]), start, end)]
     plays = [e for e in unique if e["page"] == "NextSong"]
-    expected = compute(data)
-    out: dict = {}
+    expected = expected or compute(data)
+    out: dict = {"period": (start, end)}
 
+    first_seen = {}  # user -> first day with an event in the warehouse (all the data)
+    for e in every:
+        if e["userId"]:
+            day = start_time(e["ts"]).date()
+            first_seen[e["userId"]] = min(first_seen.get(e["userId"], day), day)
+    signed_up = {uid: user[4] for uid, user in expected.users.items()
+                 if user[4] is not None and in_period(user[4], start, end)}
     days: dict = {}
-    first_day: dict = {}
     for e in unique:
-        day = start_time(e["ts"]).date()
-        entry = days.setdefault(day, {"plays": 0, "users": set()})
+        entry = days.setdefault(start_time(e["ts"]).date(), {"plays": 0, "users": set()})
         entry["plays"] += e["page"] == "NextSong"
         if e["userId"]:
             entry["users"].add(e["userId"])
-            first_day[e["userId"]] = min(first_day.get(e["userId"], day), day)
-    out["daily_activity"] = {day: (v["plays"], len(v["users"]), sum(1 for d in first_day.values() if d == day))
-                             for day, v in days.items()}
+    for moment in signed_up.values():
+        days.setdefault(moment.date(), {"plays": 0, "users": set()})
+    out["daily_activity"] = {
+        day: (v["plays"], len(v["users"]), sum(1 for m in signed_up.values() if m.date() == day),
+              sum(1 for d in first_seen.values() if d == day))
+        for day, v in days.items()}
+
+    users = {e["userId"] for e in unique if e["userId"]}
+    listeners = {e["userId"] for e in plays if e["userId"]}
+    levels_played = defaultdict(set)
+    for e in plays:
+        if e["userId"]:
+            levels_played[e["userId"]].add(e["level"])
+    event_days = [start_time(e["ts"]).date() for e in unique]
+    out["population"] = {
+        "first_day": min(event_days), "last_day": max(event_days), "users": len(users), "listeners": len(listeners),
+        "listeners_on_both_levels": sum(1 for levels in levels_played.values() if len(levels) > 1),
+        "new_users": len(signed_up),
+        "first_seen_users": sum(1 for d in first_seen.values() if in_period(datetime(d.year, d.month, d.day),
+                                                                            start, end)),
+    }
 
     hours = Counter()
     for e in plays:
@@ -187,6 +215,7 @@ def insight_figures(data: Path) -> dict:
 
     songs, artists, song_listeners, artist_listeners = Counter(), Counter(), defaultdict(set), defaultdict(set)
     matched_songs = defaultdict(bool)
+    matched = 0
     for e in plays:
         key = (fix_double_encoding(e["song"]), fix_double_encoding(e["artist"]))
         songs[key] += 1
@@ -195,9 +224,10 @@ def insight_figures(data: Path) -> dict:
         artist_listeners[key[1]].add(e["userId"])
         if expected.plays[(e["userId"], e["sessionId"], e["itemInSession"])][0]:
             matched_songs[key] = True
+            matched += 1
     out["songs"] = {k: (n, len(song_listeners[k]), int(matched_songs[k])) for k, n in songs.items()}
     out["artists"] = {k: (n, len(artist_listeners[k])) for k, n in artists.items()}
-    out["coverage"] = (len(plays), expected.matched, len(songs))
+    out["coverage"] = (len(plays), matched, len(songs))
 
     level_users, level_plays = defaultdict(set), Counter()
     locations, location_users = Counter(), defaultdict(set)
@@ -221,35 +251,43 @@ def insight_figures(data: Path) -> dict:
     out["locations"] = {loc: (len(location_users[loc]), n) for loc, n in locations.items()}
     out["platforms"] = dict(platform)
 
+    # Sessions over all the data, in the period when their first event is.
     sessions: dict = defaultdict(list)
-    for e in unique:
+    for e in every:
         if e["userId"]:
             sessions[(e["userId"], e["sessionId"])].append(e)
     by_level: dict = defaultdict(lambda: {"users": set(), "sessions": 0, "songs": [], "minutes": []})
     for (user, _), items in sessions.items():
+        stamps = [e["ts"] for e in items]
+        if not in_period(start_time(min(stamps)), start, end):
+            continue
         opening = [e["level"] for e in items if e["itemInSession"] == 0]
         level = opening[0] if opening else max(e["level"] for e in items)
-        stamps = [e["ts"] for e in items]
         entry = by_level[level]
         entry["users"].add(user)
         entry["sessions"] += 1
         entry["songs"].append(sum(e["page"] == "NextSong" for e in items))
-        entry["minutes"].append((max(stamps) - min(stamps)) / 60000.0)
+        # Whole seconds, each end truncated to the second, as the report computes them.
+        entry["minutes"].append((max(stamps) // 1000 - min(stamps) // 1000) / 60)
     out["engagement"] = {
         level: (len(v["users"]), v["sessions"], v["sessions"] / len(v["users"]), sum(v["songs"]) / v["sessions"],
                 sum(v["minutes"]) / v["sessions"], median(v["minutes"]))
         for level, v in by_level.items()}
 
+    # Level changes over each user's whole timeline, counted when they fall in the period.
     timeline = defaultdict(list)
-    for e in unique:
+    for e in every:
         if e["userId"]:
             timeline[e["userId"]].append((e["ts"], e["sessionId"], e["itemInSession"], e["level"]))
     changes: dict = defaultdict(lambda: [0, 0])
-    upgraded_at = {}
+    upgraded_at, level_at_end = {}, {}
     for user, items in timeline.items():
         items.sort()
+        before_end = [item for item in items if start_time(item[0]) < end]
+        if before_end:
+            level_at_end[user] = before_end[-1][3]
         for previous, current in zip(items, items[1:], strict=False):
-            if previous[3] != current[3]:
+            if previous[3] != current[3] and in_period(start_time(current[0]), start, end):
                 day = start_time(current[0]).date()
                 changes[day][0 if current[3] == "paid" else 1] += 1
                 if current[3] == "paid" and user not in upgraded_at:
@@ -264,6 +302,30 @@ def insight_figures(data: Path) -> dict:
             around[period]["days"].add((e["userId"], start_time(e["ts"]).date()))
     out["upgrade_engagement"] = {p: (len(v["users"]), v["plays"], len(v["days"]), v["plays"] / len(v["days"]))
                                  for p, v in around.items()}
+
+    # Who pays: each listener once, with the location and user agent of most of their plays
+    # (ties to the first in code-point order) and their level at their last event in the period.
+    home, agent = defaultdict(Counter), defaultdict(Counter)
+    for e in plays:
+        if e["userId"]:
+            home[e["userId"]][e["location"]] += 1
+            agent[e["userId"]][e["userAgent"]] += 1
+    groups: dict = defaultdict(lambda: [0, 0])
+    by_location = Counter()
+    for user in listeners:
+        location = min(home[user], key=lambda loc: (-home[user][loc], loc))
+        ua = min(agent[user], key=lambda a: (-agent[user][a], a))
+        paid = int(level_at_end.get(user) == "paid")
+        by_location[location] += 1
+        for key in (("all", "all listeners"), ("gender", expected.users[int(user)][2] or "unknown"),
+                    ("location", location), ("browser", classify_browser(ua)),
+                    ("operating system", classify_os(ua)), ("device", classify_device(ua))):
+            groups[key][0] += 1
+            groups[key][1] += paid
+    top_metros = sorted(by_location, key=lambda loc: (-by_location[loc], loc))[:10]
+    out["paid_share"] = {key: (n, paid, paid / n) for key, (n, paid) in groups.items()
+                         if key[0] != "location" or key[1] in top_metros}
+
     out["latest_event"] = max(start_time(e["ts"]) for e in unique)
     out["events"] = len(unique)
     return out
@@ -283,12 +345,14 @@ def analysis(function):
 
 @dataclass
 class RawData:
-    """The events once each (first copy of a key), the plays among them, and compute()'s
-    expectations, which the analyses build on (catalog matches, users, artists)."""
+    """The events once each (first copy of a key) within the period, the plays among them,
+    and compute()'s expectations over all the data, which the analyses build on (catalog
+    matches, users, artists). period_end (exclusive) is None when the period is open."""
 
     events: list
     plays: list
     expected: Expected
+    period_end: datetime | None = None
 
     def as_played(self, e: dict) -> tuple:
         """A play as the plays view shows it: (song_id, artist_id, title, artist name), the
@@ -300,7 +364,8 @@ class RawData:
         return song_id, song["artist_id"], as_text(song["title"]), self.expected.artists[song["artist_id"]]
 
 
-def read_raw(data: Path) -> RawData:
+def unique_events(data: Path) -> list[dict]:
+    """Every log event once: the first copy of each (userId, sessionId, itemInSession)."""
     events = []
     for path in sorted((data / "log_data").rglob("*.json")):
         events += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -310,12 +375,26 @@ def read_raw(data: Path) -> RawData:
         if key not in seen:
             seen.add(key)
             unique.append(e)
-    return RawData(unique, [e for e in unique if e["page"] == "NextSong"], compute(data))
+    return unique
 
 
-def analysis_results(data: Path) -> dict:
-    """Every analysis's expected rows, by the name of its .sql file."""
-    raw = read_raw(data)
+def in_period(moment: datetime, start: datetime | None, end: datetime | None) -> bool:
+    """Whether moment lies in [start, end); None leaves that side open."""
+    return (start is None or moment >= start) and (end is None or moment < end)
+
+
+def read_raw(data: Path, start: datetime | None = None, end: datetime | None = None,
+             expected: Expected | None = None) -> RawData:
+    """The raw data, its events limited to [start, end) (UTC) when given; expected is
+    compute(data), if already made."""
+    unique = [e for e in unique_events(data) if in_period(start_time(e["ts"]), start, end)]
+    return RawData(unique, [e for e in unique if e["page"] == "NextSong"], expected or compute(data), end)
+
+
+def analysis_results(data: Path, start: datetime | None = None, end: datetime | None = None,
+                     expected: Expected | None = None) -> dict:
+    """Every analysis's expected rows, by the name of its .sql file, over [start, end)."""
+    raw = read_raw(data, start, end, expected)
     return {name: function(raw) for name, function in ANALYSES.items()}
 
 
@@ -436,18 +515,21 @@ def session_length_by_level(raw: RawData) -> list:
             for level, v in sorted(by_level.items())]
 
 
+FUNNEL_STEPS = ["Home", "NextSong", "Upgrade", "Submit Upgrade"]
+
+
 @analysis
 def conversion_funnel(raw: RawData) -> list:
-    steps = ["Home", "NextSong", "Upgrade", "Submit Upgrade"]
+    """Free users only: their events on the free level, each step after the one before."""
     timelines = defaultdict(list)
     for e in raw.events:
-        if e["userId"]:
+        if e["userId"] and e["level"] == "free":
             timelines[e["userId"]].append((e["ts"], e["page"]))
     reached = Counter()
     for items in timelines.values():
         items.sort()
         at = None  # when the user reached the step before
-        for step, page in enumerate(steps, start=1):
+        for step, page in enumerate(FUNNEL_STEPS, start=1):
             later = [ts for ts, p in items if p == page and (at is None or ts > at)]
             if not later:
                 break
@@ -455,12 +537,13 @@ def conversion_funnel(raw: RawData) -> list:
             reached[step] += 1
     return [(step, page, reached[step], _share(reached[step], reached[1]),
              None if step == 1 else _share(reached[step], reached[step - 1]))
-            for step, page in enumerate(steps, start=1)]
+            for step, page in enumerate(FUNNEL_STEPS, start=1)]
 
 
 @analysis
 def weekly_cohort_retention(raw: RawData) -> list:
-    cohorts = {uid: _week_start(user[4]) for uid, user in raw.expected.users.items() if user[4] is not None}
+    cohorts = {uid: _week_start(user[4]) for uid, user in raw.expected.users.items()
+               if user[4] is not None and (raw.period_end is None or user[4] < raw.period_end)}
     sizes = Counter(cohorts.values())
     active = defaultdict(set)  # week -> users active in it
     for e in raw.events:
@@ -488,6 +571,9 @@ def churn_summary(raw: RawData) -> list:
     return rows
 
 
+DAY_MS = 86_400_000
+
+
 @analysis
 def churned_users(raw: RawData) -> list:
     signals = defaultdict(dict)  # user -> page -> first ts
@@ -499,10 +585,14 @@ def churned_users(raw: RawData) -> list:
     for user, pages in signals.items():
         churned = min(pages.values())
         stamps = [e["ts"] for e in raw.plays if e["userId"] == user]
+        visits = [e["ts"] for e in raw.events if e["userId"] == user and e["page"] == "Downgrade"]
         downgraded, cancelled = pages.get("Submit Downgrade"), pages.get("Cancellation Confirmation")
         rows.append((int(user), start_time(downgraded) if downgraded else None,
                      start_time(cancelled) if cancelled else None, start_time(churned),
                      sum(ts < churned for ts in stamps), sum(ts > churned for ts in stamps),
+                     sum(churned - 14 * DAY_MS <= ts < churned - 7 * DAY_MS for ts in stamps),
+                     sum(churned - 7 * DAY_MS <= ts < churned for ts in stamps),
+                     sum(ts < churned for ts in visits),
                      raw.expected.users[int(user)][3]))
     return sorted(rows, key=lambda r: (r[3], r[0]))
 

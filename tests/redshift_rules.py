@@ -2,7 +2,8 @@
 
 From the Redshift developer guide's pages "Unsupported PostgreSQL features", "Unsupported
 PostgreSQL data types" and "Unsupported PostgreSQL functions", plus PostgreSQL-only
-statements our engines vary on purpose (UNLOGGED, TRUNCATE inside a batch). Types are
+statements our engines vary on purpose (UNLOGGED, TRUNCATE inside a batch), and
+restrictions a function's own page states (see sort_based_with_distinct). Types are
 found in sqlglot's syntax tree; function calls and syntax are matched on the text with
 string literals and comments removed, so a word inside a string never counts.
 """
@@ -82,6 +83,14 @@ UNSUPPORTED_SYNTAX = [
 
 SYSTEM_COLUMNS = {"oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"}
 
+# The sort-based aggregates. AWS, Redshift Database Developer Guide, "LISTAGG function"
+# (r_LISTAGG.html), usage notes: LISTAGG, PERCENTILE_CONT and MEDIAN cannot be used with
+# other distinct aggregate functions; Redshift rejects such a SELECT with "Using
+# LISTAGG/PERCENTILE_CONT/MEDIAN aggregate functions with other distinct aggregate function
+# not supported". PostgreSQL accepts it, so only this check finds it before production.
+SORT_BASED_WITH_DISTINCT = ("PERCENTILE_CONT, MEDIAN or LISTAGG in a SELECT with a DISTINCT aggregate "
+                            "(compute them in separate CTEs)")
+
 
 def _strip_literals(sql: str) -> str:
     sql = re.sub(r"--[^\n]*", " ", sql)
@@ -113,4 +122,27 @@ def violations(sql: str) -> list[str]:
             found.append(f"type {node.this.name}")
         if isinstance(node, exp.ColumnDef) and node.name.lower() in SYSTEM_COLUMNS:
             found.append(f"column named {node.name} (a PostgreSQL system column name)")
+    if any(sort_based_with_distinct(select) for select in tree.find_all(exp.Select)):
+        found.append(SORT_BASED_WITH_DISTINCT)
     return sorted(set(found))
+
+
+def _is_sort_based(node) -> bool:
+    if isinstance(node, (exp.PercentileCont, exp.Median, exp.GroupConcat)):
+        return True
+    return isinstance(node, exp.Anonymous) and node.name.lower() == "listagg"
+
+
+def sort_based_with_distinct(select: exp.Select) -> bool:
+    """Whether this one SELECT (not the queries nested in it) has a sort-based aggregate and
+    a DISTINCT aggregate other than it (LISTAGG(DISTINCT …) alone is allowed)."""
+    sort_based = distinct = False
+    for expression in select.expressions:
+        for node in expression.walk(prune=lambda n: isinstance(n, (exp.Select, exp.Subquery, exp.Window))):
+            if isinstance(node, (exp.Select, exp.Subquery, exp.Window)):
+                continue  # another query's, or a window function's (not an aggregate of this SELECT)
+            if _is_sort_based(node):
+                sort_based = True
+            elif isinstance(node, exp.Distinct) and not _is_sort_based(node.parent):
+                distinct = True
+    return sort_based and distinct

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from datetime import datetime
 
 import pytest
 import sqlglot
@@ -133,7 +134,10 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     """The logical statements are one text for both engines: checking them here covers PostgreSQL too."""
     texts = [statement for _, statement in q.transform_queries] + [statement for _, statement in q.quality_checks]
     texts += [statement for _, statement in q.batch_quality_checks]
+    # The report's queries as written (everything) and as run for a period (for_period raises
+    # for one that does not hold the period's bounds), the analyses files among them.
     texts += [statement for _, _, statement in iq.QUERIES]
+    texts += [statement for _, _, statement in iq.statements(datetime(2018, 11, 10), datetime(2018, 11, 21))]
     texts += [statement % (1,) for _, statement in q.summary_inserts]
     texts += [q.time_rows_added_insert % (1, 1), q.matched_plays_added_insert % (1, 0)]
     texts += [q.text_repair_candidates, q.batch_plays_recovered, q.songplays_matched] + q.batch_tables_drop
@@ -161,6 +165,24 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     ("select count(*) filter (where level = 'paid') from users", "aggregate FILTER"),
     ("select array[1, 2]", "array constructors"),
     ("select row_number() over (order by ts nulls last) from t", "NULLS clause in window functions"),
+    # What the insights report's engagement query once did (a production failure on Redshift).
+    ("select level, count(distinct user_id) as users, percentile_cont(0.5) within group (order by minutes) "
+     "from sessions group by level", "PERCENTILE_CONT, MEDIAN or LISTAGG in a SELECT with a DISTINCT aggregate"),
+    ("select median(minutes), count(distinct session_id) from sessions", "PERCENTILE_CONT, MEDIAN or LISTAGG"),
+    ("select listagg(level, ',') within group (order by level), count(distinct user_id) from users",
+     "PERCENTILE_CONT, MEDIAN or LISTAGG"),
 ])
 def test_the_checker_catches_what_redshift_rejects(bad, reason):
     assert any(reason in found for found in violations(bad)), violations(bad)
+
+
+@pytest.mark.parametrize("good", [
+    # The same figures in separate steps, as the engagement query now computes them.
+    "with a as (select level, count(distinct user_id) as users from s group by level), "
+    "b as (select level, percentile_cont(0.5) within group (order by minutes) as m from s group by level) "
+    "select a.level, a.users, b.m from a join b on b.level = a.level",
+    "select count(distinct u), (select median(m) from t2) from t",  # the median is another query's
+    "select listagg(distinct level, ',') from users",  # LISTAGG's own DISTINCT is allowed
+])
+def test_the_checker_accepts_what_redshift_runs(good):
+    assert violations(good) == []
