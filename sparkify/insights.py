@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import insight_queries as iq
 
-WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+from . import report
+from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, plural
+
 # The funnel's pages as a reader says them.
 FUNNEL_STEPS = {"Home": "opened Home", "NextSong": "played a song", "Upgrade": "visited the Upgrade page",
                 "Submit Upgrade": "submitted an upgrade"}
@@ -24,40 +25,6 @@ FUNNEL_STEPS = {"Home": "opened Home", "NextSong": "played a song", "Upgrade": "
 
 class NothingToReport(Exception):
     """The warehouse, or the chosen period, has no events; the message says what it has."""
-
-
-@dataclass(frozen=True)
-class Period:
-    """The UTC days a report covers, both included; chosen when --since or --until set it
-    (otherwise it is the days the warehouse has events on)."""
-
-    first: date
-    last: date
-    chosen: bool = False
-    logs_begin: date | None = None  # the first day the warehouse has events on
-
-    @property
-    def start(self) -> datetime:
-        return datetime(self.first.year, self.first.month, self.first.day)
-
-    @property
-    def end(self) -> datetime:
-        """The first moment after the period (exclusive)."""
-        return self.start + timedelta(days=(self.last - self.first).days + 1)
-
-    @property
-    def observed_start(self) -> datetime:
-        """The first moment in the period the warehouse can have events for."""
-        if self.logs_begin is None:
-            return self.start
-        return max(self.start, datetime(self.logs_begin.year, self.logs_begin.month, self.logs_begin.day))
-
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
-
-    def label(self) -> str:
-        first = day_label(self.first) + ("" if self.first.year == self.last.year else f", {self.first.year}")
-        return f"{first} – {day_label(self.last)}, {self.last.year}"
 
 
 def resolve_period(wh, since: date | None, until: date | None) -> Period:
@@ -73,22 +40,6 @@ def resolve_period(wh, since: date | None, until: date | None) -> Period:
     if period.first > period.last:
         raise NothingToReport(f"--since {period.first} is after --until {period.last}")
     return period
-
-
-@dataclass
-class Table:
-    name: str
-    question: str
-    columns: list[str]
-    rows: list[tuple]
-    seconds: float
-
-    def records(self) -> list[dict]:
-        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
-
-    def column(self, name: str) -> list:
-        index = self.columns.index(name)
-        return [row[index] for row in self.rows]
 
 
 def run_queries(wh, period: Period) -> dict[str, Table]:
@@ -140,42 +91,6 @@ def pct(part: float, whole: float) -> str:
 
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}×" if b else "n/a"
-
-
-def day_label(day: date) -> str:
-    return f"{day:%b} {day.day}"
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    return f"{count:,} {word if count == 1 else (many or word + 's')}"
-
-
-def gender_label(code: str) -> str:
-    return {"F": "women", "M": "men"}.get(code, code)
-
-
-@dataclass
-class Findings:
-    """One sentence per chart (two where two statistics need one each), from the tables."""
-
-    period: str
-    activity: str
-    newcomers: str
-    hours: str
-    funnel: str
-    retention: str
-    churn: str
-    paying: str
-    songs: str
-    artists: str
-    levels: str
-    gender: str
-    locations: str
-    platforms: str
-    engagement: str
-    changes: str
-    upgrade: str
-    health: str
 
 
 def findings(t: dict[str, Table], period: Period) -> Findings:
@@ -252,15 +167,6 @@ def _retention(table: Table, period: Period) -> str:
         return text + (f"{pct(weeks[1]['active_users'], sizes[cohort])} were active the week after and {share} in "
                        f"week {last}, the period's last whole week.")
     return text + f"{share} were active in week {last} after signing up (the period's last whole week)."
-
-
-def observed_churners(users: Table, period: Period) -> tuple[list[dict], int]:
-    """The churners whose two weeks before churning lie wholly in the period (and in the
-    logs), and how many others there are: for those, the earlier days are not observed, so
-    their plays there would read as a fall to zero."""
-    churners = users.records()
-    kept = [r for r in churners if r["churned_at"] - timedelta(days=14) >= period.observed_start]
-    return kept, len(churners) - len(kept)
 
 
 def _churn(summary: Table, users: Table, period: Period) -> str:
@@ -398,7 +304,6 @@ def generate(config, folder: Path, since: date | None = None, until: date | None
              ) -> tuple[Path, Findings, dict[str, Table], Period]:
     """Runs every query over the period on the configured engine; writes the CSVs and the
     HTML report."""
-    from . import report
     from .warehouse import connect
 
     with connect(config) as wh:

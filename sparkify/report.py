@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
-from .insights import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners  # noqa: E402
+from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners  # noqa: E402
 
 plt.rcParams.update({
     "svg.fonttype": "none",          # text stays text: crisp, searchable, small

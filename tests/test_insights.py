@@ -457,7 +457,8 @@ def test_every_query_but_the_loads_covers_the_period():
 def test_churners_whose_two_weeks_before_are_not_all_in_the_period_are_not_compared():
     """Days before the period (or the logs) are not observed: counting them as no plays
     would read as a fall in listening, so such churners are left out of the comparison."""
-    from sparkify.insights import Period, Table, _churn, observed_churners
+    from sparkify.insights import _churn
+    from sparkify.reportmodel import Period, Table, observed_churners
 
     columns = ["user_id", "churned_at", "plays_days_8_to_14_before", "plays_days_1_to_7_before",
                "downgrade_visits_before"]

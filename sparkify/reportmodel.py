@@ -1,0 +1,107 @@
+"""The insights report's data model: the period it covers, the tables its queries return,
+the findings it states, and the labels both the findings and the page use. The report's
+queries (insights.py) and its page (report.py) both build on this; neither imports the
+other's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+
+
+@dataclass(frozen=True)
+class Period:
+    """The UTC days a report covers, both included; chosen when --since or --until set it
+    (otherwise it is the days the warehouse has events on)."""
+
+    first: date
+    last: date
+    chosen: bool = False
+    logs_begin: date | None = None  # the first day the warehouse has events on
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.first.year, self.first.month, self.first.day)
+
+    @property
+    def end(self) -> datetime:
+        """The first moment after the period (exclusive)."""
+        return self.start + timedelta(days=(self.last - self.first).days + 1)
+
+    @property
+    def observed_start(self) -> datetime:
+        """The first moment in the period the warehouse can have events for."""
+        if self.logs_begin is None:
+            return self.start
+        return max(self.start, datetime(self.logs_begin.year, self.logs_begin.month, self.logs_begin.day))
+
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
+    def label(self) -> str:
+        first = day_label(self.first) + ("" if self.first.year == self.last.year else f", {self.first.year}")
+        return f"{first} – {day_label(self.last)}, {self.last.year}"
+
+
+@dataclass
+class Table:
+    name: str
+    question: str
+    columns: list[str]
+    rows: list[tuple]
+    seconds: float
+
+    def records(self) -> list[dict]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def column(self, name: str) -> list:
+        index = self.columns.index(name)
+        return [row[index] for row in self.rows]
+
+
+def day_label(day: date) -> str:
+    return f"{day:%b} {day.day}"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+
+
+def gender_label(code: str) -> str:
+    return {"F": "women", "M": "men"}.get(code, code)
+
+
+@dataclass
+class Findings:
+    """One sentence per chart (two where two statistics need one each), from the tables."""
+
+    period: str
+    activity: str
+    newcomers: str
+    hours: str
+    funnel: str
+    retention: str
+    churn: str
+    paying: str
+    songs: str
+    artists: str
+    levels: str
+    gender: str
+    locations: str
+    platforms: str
+    engagement: str
+    changes: str
+    upgrade: str
+    health: str
+
+
+def observed_churners(users: Table, period: Period) -> tuple[list[dict], int]:
+    """The churners whose two weeks before churning lie wholly in the period (and in the
+    logs), and how many others there are: for those, the earlier days are not observed, so
+    their plays there would read as a fall to zero."""
+    churners = users.records()
+    kept = [r for r in churners if r["churned_at"] - timedelta(days=14) >= period.observed_start]
+    return kept, len(churners) - len(kept)
