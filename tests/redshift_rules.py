@@ -5,6 +5,9 @@ PostgreSQL data types" and "Unsupported PostgreSQL functions", plus PostgreSQL-o
 statements our engines vary on purpose (UNLOGGED, TRUNCATE inside a batch). Types are
 found in sqlglot's syntax tree; function calls and syntax are matched on the text with
 string literals and comments removed, so a word inside a string never counts.
+
+script_violations() adds what only the order of a session's statements shows (a LOCK with
+no statement_timeout in effect), for a whole script such as tests/golden/redshift.sql.
 """
 
 from __future__ import annotations
@@ -114,3 +117,34 @@ def violations(sql: str) -> list[str]:
         if isinstance(node, exp.ColumnDef) and node.name.lower() in SYSTEM_COLUMNS:
             found.append(f"column named {node.name} (a PostgreSQL system column name)")
     return sorted(set(found))
+
+
+# AWS, Redshift Database Developer Guide, "LOCK": the lock is ACCESS EXCLUSIVE, "waiting if
+# necessary for any conflicting locks to be released", for as long as that takes; and
+# "statement_timeout": it stops any statement that runs longer, 0 (the default) turning the
+# limit off. So every LOCK must run while a statement_timeout above 0 is set in the session.
+UNBOUNDED_LOCK = "LOCK with no statement_timeout in effect (it would wait for ever; set one before it)"
+_SET_TIMEOUT = re.compile(r"set\s+(?:session\s+)?statement_timeout\s*(?:to|=)\s*'?(\d+|default)'?")
+_RESET_TIMEOUT = re.compile(r"reset\s+(?:statement_timeout|all)\b")
+
+
+def order_violations(statements: list[str]) -> list[str]:
+    """What is wrong with statements in the order one session sends them, though each may
+    pass alone: a LOCK while no statement_timeout bounds its wait."""
+    found, bounded = [], False
+    for statement in statements:
+        text = " ".join(re.sub(r"--[^\n]*", " ", statement).lower().split())  # a value may be quoted
+        setting = _SET_TIMEOUT.match(text)
+        if setting:
+            bounded = setting.group(1) != "default" and int(setting.group(1)) > 0
+        elif _RESET_TIMEOUT.match(text):
+            bounded = False
+        elif re.match(r"lock\b", text) and not bounded:
+            found.append(UNBOUNDED_LOCK)
+    return found
+
+
+def script_violations(statements: list[str]) -> list[str]:
+    """Every statement's violations and those of their order, for one session's script."""
+    found = [reason for statement in statements for reason in violations(statement)]
+    return sorted(set(found + order_violations(statements)))

@@ -14,7 +14,7 @@ import re
 import pytest
 import sqlglot
 from conftest import ROOT, run_script
-from redshift_rules import violations
+from redshift_rules import script_violations, violations
 
 import insight_queries as iq
 import sql_queries as q
@@ -72,6 +72,11 @@ def statements(script: str) -> list[str]:
     return bodies
 
 
+def sessions(script: str) -> list[list[str]]:
+    """The statements of each run in the script (each script is one session of its own)."""
+    return [statements(part) for part in re.split(r"^(?=-- ===== )", script, flags=re.M) if part]
+
+
 @pytest.fixture(scope="module")
 def script(tmp_path_factory) -> str:
     return redshift_script(tmp_path_factory.mktemp("golden"))
@@ -96,6 +101,13 @@ def test_every_statement_parses_as_redshift_sql(script):
 def test_the_script_uses_nothing_redshift_does_not_support(script):
     problems = {body[:70]: violations(body) for body in statements(script)}
     assert {k: v for k, v in problems.items() if v} == {}
+
+
+def test_every_lock_waits_a_bounded_time(script):
+    runs = sessions(script)
+    assert sum(1 for run in runs for body in run if body.startswith("lock table")) >= 2
+    for run in runs:
+        assert script_violations(run) == []
 
 
 def test_copy_reads_s3_with_the_options_that_keep_real_data_loading(script):
@@ -153,6 +165,12 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     ("select count(*) filter (where level = 'paid') from users", "aggregate FILTER"),
     ("select array[1, 2]", "array constructors"),
     ("select row_number() over (order by ts nulls last) from t", "NULLS clause in window functions"),
+    # A script (statements separated by ';'), checked in order: a LOCK must not wait for ever.
+    ("lock table etl_lock", "LOCK with no statement_timeout in effect"),
+    ("set statement_timeout to 60000;\nreset statement_timeout;\nlock table etl_lock",
+     "LOCK with no statement_timeout"),
+    ("set statement_timeout to 0;\nlock table etl_lock", "LOCK with no statement_timeout"),
 ])
 def test_the_checker_catches_what_redshift_rejects(bad, reason):
-    assert any(reason in found for found in violations(bad)), violations(bad)
+    found = script_violations(statements(bad + ";\n"))
+    assert any(reason in reason_found for reason_found in found), found
