@@ -572,7 +572,7 @@ where query = pg_last_copy_id()
 order by filename, line_number
 """
 
-# The same after a COPY that failed (more than MAXERROR): its rows in stl_load_errors are
+# The same after a COPY that failed (MAXERROR rejections or more): its rows in stl_load_errors are
 # those of this session's latest COPY with errors (system tables outlive the rollback).
 redshift_failed_copy_errors = """
 select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)

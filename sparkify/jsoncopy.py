@@ -11,8 +11,8 @@ does and streams the result through `COPY … FROM STDIN`:
   numeric strings become numbers, objects and arrays become JSON text; EMPTYASNULL,
   BLANKSASNULL, TRUNCATECOLUMNS and ACCEPTINVCHARS behave as Redshift's options do;
   VARCHAR lengths are counted in bytes, as Redshift counts them;
-* a record that cannot be loaded is rejected with its file, line, column and reason; more
-  than MAXERROR rejections fail the load. A value spread over many lines is one record
+* a record that cannot be loaded is rejected with its file, line, column and reason;
+  MAXERROR rejections or more fail the load (0 and 1: the first). A value spread over many lines is one record
   whatever it holds: over 4 MB or nested too deeply, it is one rejection, not one per line;
 * a source object that cannot be read (a broken or looping link, no permission, a named
   pipe) is one rejection with the reason, and the objects after it load.
@@ -69,13 +69,24 @@ class TooManyErrors(Exception):
         self.table = table
         self.errors = errors
         self.max_errors = max_errors
-        first = next(e for e in errors if e.disposition == REJECTED)
+        rejected = [e for e in errors if e.disposition == REJECTED]
+        first = rejected[0]
         where = first.source if first.line_number is None else f"{first.source} line {first.line_number}"
         super().__init__(
-            f"loading {table} rejected more than MAXERROR = {max_errors} records "
-            f"(first: {where}: {first.reason}); "
+            f"loading {table} rejected {len(rejected):,} records, and MAXERROR = {max_errors} fails a load at "
+            f"{rejections_that_fail(max_errors):,} (first: {where}: {first.reason}); "
             "see table load_errors, fix the files or raise [ETL] MAXERROR"
         )
+
+
+# AWS, Redshift Database Developer Guide, "Data load operations" (copy-parameters-data-load),
+# MAXERROR: "If the load returns the error_count number of errors or greater, the load
+# fails"; "Set this value to 0 or 1 if you want the load to fail as soon as the first error
+# occurs"; default 0, limit 100000 (config.MAXERROR_LIMIT). The local COPY fails at the
+# same count.
+def rejections_that_fail(max_errors: int) -> int:
+    """How many rejected records fail a load with this MAXERROR, as Redshift counts them."""
+    return max(max_errors, 1)
 
 
 REJECTED = "rejected"
@@ -637,11 +648,11 @@ class JsonCopy:
         return LoadError(disposition, self.table, obj.url, number, error.column, reason, _excerpt(raw))
 
     def _keep(self, errors: list[LoadError]) -> int:
-        """Records errors; returns how many were rejections. Fails past MAXERROR."""
+        """Records errors; returns how many were rejections. Fails at MAXERROR, as Redshift does."""
         self.result.errors.extend(errors)
         rejections = sum(1 for e in errors if e.disposition == REJECTED)
         self.result.rejected_count += rejections
-        if rejections and self.result.rejected_count > self.options.max_errors:
+        if rejections and self.result.rejected_count >= rejections_that_fail(self.options.max_errors):
             raise TooManyErrors(self.table, self.result.errors, self.options.max_errors)
         return rejections
 

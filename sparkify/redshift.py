@@ -91,7 +91,7 @@ def stage(wh, config: Config, pending, options: jsoncopy.CopyOptions, batch_id: 
         except WarehouseError as exc:
             if "load into table" not in str(exc).lower():
                 raise
-            # COPY rejected more than MAXERROR records: say which and why, at once.
+            # COPY rejected MAXERROR records or more: say which and why, at once.
             wh.rollback()
             errors = _load_errors(wh, item.table, q.redshift_failed_copy_errors)
             if not errors:

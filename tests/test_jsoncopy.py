@@ -167,11 +167,21 @@ def test_a_lone_surrogate_escape_is_replaced_and_noted_or_rejected():
 
 
 def test_maxerror_counts_only_rejections():
-    rows, errors = _copy(b'{"name": "ok"}\n{bad\n{"name": "caf\xe9"}', max_errors=1)
+    rows, errors = _copy(b'{"name": "ok"}\n{bad\n{"name": "caf\xe9"}', max_errors=2)
     assert rows == [b"ok\n", b"caf?\n"]
     assert [e.disposition for e in errors] == ["rejected", "replaced"]
-    with pytest.raises(jsoncopy.TooManyErrors, match="more than MAXERROR = 1"):
-        _copy(b'{"name": "ok"}\n{bad\n{worse', max_errors=1)
+    with pytest.raises(jsoncopy.TooManyErrors, match="rejected 2 records, and MAXERROR = 2 fails a load at 2"):
+        _copy(b'{"name": "ok"}\n{bad\n{worse', max_errors=2)
+
+
+@pytest.mark.parametrize("max_errors, tolerated", [(0, 0), (1, 0), (2, 1), (100, 99)])
+def test_maxerror_fails_the_load_at_that_many_rejections_as_redshift_does(max_errors, tolerated):
+    # AWS, "Data load operations": MAXERROR n fails the load at n errors or more; 0 and 1 at the first.
+    lines = [b'{"name": "ok"}'] + [b"{bad"] * tolerated
+    rows, errors = _copy(b"\n".join(lines), max_errors=max_errors)
+    assert rows == [b"ok\n"] and len(errors) == tolerated
+    with pytest.raises(jsoncopy.TooManyErrors, match=f"rejected {tolerated + 1} records"):
+        _copy(b"\n".join(lines + [b"{bad"]), max_errors=max_errors)
 
 
 def test_the_fast_row_path_gives_exactly_what_the_generic_path_gives():

@@ -57,7 +57,7 @@ def test_workers_give_the_rows_errors_and_counts_of_the_serial_copy(tmp_path):
 @several_cores
 def test_maxerror_counts_the_rejections_of_all_workers(tmp_path):
     objects = write_files(tmp_path, files=4, lines=3000, bad_every=1000)  # 3 per file, 12 in all
-    with pytest.raises(jsoncopy.TooManyErrors, match="more than MAXERROR = 10"):
+    with pytest.raises(jsoncopy.TooManyErrors, match="MAXERROR = 10 fails a load at 10"):
         render(objects, 2, max_errors=10)
     assert multiprocessing.active_children() == []
 
