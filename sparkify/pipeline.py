@@ -425,7 +425,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             every_row = full_checks or rebuild or brings_most_events(wh, added_events)
             summary.checks_passed = run_quality_checks(wh, full=every_row)
             summary.checks_scope = "every row" if every_row else "the rows this batch wrote"
-        except jsoncopy.TooManyErrors as exc:
+        except jsoncopy.LoadFailed as exc:
             wh.rollback()
             record_failed_batch(wh, started_at, summary.new_objects, str(exc), exc.errors)
             raise EtlError(str(exc)) from None

@@ -91,12 +91,18 @@ def stage(wh, config: Config, pending, options: jsoncopy.CopyOptions, batch_id: 
         except WarehouseError as exc:
             if "load into table" not in str(exc).lower():
                 raise
-            # COPY rejected MAXERROR records or more: say which and why, at once.
+            # COPY rejected MAXERROR records or more, or met what fails it whole (a JSON
+            # object over 4 MB): say which and why, at once.
             wh.rollback()
             errors = _load_errors(wh, item.table, q.redshift_failed_copy_errors)
             if not errors:
                 raise
-            raise jsoncopy.TooManyErrors(item.table, errors, options.max_errors) from None
+            if len(errors) >= jsoncopy.rejections_that_fail(options.max_errors):
+                raise jsoncopy.TooManyErrors(item.table, errors, options.max_errors) from None
+            first = errors[0]
+            raise jsoncopy.LoadFailed(item.table, errors, (
+                f"loading {item.table} failed on Redshift at {first.source} line {first.line_number}: "
+                f"{first.reason}; nothing of this batch was published")) from None
         result.errors = _load_errors(wh, item.table) + _replacements(wh, item.table)
         rejected: dict[str, int] = {}
         for error in result.rejected:

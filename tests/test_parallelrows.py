@@ -63,6 +63,19 @@ def test_maxerror_counts_the_rejections_of_all_workers(tmp_path):
 
 
 @several_cores
+def test_an_object_over_4_mb_in_a_worker_fails_the_load_as_in_the_serial_copy(tmp_path):
+    objects = write_files(tmp_path, files=2, lines=12_000)
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"name": "big", "n": 1, "pad": "x" * jsoncopy.MAX_OBJECT_BYTES}) + "\n")
+    objects.append(SourceObject(str(path), path.name, path.stat().st_size, "1"))
+    assert parallelrows.worker_count(objects) >= 2
+    for workers in (1, 2):
+        with pytest.raises(jsoncopy.ObjectTooLarge, match=f"failed at {path} line 1: a JSON value larger than 4 MB"):
+            render(objects, workers)
+    assert multiprocessing.active_children() == []
+
+
+@several_cores
 def test_an_abandoned_copy_stops_its_workers(tmp_path):
     objects = write_files(tmp_path)
     copier = jsoncopy.JsonCopy("t", COLUMNS, "auto", CopyOptions())
