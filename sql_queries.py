@@ -591,11 +591,15 @@ order by filename, line_number
 
 redshift_copy_count = "select pg_last_copy_count()"
 
-# Rows each file gave the last COPY (lines scanned, before rejections).
-redshift_copy_files = """
-select trim(filename), lines_scanned
+# The lines the last COPY scanned in each file, before rejections. Redshift counts lines,
+# not records (a pretty-printed record is several), and logs a file split across slices as
+# one row per split (AWS: STL_LOAD_COMMITS, is_partial and start_offset): the sum over
+# them is the file's.
+redshift_copy_file_lines = """
+select trim(filename), sum(lines_scanned)
 from stl_load_commits
 where query = pg_last_copy_id()
+group by trim(filename)
 """
 
 load_error_insert = """

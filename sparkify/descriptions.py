@@ -112,7 +112,9 @@ DESCRIPTIONS: dict[str, Described] = {
             "version": "File version when loaded: the S3 ETag, or a local file's modification time in "
                        "nanoseconds since the epoch.",
             "batch_id": "The batch that last loaded the file (etl_batches.batch_id).",
-            "row_count": "Rows the file gave that batch (its rejected records not counted).",
+            "row_count": "Rows the file gave that batch (its rejected records not counted). Loaded by "
+                         "Redshift: lines, not rows (the lines COPY scanned in the file less its rejected "
+                         "records; a record over several lines counts each of them).",
             "error_count": "Records of the file that batch rejected.",
         },
     ),

@@ -160,7 +160,8 @@ class CopyResult:
     objects: int = 0
     rows: int = 0
     errors: list[LoadError] = field(default_factory=list)       # rejected and replaced
-    per_object: dict[str, tuple[int, int]] = field(default_factory=dict)  # url -> (rows, rejected)
+    # url -> (rows, rejected); from Redshift's COPY, (lines scanned less rejected, rejected)
+    per_object: dict[str, tuple[int, int]] = field(default_factory=dict)
     rejected_count: int = 0  # kept as errors arrive: MAXERROR is checked on every rejection
     # Objects that could not be read at all: they are not recorded as loaded, so each run
     # tries (and reports) them again until they read.

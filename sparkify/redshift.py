@@ -107,7 +107,9 @@ def stage(wh, config: Config, pending, options: jsoncopy.CopyOptions, batch_id: 
         rejected: dict[str, int] = {}
         for error in result.rejected:
             rejected[error.source] = rejected.get(error.source, 0) + 1
-        for filename, lines in wh.query(q.redshift_copy_files):
+        # Redshift knows no rows per file, only the lines it scanned in each: what is kept as
+        # the file's count there is lines (less its rejected records), and is described so.
+        for filename, lines in wh.query(q.redshift_copy_file_lines):
             result.per_object[filename] = (lines - rejected.get(filename, 0), rejected.get(filename, 0))
         result.rows = wh.scalar(q.redshift_copy_count) or 0
         log.info("%-38s %8s rows  %6.2f s  (%d files, %d rejected)", f"stage {item.table}", f"{result.rows:,}",

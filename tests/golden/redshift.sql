@@ -307,7 +307,7 @@ comment on column loaded_objects.url is 'Full location of the file: an s3:// URL
 comment on column loaded_objects.size is 'File size in bytes when loaded.';
 comment on column loaded_objects.version is 'File version when loaded: the S3 ETag, or a local file''s modification time in nanoseconds since the epoch.';
 comment on column loaded_objects.batch_id is 'The batch that last loaded the file (etl_batches.batch_id).';
-comment on column loaded_objects.row_count is 'Rows the file gave that batch (its rejected records not counted).';
+comment on column loaded_objects.row_count is 'Rows the file gave that batch (its rejected records not counted). Loaded by Redshift: lines, not rows (the lines COPY scanned in the file less its rejected records; a record over several lines counts each of them).';
 comment on column loaded_objects.error_count is 'Records of the file that batch rejected.';
 comment on table load_errors is 'Grain: one row per source record that was rejected, or loaded only after replacing invalid UTF-8. Bookkeeping: where it was, why, and what it looked like; kept for failed batches too.';
 comment on column load_errors.batch_id is 'The batch that met the record (etl_batches.batch_id).';
@@ -476,9 +476,10 @@ select trim(filename), line_number, trim(colname), trim(raw_line)
 from stl_replacements
 where query = pg_last_copy_id()
 order by filename, line_number;
-select trim(filename), lines_scanned
+select trim(filename), sum(lines_scanned)
 from stl_load_commits
-where query = pg_last_copy_id();
+where query = pg_last_copy_id()
+group by trim(filename);
 select pg_last_copy_count();
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
@@ -498,9 +499,10 @@ select trim(filename), line_number, trim(colname), trim(raw_line)
 from stl_replacements
 where query = pg_last_copy_id()
 order by filename, line_number;
-select trim(filename), lines_scanned
+select trim(filename), sum(lines_scanned)
 from stl_load_commits
-where query = pg_last_copy_id();
+where query = pg_last_copy_id()
+group by trim(filename);
 select pg_last_copy_count();
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
@@ -1005,9 +1007,10 @@ select trim(filename), line_number, trim(colname), trim(raw_line)
 from stl_replacements
 where query = pg_last_copy_id()
 order by filename, line_number;
-select trim(filename), lines_scanned
+select trim(filename), sum(lines_scanned)
 from stl_load_commits
-where query = pg_last_copy_id();
+where query = pg_last_copy_id()
+group by trim(filename);
 select pg_last_copy_count();
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
@@ -1027,9 +1030,10 @@ select trim(filename), line_number, trim(colname), trim(raw_line)
 from stl_replacements
 where query = pg_last_copy_id()
 order by filename, line_number;
-select trim(filename), lines_scanned
+select trim(filename), sum(lines_scanned)
 from stl_load_commits
-where query = pg_last_copy_id();
+where query = pg_last_copy_id()
+group by trim(filename);
 select pg_last_copy_count();
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
