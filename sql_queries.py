@@ -564,42 +564,51 @@ maxerror {max_errors}
 compupdate off statupdate off
 """
 
-# Why the last COPY rejected records: file, line, column, reason, and the line itself.
+# What the last COPY rejected and replaced, and what it read per file, from the SYS
+# monitoring views, which provisioned clusters and Redshift Serverless both have; the STL
+# tables (stl_load_errors, stl_replacements, stl_load_commits) exist on provisioned clusters
+# only (AWS, Redshift Database Developer Guide: "System monitoring (provisioned only)",
+# "System view mapping for migrating to SYS monitoring views"). Their query_id is what
+# pg_last_copy_id() returns (AWS: SYS_LOAD_DETAIL, sample queries). SYS_LOAD_ERROR_DETAIL
+# has no raw line, so a record Redshift rejected is kept without its excerpt, and gives a
+# JSON record's last line (AWS: SYS_LOAD_ERROR_DETAIL, line_number).
+
+# Why the last COPY rejected records: file, line, column, reason (and no raw line).
 redshift_copy_errors = """
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where query = pg_last_copy_id()
-order by filename, line_number
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where query_id = pg_last_copy_id()
+order by file_name, line_number
 """
 
-# The same after a COPY that failed (MAXERROR rejections or more): its rows in stl_load_errors are
-# those of this session's latest COPY with errors (system tables outlive the rollback).
+# The same after a COPY that failed (MAXERROR rejections or more, or a value over 4 MB): the
+# rows of this session's latest COPY with errors (the system views outlive the rollback).
 redshift_failed_copy_errors = """
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where session = pg_backend_pid()
-  and query = (select max(query) from stl_load_errors where session = pg_backend_pid())
-order by filename, line_number
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where session_id = pg_backend_pid()
+  and query_id = (select max(query_id) from sys_load_error_detail where session_id = pg_backend_pid())
+order by file_name, line_number
 """
 
 redshift_copy_replacements = """
-select trim(filename), line_number, trim(colname), trim(raw_line)
-from stl_replacements
-where query = pg_last_copy_id()
-order by filename, line_number
+select trim(file_name), line_number, trim(column_name), trim(raw_line)
+from sys_copy_replacements
+where query_id = pg_last_copy_id()
+order by file_name, line_number
 """
 
 redshift_copy_count = "select pg_last_copy_count()"
 
 # The lines the last COPY scanned in each file, before rejections. Redshift counts lines,
-# not records (a pretty-printed record is several), and logs a file split across slices as
-# one row per split (AWS: STL_LOAD_COMMITS, is_partial and start_offset): the sum over
-# them is the file's.
+# not records (a pretty-printed record is several), and may log a file split across slices
+# in more than one row (AWS: SYS_LOAD_DETAIL, splits_scanned; STL_LOAD_COMMITS, is_partial):
+# the sum over them is the file's.
 redshift_copy_file_lines = """
-select trim(filename), sum(lines_scanned)
-from stl_load_commits
-where query = pg_last_copy_id()
-group by trim(filename)
+select trim(file_name), sum(lines_scanned)
+from sys_load_detail
+where query_id = pg_last_copy_id()
+group by trim(file_name)
 """
 
 load_error_insert = """

@@ -132,7 +132,8 @@ DESCRIPTIONS: dict[str, Described] = {
             "line_number": "Line of the record in the file, from 1; NULL when the whole file failed.",
             "column_name": "Column whose value failed; NULL when the record as a whole did.",
             "reason": "Why, in words.",
-            "raw_excerpt": "The start of the record as it was in the file.",
+            "raw_excerpt": "The start of the record as it was in the file (empty for a record Redshift "
+                           "rejected: its SYS_LOAD_ERROR_DETAIL keeps no raw line).",
         },
     ),
     "song_catalog": Described(

@@ -81,6 +81,12 @@ UNSUPPORTED_SYNTAX = [
     (r"\bexclude\s+using\b", "exclusion constraints"),
     (r"\bcheck\s*\(", "check constraints"),
     (r"\brollback\s+to\s+savepoint\b", "ROLLBACK TO SAVEPOINT"),
+    # AWS, Redshift Database Developer Guide, "System monitoring (provisioned only)": the STL,
+    # STV, SVL and SVCS tables and views exist on provisioned clusters only; the SYS monitoring
+    # views serve Redshift Serverless too ("System view mapping for migrating to SYS monitoring
+    # views").
+    (r"\b(stl|stv|svl|svcs)_[a-z_]+", "system views of provisioned clusters only (STL, STV, SVL, SVCS): "
+                                      "Redshift Serverless has none; use the SYS monitoring views"),
 ]
 
 SYSTEM_COLUMNS = {"oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"}

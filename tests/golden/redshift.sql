@@ -318,7 +318,7 @@ comment on column load_errors.source is 'The file (URL or path) holding the reco
 comment on column load_errors.line_number is 'Line of the record in the file, from 1; NULL when the whole file failed.';
 comment on column load_errors.column_name is 'Column whose value failed; NULL when the record as a whole did.';
 comment on column load_errors.reason is 'Why, in words.';
-comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file.';
+comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file (empty for a record Redshift rejected: its SYS_LOAD_ERROR_DETAIL keeps no raw line).';
 comment on table song_catalog is 'Grain: one row per song_id, the version of the latest file that had it. Bookkeeping: the song catalog as loaded, kept so a later batch can recompute songs and artists from every song.';
 comment on column song_catalog.song_id is 'Song id (staging_songs.song_id).';
 comment on column song_catalog.title is 'Song title.';
@@ -468,18 +468,18 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), line_number, trim(colname), trim(raw_line)
-from stl_replacements
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), sum(lines_scanned)
-from stl_load_commits
-where query = pg_last_copy_id()
-group by trim(filename);
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), line_number, trim(column_name), trim(raw_line)
+from sys_copy_replacements
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), sum(lines_scanned)
+from sys_load_detail
+where query_id = pg_last_copy_id()
+group by trim(file_name);
 select pg_last_copy_count();
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
@@ -491,18 +491,18 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), line_number, trim(colname), trim(raw_line)
-from stl_replacements
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), sum(lines_scanned)
-from stl_load_commits
-where query = pg_last_copy_id()
-group by trim(filename);
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), line_number, trim(column_name), trim(raw_line)
+from sys_copy_replacements
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), sum(lines_scanned)
+from sys_load_detail
+where query_id = pg_last_copy_id()
+group by trim(file_name);
 select pg_last_copy_count();
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
@@ -999,18 +999,18 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), line_number, trim(colname), trim(raw_line)
-from stl_replacements
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), sum(lines_scanned)
-from stl_load_commits
-where query = pg_last_copy_id()
-group by trim(filename);
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), line_number, trim(column_name), trim(raw_line)
+from sys_copy_replacements
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), sum(lines_scanned)
+from sys_load_detail
+where query_id = pg_last_copy_id()
+group by trim(file_name);
 select pg_last_copy_count();
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
@@ -1022,18 +1022,18 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), line_number, trim(colname), trim(raw_line)
-from stl_replacements
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), sum(lines_scanned)
-from stl_load_commits
-where query = pg_last_copy_id()
-group by trim(filename);
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), line_number, trim(column_name), trim(raw_line)
+from sys_copy_replacements
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), sum(lines_scanned)
+from sys_load_detail
+where query_id = pg_last_copy_id()
+group by trim(file_name);
 select pg_last_copy_count();
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
