@@ -591,6 +591,8 @@ where session_id = pg_backend_pid()
 order by file_name, line_number
 """
 
+# Only the first 100 rows per slice that needed a replacement are logged (AWS:
+# SYS_COPY_REPLACEMENTS): the run summary and load_errors' comment say so.
 redshift_copy_replacements = """
 select trim(file_name), line_number, trim(column_name), trim(raw_line)
 from sys_copy_replacements

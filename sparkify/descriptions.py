@@ -126,7 +126,8 @@ DESCRIPTIONS: dict[str, Described] = {
             "batch_id": "The batch that met the record (etl_batches.batch_id).",
             "logged_at": "When the batch recorded it, UTC.",
             "disposition": "rejected (not loaded), or replaced (loaded with each invalid character "
-                           "replaced by ?).",
+                           "replaced by ?). Redshift logs replaced rows only for the first 100 per slice of a "
+                           "COPY: there, more may have been replaced than are listed.",
             "table_name": "Staging table the record was loading into.",
             "source": "The file (URL or path) holding the record.",
             "line_number": "Line of the record in the file, from 1; NULL when the whole file failed.",

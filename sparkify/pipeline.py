@@ -66,6 +66,9 @@ class RunSummary:
     checks_passed: int = 0
     checks_scope: str = ""
     seconds: float = 0.0
+    # Redshift logs the records whose invalid UTF-8 it replaced only for the first 100 rows
+    # per slice of each COPY (AWS: SYS_COPY_REPLACEMENTS, STL_REPLACEMENTS): a floor there.
+    replacements_capped: bool = False
 
     @property
     def rejected(self) -> list[jsoncopy.LoadError]:
@@ -102,8 +105,9 @@ class RunSummary:
                    f" {self.songplays_recovered_by_repair:,} of this run's thanks to repairing"
                    f" double-encoded UTF-8 ({self.text_repairs:,} names repaired)")
         replaced = len(self.errors) - len(self.rejected)
+        capped = " or more: Redshift logs only the first 100 rows per slice" if self.replacements_capped else ""
         out.append(f"  bad records: {len(self.rejected):,} rejected"
-                   + (f", {replaced:,} loaded with invalid characters replaced" if replaced else "")
+                   + (f", {replaced:,} loaded with invalid characters replaced{capped}" if replaced else "")
                    + (" (see table load_errors)" if self.errors else ""))
         for error in self.errors[:5]:
             where = f"{error.source}:{error.line_number}" if error.line_number else error.source
@@ -388,7 +392,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
     before this one takes the lock; this attempt's is added."""
     started = time.perf_counter()
     started_at = _now()
-    summary = RunSummary(target=config.describe_target())
+    summary = RunSummary(target=config.describe_target(), replacements_capped=config.dialect == "redshift")
     s3 = None if dry_run else s3_client(config)
     with dry_run or connect(config) as wh:
         if sessions is not None:

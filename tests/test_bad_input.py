@@ -354,3 +354,16 @@ def test_hostile_lines_are_each_rejected_and_every_valid_record_loads(items, new
     else:
         assert len(rejected) == (1 if bad else 0)
     assert all(e.reason for e in rejected)
+
+
+def test_the_summary_says_redshift_lists_only_some_replacements():
+    from sparkify.jsoncopy import REPLACED, LoadError
+    from sparkify.pipeline import RunSummary
+
+    replaced = [LoadError(REPLACED, "staging_events", f"s3://b/{n}.json", 1, "artist", "replaced", "")
+                for n in range(3)]
+    for capped in (False, True):
+        summary = RunSummary(target="t", batch_id=1, errors=replaced, replacements_capped=capped)
+        [line] = [line for line in summary.lines() if "bad records" in line]
+        assert line.startswith("  bad records: 0 rejected, 3 loaded with invalid characters replaced")
+        assert ("or more: Redshift logs only the first 100 rows per slice" in line) == capped

@@ -312,7 +312,7 @@ comment on column loaded_objects.error_count is 'Records of the file that batch 
 comment on table load_errors is 'Grain: one row per source record that was rejected, or loaded only after replacing invalid UTF-8. Bookkeeping: where it was, why, and what it looked like; kept for failed batches too.';
 comment on column load_errors.batch_id is 'The batch that met the record (etl_batches.batch_id).';
 comment on column load_errors.logged_at is 'When the batch recorded it, UTC.';
-comment on column load_errors.disposition is 'rejected (not loaded), or replaced (loaded with each invalid character replaced by ?).';
+comment on column load_errors.disposition is 'rejected (not loaded), or replaced (loaded with each invalid character replaced by ?). Redshift logs replaced rows only for the first 100 per slice of a COPY: there, more may have been replaced than are listed.';
 comment on column load_errors.table_name is 'Staging table the record was loading into.';
 comment on column load_errors.source is 'The file (URL or path) holding the record.';
 comment on column load_errors.line_number is 'Line of the record in the file, from 1; NULL when the whole file failed.';
