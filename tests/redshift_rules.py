@@ -91,6 +91,23 @@ UNSUPPORTED_SYNTAX = [
 
 SYSTEM_COLUMNS = {"oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"}
 
+# AWS, Redshift Database Developer Guide, "EXTRACT function": the result is an INTEGER for a
+# TIMESTAMP (DOUBLE PRECISION only for a TIMESTAMPTZ); PostgreSQL's keeps the fraction of a
+# second. EXTRACT(epoch FROM t) agrees on both engines only when t is whole seconds, which a
+# statement shows by truncating it: EXTRACT(epoch FROM date_trunc('second' or coarser, t)).
+UNTRUNCATED_EPOCH = ("EXTRACT(epoch ...) of a time not truncated to whole seconds (an integer on Redshift, "
+                     "a fraction on PostgreSQL): extract it from date_trunc('second', ...)")
+_EPOCH = re.compile(r"\b(?:extract\s*\(\s*epoch\s+from|date_part\s*\(\s*'epoch'\s*,)\s*")
+_WHOLE_SECONDS = re.compile(r"date_trunc\s*\(\s*'(second|minute|hour|day|week|month|quarter|year|decade|century|"
+                            r"millennium)'\s*,")
+
+
+def untruncated_epochs(sql: str) -> int:
+    """How many EXTRACT(epoch FROM …) (or date_part('epoch', …)) in sql take a time that is
+    not truncated to whole seconds or coarser."""
+    text = re.sub(r"--[^\n]*", " ", sql).lower()
+    return sum(1 for found in _EPOCH.finditer(text) if not _WHOLE_SECONDS.match(text, found.end()))
+
 
 def _strip_literals(sql: str) -> str:
     sql = re.sub(r"--[^\n]*", " ", sql)
@@ -105,6 +122,8 @@ def violations(sql: str) -> list[str]:
     for pattern, reason in UNSUPPORTED_SYNTAX:
         if re.search(pattern, text):
             found.append(reason)
+    if untruncated_epochs(sql):
+        found.append(UNTRUNCATED_EPOCH)
     # Function calls by name in the text: sqlglot renames some (string_agg becomes GROUP_CONCAT).
     for name in re.findall(r"\b([a-z_][a-z0-9_]*)\s*\(", text):
         if name in UNSUPPORTED_FUNCTIONS:
