@@ -932,16 +932,28 @@ where existing.user_id is null
 
 # A play matches the song with its exact (repaired) title, credited artist name and
 # duration; if several songs qualify, the smallest song_id, so a play never counts twice.
+# Trailing blanks do not count, on either engine: Redshift ignores them when it compares
+# VARCHARs (AWS, Redshift Database Developer Guide, "Character types", "Significance of
+# trailing blanks") and PostgreSQL does not, so both compare the names rtrim()ed (12 titles
+# of the real data end in a space); _matches compares a play's names with these keys.
 _CATALOG_MATCH = """
-    select song_id, artist_id, title, artist_name, duration
+    select song_id, artist_id, title_key, artist_key, duration
     from (
         select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
         from songs
     ) candidates
     where choice = 1
 """
+
+
+def _matches(play: str, indent: str) -> str:
+    """The catalog row (alias catalog) a play (alias play) matches: names without trailing
+    blanks. indent: what comes before each 'and'."""
+    return f"\n{indent}and ".join([f"catalog.title_key = rtrim({play}.song_title)",
+                                    f"catalog.artist_key = rtrim({play}.artist_name)",
+                                    f"catalog.duration = {play}.song_duration"])
 
 songplay_table_insert = """
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
@@ -953,9 +965,7 @@ select
     p.song_title, p.artist_name, p.song_duration
 from batch_plays p
 left join (""" + _CATALOG_MATCH + """) catalog
-    on catalog.title = p.song_title
-   and catalog.artist_name = p.artist_name
-   and catalog.duration = p.song_duration
+    on """ + _matches("p", "   ") + """
 order by p.start_time
 """
 
@@ -968,9 +978,7 @@ set song_id = catalog.song_id, artist_id = catalog.artist_id
 from (""" + _CATALOG_MATCH + """) catalog
 where songplays.song_id is null
   and catalog.song_id in (select song_id from staging_songs)
-  and catalog.title = songplays.song_title
-  and catalog.artist_name = songplays.artist_name
-  and catalog.duration = songplays.song_duration
+  and """ + _matches("songplays", "  ") + """
 """
 
 time_table_insert = """

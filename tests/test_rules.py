@@ -118,6 +118,27 @@ def test_a_play_matching_two_songs_counts_once(warehouse):
     assert warehouse.query("select song_id from songplays") == [("SOAAA",)]
 
 
+def test_trailing_blanks_do_not_count_in_the_catalog_match_as_on_redshift(warehouse):
+    # Redshift ignores trailing blanks when it compares VARCHARs (AWS: "Character types");
+    # the match compares rtrim()ed names on every engine. Leading blanks still count.
+    write_events(folder(warehouse), "2018-11-01-events.json", [
+        event(song="Heavy Soul ", artist="Artist A", length=200.5, item=0),
+        event(song="Bad Meaning Good", artist="Artist A", length=200.5, item=1, ts=BASE_TS + MINUTE),
+        event(song=" Heavy Soul", artist="Artist A", length=200.5, item=2, ts=BASE_TS + 2 * MINUTE),
+    ])
+    write_song(folder(warehouse), [song(song_id="SO1", title="Heavy Soul"),
+                                   song(song_id="SO2", title="Bad Meaning Good  "),
+                                   song(song_id="SO3", title="Bad Meaning Good")])
+    load(warehouse)
+    rows = warehouse.query("select song_title, song_id from songplays order by item_in_session")
+    # The two spellings of one title are one song to match: the smallest song_id, once.
+    assert rows == [("Heavy Soul ", "SO1"), ("Bad Meaning Good", "SO2"), (" Heavy Soul", None)]
+    # A song that arrives later matches the older play by the same rule.
+    write_song(folder(warehouse), song(song_id="SO4", title=" Heavy Soul   "), name="late.json")
+    load(warehouse)
+    assert warehouse.query("select song_id from songplays where song_title = ' Heavy Soul'") == [("SO4",)]
+
+
 def test_an_event_staged_twice_is_one_songplay(warehouse):
     write_events(folder(warehouse), "2018-11-01-events.json", [event()])
     write_events(folder(warehouse), "2018-11-01-events-copy.json", [event()])

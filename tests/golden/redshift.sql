@@ -705,19 +705,19 @@ analyze users;
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
 from (
-    select song_id, artist_id, title, artist_name, duration
+    select song_id, artist_id, title_key, artist_key, duration
     from (
         select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
         from songs
     ) candidates
     where choice = 1
 ) catalog
 where songplays.song_id is null
   and catalog.song_id in (select song_id from staging_songs)
-  and catalog.title = songplays.song_title
-  and catalog.artist_name = songplays.artist_name
+  and catalog.title_key = rtrim(songplays.song_title)
+  and catalog.artist_key = rtrim(songplays.artist_name)
   and catalog.duration = songplays.song_duration;
 -- batch: times of the plays written
 create temp table batch_written_times as
@@ -738,17 +738,17 @@ select
     p.song_title, p.artist_name, p.song_duration
 from batch_plays p
 left join (
-    select song_id, artist_id, title, artist_name, duration
+    select song_id, artist_id, title_key, artist_key, duration
     from (
         select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
         from songs
     ) candidates
     where choice = 1
 ) catalog
-    on catalog.title = p.song_title
-   and catalog.artist_name = p.artist_name
+    on catalog.title_key = rtrim(p.song_title)
+   and catalog.artist_key = rtrim(p.artist_name)
    and catalog.duration = p.song_duration
 order by p.start_time;
 -- analyze songplays
@@ -1236,19 +1236,19 @@ analyze users;
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
 from (
-    select song_id, artist_id, title, artist_name, duration
+    select song_id, artist_id, title_key, artist_key, duration
     from (
         select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
         from songs
     ) candidates
     where choice = 1
 ) catalog
 where songplays.song_id is null
   and catalog.song_id in (select song_id from staging_songs)
-  and catalog.title = songplays.song_title
-  and catalog.artist_name = songplays.artist_name
+  and catalog.title_key = rtrim(songplays.song_title)
+  and catalog.artist_key = rtrim(songplays.artist_name)
   and catalog.duration = songplays.song_duration;
 -- batch: times of the plays written
 create temp table batch_written_times as
@@ -1269,17 +1269,17 @@ select
     p.song_title, p.artist_name, p.song_duration
 from batch_plays p
 left join (
-    select song_id, artist_id, title, artist_name, duration
+    select song_id, artist_id, title_key, artist_key, duration
     from (
         select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
         from songs
     ) candidates
     where choice = 1
 ) catalog
-    on catalog.title = p.song_title
-   and catalog.artist_name = p.artist_name
+    on catalog.title_key = rtrim(p.song_title)
+   and catalog.artist_key = rtrim(p.artist_name)
    and catalog.duration = p.song_duration
 order by p.start_time;
 -- analyze songplays
