@@ -139,6 +139,11 @@ def test_redshift_serverless_gets_the_same_script_as_a_provisioned_cluster(scrip
 
 def test_the_physical_design_is_redshift_s(script):
     assert "diststyle key distkey (user_id) compound sortkey (start_time)" in script
+    # The batch's tables joined to the facts are distributed like them (CTAS inherits no key).
+    for table in ("batch_events", "batch_replaced", "batch_replaced_plays", "batch_plays", "batch_level_users",
+                  "batch_level_events"):
+        assert script.count(f"create temp table {table} diststyle key distkey (user_id) as\n") == 2, table
+    assert "   and existing.user_id = e.user_id\n" in script
     assert script.count("diststyle all") >= 6
     assert "unlogged" not in script and "truncate" not in script
 

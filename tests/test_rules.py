@@ -196,3 +196,31 @@ def test_two_levels_at_one_instant_make_one_stretch_and_never_fail_the_load(ware
     assert [(level, valid_to is None) for level, _, valid_to in stretches] == [("free", False), ("paid", True)]
     assert stretches[0][2] == stretches[1][1]  # paid from the shared instant on
     assert warehouse.query("select level from users") == [("paid",)]
+
+
+def test_a_logged_out_play_already_stored_is_not_added_again(warehouse):
+    """The merge's anti-join carries the distribution key, user_id, as Redshift advises; a
+    logged-out play (user_id NULL) never satisfies user_id = user_id, and is found by its
+    key alone. Run on a warehouse whose songplays holds the play but whose app_events does
+    not (the batch then does not replace it first), so only the anti-join stands between
+    the play and a second copy."""
+    import sql_queries as q
+
+    write_events(folder(warehouse), "2018-11-01-events.json", [
+        event(user_id="", item=0, level="free"), event(user_id="5", item=1, ts=BASE_TS + MINUTE)])
+    write_song(folder(warehouse), song())
+    load(warehouse)
+    assert warehouse.scalar("select count(*) from songplays where user_id is null") == 1
+    warehouse.execute("delete from app_events")  # the batch will not see them as loaded before
+    conn = warehouse.server.connect(warehouse.dbname)
+    try:
+        with conn.cursor() as cur:
+            for statement in [q.batch_events_create, q.batch_plays_create]:
+                cur.execute(q.physical(statement, "postgres"))
+            cur.execute("select count(*) from batch_events where replaces = 0")
+            assert cur.fetchone()[0] == 2
+            cur.execute("select count(*) from batch_plays")
+            assert cur.fetchone()[0] == 0  # both plays are in songplays already: none is new
+    finally:
+        conn.rollback()
+        conn.close()

@@ -526,7 +526,7 @@ analyze staging_events;
 -- analyze staging_songs
 analyze staging_songs;
 -- batch: events
-create temp table batch_events as
+create temp table batch_events diststyle key distkey (user_id) as
 select
     event_id,
     timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
@@ -556,13 +556,13 @@ from (
 where copy_number = 1
 order by ts;
 -- batch: events replaced by changed files
-create temp table batch_replaced as
+create temp table batch_replaced diststyle key distkey (user_id) as
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
   and event_id in (select event_id from batch_events where replaces = 1);
 -- batch: plays replaced by changed files
-create temp table batch_replaced_plays as
+create temp table batch_replaced_plays diststyle key distkey (user_id) as
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
@@ -576,7 +576,7 @@ delete from app_events
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
   and event_id in (select event_id from batch_replaced);
 -- batch: plays
-create temp table batch_plays as
+create temp table batch_plays diststyle key distkey (user_id) as
 select
     e.event_id as songplay_id,
     e.start_time,
@@ -594,9 +594,13 @@ select
 from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-left join (select songplay_id from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
+left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
     on existing.songplay_id = e.event_id
-where e.page = 'NextSong' and existing.songplay_id is null;
+   and existing.user_id = e.user_id
+where e.page = 'NextSong' and existing.songplay_id is null
+  and (e.user_id is not null
+       or e.event_id not in (select songplay_id from songplays
+                             where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)));
 -- batch: artists touched
 create temp table batch_artists as
 select artist_id from staging_songs where artist_id is not null
@@ -678,7 +682,7 @@ from (
 ) latest
 where recency = 1;
 -- batch: users whose level history extends
-create temp table batch_level_users as
+create temp table batch_level_users diststyle key distkey (user_id) as
 select
     b.user_id,
     case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
@@ -777,7 +781,7 @@ from batch_events;
 -- analyze app_events
 analyze app_events;
 -- batch: level-carrying events
-create temp table batch_level_events as
+create temp table batch_level_events diststyle key distkey (user_id) as
 select l.user_id, l.level, l.valid_from as start_time,
        cast(0 as bigint) as session_id, 0 as item_in_session
 from user_levels l
@@ -1057,7 +1061,7 @@ analyze staging_events;
 -- analyze staging_songs
 analyze staging_songs;
 -- batch: events
-create temp table batch_events as
+create temp table batch_events diststyle key distkey (user_id) as
 select
     event_id,
     timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
@@ -1087,13 +1091,13 @@ from (
 where copy_number = 1
 order by ts;
 -- batch: events replaced by changed files
-create temp table batch_replaced as
+create temp table batch_replaced diststyle key distkey (user_id) as
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
   and event_id in (select event_id from batch_events where replaces = 1);
 -- batch: plays replaced by changed files
-create temp table batch_replaced_plays as
+create temp table batch_replaced_plays diststyle key distkey (user_id) as
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
@@ -1107,7 +1111,7 @@ delete from app_events
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
   and event_id in (select event_id from batch_replaced);
 -- batch: plays
-create temp table batch_plays as
+create temp table batch_plays diststyle key distkey (user_id) as
 select
     e.event_id as songplay_id,
     e.start_time,
@@ -1125,9 +1129,13 @@ select
 from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-left join (select songplay_id from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
+left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
     on existing.songplay_id = e.event_id
-where e.page = 'NextSong' and existing.songplay_id is null;
+   and existing.user_id = e.user_id
+where e.page = 'NextSong' and existing.songplay_id is null
+  and (e.user_id is not null
+       or e.event_id not in (select songplay_id from songplays
+                             where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)));
 -- batch: artists touched
 create temp table batch_artists as
 select artist_id from staging_songs where artist_id is not null
@@ -1209,7 +1217,7 @@ from (
 ) latest
 where recency = 1;
 -- batch: users whose level history extends
-create temp table batch_level_users as
+create temp table batch_level_users diststyle key distkey (user_id) as
 select
     b.user_id,
     case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
@@ -1308,7 +1316,7 @@ from batch_events;
 -- analyze app_events
 analyze app_events;
 -- batch: level-carrying events
-create temp table batch_level_events as
+create temp table batch_level_events diststyle key distkey (user_id) as
 select l.user_id, l.level, l.valid_from as start_time,
        cast(0 as bigint) as session_id, 0 as item_in_session
 from user_levels l
