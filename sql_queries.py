@@ -1021,6 +1021,7 @@ order by p.start_time
 # rows changed by less than analyze_threshold_percent (10) since its last ANALYZE;
 # PostgreSQL samples it regardless (2.4 s for the three event tables after a day on a
 # 10M-event warehouse), so there the pipeline first asks analyze_due, with the same rule.
+# The batch tables made by CREATE TABLE AS are analyzed on PostgreSQL only (CREATED_BY_CTAS).
 analyze_staging_events = "analyze staging_events"
 analyze_staging_songs = "analyze staging_songs"
 analyze_batch_plays = "analyze batch_plays"
@@ -1194,6 +1195,22 @@ transform_queries = [
     ("user_levels: remove recomputed stretches", user_levels_delete),
     ("user_levels: insert", user_levels_insert),
 ]
+
+
+
+def _created_as(statement: str) -> str | None:
+    """The table a CREATE TEMP TABLE … AS statement makes, or None."""
+    words = statement.split()
+    if words[:3] == ["create", "temp", "table"] and "as" in words[3:5]:
+        return words[3].split("{")[0]
+    return None
+
+
+# The transforms' tables made by CREATE TABLE AS. Redshift analyzes such a table itself when
+# it creates it (AWS, Redshift Database Developer Guide, "CTAS usage notes", automatic
+# ANALYZE operations: "You do not need to run the ANALYZE command on these tables when they
+# are first created"), so their ANALYZE runs on PostgreSQL only.
+CREATED_BY_CTAS = [table for _, statement in transform_queries if (table := _created_as(statement))]
 
 # --- summaries of what the batch added (%s: the batch id) ---------------------------------
 # A batch's rows are net: what its events add, less what the stored versions of the events

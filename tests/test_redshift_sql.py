@@ -13,7 +13,7 @@ import re
 
 import pytest
 import sqlglot
-from conftest import ROOT, run_script
+from conftest import DATA, ROOT, run_script, write_config
 from redshift_rules import UNTRUNCATED_EPOCH, script_violations, violations
 
 import insight_queries as iq
@@ -146,6 +146,16 @@ def test_the_physical_design_is_redshift_s(script):
     assert "   and existing.user_id = e.user_id\n" in script
     assert script.count("diststyle all") >= 6
     assert "unlogged" not in script and "truncate" not in script
+
+
+def test_redshift_is_left_to_analyze_the_tables_create_table_as_makes(script, tmp_path):
+    """Redshift analyzes a CTAS table itself (AWS: CTAS usage notes); PostgreSQL does not."""
+    assert "batch_plays" in q.CREATED_BY_CTAS and "analyze batch_plays" in dict(q.transform_queries)
+    assert "analyze batch_" not in script and "analyze songplays;" in script
+    config = write_config(tmp_path / "postgres.cfg", host="localhost", log_data=str(DATA / "log_data"),
+                          song_data=str(DATA / "song_data"))
+    postgres = run_script("etl.py", "--dry-run", "--config", str(config)).stdout
+    assert "analyze batch_plays;" in postgres and "analyze batch_artists;" in postgres
 
 
 def test_the_dry_run_shows_no_secret(script):

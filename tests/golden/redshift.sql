@@ -607,10 +607,6 @@ select artist_id from staging_songs where artist_id is not null
 union
 select artist_id from song_catalog
 where song_id in (select song_id from staging_songs) and artist_id is not null;
--- analyze batch_plays
-analyze batch_plays;
--- analyze batch_artists
-analyze batch_artists;
 -- song_catalog: remove replaced
 delete from song_catalog where song_id in (select song_id from staging_songs);
 -- song_catalog: insert
@@ -1142,10 +1138,6 @@ select artist_id from staging_songs where artist_id is not null
 union
 select artist_id from song_catalog
 where song_id in (select song_id from staging_songs) and artist_id is not null;
--- analyze batch_plays
-analyze batch_plays;
--- analyze batch_artists
-analyze batch_artists;
 -- song_catalog: remove replaced
 delete from song_catalog where song_id in (select song_id from staging_songs);
 -- song_catalog: insert
