@@ -1,4 +1,5 @@
-"""Creates, shows and deletes Sparkify's AWS infrastructure: an IAM role and a Redshift cluster."""
+"""Creates, shows and deletes Sparkify's AWS infrastructure: an IAM role, a security group and a
+Redshift cluster."""
 
 import argparse
 import sys
@@ -7,10 +8,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sparkify import cli
 from sparkify.config import Config
-from sparkify.infra import Infra, InfraError, check_password, explain_aws_error, read_plan, write_keys
-
-PUBLIC_BUCKET = {"LOG_DATA": "s3://udacity-dend/log_data", "LOG_JSONPATH": "s3://udacity-dend/log_json_path.json",
-                 "SONG_DATA": "s3://udacity-dend/song_data"}
+from sparkify.infra import (
+    PUBLIC_BUCKET,
+    Infra,
+    InfraError,
+    check_password,
+    explain_aws_error,
+    read_plan,
+    write_keys,
+)
 
 NOTES = """\
 [INFRA] keys (all optional):
@@ -20,6 +26,7 @@ NOTES = """\
   IAM_ROLE_NAME       default sparkify-redshift-s3-read
   REGION              default [S3] REGION, i.e. us-west-2 where the public bucket is
   CIDR                the client addresses allowed to connect, e.g. 203.0.113.5/32
+                      (the only ones the cluster's own security group lets in)
 The cluster uses [CLUSTER] DB_NAME, DB_USER and DB_PASSWORD; AWS credentials come from the
 standard chain (aws configure, AWS_PROFILE, environment), never from the config file.
 
@@ -34,13 +41,13 @@ EXAMPLE = """cp dwh.cfg aws.local.cfg     # git-ignored: it will hold the endpoi
 def create(config: Config, infra: Infra, poll: int) -> int:
     check_password(config)
     role_arn = infra.ensure_role()
-    cluster = infra.ensure_cluster(role_arn, wait_delay=poll)
-    infra.open_port(cluster)
+    group = infra.ensure_security_group()
+    cluster = infra.ensure_cluster(role_arn, group, wait_delay=poll)
+    infra.open_port(cluster, group)
     endpoint = cluster["Endpoint"]
     keys = {("CLUSTER", "HOST"): endpoint["Address"], ("CLUSTER", "DB_PORT"): str(endpoint["Port"]),
             ("IAM_ROLE", "ARN"): role_arn}
-    # Redshift's COPY reads only S3: local [S3] paths become the public bucket they mirror.
-    for key, url in PUBLIC_BUCKET.items():
+    for key, url in PUBLIC_BUCKET.items():  # as the role's policy has them (infra.s3_sources)
         if not getattr(config, key.lower()).is_s3:
             keys[("S3", key)] = url
     write_keys(config.path, keys)
@@ -67,14 +74,15 @@ def delete(config: Config, infra: Infra, poll: int, confirmed: bool) -> int:
     plan = infra.plan
     if not confirmed:
         try:
-            answer = input(f"Delete cluster {plan.cluster_id} and all its data, and role {plan.role_name}? "
-                           f"Type the cluster identifier to confirm: ").strip()
+            answer = input(f"Delete cluster {plan.cluster_id} and all its data, its security group and role "
+                           f"{plan.role_name}? Type the cluster identifier to confirm: ").strip()
         except EOFError:
             raise InfraError("no answer to the confirmation; pass --yes to delete without asking") from None
         if answer != plan.cluster_id:
             print("Not deleted.")
             return 1
     infra.delete_cluster(wait_delay=poll)
+    infra.delete_security_group()
     infra.delete_role()
     write_keys(config.path, {("CLUSTER", "HOST"): "", ("IAM_ROLE", "ARN"): ""})
     print(f"Cleared HOST and [IAM_ROLE] ARN in {config.path.name}: it points at the embedded engine again.")
@@ -84,9 +92,10 @@ def delete(config: Config, infra: Infra, poll: int, confirmed: bool) -> int:
 def main(argv=None) -> int:
     parser = cli.parser(
         "infra.py",
-        "create: make (or find) the IAM role that lets Redshift read S3 and the cluster, open its port "
-        "to [INFRA] CIDR, wait until it is available and write HOST, DB_PORT and the role ARN into the "
-        "config. status: show the cluster. delete: remove cluster and role (asks first).",
+        "create: make (or find) the IAM role that lets Redshift read the config's S3 sources (and nothing "
+        "else), the cluster's own security group and the cluster, open its port to [INFRA] CIDR, wait until "
+        "it is available and write HOST, DB_PORT and the role ARN into the config. status: show the cluster. "
+        "delete: remove cluster, security group and role (asks first).",
         EXAMPLE, notes=NOTES)
     parser.add_argument("action", choices=("create", "status", "delete"))
     parser.add_argument("--yes", action="store_true", help="delete without asking")

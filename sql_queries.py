@@ -41,6 +41,11 @@ INFORMATIONAL_KEYS = {
 # stay on one slice) and sorted on start_time (every report filters by time).
 # PostgreSQL: staging is UNLOGGED (rebuilt each batch, so no WAL is written for it).
 # {<table>_keys}: the table's INFORMATIONAL_KEYS, on Redshift only.
+# {batch_by_user}: the batch's temporary tables of events, plays and users, distributed like
+# the facts they are joined to. CREATE TABLE AS does not inherit a distribution key, and
+# AWS's merge advice is to give the staging table the target's distribution key (Redshift
+# Database Developer Guide: CREATE TABLE AS, "CTAS usage notes"; "Creating a temporary
+# staging table"); CTAS takes DISTSTYLE and DISTKEY before AS ("CREATE TABLE AS", syntax).
 PHYSICAL = {
     "postgres": {
         "staging_table": "create unlogged table",
@@ -50,6 +55,7 @@ PHYSICAL = {
         "dimension": "",
         "time_dimension": "",
         "summary": "",
+        "batch_by_user": "",
         **{f"{table}_keys": "" for table in INFORMATIONAL_KEYS},
     },
     "redshift": {
@@ -61,6 +67,7 @@ PHYSICAL = {
         "dimension": "diststyle all",
         "time_dimension": "diststyle all sortkey (start_time)",
         "summary": "diststyle even",
+        "batch_by_user": " diststyle key distkey (user_id)",
         **{f"{table}_keys": "".join(f",\n    {key}" for key in keys) for table, keys in INFORMATIONAL_KEYS.items()},
     },
 }
@@ -564,38 +571,53 @@ maxerror {max_errors}
 compupdate off statupdate off
 """
 
-# Why the last COPY rejected records: file, line, column, reason, and the line itself.
+# What the last COPY rejected and replaced, and what it read per file, from the SYS
+# monitoring views, which provisioned clusters and Redshift Serverless both have; the STL
+# tables (stl_load_errors, stl_replacements, stl_load_commits) exist on provisioned clusters
+# only (AWS, Redshift Database Developer Guide: "System monitoring (provisioned only)",
+# "System view mapping for migrating to SYS monitoring views"). Their query_id is what
+# pg_last_copy_id() returns (AWS: SYS_LOAD_DETAIL, sample queries). SYS_LOAD_ERROR_DETAIL
+# has no raw line, so a record Redshift rejected is kept without its excerpt, and gives a
+# JSON record's last line (AWS: SYS_LOAD_ERROR_DETAIL, line_number).
+
+# Why the last COPY rejected records: file, line, column, reason (and no raw line).
 redshift_copy_errors = """
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where query = pg_last_copy_id()
-order by filename, line_number
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where query_id = pg_last_copy_id()
+order by file_name, line_number
 """
 
-# The same after a COPY that failed (more than MAXERROR): its rows in stl_load_errors are
-# those of this session's latest COPY with errors (system tables outlive the rollback).
+# The same after a COPY that failed (MAXERROR rejections or more, or a value over 4 MB): the
+# rows of this session's latest COPY with errors (the system views outlive the rollback).
 redshift_failed_copy_errors = """
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where session = pg_backend_pid()
-  and query = (select max(query) from stl_load_errors where session = pg_backend_pid())
-order by filename, line_number
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where session_id = pg_backend_pid()
+  and query_id = (select max(query_id) from sys_load_error_detail where session_id = pg_backend_pid())
+order by file_name, line_number
 """
 
+# Only the first 100 rows per slice that needed a replacement are logged (AWS:
+# SYS_COPY_REPLACEMENTS): the run summary and load_errors' comment say so.
 redshift_copy_replacements = """
-select trim(filename), line_number, trim(colname), trim(raw_line)
-from stl_replacements
-where query = pg_last_copy_id()
-order by filename, line_number
+select trim(file_name), line_number, trim(column_name), trim(raw_line)
+from sys_copy_replacements
+where query_id = pg_last_copy_id()
+order by file_name, line_number
 """
 
 redshift_copy_count = "select pg_last_copy_count()"
 
-# Rows each file gave the last COPY (lines scanned, before rejections).
-redshift_copy_files = """
-select trim(filename), lines_scanned
-from stl_load_commits
-where query = pg_last_copy_id()
+# The lines the last COPY scanned in each file, before rejections. Redshift counts lines,
+# not records (a pretty-printed record is several), and may log a file split across slices
+# in more than one row (AWS: SYS_LOAD_DETAIL, splits_scanned; STL_LOAD_COMMITS, is_partial):
+# the sum over them is the file's.
+redshift_copy_file_lines = """
+select trim(file_name), sum(lines_scanned)
+from sys_load_detail
+where query_id = pg_last_copy_id()
+group by trim(file_name)
 """
 
 load_error_insert = """
@@ -719,7 +741,7 @@ batch_tables_drop = [
 # rather than the whole table (a day after a 10M-event load: 1 s per window read when
 # songplays was written in join order, with correlation 0.004; 0.03 s through BRIN).
 batch_events_create = """
-create temp table batch_events as
+create temp table batch_events{batch_by_user} as
 select
     event_id,
     {start_time} as start_time,
@@ -754,7 +776,7 @@ order by ts
 # The stored versions of the events the batch replaces, and of their plays: what the
 # summaries retract (see summary_retractions) before the facts drop them.
 batch_replaced_create = """
-create temp table batch_replaced as
+create temp table batch_replaced{batch_by_user} as
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
 where """ + _window("batch_events") + """
@@ -762,7 +784,7 @@ where """ + _window("batch_events") + """
 """
 
 batch_replaced_plays_create = """
-create temp table batch_replaced_plays as
+create temp table batch_replaced_plays{batch_by_user} as
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
 where """ + _window("batch_events") + """
@@ -782,9 +804,15 @@ where """ + _window("batch_events") + """
 """
 
 # One row per play the batch adds (a NextSong event of batch_events that songplays does not
-# hold), with the names repaired.
+# hold), with the names repaired. The anti-join is on the event key and, redundantly, on
+# user_id, the distribution key of both sides (equal keys have equal users), so Redshift
+# can join each slice's rows where they are: AWS's advice for merges whose distribution key
+# is not the key ("Creating a temporary staging table": "add a redundant join predicate on
+# the distribution key columns to enable a collocated join"). A plain equality never holds
+# for a logged-out play (user_id NULL on both sides), so those, few, are looked up by their
+# key alone among the window's logged-out plays: without that they would be inserted again.
 batch_plays_create = """
-create temp table batch_plays as
+create temp table batch_plays{batch_by_user} as
 select
     e.event_id as songplay_id,
     e.start_time,
@@ -802,9 +830,13 @@ select
 from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-left join (""" + _in_window("songplay_id", "songplays", "batch_events") + """) existing
+left join (""" + _in_window("songplay_id, user_id", "songplays", "batch_events") + """) existing
     on existing.songplay_id = e.event_id
+   and existing.user_id = e.user_id
 where e.page = 'NextSong' and existing.songplay_id is null
+  and (e.user_id is not null
+       or e.event_id not in (select songplay_id from songplays
+                             where user_id is null and """ + _window("batch_events") + """))
 """
 
 # Every artist whose row this batch may change: those of the staged songs, and those the
@@ -917,16 +949,28 @@ where existing.user_id is null
 
 # A play matches the song with its exact (repaired) title, credited artist name and
 # duration; if several songs qualify, the smallest song_id, so a play never counts twice.
+# Trailing blanks do not count, on either engine: Redshift ignores them when it compares
+# VARCHARs (AWS, Redshift Database Developer Guide, "Character types", "Significance of
+# trailing blanks") and PostgreSQL does not, so both compare the names rtrim()ed (12 titles
+# of the real data end in a space); _matches compares a play's names with these keys.
 _CATALOG_MATCH = """
-    select song_id, artist_id, title, artist_name, duration
+    select song_id, artist_id, title_key, artist_key, duration
     from (
         select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
         from songs
     ) candidates
     where choice = 1
 """
+
+
+def _matches(play: str, indent: str) -> str:
+    """The catalog row (alias catalog) a play (alias play) matches: names without trailing
+    blanks. indent: what comes before each 'and'."""
+    return f"\n{indent}and ".join([f"catalog.title_key = rtrim({play}.song_title)",
+                                    f"catalog.artist_key = rtrim({play}.artist_name)",
+                                    f"catalog.duration = {play}.song_duration"])
 
 songplay_table_insert = """
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
@@ -938,9 +982,7 @@ select
     p.song_title, p.artist_name, p.song_duration
 from batch_plays p
 left join (""" + _CATALOG_MATCH + """) catalog
-    on catalog.title = p.song_title
-   and catalog.artist_name = p.artist_name
-   and catalog.duration = p.song_duration
+    on """ + _matches("p", "   ") + """
 order by p.start_time
 """
 
@@ -953,9 +995,7 @@ set song_id = catalog.song_id, artist_id = catalog.artist_id
 from (""" + _CATALOG_MATCH + """) catalog
 where songplays.song_id is null
   and catalog.song_id in (select song_id from staging_songs)
-  and catalog.title = songplays.song_title
-  and catalog.artist_name = songplays.artist_name
-  and catalog.duration = songplays.song_duration
+  and """ + _matches("songplays", "  ") + """
 """
 
 time_table_insert = """
@@ -981,6 +1021,7 @@ order by p.start_time
 # rows changed by less than analyze_threshold_percent (10) since its last ANALYZE;
 # PostgreSQL samples it regardless (2.4 s for the three event tables after a day on a
 # 10M-event warehouse), so there the pipeline first asks analyze_due, with the same rule.
+# The batch tables made by CREATE TABLE AS are analyzed on PostgreSQL only (CREATED_BY_CTAS).
 analyze_staging_events = "analyze staging_events"
 analyze_staging_songs = "analyze staging_songs"
 analyze_batch_plays = "analyze batch_plays"
@@ -1030,7 +1071,7 @@ from batch_events
 # all of the user's earlier events. A user with an event from before that point (a late
 # file, a reloaded one) gets the whole history rebuilt from app_events.
 batch_level_users_create = """
-create temp table batch_level_users as
+create temp table batch_level_users{batch_by_user} as
 select
     b.user_id,
     case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
@@ -1047,7 +1088,7 @@ left join users u on u.user_id = b.user_id
 # current stretch (as one event at its start) and the batch's events; for any other user,
 # every event in app_events (which holds this batch's by now).
 batch_level_events_create = """
-create temp table batch_level_events as
+create temp table batch_level_events{batch_by_user} as
 select l.user_id, l.level, l.valid_from as start_time,
        cast(0 as bigint) as session_id, 0 as item_in_session
 from user_levels l
@@ -1154,6 +1195,22 @@ transform_queries = [
     ("user_levels: remove recomputed stretches", user_levels_delete),
     ("user_levels: insert", user_levels_insert),
 ]
+
+
+
+def _created_as(statement: str) -> str | None:
+    """The table a CREATE TEMP TABLE … AS statement makes, or None."""
+    words = statement.split()
+    if words[:3] == ["create", "temp", "table"] and "as" in words[3:5]:
+        return words[3].split("{")[0]
+    return None
+
+
+# The transforms' tables made by CREATE TABLE AS. Redshift analyzes such a table itself when
+# it creates it (AWS, Redshift Database Developer Guide, "CTAS usage notes", automatic
+# ANALYZE operations: "You do not need to run the ANALYZE command on these tables when they
+# are first created"), so their ANALYZE runs on PostgreSQL only.
+CREATED_BY_CTAS = [table for _, statement in transform_queries if (table := _created_as(statement))]
 
 # --- summaries of what the batch added (%s: the batch id) ---------------------------------
 # A batch's rows are net: what its events add, less what the stored versions of the events

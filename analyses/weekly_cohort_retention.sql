@@ -9,8 +9,9 @@
 --   is active in a week when they have any app event (any page, logged in) in it.
 --   cohort_users: the cohort's size; retention: active_users / cohort_users. Weeks in
 --   which nobody was active (before the logs begin) are not shown, rather than shown as
---   zero. week_number comes from whole seconds between the two Mondays, which
---   EXTRACT(epoch ...) gives exactly on both engines.
+--   zero. week_number comes from the seconds between the two Mondays: EXTRACT(epoch ...)
+--   is an integer on Redshift and keeps the fraction on PostgreSQL, so each is taken of
+--   its week's start, date_trunc('week', ...), whole seconds on both engines.
 -- Period: activity between the two timestamps in period_activity, [from, to) UTC, and the
 --   users who signed up before its end; as written, everything. Change the timestamps to
 --   limit it (insights.py --since/--until does); a week cut by the period's edge counts
@@ -59,7 +60,8 @@ grid as (
 
 select
     cast(g.cohort_week as date) as cohort_week,
-    cast((extract(epoch from g.activity_week) - extract(epoch from g.cohort_week)) / 604800 as integer)
+    cast((extract(epoch from date_trunc('week', g.activity_week))
+          - extract(epoch from date_trunc('week', g.cohort_week))) / 604800 as integer)
         as week_number,
     g.cohort_users,
     coalesce(a.active_users, 0) as active_users,

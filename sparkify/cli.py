@@ -36,8 +36,9 @@ configuration (dwh.cfg, the course template's sections and keys):
                       Redshift: an s3:// prefix where each batch writes a manifest of
                       exactly its new files for COPY (optional; without it COPY reads
                       the whole prefix and the merge drops what is already loaded)
-  [ETL] MAXERROR      rejected records tolerated per table before a load fails
-                      (optional, default 100); rejected records go to load_errors
+  [ETL] MAXERROR      a load fails when a table rejects this many records or more
+                      (0 or 1: the first; optional, default 100, at most 100000);
+                      rejected records go to load_errors
   [ETL] ACCEPTINVCHARS
                       load invalid UTF-8 with '?' (noted in load_errors) instead of
                       rejecting the record (optional, default true)

@@ -16,6 +16,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "dwh.cfg"
 
 ENGINES = ("embedded", "postgres", "redshift")
 REDSHIFT_HOST_SUFFIXES = (".redshift.amazonaws.com", ".redshift-serverless.amazonaws.com")
+MAXERROR_LIMIT = 100_000  # Redshift's COPY (AWS: "Data load operations", MAXERROR)
 
 
 class ConfigError(Exception):
@@ -217,7 +218,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         log_data=_source(parser, "LOG_DATA", cfg_path),
         log_jsonpath=_source(parser, "LOG_JSONPATH", cfg_path),
         song_data=_source(parser, "SONG_DATA", cfg_path),
-        max_errors=_int(parser, "ETL", "MAXERROR", cfg_path, required=False, default=100),
+        max_errors=_max_errors(parser, cfg_path),
         s3_region=_value(parser, "S3", "REGION", cfg_path, required=False) or "us-west-2",
         s3_endpoint_url=_endpoint(parser, cfg_path),
         manifest_prefix=_manifest_prefix(parser, cfg_path),
@@ -231,6 +232,16 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
                 raise ConfigError(f"{cfg_path}: [S3] {key} is a local path, but Redshift's COPY reads only "
                                   "S3; set it to an s3:// URL")
     return config
+
+
+def _max_errors(parser: configparser.ConfigParser, path: Path) -> int:
+    """[ETL] MAXERROR: a load fails at this many rejected records. Redshift's COPY takes at
+    most 100,000 (AWS: "Data load operations", MAXERROR), and so does the local COPY."""
+    value = _int(parser, "ETL", "MAXERROR", path, required=False, default=100)
+    if value > MAXERROR_LIMIT:
+        raise ConfigError(f"{path}: [ETL] MAXERROR = {value} is over Redshift's limit of {MAXERROR_LIMIT:,}; "
+                          f"write {MAXERROR_LIMIT} or less")
+    return value
 
 
 def _role(parser: configparser.ConfigParser, path: Path) -> str:

@@ -112,7 +112,9 @@ DESCRIPTIONS: dict[str, Described] = {
             "version": "File version when loaded: the S3 ETag, or a local file's modification time in "
                        "nanoseconds since the epoch.",
             "batch_id": "The batch that last loaded the file (etl_batches.batch_id).",
-            "row_count": "Rows the file gave that batch (its rejected records not counted).",
+            "row_count": "Rows the file gave that batch (its rejected records not counted). Loaded by "
+                         "Redshift: lines, not rows (the lines COPY scanned in the file less its rejected "
+                         "records; a record over several lines counts each of them).",
             "error_count": "Records of the file that batch rejected.",
         },
     ),
@@ -124,13 +126,15 @@ DESCRIPTIONS: dict[str, Described] = {
             "batch_id": "The batch that met the record (etl_batches.batch_id).",
             "logged_at": "When the batch recorded it, UTC.",
             "disposition": "rejected (not loaded), or replaced (loaded with each invalid character "
-                           "replaced by ?).",
+                           "replaced by ?). Redshift logs replaced rows only for the first 100 per slice of a "
+                           "COPY: there, more may have been replaced than are listed.",
             "table_name": "Staging table the record was loading into.",
             "source": "The file (URL or path) holding the record.",
             "line_number": "Line of the record in the file, from 1; NULL when the whole file failed.",
             "column_name": "Column whose value failed; NULL when the record as a whole did.",
             "reason": "Why, in words.",
-            "raw_excerpt": "The start of the record as it was in the file.",
+            "raw_excerpt": "The start of the record as it was in the file (empty for a record Redshift "
+                           "rejected: its SYS_LOAD_ERROR_DETAIL keeps no raw line).",
         },
     ),
     "song_catalog": Described(

@@ -1,9 +1,13 @@
 """Infrastructure as code for the Redshift path: the IAM role, the cluster, its port.
 
-Every step first looks for what already exists, so `create` run twice makes one role and
-one cluster; `delete` removes both and asks first. Credentials come from the standard AWS
-chain (environment, ~/.aws, SSO), never from dwh.cfg. Nothing secret is printed: the role
-ARN and the password go only into the config file.
+Every step first looks for what already exists, so `create` run twice makes one role, one
+security group and one cluster; `delete` removes them and asks first. Credentials come from
+the standard AWS chain (environment, ~/.aws, SSO), never from dwh.cfg. Nothing secret is
+printed: the role ARN and the password go only into the config file.
+
+Least privilege: the role may list the buckets the config names and read only the objects
+under its [S3] prefixes and the manifest prefix, nothing else in S3; the cluster sits in a
+security group of its own that lets in only [INFRA] CIDR, on the cluster's port.
 """
 
 from __future__ import annotations
@@ -17,7 +21,12 @@ from pathlib import Path
 
 from .config import Config, ConfigError
 
+# What an earlier version attached: read access to every bucket. create detaches it.
 S3_READ_ONLY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
+S3_READ_POLICY = "sparkify-s3-read"  # the role's inline policy, scoped to the config's sources
+# Redshift's COPY reads only S3: local [S3] paths become the public bucket they mirror.
+PUBLIC_BUCKET = {"LOG_DATA": "s3://udacity-dend/log_data", "LOG_JSONPATH": "s3://udacity-dend/log_json_path.json",
+                 "SONG_DATA": "s3://udacity-dend/song_data"}
 TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "redshift.amazonaws.com"},
@@ -27,6 +36,34 @@ TRUST_POLICY = {
 
 class InfraError(Exception):
     pass
+
+
+def s3_sources(config: Config) -> list[str]:
+    """The s3:// prefixes the cluster's COPY reads: [S3] LOG_DATA, LOG_JSONPATH and
+    SONG_DATA (the public bucket for a local path) and MANIFEST_PREFIX, with a slash after
+    it, as the manifests are written under it."""
+    urls = [source.url if (source := getattr(config, key.lower())).is_s3 else url
+            for key, url in PUBLIC_BUCKET.items()]
+    if config.manifest_prefix:
+        urls.append(config.manifest_prefix + "/")
+    return urls
+
+
+def s3_read_policy(urls: list[str]) -> dict:
+    """An IAM policy that lets COPY read exactly these prefixes. AWS, Redshift Database
+    Developer Guide, "Permissions to access other AWS Resources": COPY from S3 needs to LIST
+    the bucket and GET the objects it loads, the manifest file and the JSONPaths file. LIST
+    is granted on those buckets only and GET on the objects under the prefixes (a COPY
+    prefix takes every key that starts with it, hence the trailing *)."""
+    buckets, objects = set(), set()
+    for url in urls:
+        bucket, _, key = url[len("s3://"):].partition("/")
+        buckets.add(f"arn:aws:s3:::{bucket}")
+        objects.add(f"arn:aws:s3:::{bucket}/{key}*")
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ListTheSourceBuckets", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": sorted(buckets)},
+        {"Sid": "ReadTheSources", "Effect": "Allow", "Action": "s3:GetObject", "Resource": sorted(objects)},
+    ]}
 
 
 @dataclass(frozen=True)
@@ -121,10 +158,14 @@ class Infra:
             arn = self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
                                        Description="Lets Redshift COPY read Sparkify's S3 data")["Role"]["Arn"]
             self.say(f"IAM role {name}: created")
+        sources = s3_sources(self.config)
+        self.iam.put_role_policy(RoleName=name, PolicyName=S3_READ_POLICY,
+                                 PolicyDocument=json.dumps(s3_read_policy(sources)))
         attached = self.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
-        if S3_READ_ONLY not in [p["PolicyArn"] for p in attached]:
-            self.iam.attach_role_policy(RoleName=name, PolicyArn=S3_READ_ONLY)
-        self.say(f"IAM role {name}: may read S3 (AmazonS3ReadOnlyAccess)")
+        if S3_READ_ONLY in [p["PolicyArn"] for p in attached]:
+            self.iam.detach_role_policy(RoleName=name, PolicyArn=S3_READ_ONLY)
+            self.say(f"IAM role {name}: no longer reads every bucket (AmazonS3ReadOnlyAccess detached)")
+        self.say(f"IAM role {name}: may read {', '.join(sources)} and nothing else in S3")
         return arn
 
     def delete_role(self) -> None:
@@ -132,6 +173,8 @@ class Infra:
         try:
             for policy in self.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
                 self.iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+            for policy_name in self.iam.list_role_policies(RoleName=name)["PolicyNames"]:
+                self.iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
             self.iam.delete_role(RoleName=name)
             self.say(f"IAM role {name}: deleted")
         except self.iam.exceptions.NoSuchEntityException:
@@ -144,16 +187,25 @@ class Infra:
         except self.redshift.exceptions.ClusterNotFoundFault:
             return None
 
-    def ensure_cluster(self, role_arn: str, wait_delay: int = 30) -> dict:
+    def port(self) -> int:
+        return self.config.db_port if self.config.engine == "redshift" else 5439
+
+    def ensure_cluster(self, role_arn: str, group: str, wait_delay: int = 30) -> dict:
+        """The cluster, created in security group group when it does not exist; an existing
+        one is moved into it."""
         plan, config = self.plan, self.config
         found = self.cluster()
         if found:
             self.say(f"Redshift cluster {plan.cluster_id}: exists ({found['ClusterStatus']}), not creating another")
+            groups = [g["VpcSecurityGroupId"] for g in found.get("VpcSecurityGroups") or []]
+            if groups != [group]:
+                self.redshift.modify_cluster(ClusterIdentifier=plan.cluster_id, VpcSecurityGroupIds=[group])
+                self.say(f"Redshift cluster {plan.cluster_id}: moved into security group {group} alone")
         else:
             settings = dict(ClusterIdentifier=plan.cluster_id, NodeType=plan.node_type, DBName=config.db_name,
                             MasterUsername=config.db_user, MasterUserPassword=config.db_password,
-                            Port=config.db_port if config.engine == "redshift" else 5439,
-                            IamRoles=[role_arn], PubliclyAccessible=True)
+                            Port=self.port(), IamRoles=[role_arn], PubliclyAccessible=True,
+                            VpcSecurityGroupIds=[group])
             if plan.nodes > 1:
                 settings.update(ClusterType="multi-node", NumberOfNodes=plan.nodes)
             else:
@@ -168,26 +220,48 @@ class Infra:
         self.say(f"Redshift cluster {plan.cluster_id}: available after {time.monotonic() - started:.0f} s")
         return cluster
 
-    def security_group(self, cluster: dict) -> str:
-        groups = [g["VpcSecurityGroupId"] for g in cluster.get("VpcSecurityGroups") or []]
-        if groups:
-            return groups[0]
-        vpc = cluster.get("VpcId")
-        if not vpc:
-            vpcs = self.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
-            if not vpcs:
-                raise InfraError("the cluster has no VPC and the account no default VPC; open its port by hand")
-            vpc = vpcs[0]["VpcId"]
-        found = self.ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
-                                                           {"Name": "group-name", "Values": ["default"]}])
-        return found["SecurityGroups"][0]["GroupId"]
+    # --- the security group ---------------------------------------------------------------
+    @property
+    def group_name(self) -> str:
+        return f"{self.plan.cluster_id}-clients"
 
-    def open_port(self, cluster: dict) -> None:
+    def _default_vpc(self) -> str:
+        vpcs = self.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+        if not vpcs:
+            raise InfraError("the account has no default VPC in this region; create one (aws ec2 create-default-vpc)")
+        return vpcs[0]["VpcId"]
+
+    def find_security_group(self) -> str | None:
+        found = self.ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [self.group_name]}])
+        return found["SecurityGroups"][0]["GroupId"] if found["SecurityGroups"] else None
+
+    def ensure_security_group(self) -> str:
+        """The cluster's own security group in the default VPC (where a cluster without a
+        subnet group goes), not the VPC's default group, which every other instance shares."""
+        group = self.find_security_group()
+        if group:
+            self.say(f"Security group {self.group_name}: exists")
+            return group
+        group = self.ec2.create_security_group(
+            GroupName=self.group_name, VpcId=self._default_vpc(),
+            Description=f"Sparkify ETL clients of Redshift cluster {self.plan.cluster_id}")["GroupId"]
+        self.say(f"Security group {self.group_name}: created ({group}), no one let in yet")
+        return group
+
+    def delete_security_group(self) -> None:
+        group = self.find_security_group()
+        if group is None:
+            self.say(f"Security group {self.group_name}: already gone")
+            return
+        self.ec2.delete_security_group(GroupId=group)
+        self.say(f"Security group {self.group_name}: deleted")
+
+    def open_port(self, cluster: dict, group: str) -> None:
+        """Lets [INFRA] CIDR, and only it, reach the cluster's port through group."""
         if not self.plan.cidr:
             self.say("Port: not opened; set [INFRA] CIDR to your address (e.g. 203.0.113.5/32) and run create again")
             return
         port = cluster["Endpoint"]["Port"]
-        group = self.security_group(cluster)
         try:
             self.ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
                 "IpProtocol": "tcp", "FromPort": port, "ToPort": port,

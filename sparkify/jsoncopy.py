@@ -11,9 +11,12 @@ does and streams the result through `COPY … FROM STDIN`:
   numeric strings become numbers, objects and arrays become JSON text; EMPTYASNULL,
   BLANKSASNULL, TRUNCATECOLUMNS and ACCEPTINVCHARS behave as Redshift's options do;
   VARCHAR lengths are counted in bytes, as Redshift counts them;
-* a record that cannot be loaded is rejected with its file, line, column and reason; more
-  than MAXERROR rejections fail the load. A value spread over many lines is one record
-  whatever it holds: over 4 MB or nested too deeply, it is one rejection, not one per line;
+* a record that cannot be loaded is rejected with its file, line, column and reason;
+  MAXERROR rejections or more fail the load (0 and 1: the first). A value spread over many
+  lines is one record whatever it holds: nested too deeply, it is one rejection, not one per
+  line;
+* a JSON value over 4 MB, on one line or many, fails the whole load, as it fails Redshift's
+  COPY (it is not a rejection MAXERROR counts);
 * a source object that cannot be read (a broken or looping link, no permission, a named
   pipe) is one rejection with the reason, and the objects after it load.
 """
@@ -33,7 +36,11 @@ import orjson
 from .sources import SourceObject, UnreadableObject
 
 NULL = "\\N"
-MAX_OBJECT_BYTES = 4 * 1024 * 1024      # Redshift's limit on one JSON object
+# AWS, Redshift Database Developer Guide, "Data format parameters" (copy-parameters-data-format),
+# JSON: "The maximum size of a single JSON object or array, including braces or brackets, is
+# 4 MB. ... If the maximum size of a single JSON object or array is exceeded ... the COPY
+# command fails." So an object over it fails the load, whatever MAXERROR says.
+MAX_OBJECT_BYTES = 4 * 1024 * 1024
 EXCERPT_CHARS = 300
 BOM = b"\xef\xbb\xbf"
 # Python's JSON reader, which reads what orjson cannot (several values on a line, a value
@@ -64,18 +71,61 @@ class RecordError(ValueError):
         self.column = column
 
 
-class TooManyErrors(Exception):
-    def __init__(self, table: str, errors: list[LoadError], max_errors: int):
+class TooLarge(RecordError):
+    """A JSON value over Redshift's 4 MB limit: not one bad record, a load that fails."""
+
+
+class LoadFailed(Exception):
+    """A staging table's load failed whole, as Redshift's COPY does: the batch publishes
+    nothing. errors: the records rejected up to then, and the one that failed it."""
+
+    def __init__(self, table: str, errors: list[LoadError], message: str):
+        super().__init__(message)
         self.table = table
         self.errors = errors
+
+    def __reduce__(self):  # a worker process hands it to its caller
+        return (LoadFailed, (self.table, self.errors, str(self)))
+
+
+def _where(error: LoadError) -> str:
+    return error.source if error.line_number is None else f"{error.source} line {error.line_number}"
+
+
+class TooManyErrors(LoadFailed):
+    def __init__(self, table: str, errors: list[LoadError], max_errors: int):
         self.max_errors = max_errors
-        first = next(e for e in errors if e.disposition == REJECTED)
-        where = first.source if first.line_number is None else f"{first.source} line {first.line_number}"
-        super().__init__(
-            f"loading {table} rejected more than MAXERROR = {max_errors} records "
-            f"(first: {where}: {first.reason}); "
-            "see table load_errors, fix the files or raise [ETL] MAXERROR"
-        )
+        rejected = [e for e in errors if e.disposition == REJECTED]
+        super().__init__(table, errors, (
+            f"loading {table} rejected {len(rejected):,} records, and MAXERROR = {max_errors} fails a load at "
+            f"{rejections_that_fail(max_errors):,} (first: {_where(rejected[0])}: {rejected[0].reason}); "
+            "see table load_errors, fix the files or raise [ETL] MAXERROR"))
+
+    def __reduce__(self):
+        return (TooManyErrors, (self.table, self.errors, self.max_errors))
+
+
+class ObjectTooLarge(LoadFailed):
+    """A JSON value over 4 MB: Redshift's COPY fails whole on one, and so does the local COPY."""
+
+    def __init__(self, table: str, error: LoadError, errors_before: list[LoadError]):
+        self.error = error
+        super().__init__(table, [*errors_before, error], (
+            f"loading {table} failed at {_where(error)}: {error.reason}; Redshift's COPY fails the whole "
+            "load on such a value, so nothing of this batch was published"))
+
+    def __reduce__(self):
+        return (ObjectTooLarge, (self.table, self.error, self.errors[:-1]))
+
+
+# AWS, Redshift Database Developer Guide, "Data load operations" (copy-parameters-data-load),
+# MAXERROR: "If the load returns the error_count number of errors or greater, the load
+# fails"; "Set this value to 0 or 1 if you want the load to fail as soon as the first error
+# occurs"; default 0, limit 100000 (config.MAXERROR_LIMIT). The local COPY fails at the
+# same count.
+def rejections_that_fail(max_errors: int) -> int:
+    """How many rejected records fail a load with this MAXERROR, as Redshift counts them."""
+    return max(max_errors, 1)
 
 
 REJECTED = "rejected"
@@ -110,7 +160,8 @@ class CopyResult:
     objects: int = 0
     rows: int = 0
     errors: list[LoadError] = field(default_factory=list)       # rejected and replaced
-    per_object: dict[str, tuple[int, int]] = field(default_factory=dict)  # url -> (rows, rejected)
+    # url -> (rows, rejected); from Redshift's COPY, (lines scanned less rejected, rejected)
+    per_object: dict[str, tuple[int, int]] = field(default_factory=dict)
     rejected_count: int = 0  # kept as errors arrive: MAXERROR is checked on every rejection
     # Objects that could not be read at all: they are not recorded as loaded, so each run
     # tries (and reports) them again until they read.
@@ -247,10 +298,24 @@ def _excerpt(raw: bytes | str) -> str:
     return raw[:EXCERPT_CHARS]
 
 
-def _oversized(first: int, last: int, ends_inside: bool) -> RecordError:
-    where = f"lines {first:,}-{last:,}" + (", and the file ends inside it" if ends_inside else "")
-    return RecordError(f"a JSON value larger than {MAX_OBJECT_BYTES // (1024 * 1024)} MB, Redshift's limit "
-                       f"for one object ({where}); split it into smaller records")
+def _oversized(first: int, last: int, ends_inside: bool) -> TooLarge:
+    where = (f"line {first:,}" if first == last else f"lines {first:,}-{last:,}") \
+        + (", and the file ends inside it" if ends_inside else "")
+    return TooLarge(f"a JSON value larger than {MAX_OBJECT_BYTES // (1024 * 1024)} MB, Redshift's limit "
+                    f"for one object ({where}); split it into smaller records")
+
+
+def _largest_value_bytes(text: str) -> int:
+    """The size in UTF-8 bytes of the largest of the JSON values in text (several on a line)."""
+    largest, pos, end = 0, 0, len(text)
+    while True:
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= end:
+            return largest
+        start = pos
+        _, pos = _DECODER.raw_decode(text, pos)
+        largest = max(largest, len(text[start:pos].encode("utf-8", "surrogatepass")))
 
 
 def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
@@ -300,10 +365,14 @@ def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
             continue
         replaced = False
         try:
-            yield number, orjson.loads(stripped), stripped, False
-            continue
+            value = orjson.loads(stripped)
         except orjson.JSONDecodeError:
             pass
+        else:
+            # One value on the line (orjson reads exactly one): the line is its size.
+            yield number, (value if len(stripped) <= MAX_OBJECT_BYTES else _oversized(number, number, False)), \
+                stripped, False
+            continue
         text = decode(stripped)
         if isinstance(text, RecordError):
             yield number, text, stripped, False
@@ -319,6 +388,9 @@ def iter_records(lines: Iterable[bytes], accept_invalid_chars: bool = True
                 yield number, RecordError(f"invalid JSON: {_json_reason(exc)}"), stripped, False
                 continue
         else:
+            if len(stripped) > MAX_OBJECT_BYTES and _largest_value_bytes(text) > MAX_OBJECT_BYTES:
+                yield number, _oversized(number, number, False), stripped, False
+                continue
             for value in values:
                 yield number, value, stripped, replaced
             continue
@@ -586,6 +658,9 @@ class JsonCopy:
             with handle:
                 for number, record, raw, replaced in iter_records(handle, accept_invalid):
                     if isinstance(record, RecordError):
+                        if isinstance(record, TooLarge):
+                            raise ObjectTooLarge(self.table, self._error(obj, number, record, raw),
+                                                 self.result.errors + waiting)
                         waiting.append(self._error(obj, number, record, raw))
                         continue
                     if type(record) is not dict and (type(record) is not list or not self.reads_arrays):
@@ -637,11 +712,11 @@ class JsonCopy:
         return LoadError(disposition, self.table, obj.url, number, error.column, reason, _excerpt(raw))
 
     def _keep(self, errors: list[LoadError]) -> int:
-        """Records errors; returns how many were rejections. Fails past MAXERROR."""
+        """Records errors; returns how many were rejections. Fails at MAXERROR, as Redshift does."""
         self.result.errors.extend(errors)
         rejections = sum(1 for e in errors if e.disposition == REJECTED)
         self.result.rejected_count += rejections
-        if rejections and self.result.rejected_count > self.options.max_errors:
+        if rejections and self.result.rejected_count >= rejections_that_fail(self.options.max_errors):
             raise TooManyErrors(self.table, self.result.errors, self.options.max_errors)
         return rejections
 

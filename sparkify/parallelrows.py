@@ -22,7 +22,7 @@ import signal
 import sys
 from collections.abc import Iterator
 
-from .jsoncopy import CopyResult, JsonCopy, LoadError, TooManyErrors
+from .jsoncopy import CopyResult, JsonCopy, LoadError, TooManyErrors, rejections_that_fail
 from .sources import SourceObject
 
 CHUNK_BYTES = 1 << 20
@@ -93,7 +93,7 @@ def rows(copier: JsonCopy, objects: list[SourceObject], workers: int,
                     result.unread.add(objects[index].url)
                 errors_by_object[index] = errors
                 result.rejected_count += rejected
-                if rejected and result.rejected_count > copier.options.max_errors:
+                if rejected and result.rejected_count >= rejections_that_fail(copier.options.max_errors):
                     result.errors = _in_object_order(errors_by_object)
                     raise TooManyErrors(copier.table, result.errors, copier.options.max_errors)
             elif kind == "failed":

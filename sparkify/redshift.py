@@ -1,5 +1,8 @@
 """Staging on Redshift: COPY straight from S3, and the reasons for every rejected record.
 
+What a COPY did is read back from the SYS monitoring views, which provisioned clusters and
+Redshift Serverless both have (sql_queries.redshift_copy_errors and the ones after it).
+
 The conversion options are the same CopyOptions the local COPY follows, so both engines
 load and reject the same records. A manifest names exactly the new files of a batch, so
 Redshift reads them in parallel and nothing else; without [S3] MANIFEST_PREFIX the COPY
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import sql_queries as q
@@ -69,6 +73,18 @@ def _replacements(wh, table: str) -> list[jsoncopy.LoadError]:
             for filename, line, column, raw in wh.query(q.redshift_copy_replacements)]
 
 
+def read_books(wh, result: jsoncopy.CopyResult) -> None:
+    """What the session's last COPY into result.table loaded, rejected and replaced, in all
+    and per file, from the SYS monitoring views (provisioned clusters and Serverless alike)."""
+    result.errors = _load_errors(wh, result.table) + _replacements(wh, result.table)
+    rejected = Counter(error.source for error in result.rejected)
+    # Redshift knows no rows per file, only the lines it scanned in each: what is kept as
+    # the file's count there is lines (less its rejected records), and is described so.
+    for filename, lines in wh.query(q.redshift_copy_file_lines):
+        result.per_object[filename] = (lines - rejected[filename], rejected[filename])
+    result.rows = wh.scalar(q.redshift_copy_count) or 0
+
+
 def stage(wh, config: Config, pending, options: jsoncopy.CopyOptions, batch_id: int,
           write: Callable[[str, bytes], None]) -> list[jsoncopy.CopyResult]:
     """COPY each staging table from S3; returns what was loaded and rejected, per file."""
@@ -91,19 +107,19 @@ def stage(wh, config: Config, pending, options: jsoncopy.CopyOptions, batch_id: 
         except WarehouseError as exc:
             if "load into table" not in str(exc).lower():
                 raise
-            # COPY rejected more than MAXERROR records: say which and why, at once.
+            # COPY rejected MAXERROR records or more, or met what fails it whole (a JSON
+            # object over 4 MB): say which and why, at once.
             wh.rollback()
             errors = _load_errors(wh, item.table, q.redshift_failed_copy_errors)
             if not errors:
                 raise
-            raise jsoncopy.TooManyErrors(item.table, errors, options.max_errors) from None
-        result.errors = _load_errors(wh, item.table) + _replacements(wh, item.table)
-        rejected: dict[str, int] = {}
-        for error in result.rejected:
-            rejected[error.source] = rejected.get(error.source, 0) + 1
-        for filename, lines in wh.query(q.redshift_copy_files):
-            result.per_object[filename] = (lines - rejected.get(filename, 0), rejected.get(filename, 0))
-        result.rows = wh.scalar(q.redshift_copy_count) or 0
+            if len(errors) >= jsoncopy.rejections_that_fail(options.max_errors):
+                raise jsoncopy.TooManyErrors(item.table, errors, options.max_errors) from None
+            first = errors[0]
+            raise jsoncopy.LoadFailed(item.table, errors, (
+                f"loading {item.table} failed on Redshift at {first.source} line {first.line_number}: "
+                f"{first.reason}; nothing of this batch was published")) from None
+        read_books(wh, result)
         log.info("%-38s %8s rows  %6.2f s  (%d files, %d rejected)", f"stage {item.table}", f"{result.rows:,}",
                  time.perf_counter() - started, result.objects, len(result.rejected))
     return results

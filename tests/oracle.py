@@ -37,6 +37,13 @@ def as_text(value):
     return str(value)
 
 
+def match_key(value):
+    """A name as the catalog match compares it: trailing blanks do not count (Redshift
+    ignores them in VARCHAR comparisons; the SQL rtrim()s on both engines)."""
+    text = as_text(value)
+    return text.rstrip(" ") if text is not None else None
+
+
 def read_objects(path: Path) -> list[dict]:
     text = path.read_text(encoding="utf-8")
     decoder, pos, out = json.JSONDecoder(), 0, []
@@ -92,7 +99,7 @@ def compute(data: Path) -> Expected:
 
     catalog = defaultdict(list)
     for record in expected.songs.values():
-        key = (as_text(record["title"]), as_text(record["artist_name"]), record["duration"])
+        key = (match_key(record["title"]), match_key(record["artist_name"]), record["duration"])
         catalog[key].append(record["song_id"])
 
     latest = {}
@@ -112,12 +119,12 @@ def compute(data: Path) -> Expected:
         if key in expected.plays:
             continue
         title, artist = fix_double_encoding(e["song"]), fix_double_encoding(e["artist"])
-        hits = sorted(catalog.get((title, artist, e["length"]), []))
+        hits = sorted(catalog.get((match_key(title), match_key(artist), e["length"]), []))
         song_id = hits[0] if hits else None
         expected.plays[key] = (song_id, start_time(e["ts"]))
         if song_id:
             expected.matched += 1
-            if catalog.get((e["song"], e["artist"], e["length"])):
+            if catalog.get((match_key(e["song"]), match_key(e["artist"]), e["length"])):
                 expected.matched_without_repair += 1
         expected.start_times.add(start_time(e["ts"]))
     expected.songplays = len(expected.plays)

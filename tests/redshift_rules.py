@@ -6,6 +6,9 @@ statements our engines vary on purpose (UNLOGGED, TRUNCATE inside a batch), and
 restrictions a function's own page states (see sort_based_with_distinct). Types are
 found in sqlglot's syntax tree; function calls and syntax are matched on the text with
 string literals and comments removed, so a word inside a string never counts.
+
+script_violations() adds what only the order of a session's statements shows (a LOCK with
+no statement_timeout in effect), for a whole script such as tests/golden/redshift.sql.
 """
 
 from __future__ import annotations
@@ -79,6 +82,12 @@ UNSUPPORTED_SYNTAX = [
     (r"\bexclude\s+using\b", "exclusion constraints"),
     (r"\bcheck\s*\(", "check constraints"),
     (r"\brollback\s+to\s+savepoint\b", "ROLLBACK TO SAVEPOINT"),
+    # AWS, Redshift Database Developer Guide, "System monitoring (provisioned only)": the STL,
+    # STV, SVL and SVCS tables and views exist on provisioned clusters only; the SYS monitoring
+    # views serve Redshift Serverless too ("System view mapping for migrating to SYS monitoring
+    # views").
+    (r"\b(stl|stv|svl|svcs)_[a-z_]+", "system views of provisioned clusters only (STL, STV, SVL, SVCS): "
+                                      "Redshift Serverless has none; use the SYS monitoring views"),
 ]
 
 SYSTEM_COLUMNS = {"oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"}
@@ -90,6 +99,23 @@ SYSTEM_COLUMNS = {"oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"}
 # not supported". PostgreSQL accepts it, so only this check finds it before production.
 SORT_BASED_WITH_DISTINCT = ("PERCENTILE_CONT, MEDIAN or LISTAGG in a SELECT with a DISTINCT aggregate "
                             "(compute them in separate CTEs)")
+
+# AWS, Redshift Database Developer Guide, "EXTRACT function": the result is an INTEGER for a
+# TIMESTAMP (DOUBLE PRECISION only for a TIMESTAMPTZ); PostgreSQL's keeps the fraction of a
+# second. EXTRACT(epoch FROM t) agrees on both engines only when t is whole seconds, which a
+# statement shows by truncating it: EXTRACT(epoch FROM date_trunc('second' or coarser, t)).
+UNTRUNCATED_EPOCH = ("EXTRACT(epoch ...) of a time not truncated to whole seconds (an integer on Redshift, "
+                     "a fraction on PostgreSQL): extract it from date_trunc('second', ...)")
+_EPOCH = re.compile(r"\b(?:extract\s*\(\s*epoch\s+from|date_part\s*\(\s*'epoch'\s*,)\s*")
+_WHOLE_SECONDS = re.compile(r"date_trunc\s*\(\s*'(second|minute|hour|day|week|month|quarter|year|decade|century|"
+                            r"millennium)'\s*,")
+
+
+def untruncated_epochs(sql: str) -> int:
+    """How many EXTRACT(epoch FROM …) (or date_part('epoch', …)) in sql take a time that is
+    not truncated to whole seconds or coarser."""
+    text = re.sub(r"--[^\n]*", " ", sql).lower()
+    return sum(1 for found in _EPOCH.finditer(text) if not _WHOLE_SECONDS.match(text, found.end()))
 
 
 def _strip_literals(sql: str) -> str:
@@ -105,6 +131,8 @@ def violations(sql: str) -> list[str]:
     for pattern, reason in UNSUPPORTED_SYNTAX:
         if re.search(pattern, text):
             found.append(reason)
+    if untruncated_epochs(sql):
+        found.append(UNTRUNCATED_EPOCH)
     # Function calls by name in the text: sqlglot renames some (string_agg becomes GROUP_CONCAT).
     for name in re.findall(r"\b([a-z_][a-z0-9_]*)\s*\(", text):
         if name in UNSUPPORTED_FUNCTIONS:
@@ -146,3 +174,33 @@ def sort_based_with_distinct(select: exp.Select) -> bool:
             elif isinstance(node, exp.Distinct) and not _is_sort_based(node.parent):
                 distinct = True
     return sort_based and distinct
+
+# AWS, Redshift Database Developer Guide, "LOCK": the lock is ACCESS EXCLUSIVE, "waiting if
+# necessary for any conflicting locks to be released", for as long as that takes; and
+# "statement_timeout": it stops any statement that runs longer, 0 (the default) turning the
+# limit off. So every LOCK must run while a statement_timeout above 0 is set in the session.
+UNBOUNDED_LOCK = "LOCK with no statement_timeout in effect (it would wait for ever; set one before it)"
+_SET_TIMEOUT = re.compile(r"set\s+(?:session\s+)?statement_timeout\s*(?:to|=)\s*'?(\d+|default)'?")
+_RESET_TIMEOUT = re.compile(r"reset\s+(?:statement_timeout|all)\b")
+
+
+def order_violations(statements: list[str]) -> list[str]:
+    """What is wrong with statements in the order one session sends them, though each may
+    pass alone: a LOCK while no statement_timeout bounds its wait."""
+    found, bounded = [], False
+    for statement in statements:
+        text = " ".join(re.sub(r"--[^\n]*", " ", statement).lower().split())  # a value may be quoted
+        setting = _SET_TIMEOUT.match(text)
+        if setting:
+            bounded = setting.group(1) != "default" and int(setting.group(1)) > 0
+        elif _RESET_TIMEOUT.match(text):
+            bounded = False
+        elif re.match(r"lock\b", text) and not bounded:
+            found.append(UNBOUNDED_LOCK)
+    return found
+
+
+def script_violations(statements: list[str]) -> list[str]:
+    """Every statement's violations and those of their order, for one session's script."""
+    found = [reason for statement in statements for reason in violations(statement)]
+    return sorted(set(found + order_violations(statements)))

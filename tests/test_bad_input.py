@@ -88,7 +88,8 @@ def test_blank_lines_crlf_bom_and_empty_files_are_valid(warehouse):
     assert "bad records: 0 rejected" in result.stdout
 
 
-def test_more_bad_records_than_maxerror_fail_the_batch_and_publish_nothing(warehouse):
+def test_as_many_bad_records_as_maxerror_fail_the_batch_and_publish_nothing(warehouse):
+    # Redshift's MAXERROR n fails a load at n rejections or more (AWS: "Data load operations").
     root = warehouse.config.parent
     write_config(warehouse.config, host=warehouse.server.host, port=warehouse.server.port,
                  db_name=warehouse.dbname, user=warehouse.server.user, password=warehouse.server.password,
@@ -97,18 +98,18 @@ def test_more_bad_records_than_maxerror_fail_the_batch_and_publish_nothing(wareh
     write_song(root, song())
     load(warehouse)
     path = write_events(root, "2018-11-02-events.json", [])
-    path.write_text("\n".join([json.dumps(event(item=1, ts=BASE_TS + 1)), "{bad", "{worse", "{worst"]))
+    path.write_text("\n".join([json.dumps(event(item=1, ts=BASE_TS + 1)), "{bad", "{worse"]))
     result = run_main("etl.py", "--config", str(warehouse.config), check=False)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("Error: loading staging_events rejected more than MAXERROR = 2 records")
+    assert last.startswith("Error: loading staging_events rejected 2 records, and MAXERROR = 2 fails a load at 2")
     assert "2018-11-02-events.json line 2" in last and "[ETL] MAXERROR" in last
     # Nothing of the failed batch is published, but its outcome and bad records are kept.
     assert warehouse.count("songplays") == 1
     assert warehouse.count("loaded_objects") == 2
     assert warehouse.query("select batch_id, outcome from etl_batches order by 1") == [(1, "published"),
                                                                                      (2, "failed")]
-    assert warehouse.query("select batch_id, line_number from load_errors order by 2") == [(2, 2), (2, 3), (2, 4)]
+    assert warehouse.query("select batch_id, line_number from load_errors order by 2") == [(2, 2), (2, 3)]
 
 
 # --- one bad value, one bad file: one rejection each, and everything else loads ---------------------
@@ -150,8 +151,8 @@ def test_a_nul_in_a_name_is_rejected_naming_the_column(warehouse, capsys):
     assert "bad records: 1 rejected (see table load_errors)" in out
 
 
-def test_a_deeply_nested_and_an_oversized_record_are_one_rejection_each(warehouse, capsys):
-    # MAXERROR = 2: a record that counted once per line would fail the batch.
+def test_a_deeply_nested_record_is_one_rejection(warehouse, capsys):
+    # MAXERROR = 2 fails at 2 rejections: a record that counted once per line would fail the batch.
     write_config(warehouse.config, host=warehouse.server.host, port=warehouse.server.port,
                  db_name=warehouse.dbname, user=warehouse.server.user, password=warehouse.server.password,
                  max_errors=2)
@@ -159,19 +160,36 @@ def test_a_deeply_nested_and_an_oversized_record_are_one_rejection_each(warehous
     deep = write_events(root, "2018-11-01-events.json", [])
     deep.write_text("\n".join([json.dumps(event(item=0)), "[" * 10_000 + "]" * 10_000,
                                json.dumps(event(item=2, ts=BASE_TS + 2))]))
-    big = write_events(root, "2018-11-02-events.json", [])
-    padded = event(item=3, ts=BASE_TS + 3, tags=["x" * 50 for _ in range(100_000)])  # 6.2 MB pretty-printed
-    big.write_text(json.dumps(padded, indent=4) + "\n" + json.dumps(event(item=4, ts=BASE_TS + 4)))
     write_song(root, song())
     code, out, err = run_etl(warehouse, capsys, create=True)
     assert (code, err) == (0, "")
-    assert warehouse.count("songplays") == 3
+    assert warehouse.count("songplays") == 2
     errors = errors_by_file(warehouse)
     assert [(line, "nested too deeply" in reason) for line, _, reason in errors["2018-11-01-events.json"]] == [
         (2, True)]
-    [(line, column, reason)] = errors["2018-11-02-events.json"]
-    assert line == 1 and "larger than 4 MB" in reason and "split it" in reason
-    assert "bad records: 2 rejected" in out
+    assert "bad records: 1 rejected" in out
+
+
+@pytest.mark.parametrize("layout", ["one line", "pretty-printed"])
+def test_an_object_over_4_mb_fails_the_batch_as_it_fails_redshifts_copy(warehouse, capsys, layout):
+    # AWS, "Data format parameters" (JSON): an object over 4 MB fails the COPY, whatever MAXERROR says.
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event(item=0)])
+    write_song(root, song())
+    assert run_etl(warehouse, capsys, create=True)[0] == 0
+    big = write_events(root, "2018-11-02-events.json", [])
+    padded = event(item=3, ts=BASE_TS + 3, tags=["x" * 50 for _ in range(100_000)])  # 5.3 MB, 6.2 pretty-printed
+    big.write_text(json.dumps(event(item=2, ts=BASE_TS + 2)) + "\n"
+                   + json.dumps(padded, indent=4 if layout == "pretty-printed" else None)
+                   + "\n" + json.dumps(event(item=4, ts=BASE_TS + 4)))
+    code, out, err = run_etl(warehouse, capsys)
+    assert (code, out) == (1, "")
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"Error: loading staging_events failed at {big} line 2: a JSON value larger than 4 MB")
+    assert "nothing of this batch was published" in line
+    assert warehouse.count("songplays") == 1 and warehouse.count("loaded_objects") == 2
+    assert warehouse.query("select batch_id, outcome from etl_batches order by 1") == [(1, "published"), (2, "failed")]
+    assert warehouse.query("select line_number from load_errors where batch_id = 2") == [(2,)]
 
 
 def test_a_song_file_holding_an_array_is_rejected_as_an_array(warehouse, capsys):
@@ -336,3 +354,16 @@ def test_hostile_lines_are_each_rejected_and_every_valid_record_loads(items, new
     else:
         assert len(rejected) == (1 if bad else 0)
     assert all(e.reason for e in rejected)
+
+
+def test_the_summary_says_redshift_lists_only_some_replacements():
+    from sparkify.jsoncopy import REPLACED, LoadError
+    from sparkify.pipeline import RunSummary
+
+    replaced = [LoadError(REPLACED, "staging_events", f"s3://b/{n}.json", 1, "artist", "replaced", "")
+                for n in range(3)]
+    for capped in (False, True):
+        summary = RunSummary(target="t", batch_id=1, errors=replaced, replacements_capped=capped)
+        [line] = [line for line in summary.lines() if "bad records" in line]
+        assert line.startswith("  bad records: 0 rejected, 3 loaded with invalid characters replaced")
+        assert ("or more: Redshift logs only the first 100 rows per slice" in line) == capped

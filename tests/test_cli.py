@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from conftest import ROOT, assert_one_line_error, event, run_script, song, write_config, write_events, write_song
+from conftest import DATA, ROOT, assert_one_line_error, event, run_script, song, write_config, write_events, write_song
 
 SCRIPTS = ("create_tables.py", "etl.py")
 
@@ -50,6 +50,15 @@ def test_bad_port_is_named(tmp_path):
     config.write_text(config.read_text().replace("DB_PORT = 5432", "DB_PORT = fifty"))
     result = run_script("create_tables.py", "--config", str(config), check=False)
     assert_one_line_error(result, "DB_PORT", "fifty")
+
+
+def test_maxerror_over_redshifts_limit_is_named(tmp_path):
+    sources = {"log_data": str(DATA / "log_data"), "song_data": str(DATA / "song_data")}
+    config = write_config(tmp_path / "dwh.cfg", max_errors=100_001, **sources)
+    result = run_script("etl.py", "--config", str(config), check=False)
+    assert_one_line_error(result, "[ETL] MAXERROR = 100001", "limit of 100,000")
+    config = write_config(tmp_path / "dwh.cfg", max_errors=100_000, **sources)
+    assert run_script("etl.py", "--dry-run", "--config", str(config), check=False).returncode == 0
 
 
 def test_unreachable_server_is_named_and_the_password_never_shown(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,11 +21,26 @@ def aws(moto_endpoint):
     env = dict(os.environ, **S3_ENV, AWS_ENDPOINT_URL=moto_endpoint, AWS_DEFAULT_REGION="us-west-2")
     clients = {name: boto3.client(name, endpoint_url=moto_endpoint, region_name="us-west-2",
                                   aws_access_key_id="x", aws_secret_access_key="y")
-               for name in ("redshift", "iam")}
+               for name in ("redshift", "iam", "ec2")}
     yield env, clients
     for cluster in clients["redshift"].describe_clusters()["Clusters"]:
         clients["redshift"].delete_cluster(ClusterIdentifier=cluster["ClusterIdentifier"],
                                            SkipFinalClusterSnapshot=True)
+    for group in own_groups(clients):
+        clients["ec2"].delete_security_group(GroupId=group["GroupId"])
+    iam = clients["iam"]
+    for role in iam.list_roles()["Roles"]:
+        if role["RoleName"].startswith("sparkify"):
+            for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+                iam.delete_role_policy(RoleName=role["RoleName"], PolicyName=name)
+            for policy in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=policy["PolicyArn"])
+            iam.delete_role(RoleName=role["RoleName"])
+
+
+def own_groups(clients) -> list[dict]:
+    """The security groups infra.py made (moto's default VPC holds only its default group)."""
+    return [g for g in clients["ec2"].describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"]
 
 
 def infra(env, *args, stdin: str = "") -> subprocess.CompletedProcess:
@@ -32,9 +48,9 @@ def infra(env, *args, stdin: str = "") -> subprocess.CompletedProcess:
                           input=stdin, capture_output=True, text=True, timeout=120)
 
 
-def config_for(tmp_path, cidr="203.0.113.5/32"):
+def config_for(tmp_path, cidr="203.0.113.5/32", extra=""):
     path = write_config(tmp_path / "aws.local.cfg", log_data=str(DATA / "log_data"),
-                        song_data=str(DATA / "song_data"), password=PASSWORD, user="sparkify_admin")
+                        song_data=str(DATA / "song_data"), password=PASSWORD, user="sparkify_admin", extra=extra)
     path.write_text(path.read_text() + f"\n[INFRA]\nCLUSTER_IDENTIFIER = sparkify-test\nNUM_NODES = 2\n"
                                        f"NODE_TYPE = ra3.large\nCIDR = {cidr}\n")
     return path
@@ -64,11 +80,69 @@ def test_create_is_idempotent_and_writes_the_endpoint_and_role(aws, tmp_path):
     assert [c["ClusterIdentifier"] for c in clusters] == ["sparkify-test"]
     assert clusters[0]["NumberOfNodes"] == 2 and clusters[0]["NodeType"] == "ra3.large"
     assert [r["IamRoleArn"] for r in clusters[0]["IamRoles"]] == [config.iam_role_arn]
+    # The role reads the sources, not every bucket (AWS: COPY needs LIST on the bucket, GET on
+    # the objects it loads and on the JSONPaths file).
     attached = clients["iam"].list_attached_role_policies(RoleName="sparkify-redshift-s3-read")["AttachedPolicies"]
-    assert [p["PolicyName"] for p in attached] == ["AmazonS3ReadOnlyAccess"]
+    assert attached == []
+    policy = clients["iam"].get_role_policy(RoleName="sparkify-redshift-s3-read", PolicyName="sparkify-s3-read")
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert statements["ListTheSourceBuckets"]["Action"] == "s3:ListBucket"
+    assert statements["ListTheSourceBuckets"]["Resource"] == ["arn:aws:s3:::udacity-dend"]
+    assert statements["ReadTheSources"]["Action"] == "s3:GetObject"
+    assert statements["ReadTheSources"]["Resource"] == ["arn:aws:s3:::udacity-dend/log_data*",
+                                                        "arn:aws:s3:::udacity-dend/log_json_path.json*",
+                                                        "arn:aws:s3:::udacity-dend/song_data*"]
+    assert "may read s3://udacity-dend/log_data, s3://udacity-dend/log_json_path.json, " in first.stdout
+    # The cluster is in a security group of its own, open on its port to the CIDR alone.
+    [group] = own_groups(clients)
+    assert group["GroupName"] == "sparkify-test-clients"
+    assert [g["VpcSecurityGroupId"] for g in clusters[0]["VpcSecurityGroups"]] == [group["GroupId"]]
+    assert [(p["IpProtocol"], p["FromPort"], p["ToPort"], [r["CidrIp"] for r in p["IpRanges"]])
+            for p in group["IpPermissions"]] == [("tcp", 5439, 5439, ["203.0.113.5/32"])]
 
     status = infra(env, "status", "--config", str(path))
     assert "Cluster sparkify-test in us-west-2: available, 2 x ra3.large, endpoint sparkify-test." in status.stdout
+
+
+def test_the_policy_names_a_manifest_prefix_and_the_buckets_of_other_sources(aws, tmp_path):
+    env, clients = aws
+    path = config_for(tmp_path, extra="MANIFEST_PREFIX = s3://sparkify-work/etl/manifests/\n")
+    path.write_text(path.read_text().replace(f"SONG_DATA = {DATA / 'song_data'}", "SONG_DATA = s3://our-songs/2024"))
+    result = infra(env, "create", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    policy = clients["iam"].get_role_policy(RoleName="sparkify-redshift-s3-read", PolicyName="sparkify-s3-read")
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert statements["ListTheSourceBuckets"]["Resource"] == [
+        "arn:aws:s3:::our-songs", "arn:aws:s3:::sparkify-work", "arn:aws:s3:::udacity-dend"]
+    assert statements["ReadTheSources"]["Resource"] == [
+        "arn:aws:s3:::our-songs/2024*", "arn:aws:s3:::sparkify-work/etl/manifests/*",
+        "arn:aws:s3:::udacity-dend/log_data*", "arn:aws:s3:::udacity-dend/log_json_path.json*"]
+    assert json.dumps(policy["PolicyDocument"]).count("*") == 4  # no bucket read whole
+
+
+def test_a_role_and_cluster_made_before_are_narrowed_and_moved(aws, tmp_path):
+    """An earlier infra.py attached AmazonS3ReadOnlyAccess and left the cluster in the VPC's
+    default security group: create detaches the one and moves the other."""
+    env, clients = aws
+    path = config_for(tmp_path)
+    iam = clients["iam"]
+    iam.create_role(RoleName="sparkify-redshift-s3-read", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "redshift.amazonaws.com"}}]}))
+    iam.attach_role_policy(RoleName="sparkify-redshift-s3-read",
+                           PolicyArn="arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+    default = clients["ec2"].describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
+    clients["redshift"].create_cluster(ClusterIdentifier="sparkify-test", NodeType="ra3.large",
+                                       MasterUsername="sparkify_admin", MasterUserPassword=PASSWORD,
+                                       ClusterType="single-node", VpcSecurityGroupIds=[default])
+    result = infra(env, "create", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "AmazonS3ReadOnlyAccess detached" in result.stdout and "moved into security group" in result.stdout
+    assert iam.list_attached_role_policies(RoleName="sparkify-redshift-s3-read")["AttachedPolicies"] == []
+    [group] = own_groups(clients)
+    [cluster] = clients["redshift"].describe_clusters()["Clusters"]
+    assert [g["VpcSecurityGroupId"] for g in cluster["VpcSecurityGroups"]] == [group["GroupId"]]
 
 
 def test_delete_asks_first_then_removes_everything(aws, tmp_path):
@@ -83,6 +157,7 @@ def test_delete_asks_first_then_removes_everything(aws, tmp_path):
     assert clients["redshift"].describe_clusters()["Clusters"] == []
     with pytest.raises(clients["iam"].exceptions.NoSuchEntityException):
         clients["iam"].get_role(RoleName="sparkify-redshift-s3-read")
+    assert own_groups(clients) == []
     text = path.read_text()
     assert "HOST = \n" in text and "ARN = \n" in text
     assert "No cluster sparkify-test" in infra(env, "status", "--config", str(path)).stdout

@@ -167,11 +167,21 @@ def test_a_lone_surrogate_escape_is_replaced_and_noted_or_rejected():
 
 
 def test_maxerror_counts_only_rejections():
-    rows, errors = _copy(b'{"name": "ok"}\n{bad\n{"name": "caf\xe9"}', max_errors=1)
+    rows, errors = _copy(b'{"name": "ok"}\n{bad\n{"name": "caf\xe9"}', max_errors=2)
     assert rows == [b"ok\n", b"caf?\n"]
     assert [e.disposition for e in errors] == ["rejected", "replaced"]
-    with pytest.raises(jsoncopy.TooManyErrors, match="more than MAXERROR = 1"):
-        _copy(b'{"name": "ok"}\n{bad\n{worse', max_errors=1)
+    with pytest.raises(jsoncopy.TooManyErrors, match="rejected 2 records, and MAXERROR = 2 fails a load at 2"):
+        _copy(b'{"name": "ok"}\n{bad\n{worse', max_errors=2)
+
+
+@pytest.mark.parametrize("max_errors, tolerated", [(0, 0), (1, 0), (2, 1), (100, 99)])
+def test_maxerror_fails_the_load_at_that_many_rejections_as_redshift_does(max_errors, tolerated):
+    # AWS, "Data load operations": MAXERROR n fails the load at n errors or more; 0 and 1 at the first.
+    lines = [b'{"name": "ok"}'] + [b"{bad"] * tolerated
+    rows, errors = _copy(b"\n".join(lines), max_errors=max_errors)
+    assert rows == [b"ok\n"] and len(errors) == tolerated
+    with pytest.raises(jsoncopy.TooManyErrors, match=f"rejected {tolerated + 1} records"):
+        _copy(b"\n".join(lines + [b"{bad"]), max_errors=max_errors)
 
 
 def test_the_fast_row_path_gives_exactly_what_the_generic_path_gives():
@@ -242,7 +252,7 @@ def _pretty_big_object(first_key: str = "song_id") -> bytes:
 
 
 @pytest.mark.timeout(60)
-def test_a_pretty_printed_object_over_4_mb_is_one_rejection_and_the_records_after_it_load():
+def test_reading_a_pretty_printed_object_over_4_mb_gives_one_error_and_goes_on_after_it():
     big = _pretty_big_object()
     lines = big.count(b"\n") + 1
     out = records(big + b'\n{"a": 1}\n' + big[:-100])
@@ -252,6 +262,40 @@ def test_a_pretty_printed_object_over_4_mb_is_one_rejection_and_the_records_afte
     assert f"lines 1-{lines:,})" in errors[0][1]
     assert [(n, v) for n, v in out if isinstance(v, dict)] == [(lines + 1, {"a": 1})]
     assert "the file ends inside it" in errors[1][1]
+
+
+def _line_of(size: int) -> bytes:
+    """One JSON object on one line, exactly size bytes, braces included."""
+    head = b'{"name": "big", "pad": "'
+    return head + b"x" * (size - len(head) - 2) + b'"}'
+
+
+def test_an_object_of_4_mb_on_one_line_loads_and_one_byte_more_fails_the_load(tmp_path):
+    from sparkify.sources import SourceObject
+
+    limit = jsoncopy.MAX_OBJECT_BYTES
+    assert records(_line_of(limit))[0][1]["name"] == "big"
+    for name, data in (("one.json", b'{"name": "ok"}\n{bad\n' + _line_of(limit + 1) + b'\n{"name": "after"}'),
+                       ("two.json", b'{"name": "ok"} ' + _line_of(limit + 1))):  # two values on one line
+        path = tmp_path / name
+        path.write_bytes(data)
+        copier = jsoncopy.JsonCopy("t", [("name", "character varying", 64, True)], "auto", CopyOptions(max_errors=100))
+        with pytest.raises(jsoncopy.ObjectTooLarge) as raised:
+            list(copier.rows([SourceObject(str(path), name, len(data), "1")]))
+        line = 3 if name == "one.json" else 1
+        assert str(raised.value).startswith(f"loading t failed at {path} line {line}: a JSON value larger than 4 MB")
+        assert "fails the whole load" in str(raised.value)
+        assert [e.line_number for e in raised.value.errors] == ([2, 3] if name == "one.json" else [1])
+
+
+def test_a_pretty_printed_object_over_4_mb_fails_the_load_too(tmp_path):
+    from sparkify.sources import SourceObject
+
+    path = tmp_path / "pretty.json"
+    path.write_bytes(b'{"name": "ok"}\n' + _pretty_big_object("name"))
+    copier = jsoncopy.JsonCopy("t", [("name", "character varying", 64, True)], "auto", CopyOptions(max_errors=100))
+    with pytest.raises(jsoncopy.ObjectTooLarge, match=r"line 2: a JSON value larger than 4 MB.*\(lines 2-"):
+        list(copier.rows([SourceObject(str(path), path.name, path.stat().st_size, "1")]))
 
 
 @pytest.mark.timeout(60)

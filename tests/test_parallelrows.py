@@ -57,8 +57,21 @@ def test_workers_give_the_rows_errors_and_counts_of_the_serial_copy(tmp_path):
 @several_cores
 def test_maxerror_counts_the_rejections_of_all_workers(tmp_path):
     objects = write_files(tmp_path, files=4, lines=3000, bad_every=1000)  # 3 per file, 12 in all
-    with pytest.raises(jsoncopy.TooManyErrors, match="more than MAXERROR = 10"):
+    with pytest.raises(jsoncopy.TooManyErrors, match="MAXERROR = 10 fails a load at 10"):
         render(objects, 2, max_errors=10)
+    assert multiprocessing.active_children() == []
+
+
+@several_cores
+def test_an_object_over_4_mb_in_a_worker_fails_the_load_as_in_the_serial_copy(tmp_path):
+    objects = write_files(tmp_path, files=2, lines=12_000)
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"name": "big", "n": 1, "pad": "x" * jsoncopy.MAX_OBJECT_BYTES}) + "\n")
+    objects.append(SourceObject(str(path), path.name, path.stat().st_size, "1"))
+    assert parallelrows.worker_count(objects) >= 2
+    for workers in (1, 2):
+        with pytest.raises(jsoncopy.ObjectTooLarge, match=f"failed at {path} line 1: a JSON value larger than 4 MB"):
+            render(objects, workers)
     assert multiprocessing.active_children() == []
 
 

@@ -307,18 +307,18 @@ comment on column loaded_objects.url is 'Full location of the file: an s3:// URL
 comment on column loaded_objects.size is 'File size in bytes when loaded.';
 comment on column loaded_objects.version is 'File version when loaded: the S3 ETag, or a local file''s modification time in nanoseconds since the epoch.';
 comment on column loaded_objects.batch_id is 'The batch that last loaded the file (etl_batches.batch_id).';
-comment on column loaded_objects.row_count is 'Rows the file gave that batch (its rejected records not counted).';
+comment on column loaded_objects.row_count is 'Rows the file gave that batch (its rejected records not counted). Loaded by Redshift: lines, not rows (the lines COPY scanned in the file less its rejected records; a record over several lines counts each of them).';
 comment on column loaded_objects.error_count is 'Records of the file that batch rejected.';
 comment on table load_errors is 'Grain: one row per source record that was rejected, or loaded only after replacing invalid UTF-8. Bookkeeping: where it was, why, and what it looked like; kept for failed batches too.';
 comment on column load_errors.batch_id is 'The batch that met the record (etl_batches.batch_id).';
 comment on column load_errors.logged_at is 'When the batch recorded it, UTC.';
-comment on column load_errors.disposition is 'rejected (not loaded), or replaced (loaded with each invalid character replaced by ?).';
+comment on column load_errors.disposition is 'rejected (not loaded), or replaced (loaded with each invalid character replaced by ?). Redshift logs replaced rows only for the first 100 per slice of a COPY: there, more may have been replaced than are listed.';
 comment on column load_errors.table_name is 'Staging table the record was loading into.';
 comment on column load_errors.source is 'The file (URL or path) holding the record.';
 comment on column load_errors.line_number is 'Line of the record in the file, from 1; NULL when the whole file failed.';
 comment on column load_errors.column_name is 'Column whose value failed; NULL when the record as a whole did.';
 comment on column load_errors.reason is 'Why, in words.';
-comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file.';
+comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file (empty for a record Redshift rejected: its SYS_LOAD_ERROR_DETAIL keeps no raw line).';
 comment on table song_catalog is 'Grain: one row per song_id, the version of the latest file that had it. Bookkeeping: the song catalog as loaded, kept so a later batch can recompute songs and artists from every song.';
 comment on column song_catalog.song_id is 'Song id (staging_songs.song_id).';
 comment on column song_catalog.title is 'Song title.';
@@ -468,17 +468,18 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), line_number, trim(colname), trim(raw_line)
-from stl_replacements
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), lines_scanned
-from stl_load_commits
-where query = pg_last_copy_id();
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), line_number, trim(column_name), trim(raw_line)
+from sys_copy_replacements
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), sum(lines_scanned)
+from sys_load_detail
+where query_id = pg_last_copy_id()
+group by trim(file_name);
 select pg_last_copy_count();
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
@@ -490,17 +491,18 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), line_number, trim(colname), trim(raw_line)
-from stl_replacements
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), lines_scanned
-from stl_load_commits
-where query = pg_last_copy_id();
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), line_number, trim(column_name), trim(raw_line)
+from sys_copy_replacements
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), sum(lines_scanned)
+from sys_load_detail
+where query_id = pg_last_copy_id()
+group by trim(file_name);
 select pg_last_copy_count();
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
@@ -524,7 +526,7 @@ analyze staging_events;
 -- analyze staging_songs
 analyze staging_songs;
 -- batch: events
-create temp table batch_events as
+create temp table batch_events diststyle key distkey (user_id) as
 select
     event_id,
     timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
@@ -554,13 +556,13 @@ from (
 where copy_number = 1
 order by ts;
 -- batch: events replaced by changed files
-create temp table batch_replaced as
+create temp table batch_replaced diststyle key distkey (user_id) as
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
   and event_id in (select event_id from batch_events where replaces = 1);
 -- batch: plays replaced by changed files
-create temp table batch_replaced_plays as
+create temp table batch_replaced_plays diststyle key distkey (user_id) as
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
@@ -574,7 +576,7 @@ delete from app_events
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
   and event_id in (select event_id from batch_replaced);
 -- batch: plays
-create temp table batch_plays as
+create temp table batch_plays diststyle key distkey (user_id) as
 select
     e.event_id as songplay_id,
     e.start_time,
@@ -592,19 +594,19 @@ select
 from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-left join (select songplay_id from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
+left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
     on existing.songplay_id = e.event_id
-where e.page = 'NextSong' and existing.songplay_id is null;
+   and existing.user_id = e.user_id
+where e.page = 'NextSong' and existing.songplay_id is null
+  and (e.user_id is not null
+       or e.event_id not in (select songplay_id from songplays
+                             where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)));
 -- batch: artists touched
 create temp table batch_artists as
 select artist_id from staging_songs where artist_id is not null
 union
 select artist_id from song_catalog
 where song_id in (select song_id from staging_songs) and artist_id is not null;
--- analyze batch_plays
-analyze batch_plays;
--- analyze batch_artists
-analyze batch_artists;
 -- song_catalog: remove replaced
 delete from song_catalog where song_id in (select song_id from staging_songs);
 -- song_catalog: insert
@@ -676,7 +678,7 @@ from (
 ) latest
 where recency = 1;
 -- batch: users whose level history extends
-create temp table batch_level_users as
+create temp table batch_level_users diststyle key distkey (user_id) as
 select
     b.user_id,
     case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
@@ -703,19 +705,19 @@ analyze users;
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
 from (
-    select song_id, artist_id, title, artist_name, duration
+    select song_id, artist_id, title_key, artist_key, duration
     from (
         select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
         from songs
     ) candidates
     where choice = 1
 ) catalog
 where songplays.song_id is null
   and catalog.song_id in (select song_id from staging_songs)
-  and catalog.title = songplays.song_title
-  and catalog.artist_name = songplays.artist_name
+  and catalog.title_key = rtrim(songplays.song_title)
+  and catalog.artist_key = rtrim(songplays.artist_name)
   and catalog.duration = songplays.song_duration;
 -- batch: times of the plays written
 create temp table batch_written_times as
@@ -736,17 +738,17 @@ select
     p.song_title, p.artist_name, p.song_duration
 from batch_plays p
 left join (
-    select song_id, artist_id, title, artist_name, duration
+    select song_id, artist_id, title_key, artist_key, duration
     from (
         select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
         from songs
     ) candidates
     where choice = 1
 ) catalog
-    on catalog.title = p.song_title
-   and catalog.artist_name = p.artist_name
+    on catalog.title_key = rtrim(p.song_title)
+   and catalog.artist_key = rtrim(p.artist_name)
    and catalog.duration = p.song_duration
 order by p.start_time;
 -- analyze songplays
@@ -775,7 +777,7 @@ from batch_events;
 -- analyze app_events
 analyze app_events;
 -- batch: level-carrying events
-create temp table batch_level_events as
+create temp table batch_level_events diststyle key distkey (user_id) as
 select l.user_id, l.level, l.valid_from as start_time,
        cast(0 as bigint) as session_id, 0 as item_in_session
 from user_levels l
@@ -997,17 +999,18 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), line_number, trim(colname), trim(raw_line)
-from stl_replacements
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), lines_scanned
-from stl_load_commits
-where query = pg_last_copy_id();
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), line_number, trim(column_name), trim(raw_line)
+from sys_copy_replacements
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), sum(lines_scanned)
+from sys_load_detail
+where query_id = pg_last_copy_id()
+group by trim(file_name);
 select pg_last_copy_count();
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
@@ -1019,17 +1022,18 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
-select trim(filename), line_number, trim(colname), trim(err_reason), trim(raw_line)
-from stl_load_errors
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), line_number, trim(colname), trim(raw_line)
-from stl_replacements
-where query = pg_last_copy_id()
-order by filename, line_number;
-select trim(filename), lines_scanned
-from stl_load_commits
-where query = pg_last_copy_id();
+select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
+from sys_load_error_detail
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), line_number, trim(column_name), trim(raw_line)
+from sys_copy_replacements
+where query_id = pg_last_copy_id()
+order by file_name, line_number;
+select trim(file_name), sum(lines_scanned)
+from sys_load_detail
+where query_id = pg_last_copy_id()
+group by trim(file_name);
 select pg_last_copy_count();
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
@@ -1053,7 +1057,7 @@ analyze staging_events;
 -- analyze staging_songs
 analyze staging_songs;
 -- batch: events
-create temp table batch_events as
+create temp table batch_events diststyle key distkey (user_id) as
 select
     event_id,
     timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
@@ -1083,13 +1087,13 @@ from (
 where copy_number = 1
 order by ts;
 -- batch: events replaced by changed files
-create temp table batch_replaced as
+create temp table batch_replaced diststyle key distkey (user_id) as
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
   and event_id in (select event_id from batch_events where replaces = 1);
 -- batch: plays replaced by changed files
-create temp table batch_replaced_plays as
+create temp table batch_replaced_plays diststyle key distkey (user_id) as
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
@@ -1103,7 +1107,7 @@ delete from app_events
 where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
   and event_id in (select event_id from batch_replaced);
 -- batch: plays
-create temp table batch_plays as
+create temp table batch_plays diststyle key distkey (user_id) as
 select
     e.event_id as songplay_id,
     e.start_time,
@@ -1121,19 +1125,19 @@ select
 from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-left join (select songplay_id from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
+left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
     on existing.songplay_id = e.event_id
-where e.page = 'NextSong' and existing.songplay_id is null;
+   and existing.user_id = e.user_id
+where e.page = 'NextSong' and existing.songplay_id is null
+  and (e.user_id is not null
+       or e.event_id not in (select songplay_id from songplays
+                             where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)));
 -- batch: artists touched
 create temp table batch_artists as
 select artist_id from staging_songs where artist_id is not null
 union
 select artist_id from song_catalog
 where song_id in (select song_id from staging_songs) and artist_id is not null;
--- analyze batch_plays
-analyze batch_plays;
--- analyze batch_artists
-analyze batch_artists;
 -- song_catalog: remove replaced
 delete from song_catalog where song_id in (select song_id from staging_songs);
 -- song_catalog: insert
@@ -1205,7 +1209,7 @@ from (
 ) latest
 where recency = 1;
 -- batch: users whose level history extends
-create temp table batch_level_users as
+create temp table batch_level_users diststyle key distkey (user_id) as
 select
     b.user_id,
     case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
@@ -1232,19 +1236,19 @@ analyze users;
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
 from (
-    select song_id, artist_id, title, artist_name, duration
+    select song_id, artist_id, title_key, artist_key, duration
     from (
         select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
         from songs
     ) candidates
     where choice = 1
 ) catalog
 where songplays.song_id is null
   and catalog.song_id in (select song_id from staging_songs)
-  and catalog.title = songplays.song_title
-  and catalog.artist_name = songplays.artist_name
+  and catalog.title_key = rtrim(songplays.song_title)
+  and catalog.artist_key = rtrim(songplays.artist_name)
   and catalog.duration = songplays.song_duration;
 -- batch: times of the plays written
 create temp table batch_written_times as
@@ -1265,17 +1269,17 @@ select
     p.song_title, p.artist_name, p.song_duration
 from batch_plays p
 left join (
-    select song_id, artist_id, title, artist_name, duration
+    select song_id, artist_id, title_key, artist_key, duration
     from (
         select
-            song_id, artist_id, title, artist_name, duration,
-            row_number() over (partition by title, artist_name, duration order by song_id) as choice
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
         from songs
     ) candidates
     where choice = 1
 ) catalog
-    on catalog.title = p.song_title
-   and catalog.artist_name = p.artist_name
+    on catalog.title_key = rtrim(p.song_title)
+   and catalog.artist_key = rtrim(p.artist_name)
    and catalog.duration = p.song_duration
 order by p.start_time;
 -- analyze songplays
@@ -1304,7 +1308,7 @@ from batch_events;
 -- analyze app_events
 analyze app_events;
 -- batch: level-carrying events
-create temp table batch_level_events as
+create temp table batch_level_events diststyle key distkey (user_id) as
 select l.user_id, l.level, l.valid_from as start_time,
        cast(0 as bigint) as session_id, 0 as item_in_session
 from user_levels l
