@@ -502,6 +502,24 @@ select trim(filename), lines_scanned
 from stl_load_commits
 where query = pg_last_copy_id();
 select pg_last_copy_count();
+-- staging_events: find values out of range
+select
+    case
+        when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
+        when ts < 946684800000 or ts > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000 then 'ts'
+        when registration < 946684800000 or registration > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000 then 'registration'
+    end as column_name,
+    user_id, session_id, item_in_session, ts, registration
+from staging_events
+where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
+   or (ts < 946684800000 or ts > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000)
+   or (registration < 946684800000 or registration > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000)
+limit 101;
+-- staging_events: remove rejected rows
+delete from staging_events
+where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
+   or (ts < 946684800000 or ts > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000)
+   or (registration < 946684800000 or registration > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000);
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
     union
@@ -1031,6 +1049,24 @@ select trim(filename), lines_scanned
 from stl_load_commits
 where query = pg_last_copy_id();
 select pg_last_copy_count();
+-- staging_events: find values out of range
+select
+    case
+        when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
+        when ts < 946684800000 or ts > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000 then 'ts'
+        when registration < 946684800000 or registration > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000 then 'registration'
+    end as column_name,
+    user_id, session_id, item_in_session, ts, registration
+from staging_events
+where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
+   or (ts < 946684800000 or ts > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000)
+   or (registration < 946684800000 or registration > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000)
+limit 101;
+-- staging_events: remove rejected rows
+delete from staging_events
+where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
+   or (ts < 946684800000 or ts > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000)
+   or (registration < 946684800000 or registration > cast(extract(epoch from cast(:timestamp as timestamp)) as bigint) * 1000 + 86400000);
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
     union
