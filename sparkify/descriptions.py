@@ -126,11 +126,14 @@ DESCRIPTIONS: dict[str, Described] = {
             "disposition": "rejected (not loaded), or replaced (loaded with each invalid character "
                            "replaced by ?).",
             "table_name": "Staging table the record was loading into.",
-            "source": "The file (URL or path) holding the record.",
-            "line_number": "Line of the record in the file, from 1; NULL when the whole file failed.",
+            "source": "The file (URL or path) holding the record; for a staged row rejected after "
+                      "Redshift's COPY, which does not say its file, the staging table and 'after COPY'.",
+            "line_number": "Line of the record in the file, from 1; NULL when the whole file failed, or "
+                           "for a staged row rejected after COPY.",
             "column_name": "Column whose value failed; NULL when the record as a whole did.",
             "reason": "Why, in words.",
-            "raw_excerpt": "The start of the record as it was in the file.",
+            "raw_excerpt": "The start of the record as it was in the file; for a staged row rejected "
+                           "after COPY, its key (userId, sessionId, itemInSession, ts).",
         },
     ),
     "song_catalog": Described(

@@ -314,11 +314,11 @@ comment on column load_errors.batch_id is 'The batch that met the record (etl_ba
 comment on column load_errors.logged_at is 'When the batch recorded it, UTC.';
 comment on column load_errors.disposition is 'rejected (not loaded), or replaced (loaded with each invalid character replaced by ?).';
 comment on column load_errors.table_name is 'Staging table the record was loading into.';
-comment on column load_errors.source is 'The file (URL or path) holding the record.';
-comment on column load_errors.line_number is 'Line of the record in the file, from 1; NULL when the whole file failed.';
+comment on column load_errors.source is 'The file (URL or path) holding the record; for a staged row rejected after Redshift''s COPY, which does not say its file, the staging table and ''after COPY''.';
+comment on column load_errors.line_number is 'Line of the record in the file, from 1; NULL when the whole file failed, or for a staged row rejected after COPY.';
 comment on column load_errors.column_name is 'Column whose value failed; NULL when the record as a whole did.';
 comment on column load_errors.reason is 'Why, in words.';
-comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file.';
+comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file; for a staged row rejected after COPY, its key (userId, sessionId, itemInSession, ts).';
 comment on table song_catalog is 'Grain: one row per song_id, the version of the latest file that had it. Bookkeeping: the song catalog as loaded, kept so a later batch can recompute songs and artists from every song.';
 comment on column song_catalog.song_id is 'Song id (staging_songs.song_id).';
 comment on column song_catalog.title is 'Song title.';
