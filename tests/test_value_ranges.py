@@ -3,9 +3,10 @@
 userId "abc", a ts of 2^62 or in the year 40,000, a registration past bigint: each once
 failed a transform statement with no file or line, and so every later batch too. Now the
 valid ranges (sql_queries.STAGED_VALUE_VIOLATIONS, sparkify/validvalues.py) reject such a
-record where it is staged: the local COPY with its file, line and column, and, for
-Redshift's COPY, which runs no code of ours, the SQL that runs after staging on every
-engine. Hypothesis covers the ranges of every field the transforms cast.
+record where it is staged: the local COPY with its file, line and column, and, after
+Redshift's COPY, which runs no code of ours, SQL on the staged rows (tested here on
+PostgreSQL with the local checks off). Hypothesis covers the ranges of every field the
+transforms cast.
 """
 
 from __future__ import annotations
