@@ -626,6 +626,71 @@ insert into load_errors (batch_id, logged_at, disposition, table_name, source, l
 values %s
 """
 
+# --- the staged values the transforms convert, and their valid ranges ----------------------
+# The transforms cast userId to an integer and turn ts and registration (epoch milliseconds)
+# into timestamps, whose parts the time table keeps as smallints. A value those conversions
+# cannot take (userId "abc" or "3000000000", ts = 2^62, a ts in the year 40,000) fails a
+# transform statement, which cannot say which record it came from, and so fails that batch
+# and every later one. So each such value has a valid range, checked where its record is
+# staged: the local COPY rejects a record that breaks one as it reads it, with its file, line
+# and column (sparkify/validvalues.py holds the same rules in Python); Redshift's COPY runs
+# none of the toolkit's code, so after it the statements below reject and remove the staged
+# rows that break one, before the transforms (valid on both engines, and tested on
+# PostgreSQL). Every other staged value lands in a column of its own type, which COPY
+# enforces on both engines, and no transform converts it further.
+FIRST_VALID_DAY = "2000-01-01"
+FIRST_VALID_MS = 946_684_800_000  # 2000-01-01 00:00:00 UTC, in epoch milliseconds
+VALID_AHEAD_MS = 86_400_000       # a time may lie up to a day past the run's clock (producers' clocks drift)
+USER_ID_MAX = 2_147_483_647       # users.user_id is an integer; user ids start at 1
+
+# The latest valid epoch millisecond (%s: the run's clock, a timestamp in whole seconds; on
+# Redshift EXTRACT takes epoch and returns an integer, AWS: "EXTRACT function", "Date parts
+# for date or timestamp functions").
+_LATEST_VALID_MS = (f"cast(extract(epoch from date_trunc('second', cast(%s as timestamp))) as bigint) * 1000"
+                    f" + {VALID_AHEAD_MS}")
+
+# Per staging table and column: what a staged row that breaks the column's range satisfies.
+# Nothing is cast, so a bad value cannot fail its own check: a userId is judged as text (a
+# character other than a digit, a leading 0, more than 10 digits, or 10 digits above the
+# maximum; Redshift has the POSIX operator ~, AWS: "POSIX operators"; a regular expression
+# sees a trailing blank, which Redshift's comparisons ignore). An empty userId (or NULL) is
+# a logged-out event.
+STAGED_VALUE_VIOLATIONS = {
+    "staging_events": {
+        "user_id": (f"user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 "
+                    f"or (length(user_id) = 10 and user_id > '{USER_ID_MAX}'))"),
+        "ts": f"ts < {FIRST_VALID_MS} or ts > {_LATEST_VALID_MS}",
+        "registration": f"registration < {FIRST_VALID_MS} or registration > {_LATEST_VALID_MS}",
+    },
+}
+# What load_errors keeps of such a row: its key (Redshift does not say which file a staged row
+# came from; the key finds it) and the values the ranges judge.
+STAGED_ROW_KEYS = {"staging_events": ["user_id", "session_id", "item_in_session", "ts"]}
+INVALID_STAGED_ROW_COLUMNS = {
+    table: ["column_name"] + list(dict.fromkeys(STAGED_ROW_KEYS[table] + list(rules)))
+    for table, rules in STAGED_VALUE_VIOLATIONS.items()
+}
+
+
+def _breaks_a_range(table: str) -> str:
+    return "\n   or ".join(f"({condition})" for condition in STAGED_VALUE_VIOLATIONS[table].values())
+
+
+def _invalid_staged_rows(table: str) -> str:
+    cases = "".join(f"\n        when {condition} then '{column}'"
+                    for column, condition in STAGED_VALUE_VIOLATIONS[table].items())
+    return (f"select\n    case{cases}\n    end as column_name,\n    "
+            + ", ".join(INVALID_STAGED_ROW_COLUMNS[table][1:])
+            + f"\nfrom {table}\nwhere {_breaks_a_range(table)}\nlimit %s")
+
+
+# The staged rows that break a range, each with the first column it breaks (%s: the run's
+# clock, once per use; then how many rows at most: MAXERROR + 1 are enough to fail the
+# load). Then the same rows go.
+invalid_staged_rows = {table: _invalid_staged_rows(table) for table in STAGED_VALUE_VIOLATIONS}
+invalid_staged_rows_delete = {table: f"delete from {table}\nwhere {_breaks_a_range(table)}"
+                              for table in STAGED_VALUE_VIOLATIONS}
+
 # --- batches and their sources ------------------------------------------------------------
 # Taken first in every run's transaction, so two runs never load at once: the second waits
 # until the first commits, then finds its objects already loaded. LOCK TABLE is the same

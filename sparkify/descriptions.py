@@ -129,12 +129,15 @@ DESCRIPTIONS: dict[str, Described] = {
                            "replaced by ?). Redshift logs replaced rows only for the first 100 per slice of a "
                            "COPY: there, more may have been replaced than are listed.",
             "table_name": "Staging table the record was loading into.",
-            "source": "The file (URL or path) holding the record.",
-            "line_number": "Line of the record in the file, from 1; NULL when the whole file failed.",
+            "source": "The file (URL or path) holding the record; for a staged row rejected after "
+                      "Redshift's COPY, which does not say its file, the staging table and 'after COPY'.",
+            "line_number": "Line of the record in the file, from 1; NULL when the whole file failed, or "
+                           "for a staged row rejected after COPY.",
             "column_name": "Column whose value failed; NULL when the record as a whole did.",
             "reason": "Why, in words.",
-            "raw_excerpt": "The start of the record as it was in the file (empty for a record Redshift "
-                           "rejected: its SYS_LOAD_ERROR_DETAIL keeps no raw line).",
+            "raw_excerpt": "The start of the record as it was in the file; for a staged row rejected "
+                           "after COPY, its key (userId, sessionId, itemInSession, ts); empty for a record "
+                           "Redshift's COPY rejected (SYS_LOAD_ERROR_DETAIL keeps no raw line).",
         },
     ),
     "song_catalog": Described(

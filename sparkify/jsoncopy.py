@@ -11,6 +11,9 @@ does and streams the result through `COPY … FROM STDIN`:
   numeric strings become numbers, objects and arrays become JSON text; EMPTYASNULL,
   BLANKSASNULL, TRUNCATECOLUMNS and ACCEPTINVCHARS behave as Redshift's options do;
   VARCHAR lengths are counted in bytes, as Redshift counts them;
+* besides the column types, a table may have rules for the values the transforms convert
+  (sparkify/validvalues.py: a userId in plain digits, a ts within its range): a value that
+  breaks one rejects its record as a value of the wrong type would;
 * a record that cannot be loaded is rejected with its file, line, column and reason;
   MAXERROR rejections or more fail the load (0 and 1: the first). A value spread over many
   lines is one record whatever it holds: nested too deeply, it is one rejection, not one per
@@ -30,10 +33,14 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 
 from .sources import SourceObject, UnreadableObject
+
+if TYPE_CHECKING:
+    from .validvalues import ValueRule
 
 NULL = "\\N"
 # AWS, Redshift Database Developer Guide, "Data format parameters" (copy-parameters-data-format),
@@ -166,6 +173,8 @@ class CopyResult:
     # Objects that could not be read at all: they are not recorded as loaded, so each run
     # tries (and reports) them again until they read.
     unread: set[str] = field(default_factory=set)
+    # The columns whose value rules this COPY checked on every record (Redshift's checks none).
+    checked_rules: frozenset[str] = frozenset()
 
     @property
     def rejected(self) -> list[LoadError]:
@@ -462,7 +471,7 @@ def _number_text(value) -> str:
     return str(value)
 
 
-def _text_converter(name: str, max_bytes: int | None, options: CopyOptions):
+def _text_converter(name: str, max_bytes: int | None, options: CopyOptions, rule: ValueRule | None = None):
     empty_as_null, blanks_as_null = options.empty_as_null, options.blanks_as_null
     truncate = options.truncate_columns
 
@@ -498,11 +507,13 @@ def _text_converter(name: str, max_bytes: int | None, options: CopyOptions):
                         f"{len(encoded)} bytes exceed the column's {max_bytes} "
                         "(set TRUNCATECOLUMNS to cut them)", name)
                 text = encoded[:max_bytes].decode("utf-8", "ignore")
+        if rule is not None and not rule.accepts(text):
+            raise RecordError(rule.reason(text), name)
         return text.translate(_ESCAPES)
     return convert
 
 
-def _integer_converter(name: str, bound: int, options: CopyOptions):
+def _integer_converter(name: str, bound: int, options: CopyOptions, rule: ValueRule | None = None):
     empty_as_null = options.empty_as_null or options.blanks_as_null
 
     def convert(value):
@@ -522,11 +533,13 @@ def _integer_converter(name: str, bound: int, options: CopyOptions):
             raise RecordError(f"{_show(value)} is not a whole number", name)
         if not -bound <= number < bound:
             raise RecordError(f"{number} is out of range for the column", name)
+        if rule is not None and not rule.accepts(number):
+            raise RecordError(rule.reason(number), name)
         return str(number)
     return convert
 
 
-def _float_converter(name: str, options: CopyOptions):
+def _float_converter(name: str, options: CopyOptions, rule: ValueRule | None = None):
     empty_as_null = options.empty_as_null or options.blanks_as_null
 
     def convert(value):
@@ -536,10 +549,10 @@ def _float_converter(name: str, options: CopyOptions):
         if kind is float:
             if not math.isfinite(value):
                 raise RecordError(f"{value} is not a finite number", name)
-            return repr(value)
-        if kind is int:
-            return repr(float(value))
-        if kind is str:
+            number = value
+        elif kind is int:
+            number = float(value)
+        elif kind is str:
             text = value.strip()
             if not text and empty_as_null:
                 return NULL
@@ -547,9 +560,13 @@ def _float_converter(name: str, options: CopyOptions):
                 number = float(text)
             except ValueError:
                 number = math.nan
-            if math.isfinite(number):
-                return repr(number)
-        raise RecordError(f"{_show(value)} is not a number", name)
+            if not math.isfinite(number):
+                raise RecordError(f"{_show(value)} is not a number", name)
+        else:
+            raise RecordError(f"{_show(value)} is not a number", name)
+        if rule is not None and not rule.accepts(number):
+            raise RecordError(rule.reason(number), name)
+        return repr(number)
     return convert
 
 
@@ -577,14 +594,17 @@ def _show(value) -> str:
 
 
 def column_converter(name: str, data_type: str, max_length: int | None, options: CopyOptions,
-                     nullable: bool = True):
-    """The function that turns a JSON value into COPY text for one column."""
+                     nullable: bool = True, rule: ValueRule | None = None):
+    """The function that turns a JSON value into COPY text for one column (checking the
+    column's rule, if it has one, on every value that is not NULL)."""
     if data_type in ("character varying", "character", "text"):
-        convert = _text_converter(name, max_length, options)
+        convert = _text_converter(name, max_length, options, rule)
     elif data_type in _INT_RANGES:
-        convert = _integer_converter(name, _INT_RANGES[data_type], options)
+        convert = _integer_converter(name, _INT_RANGES[data_type], options, rule)
     elif data_type in ("double precision", "real"):
-        convert = _float_converter(name, options)
+        convert = _float_converter(name, options, rule)
+    elif rule is not None:
+        raise ValueError(f"column {name} has type {data_type}, which takes no value rule")
     elif data_type == "boolean":
         convert = _boolean_converter(name)
     else:
@@ -606,7 +626,8 @@ class JsonCopy:
     """Turns JSON source objects into COPY text rows for one table."""
 
     def __init__(self, table: str, columns: list[tuple[str, str, int | None, bool]],
-                 mapping: str | list[tuple], options: CopyOptions, record_name: str = "record"):
+                 mapping: str | list[tuple], options: CopyOptions, record_name: str = "record",
+                 rules: dict[str, ValueRule] | None = None):
         self.table = table
         self.options = options
         self.record_name = record_name  # what one record is, for the reasons: "song", "event"
@@ -628,13 +649,18 @@ class JsonCopy:
                     "columns; they must match one to one")
             self.extractors = [_extractor(steps) for steps in mapping]
         self.columns = names
-        self.converters = [column_converter(name, data_type, length, options, nullable)
-                           for name, data_type, length, nullable in columns]
+        rules = rules or {}
+        unknown = set(rules) - set(names)
+        if unknown:
+            raise ValueError(f"{table} has no column {', '.join(sorted(unknown))} for a value rule")
+        column_rules = [rules.get(name) for name in names]
+        self.converters = [column_converter(name, data_type, length, options, nullable, rule)
+                           for (name, data_type, length, nullable), rule in zip(columns, column_rules, strict=True)]
         keys = ([name for name in names] if mapping == "auto" else
                 [steps[0] for steps in mapping] if not isinstance(mapping, str)
                 and all(len(steps) == 1 and isinstance(steps[0], str) for steps in mapping) else None)
-        self.fast_row = _fast_row(keys, columns, self.converters, options) if keys else None
-        self.result = CopyResult(table)
+        self.fast_row = _fast_row(keys, columns, self.converters, options, column_rules) if keys else None
+        self.result = CopyResult(table, checked_rules=frozenset(rules))
 
     def rows(self, objects: Iterable[SourceObject]) -> Iterator[bytes]:
         """COPY text, one encoded line per loadable record; rejects go to self.result."""
@@ -721,29 +747,43 @@ class JsonCopy:
         return rejections
 
 
-def _fast_row(keys: list[str], columns, converters, options: CopyOptions):
+def _fast_row(keys: list[str], columns, converters, options: CopyOptions, rules: list):
     """A row function specialised for records whose fields are all top-level keys.
 
     The generic path calls an extractor and a converter per value; this one is generated
     code that handles the common values inline (a clean string that fits, an int, a float)
     and hands anything else to the same converters, so results and errors are identical.
-    It makes staging several times faster, which is what bounds a local load.
+    A column's value rule narrows what passes inline: a number within the rule's bounds, a
+    string the rule accepts. It makes staging several times faster, which is what bounds a
+    local load.
     """
     lines = ["def row(r):"]
     names = {"NULL": NULL, "_math_isfinite": math.isfinite, "_BS": "\\"}
-    for i, ((_name, data_type, max_length, _nullable), key) in enumerate(zip(columns, keys, strict=True)):
+    for i, ((_name, data_type, max_length, _nullable), key, rule) in enumerate(
+            zip(columns, keys, rules, strict=True)):
         names[f"conv{i}"] = converters[i]
         lines.append(f"    v = r.get({key!r})")
         if data_type in ("character varying", "character", "text"):
             limit = f" and len(v) * 4 <= {max_length}" if max_length else ""
             blank = " and not v.isspace()" if options.blanks_as_null else ""
+            accepted = ""
+            if rule is not None:
+                names[f"accepts{i}"] = rule.accepts
+                accepted = f" and accepts{i}(v)"
             lines.append(f"    c{i} = v if type(v) is str and v and v.isprintable() and _BS not in v"
-                         f"{limit}{blank} else conv{i}(v)")
+                         f"{limit}{blank}{accepted} else conv{i}(v)")
+        elif rule is not None and rule.low is None:  # a rule without bounds: every value to it
+            lines.append(f"    c{i} = conv{i}(v)")
         elif data_type in _INT_RANGES:
             bound = _INT_RANGES[data_type]
-            lines.append(f"    c{i} = str(v) if type(v) is int and {-bound} <= v < {bound} else conv{i}(v)")
+            low, high = -bound, bound - 1
+            if rule is not None:
+                low, high = max(low, rule.low), min(high, rule.high)
+            lines.append(f"    c{i} = str(v) if type(v) is int and {low} <= v <= {high} else conv{i}(v)")
         elif data_type in ("double precision", "real"):
-            lines.append(f"    c{i} = repr(v) if type(v) is float and _math_isfinite(v) else conv{i}(v)")
+            # Finite bounds also keep out inf and nan, as _math_isfinite does.
+            inline = f"{rule.low!r} <= v <= {rule.high!r}" if rule is not None else "_math_isfinite(v)"
+            lines.append(f"    c{i} = repr(v) if type(v) is float and {inline} else conv{i}(v)")
         else:
             lines.append(f"    c{i} = conv{i}(v)")
     lines.append("    return '\t'.join((" + "".join(f"c{i}, " for i in range(len(keys))) + "))")

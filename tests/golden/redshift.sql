@@ -314,11 +314,11 @@ comment on column load_errors.batch_id is 'The batch that met the record (etl_ba
 comment on column load_errors.logged_at is 'When the batch recorded it, UTC.';
 comment on column load_errors.disposition is 'rejected (not loaded), or replaced (loaded with each invalid character replaced by ?). Redshift logs replaced rows only for the first 100 per slice of a COPY: there, more may have been replaced than are listed.';
 comment on column load_errors.table_name is 'Staging table the record was loading into.';
-comment on column load_errors.source is 'The file (URL or path) holding the record.';
-comment on column load_errors.line_number is 'Line of the record in the file, from 1; NULL when the whole file failed.';
+comment on column load_errors.source is 'The file (URL or path) holding the record; for a staged row rejected after Redshift''s COPY, which does not say its file, the staging table and ''after COPY''.';
+comment on column load_errors.line_number is 'Line of the record in the file, from 1; NULL when the whole file failed, or for a staged row rejected after COPY.';
 comment on column load_errors.column_name is 'Column whose value failed; NULL when the record as a whole did.';
 comment on column load_errors.reason is 'Why, in words.';
-comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file (empty for a record Redshift rejected: its SYS_LOAD_ERROR_DETAIL keeps no raw line).';
+comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file; for a staged row rejected after COPY, its key (userId, sessionId, itemInSession, ts); empty for a record Redshift''s COPY rejected (SYS_LOAD_ERROR_DETAIL keeps no raw line).';
 comment on table song_catalog is 'Grain: one row per song_id, the version of the latest file that had it. Bookkeeping: the song catalog as loaded, kept so a later batch can recompute songs and artists from every song.';
 comment on column song_catalog.song_id is 'Song id (staging_songs.song_id).';
 comment on column song_catalog.title is 'Song title.';
@@ -504,6 +504,24 @@ from sys_load_detail
 where query_id = pg_last_copy_id()
 group by trim(file_name);
 select pg_last_copy_count();
+-- staging_events: find values out of range
+select
+    case
+        when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
+        when ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'ts'
+        when registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'registration'
+    end as column_name,
+    user_id, session_id, item_in_session, ts, registration
+from staging_events
+where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
+   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+limit 101;
+-- staging_events: remove rejected rows
+delete from staging_events
+where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
+   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000);
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
     union
@@ -1035,6 +1053,24 @@ from sys_load_detail
 where query_id = pg_last_copy_id()
 group by trim(file_name);
 select pg_last_copy_count();
+-- staging_events: find values out of range
+select
+    case
+        when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
+        when ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'ts'
+        when registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'registration'
+    end as column_name,
+    user_id, session_id, item_in_session, ts, registration
+from staging_events
+where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
+   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+limit 101;
+-- staging_events: remove rejected rows
+delete from staging_events
+where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
+   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000);
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
     union
