@@ -22,7 +22,8 @@ import signal
 import sys
 from collections.abc import Iterator
 
-from .jsoncopy import CopyResult, JsonCopy, LoadError, TooManyErrors, rejections_that_fail
+from .jsoncopy import JsonCopy
+from .loads import CopyResult, LoadError, TooManyErrors, rejections_that_fail
 from .sources import SourceObject
 
 CHUNK_BYTES = 1 << 20

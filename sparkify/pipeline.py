@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import descriptions, faults, jsoncopy, loadlock, parallelrows, redshift, sources, textrepair, validvalues
+from . import descriptions, faults, jsoncopy, loadlock, loads, parallelrows, redshift, sources, textrepair, validvalues
 from .config import Config
 from .dryrun import DryRunWarehouse
 from .warehouse import ConnectionLost, Session, WarehouseError, connect, log_step
@@ -62,7 +62,7 @@ class RunSummary:
     songplays_matched: int = 0
     songplays_recovered_by_repair: int = 0
     text_repairs: int = 0
-    errors: list[jsoncopy.LoadError] = field(default_factory=list)
+    errors: list[loads.LoadError] = field(default_factory=list)
     checks_passed: int = 0
     checks_scope: str = ""
     seconds: float = 0.0
@@ -71,8 +71,8 @@ class RunSummary:
     replacements_capped: bool = False
 
     @property
-    def rejected(self) -> list[jsoncopy.LoadError]:
-        return [e for e in self.errors if e.disposition == jsoncopy.REJECTED]
+    def rejected(self) -> list[loads.LoadError]:
+        return [e for e in self.errors if e.disposition == loads.REJECTED]
 
     def gone_lines(self) -> list[str]:
         if not self.gone_objects:
@@ -124,7 +124,7 @@ def _now() -> datetime:
 # --- staging ------------------------------------------------------------------------------------
 
 def stage_json(wh: Session, table: str, objects: list[sources.SourceObject], mapping,
-               options: jsoncopy.CopyOptions, clock: datetime) -> jsoncopy.CopyResult:
+               options: loads.CopyOptions, clock: datetime) -> loads.CopyResult:
     """Loads JSON objects into a staging table through COPY … FROM STDIN, rendering the
     rows in worker processes when the objects are large local files. A record whose values
     break the table's value rules (validvalues, measured by the run's clock) is rejected."""
@@ -168,9 +168,9 @@ def _with_checkpoint(rows):
     yield from rows
 
 
-def copy_options(config: Config) -> jsoncopy.CopyOptions:
+def copy_options(config: Config) -> loads.CopyOptions:
     """COPY's conversion options, the same for Redshift's COPY and the local one."""
-    return jsoncopy.CopyOptions(max_errors=config.max_errors, truncate_columns=config.truncate_columns,
+    return loads.CopyOptions(max_errors=config.max_errors, truncate_columns=config.truncate_columns,
                                 accept_invalid_chars=config.accept_invalid_chars)
 
 
@@ -235,7 +235,7 @@ def placeholder_objects(config: Config) -> list[Pending]:
 
 
 def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
-          s3: sources.S3 | None, clock: datetime) -> list[jsoncopy.CopyResult]:
+          s3: sources.S3 | None, clock: datetime) -> list[loads.CopyResult]:
     options = copy_options(config)
     for statement in q.empty_staging_queries:
         wh.execute(q.physical(statement, wh.dialect))
@@ -255,8 +255,8 @@ def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
     return results
 
 
-def reject_invalid_staged_rows(wh: Session, results: list[jsoncopy.CopyResult], clock: datetime,
-                               options: jsoncopy.CopyOptions) -> None:
+def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clock: datetime,
+                               options: loads.CopyOptions) -> None:
     """Rejects the staged rows whose values break a valid range and removes them from
     staging, before any transform can fail on them. Redshift's COPY runs no code of the
     toolkit's: this SQL is where its rows meet the rules. The local COPY has checked them
@@ -276,13 +276,13 @@ def reject_invalid_staged_rows(wh: Session, results: list[jsoncopy.CopyResult], 
         for values in found:
             row = dict(zip(q.INVALID_STAGED_ROW_COLUMNS[result.table], values, strict=True))
             column = row["column_name"]
-            errors.append(jsoncopy.LoadError(jsoncopy.REJECTED, result.table, source, None, column,
+            errors.append(loads.LoadError(loads.REJECTED, result.table, source, None, column,
                                              f"{column}: {rules[column].reason(row[column])}",
                                              validvalues.excerpt(result.table, row)))
         if errors:
             result.errors.extend(errors)
             if len(result.rejected) > options.max_errors:
-                raise jsoncopy.TooManyErrors(result.table, result.errors, options.max_errors)
+                raise loads.TooManyErrors(result.table, result.errors, options.max_errors)
         if errors or isinstance(wh, DryRunWarehouse):
             delete = q.invalid_staged_rows_delete[result.table]
             removed = wh.execute(delete, [clock] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
@@ -383,7 +383,7 @@ def run_quality_checks(wh: Session, full: bool = False, batch: bool = True) -> i
 
 # --- bookkeeping -----------------------------------------------------------------------------------
 
-def record_errors(wh: Session, batch_id: int, errors: list[jsoncopy.LoadError]) -> None:
+def record_errors(wh: Session, batch_id: int, errors: list[loads.LoadError]) -> None:
     now = _now()
     rows = [(batch_id, now, e.disposition, e.table, e.source, e.line_number, e.column, e.reason, e.raw_excerpt)
             for e in errors]
@@ -391,7 +391,7 @@ def record_errors(wh: Session, batch_id: int, errors: list[jsoncopy.LoadError]) 
 
 
 def record_objects(wh: Session, batch_id: int, pending: list[Pending],
-                   results: list[jsoncopy.CopyResult]) -> None:
+                   results: list[loads.CopyResult]) -> None:
     rows = []
     for item, result in zip(pending, results, strict=True):
         for obj in item.objects:
@@ -410,7 +410,7 @@ MESSAGE_BYTES = 4096  # etl_batches.message: VARCHAR lengths are bytes on Redshi
 
 
 def record_failed_batch(wh: Session, started_at: datetime, new_objects: int,
-                        message: str, errors: list[jsoncopy.LoadError]) -> None:
+                        message: str, errors: list[loads.LoadError]) -> None:
     """After the rollback: keeps the batch's outcome and its bad records, in a transaction
     of their own that takes the load lock again, so the batch id it takes is no other's."""
     try:
@@ -418,7 +418,7 @@ def record_failed_batch(wh: Session, started_at: datetime, new_objects: int,
         batch_id = wh.scalar(q.next_batch_id)
         text = message.encode("utf-8")[:MESSAGE_BYTES].decode("utf-8", "ignore")
         wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "failed", new_objects, 0,
-                                        sum(1 for e in errors if e.disposition == jsoncopy.REJECTED),
+                                        sum(1 for e in errors if e.disposition == loads.REJECTED),
                                         0, text))
         record_errors(wh, batch_id, errors)
         wh.commit()
@@ -462,7 +462,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             wh.rollback()
             summary.seconds = time.perf_counter() - started
             return summary
-        errors: list[jsoncopy.LoadError] = []
+        errors: list[loads.LoadError] = []
         try:
             clock = validvalues.run_clock(started_at)
             results = stage(wh, config, pending, batch_id, s3, clock)
@@ -474,7 +474,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             every_row = full_checks or rebuild or brings_most_events(wh, added_events)
             summary.checks_passed = run_quality_checks(wh, full=every_row)
             summary.checks_scope = "every row" if every_row else "the rows this batch wrote"
-        except jsoncopy.LoadFailed as exc:
+        except loads.LoadFailed as exc:
             wh.rollback()
             record_failed_batch(wh, started_at, summary.new_objects, str(exc), exc.errors)
             raise EtlError(str(exc)) from None

@@ -19,14 +19,14 @@ from collections.abc import Callable
 
 import sql_queries as q
 
-from . import jsoncopy
+from . import loads
 from .config import Config
 from .warehouse import WarehouseError
 
 log = logging.getLogger(__name__)
 
 
-def conversions(options: jsoncopy.CopyOptions) -> str:
+def conversions(options: loads.CopyOptions) -> str:
     words = []
     if options.accept_invalid_chars:
         words.append("acceptinvchars as '?'")
@@ -40,7 +40,7 @@ def conversions(options: jsoncopy.CopyOptions) -> str:
 
 
 def copy_statement(config: Config, table: str, source: str, json_format: str, manifest: bool,
-                   options: jsoncopy.CopyOptions) -> str:
+                   options: loads.CopyOptions) -> str:
     return q.redshift_copy.format(
         table=table, source=source, iam_role=config.iam_role_arn, json=json_format,
         manifest="manifest " if manifest else "", region=config.s3_region,
@@ -58,22 +58,22 @@ def manifest_document(objects) -> bytes:
     return json.dumps({"entries": entries}, indent=1).encode("utf-8")
 
 
-def _load_errors(wh, table: str, statement: str = q.redshift_copy_errors) -> list[jsoncopy.LoadError]:
+def _load_errors(wh, table: str, statement: str = q.redshift_copy_errors) -> list[loads.LoadError]:
     errors = []
     for filename, line, column, reason, raw in wh.query(statement):
         column = column or None
         text = f"{column}: {reason}" if column else reason
-        errors.append(jsoncopy.LoadError(jsoncopy.REJECTED, table, filename, line, column, text, (raw or "")[:300]))
+        errors.append(loads.LoadError(loads.REJECTED, table, filename, line, column, text, (raw or "")[:300]))
     return errors
 
 
-def _replacements(wh, table: str) -> list[jsoncopy.LoadError]:
-    return [jsoncopy.LoadError(jsoncopy.REPLACED, table, filename, line, column or None,
+def _replacements(wh, table: str) -> list[loads.LoadError]:
+    return [loads.LoadError(loads.REPLACED, table, filename, line, column or None,
                                "invalid UTF-8 replaced with '?'", (raw or "")[:300])
             for filename, line, column, raw in wh.query(q.redshift_copy_replacements)]
 
 
-def read_books(wh, result: jsoncopy.CopyResult) -> None:
+def read_books(wh, result: loads.CopyResult) -> None:
     """What the session's last COPY into result.table loaded, rejected and replaced, in all
     and per file, from the SYS monitoring views (provisioned clusters and Serverless alike)."""
     result.errors = _load_errors(wh, result.table) + _replacements(wh, result.table)
@@ -85,12 +85,12 @@ def read_books(wh, result: jsoncopy.CopyResult) -> None:
     result.rows = wh.scalar(q.redshift_copy_count) or 0
 
 
-def stage(wh, config: Config, pending, options: jsoncopy.CopyOptions, batch_id: int,
-          write: Callable[[str, bytes], None]) -> list[jsoncopy.CopyResult]:
+def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int,
+          write: Callable[[str, bytes], None]) -> list[loads.CopyResult]:
     """COPY each staging table from S3; returns what was loaded and rejected, per file."""
     results = []
     for item in pending:
-        result = jsoncopy.CopyResult(item.table, objects=len(item.objects))
+        result = loads.CopyResult(item.table, objects=len(item.objects))
         results.append(result)
         if not item.objects:
             continue
@@ -113,10 +113,10 @@ def stage(wh, config: Config, pending, options: jsoncopy.CopyOptions, batch_id: 
             errors = _load_errors(wh, item.table, q.redshift_failed_copy_errors)
             if not errors:
                 raise
-            if len(errors) >= jsoncopy.rejections_that_fail(options.max_errors):
-                raise jsoncopy.TooManyErrors(item.table, errors, options.max_errors) from None
+            if len(errors) >= loads.rejections_that_fail(options.max_errors):
+                raise loads.TooManyErrors(item.table, errors, options.max_errors) from None
             first = errors[0]
-            raise jsoncopy.LoadFailed(item.table, errors, (
+            raise loads.LoadFailed(item.table, errors, (
                 f"loading {item.table} failed on Redshift at {first.source} line {first.line_number}: "
                 f"{first.reason}; nothing of this batch was published")) from None
         read_books(wh, result)

@@ -357,7 +357,7 @@ def test_hostile_lines_are_each_rejected_and_every_valid_record_loads(items, new
 
 
 def test_the_summary_says_redshift_lists_only_some_replacements():
-    from sparkify.jsoncopy import REPLACED, LoadError
+    from sparkify.loads import REPLACED, LoadError
     from sparkify.pipeline import RunSummary
 
     replaced = [LoadError(REPLACED, "staging_events", f"s3://b/{n}.json", 1, "artist", "replaced", "")

@@ -7,7 +7,8 @@ import io
 import pytest
 
 from sparkify import jsoncopy
-from sparkify.jsoncopy import NULL, CopyOptions, RecordError, column_converter, iter_records, parse_jsonpaths
+from sparkify.jsoncopy import NULL, RecordError, column_converter, iter_records, parse_jsonpaths
+from sparkify.loads import CopyOptions
 
 
 def records(text: bytes, accept_invalid_chars: bool = True):

@@ -10,7 +10,7 @@ import pytest
 from conftest import load, run_main
 
 from sparkify import jsoncopy, parallelrows
-from sparkify.jsoncopy import CopyOptions
+from sparkify.loads import CopyOptions
 from sparkify.sources import SourceObject
 
 COLUMNS = [("name", "character varying", 64, True), ("n", "integer", None, False),
