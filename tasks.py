@@ -1,7 +1,7 @@
 """Set-up and the everyday commands, on a fresh machine with Python 3.10+ and git.
 
     python3 tasks.py run         # install into .venv, then create_tables.py, etl.py and insights.py
-    python3 tasks.py test        # install test tools (and Chromium), then ruff and pytest
+    python3 tasks.py test        # install test tools (and Chromium), then ruff, mypy and pytest
     python3 tasks.py serve       # keep the embedded warehouse serving on loopback until Ctrl-C
     python3 tasks.py psql        # psql on the warehouse (-c "select ..." runs one statement)
     python3 tasks.py dictionary  # write docs/data-dictionary.md from the warehouse's catalog
@@ -99,6 +99,10 @@ def test(extra: list[str]) -> int:
     code = _run("-m", "ruff", "check", ".")
     if code:
         print("ruff found problems (above); fix them before the tests run", file=sys.stderr)
+        return code
+    code = _run("-m", "mypy")
+    if code:
+        print("mypy found type errors (above); fix them before the tests run", file=sys.stderr)
         return code
     return _run("-m", "pytest", *extra)
 

@@ -123,11 +123,11 @@ def write_keys(path: Path, values: dict[tuple[str, str], str]) -> None:
             out.append(line)
             section_end[section] = len(out)
             continue
-        key = re.match(r"\s*([A-Za-z_]+)\s*[=:]", line)
-        if key and (section, key.group(1).upper()) in pending:
-            line = f"{key.group(1).upper()} = {pending.pop((section, key.group(1).upper()))}"
+        assignment = re.match(r"\s*([A-Za-z_]+)\s*[=:]", line)
+        if section is not None and assignment and (section, assignment.group(1).upper()) in pending:
+            line = f"{assignment.group(1).upper()} = {pending.pop((section, assignment.group(1).upper()))}"
         out.append(line)
-        if line.strip() and not line.lstrip().startswith(("#", ";")):
+        if section is not None and line.strip() and not line.lstrip().startswith(("#", ";")):
             section_end[section] = len(out)
     for (sec, key), value in sorted(pending.items(), key=lambda item: -section_end.get(item[0][0], -1)):
         if sec in section_end:
@@ -217,6 +217,8 @@ class Infra:
         self.redshift.get_waiter("cluster_available").wait(
             ClusterIdentifier=plan.cluster_id, WaiterConfig={"Delay": wait_delay, "MaxAttempts": 120})
         cluster = self.cluster()
+        if cluster is None:  # deleted by someone else while it was being created
+            raise InfraError(f"cluster {plan.cluster_id} disappeared while it was being created; run create again")
         self.say(f"Redshift cluster {plan.cluster_id}: available after {time.monotonic() - started:.0f} s")
         return cluster
 

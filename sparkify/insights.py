@@ -141,7 +141,7 @@ def _funnel(table: Table) -> str:
     before = steps[drop["step"] - 2] if drop else None
     text = (f"Of the {plural(first['users'], 'free user')} who opened Home, {last['users']:,} "
             f"{FUNNEL_STEPS[last['page']]} ({pct(last['users'], first['users'])})")
-    if drop:
+    if drop and before:
         text += (f"; the steepest drop is between “{FUNNEL_STEPS[before['page']]}” and "
                  f"“{FUNNEL_STEPS[drop['page']]}”, which {pct(drop['users'], before['users'])} went on to")
     return text + "."
@@ -210,7 +210,7 @@ def _paying(table: Table) -> str:
     return text + "."
 
 
-def _listening(t: dict[str, Table]) -> list[str]:
+def _listening(t: dict[str, Table]) -> tuple[str, str, str, str, str, str, str]:
     coverage = t["catalog_coverage"].records()[0]
     songs_rows = t["top_songs"].records()
     missing = sum(1 for s in songs_rows if not s["in_catalog"])
@@ -248,7 +248,7 @@ def _listening(t: dict[str, Table]) -> list[str]:
                  f"give {pct(sum(p['plays'] for p in places), total_plays)} of plays." if places
                  else "No plays in this period.")
 
-    leaders = {}
+    leaders: dict[str, dict] = {}
     for row in t["platforms"].records():
         leaders.setdefault(row["dimension"], row)
     platforms = ("Most plays come from " + ", ".join(
@@ -266,10 +266,10 @@ def _listening(t: dict[str, Table]) -> list[str]:
                       f"{f['median_session_minutes']:.1f} minutes on free.")
     else:
         engagement = "Sessions of one level only in this period."
-    return [songs, artists, levels, gender, locations, platforms, engagement]
+    return songs, artists, levels, gender, locations, platforms, engagement
 
 
-def _money(t: dict[str, Table]) -> list[str]:
+def _money(t: dict[str, Table]) -> tuple[str, str]:
     changes_rows = t["level_changes"].records()
     ups = sum(r["upgrades"] for r in changes_rows)
     downs = sum(r["downgrades"] for r in changes_rows)
@@ -287,7 +287,7 @@ def _money(t: dict[str, Table]) -> list[str]:
                    f"comparison of the same people, not an effect of upgrading.")
     else:
         upgrade = "No upgrade with plays on both sides in this period."
-    return [changes, upgrade]
+    return changes, upgrade
 
 
 def _health(row: dict) -> str:

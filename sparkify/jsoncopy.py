@@ -31,7 +31,7 @@ import json
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import orjson
@@ -70,12 +70,12 @@ _INTEGER = re.compile(r"[+-]?\d+")
 _INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
 
-def _question_mark(error: UnicodeError):
+def _question_mark(error: UnicodeDecodeError):
     # ACCEPTINVCHARS: each invalid UTF-8 sequence becomes '?', Redshift's default.
     return ("?", error.end)
 
 
-codecs.register_error("sparkify-accept-inv-chars", _question_mark)
+codecs.register_error("sparkify-accept-inv-chars", _question_mark)  # type: ignore[arg-type]
 
 
 class RecordError(ValueError):
@@ -117,7 +117,8 @@ def _parse_path(path: str) -> tuple:
     text = path.strip()
     if not text.startswith("$"):
         raise ValueError(f"JSONPath {path!r} must start with $")
-    steps, pos = [], 1
+    steps: list[str | int] = []
+    pos = 1
     while pos < len(text):
         match = _PATH_STEP.match(text, pos)
         if not match:
@@ -167,7 +168,8 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 def _decode_all(text: str) -> list:
     """Every JSON value in text, separated by whitespace; raises JSONDecodeError."""
-    values, pos, end = [], 0, len(text)
+    values: list = []
+    pos, end = 0, len(text)
     while True:
         while pos < end and text[pos] in " \t\r\n":
             pos += 1
@@ -572,7 +574,7 @@ class JsonCopy:
         self.fast_row = _fast_row(keys, columns, self.converters, options, column_rules) if keys else None
         self.result = CopyResult(table, checked_rules=frozenset(rules))
 
-    def rows(self, objects: Iterable[SourceObject]) -> Iterator[bytes]:
+    def rows(self, objects: Iterable[SourceObject]) -> Generator[bytes, None, None]:
         """COPY text, one encoded line per loadable record; rejects go to self.result."""
         pairs = list(zip(self.extractors, self.converters, strict=True))
         fast_row = self.fast_row

@@ -20,7 +20,7 @@ import os
 import queue
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator
 
 from .jsoncopy import JsonCopy
 from .loads import CopyResult, LoadError, TooManyErrors, rejections_that_fail
@@ -54,7 +54,7 @@ def worker_count(objects: list[SourceObject]) -> int:
 
 
 def rows(copier: JsonCopy, objects: list[SourceObject], workers: int,
-         inherited_fds: tuple[int, ...] = ()) -> Iterator[bytes]:
+         inherited_fds: tuple[int, ...] = ()) -> Generator[bytes, None, None]:
     """Chunks of COPY text for every loadable record of the objects; the books go to
     copier.result as JsonCopy.rows keeps them. inherited_fds are the caller's open files a
     worker must not keep (its database connection): each worker closes its copies."""

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import sql_queries as q
 
 from . import descriptions, faults, jsoncopy, loadlock, loads, parallelrows, redshift, sources, textrepair, validvalues
-from .config import Config
+from .config import Config, Source
 from .dryrun import DryRunWarehouse
 from .warehouse import ConnectionLost, Session, WarehouseError, connect, log_step
 
@@ -185,8 +185,8 @@ class Pending:
     """The source objects of one staging table that this batch loads."""
 
     table: str
-    source: object
-    mapping: object
+    source: Source
+    mapping: Mapping
     objects: list[sources.SourceObject]
 
 
@@ -194,7 +194,12 @@ class Pending:
 RECORD_NAMES = {"staging_events": "event", "staging_songs": "song"}
 
 
-def staging_sources(config: Config, jsonpaths) -> list[tuple[str, object, object, str]]:
+# How a staging table's columns are read from a JSON record: "auto" (by key) or the parsed
+# JSONPaths file (one path of steps per column, in table order).
+Mapping = str | list[tuple]
+
+
+def staging_sources(config: Config, jsonpaths: Mapping) -> list[tuple[str, Source, Mapping, str]]:
     """(staging table, [S3] source, JSON mapping, config key) for each staging table."""
     return [("staging_events", config.log_data, jsonpaths, "LOG_DATA"),
             ("staging_songs", config.song_data, "auto", "SONG_DATA")]
@@ -241,6 +246,8 @@ def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
         wh.execute(q.physical(statement, wh.dialect))
     if wh.dialect == "redshift":
         if wh.executes:
+            if s3 is None:  # a Redshift config names s3:// sources only (config.load_config)
+                raise EtlError("Redshift loads from S3, and no [S3] source is an s3:// URL")
             write = s3.write
         else:
             def write(url, body):
@@ -306,7 +313,7 @@ def transform(wh: Session, batch_id: int) -> int:
     (-1 in a dry run)."""
     for statement in q.batch_tables_drop:
         wh.execute(statement)
-    rows = {}
+    rows: dict[str, int] = {}
     for label, statement in q.transform_queries:
         if statement.startswith("analyze "):
             table = statement.split()[1]

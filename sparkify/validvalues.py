@@ -87,7 +87,7 @@ ValueRule = UserIdRule | TimeRule
 def rules(table: str, clock: datetime) -> dict[str, ValueRule]:
     """The rules of a staging table's columns for a run with this clock (run_clock)."""
     latest = latest_valid_ms(clock)
-    made = {"user_id": UserIdRule("user_id"), "ts": TimeRule("ts", latest),
+    made: dict[str, ValueRule] = {"user_id": UserIdRule("user_id"), "ts": TimeRule("ts", latest),
             "registration": TimeRule("registration", latest)}
     return {column: made[column] for column in q.STAGED_VALUE_VIOLATIONS.get(table, {})}
 

@@ -26,6 +26,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: the scripts it runs are there
 sys.path.insert(0, str(ROOT))
@@ -59,7 +60,10 @@ def run(*args: str, env=None) -> tuple[float, int, str, str]:
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    own, workers = (int(kb) for kb in re.search(r"PEAK_RSS_KB (\d+) (\d+)", result.stderr).groups())
+    peaks = re.search(r"PEAK_RSS_KB (\d+) (\d+)", result.stderr)
+    if peaks is None:
+        raise SystemExit(f"{' '.join(args)} reported no peak memory:\n{result.stderr}")
+    own, workers = (int(kb) for kb in peaks.groups())
     from sparkify.parallelrows import usable_cores
 
     peak = (own + (usable_cores() * workers if "rendered by" in result.stderr else 0)) // 1024
@@ -169,7 +173,7 @@ def main() -> int:
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
-    results = []
+    results: list[dict[str, Any]] = []
     for events in sizes:
         label = f"{events / 1e6:g}M" if events >= 1e6 else f"{events / 1e3:g}k"
         print(f"== {label} events, {args.songs:,} songs", flush=True)
