@@ -12,7 +12,6 @@ reads the whole prefix and the merge transforms drop what is already there.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,9 +20,7 @@ import sql_queries as q
 
 from . import loads
 from .config import Config
-from .warehouse import WarehouseError
-
-log = logging.getLogger(__name__)
+from .warehouse import WarehouseError, log_step
 
 
 def conversions(options: loads.CopyOptions) -> str:
@@ -120,6 +117,6 @@ def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int
                 f"loading {item.table} failed on Redshift at {first.source} line {first.line_number}: "
                 f"{first.reason}; nothing of this batch was published")) from None
         read_books(wh, result)
-        log.info("%-38s %8s rows  %6.2f s  (%d files, %d rejected)", f"stage {item.table}", f"{result.rows:,}",
-                 time.perf_counter() - started, result.objects, len(result.rejected))
+        log_step(f"stage {item.table}", result.rows, started,
+                 f"  ({result.objects} files, {len(result.rejected)} rejected)")
     return results

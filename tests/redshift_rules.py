@@ -54,6 +54,11 @@ UNSUPPORTED_TYPES = {
     "PATH", "POLYGON", "CIRCLE", "ARRAY", "LIST", "TXID_SNAPSHOT", "NAME", "OBJECT_IDENTIFIER",
 }
 
+# AWS, Redshift Database Developer Guide, "Data load operations" (copy-parameters-data-load),
+# MAXERROR: "The upper limit is 100000"; a larger value fails the COPY before it reads a row.
+MAXERROR_LIMIT = 100_000
+MAXERROR_TOO_HIGH = "MAXERROR above 100,000, Redshift's limit"
+
 UNSUPPORTED_SYNTAX = [
     (r"\bon\s+conflict\b", "ON CONFLICT (use staging + delete/insert or MERGE)"),
     (r"\bdistinct\s+on\b", "DISTINCT ON (use row_number() over (...))"),
@@ -133,6 +138,8 @@ def violations(sql: str) -> list[str]:
             found.append(reason)
     if untruncated_epochs(sql):
         found.append(UNTRUNCATED_EPOCH)
+    if any(int(count) > MAXERROR_LIMIT for count in re.findall(r"\bmaxerror\s+(?:as\s+)?(\d+)", text)):
+        found.append(MAXERROR_TOO_HIGH)
     # Function calls by name in the text: sqlglot renames some (string_agg becomes GROUP_CONCAT).
     for name in re.findall(r"\b([a-z_][a-z0-9_]*)\s*\(", text):
         if name in UNSUPPORTED_FUNCTIONS:

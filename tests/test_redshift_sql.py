@@ -10,6 +10,7 @@ the next run passes.
 from __future__ import annotations
 
 import difflib
+import io
 import os
 import re
 from datetime import datetime
@@ -218,6 +219,9 @@ def test_the_checker_accepts_an_epoch_of_whole_seconds():
     ("select median(minutes), count(distinct session_id) from sessions", "PERCENTILE_CONT, MEDIAN or LISTAGG"),
     ("select listagg(level, ',') within group (order by level), count(distinct user_id) from users",
      "PERCENTILE_CONT, MEDIAN or LISTAGG"),
+    # MAXERROR past Redshift's limit (the config refuses it; the checker would catch a hard-coded one).
+    ("copy staging_events from 's3://b/log' iam_role '***' format as json 'auto' maxerror 100001",
+     "MAXERROR above 100,000"),
     # A script (statements separated by ';'), checked in order: a LOCK must not wait for ever.
     ("lock table etl_lock", "LOCK with no statement_timeout in effect"),
     ("set statement_timeout to 60000;\nreset statement_timeout;\nlock table etl_lock",
@@ -294,3 +298,19 @@ def test_the_books_of_a_copy_come_from_the_sys_views_summed_over_splits(warehous
 ])
 def test_the_checker_accepts_what_redshift_runs(good):
     assert violations(good) == []
+
+
+def test_the_local_copy_fails_a_load_on_an_object_over_redshifts_4_mb():
+    """AWS, Redshift Database Developer Guide, "COPY from JSON format": "The maximum size of a
+    single JSON object or array, including braces or brackets, is 4 MB"; a larger one fails
+    the COPY (not a rejection MAXERROR counts). The local COPY holds the same limit."""
+    from sparkify import jsoncopy, loads
+
+    assert jsoncopy.MAX_OBJECT_BYTES == 4 * 1024 * 1024
+    big = '{"song_id": "SOBIG", "title": "' + "x" * (4 * 1024 * 1024) + '"}'
+    copier = jsoncopy.JsonCopy("staging_songs", [("song_id", "character varying", 32, False),
+                                                 ("title", "character varying", None, True)],
+                               "auto", loads.CopyOptions(max_errors=100))
+    obj = jsoncopy.SourceObject("mem://big.json", "big.json", len(big), "1", opener=lambda: io.BytesIO(big.encode()))
+    with pytest.raises(loads.ObjectTooLarge, match="larger than 4 MB"):
+        list(copier.rows([obj]))
