@@ -1,16 +1,25 @@
 """Every SQL statement of the warehouse: CREATE, DROP, COPY and INSERT … SELECT.
 
-One text per statement serves both engines. Where Redshift and PostgreSQL differ only in
-physical design (distribution, sort keys, logging) the statement has a {placeholder} that
-`PHYSICAL` fills per dialect; the logic is never written twice. Every transform is valid
-Redshift SQL: no ON CONFLICT, DISTINCT ON, SERIAL, RETURNING or JSON operators, and
-dimensions are merged with delete + insert inside the batch's transaction.
+One text per statement serves both engines, and the logic is never written twice. A statement
+is a template with named {placeholders}, sent only as render(statement, dialect) fills them:
+- its physical design on that dialect, where Redshift and PostgreSQL differ (distribution,
+  sort keys, logging): {staging}, {fact}, {dimension}, {empty}, … (PHYSICAL);
+- a fragment several statements share, the same on both (FRAGMENTS): {event_time} (ts as a
+  timestamp), {batch_events_window} (start_time within the time window of batch_events), …
+  A fragment over an argument is one named fragment per argument in use, its name saying
+  which: {batch_events_window} and {batch_plays_window}, {p_matches_catalog} and
+  {songplays_match_catalog};
+- a value the caller passes to render by name: {table}, {role}, {source}, ….
+%s stays a psycopg2 parameter, filled when the statement runs. Statements generated from
+data (the quality gate, the valid ranges) are made by one function each, from declarations.
+Every transform is valid Redshift SQL: no ON CONFLICT, DISTINCT ON, SERIAL, RETURNING or
+JSON operators, and dimensions are merged with delete + insert inside the batch's transaction.
 
 Naming: staging tables keep one column per source field, renamed once to snake_case
 (userId -> user_id); nothing downstream sees a raw name.
 """
 
-# --- physical design, per dialect ----------------------------------------------------------
+# --- placeholders: physical design per dialect, shared fragments, render() -----------------
 # Keys declared on Redshift only. Redshift never enforces a primary or foreign key, but its
 # planner uses them (to infer uniqueness, order joins, drop redundant ones) and assumes they
 # hold; AWS says to declare them when the ETL enforces them (Redshift Database Developer
@@ -72,6 +81,97 @@ PHYSICAL = {
     },
 }
 
+# JSON start_time from epoch milliseconds without losing them: integer seconds plus the
+# remaining milliseconds (ts / 1000.0 would go through a float and can drift by 1 µs).
+START_TIME = ("timestamp 'epoch' + ({ts} / 1000) * interval '1 second'"
+              " + ({ts} % 1000) * interval '1 millisecond'")
+
+
+def _time_of(ts: str) -> str:
+    """START_TIME of an expression in epoch milliseconds."""
+    return START_TIME.format(ts=ts)
+
+
+def _window(batch: str, column: str = "start_time") -> str:
+    """The batch's time window as a condition on column: the events of an event-grain table
+    that can share a key with the batch's (equal keys have equal times). The bounds are
+    scalar subqueries so PostgreSQL's BRIN index and Redshift's zone maps can skip the
+    blocks outside them."""
+    return (f"{column} between (select min(start_time) from {batch}) "
+            f"and (select max(start_time) from {batch})")
+
+
+# A play matches the song with its exact (repaired) title, credited artist name and
+# duration; if several songs qualify, the smallest song_id, so a play never counts twice.
+# Trailing blanks do not count, on either engine: Redshift ignores them when it compares
+# VARCHARs (AWS, Redshift Database Developer Guide, "Character types", "Significance of
+# trailing blanks") and PostgreSQL does not, so both compare the names rtrim()ed (12 titles
+# of the real data end in a space); _matches compares a play's names with these keys.
+_CATALOG_MATCH = """
+    select song_id, artist_id, title_key, artist_key, duration
+    from (
+        select
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+"""
+
+
+def _matches(play: str, indent: str) -> str:
+    """The catalog row (alias catalog) a play (alias play) matches: names without trailing
+    blanks. indent: what comes before each 'and'."""
+    return f"\n{indent}and ".join([f"catalog.title_key = rtrim({play}.song_title)",
+                                    f"catalog.artist_key = rtrim({play}.artist_name)",
+                                    f"catalog.duration = {play}.song_duration"])
+
+
+# The valid ranges of the staged values the transforms convert (see STAGED_VALUE_VIOLATIONS).
+FIRST_VALID_DAY = "2000-01-01"
+FIRST_VALID_MS = 946_684_800_000  # 2000-01-01 00:00:00 UTC, in epoch milliseconds
+VALID_AHEAD_MS = 86_400_000       # a time may lie up to a day past the run's clock (producers' clocks drift)
+USER_ID_MAX = 2_147_483_647       # users.user_id is an integer; user ids start at 1
+
+# The latest valid epoch millisecond (%s: the run's clock, a timestamp in whole seconds; on
+# Redshift EXTRACT takes epoch and returns an integer, AWS: "EXTRACT function", "Date parts
+# for date or timestamp functions").
+_LATEST_VALID_MS = (f"cast(extract(epoch from date_trunc('second', cast(%s as timestamp))) as bigint) * 1000"
+                    f" + {VALID_AHEAD_MS}")
+
+FRAGMENTS = {
+    # An event's time, its first and last staged time, and a user's sign-up time.
+    # registration is epoch milliseconds staged as a double: cast to bigint first, so % and
+    # / are integer arithmetic and the conversion is as exact as start_time's.
+    "event_time": _time_of("ts"),
+    "first_staged_time": f"(select {_time_of('min(ts)')} from staging_events)",
+    "last_staged_time": f"(select {_time_of('max(ts)')} from staging_events)",
+    "registration_time": _time_of("cast(registration as bigint)"),
+    # The time windows of the batch's events and plays, as conditions on start_time.
+    "batch_events_window": _window("batch_events"),
+    "batch_plays_window": _window("batch_plays"),
+    # The catalog rows plays match on, and the match of a play aliased p, or of songplays.
+    "catalog_match": _CATALOG_MATCH,
+    "p_matches_catalog": _matches("p", "   "),
+    "songplays_match_catalog": _matches("songplays", "  "),
+    # The bounds of the valid ranges.
+    "first_valid_ms": str(FIRST_VALID_MS),
+    "latest_valid_ms": _LATEST_VALID_MS,
+    "user_id_max": str(USER_ID_MAX),
+}
+_FILLS = {dialect: {**physical, **FRAGMENTS} for dialect, physical in PHYSICAL.items()}
+assert not any(physical.keys() & FRAGMENTS.keys() for physical in PHYSICAL.values()), "one name, one fill"
+
+
+def render(statement: str, dialect: str, **values: object) -> str:
+    """The statement as dialect receives it: its placeholders filled with the dialect's
+    physical design, the shared fragments, and values, the caller's own (table, role, …)."""
+    fills = _FILLS[dialect]
+    if clash := fills.keys() & values.keys():
+        raise ValueError(f"{sorted(clash)}: names of PHYSICAL or FRAGMENTS, not the caller's to fill")
+    return statement.format(**fills, **values)
+
+
 # PostgreSQL has no sort keys: a BRIN index on start_time is its zone map, so a batch's
 # time window reads only the blocks of that window (rows arrive in time order, a day's
 # batch after the day before). It costs nothing measurable to maintain. Redshift gets the
@@ -89,24 +189,6 @@ summarize_index_queries = {
     "postgres": [f"select brin_summarize_new_values('{table}_start_time')" for table in TIME_ORDERED_TABLES],
     "redshift": [],
 }
-
-# JSON start_time from epoch milliseconds without losing them: integer seconds plus the
-# remaining milliseconds (ts / 1000.0 would go through a float and can drift by 1 µs).
-START_TIME = ("timestamp 'epoch' + ({ts} / 1000) * interval '1 second'"
-              " + ({ts} % 1000) * interval '1 millisecond'")
-
-
-def _window(batch: str, column: str = "start_time") -> str:
-    """The batch's time window as a condition on column: the events of an event-grain table
-    that can share a key with the batch's (equal keys have equal times). The bounds are
-    scalar subqueries so PostgreSQL's BRIN index and Redshift's zone maps can skip the
-    blocks outside them."""
-    return (f"{column} between (select min(start_time) from {batch}) "
-            f"and (select max(start_time) from {batch})")
-
-
-def _in_window(columns: str, table: str, batch: str) -> str:
-    return f"select {columns} from {table} where {_window(batch)}"
 
 
 # --- DROP ------------------------------------------------------------------------------------
@@ -536,11 +618,13 @@ may_create_roles = {
     "redshift": "select 1",
 }
 role_create = "create role {role}"
+_ANALYST_READS = ", ".join(ANALYST_TABLES)
+# In the f-strings {{role}} is the {role} the caller fills.
 role_grants = {
     "postgres": ["grant usage on schema public to {role}",
-                 "grant select on " + ", ".join(ANALYST_TABLES) + " to {role}"],
+                 f"grant select on {_ANALYST_READS} to {{role}}"],
     "redshift": ["grant usage on schema public to role {role}",
-                 "grant select on " + ", ".join(ANALYST_TABLES) + " to role {role}"],
+                 f"grant select on {_ANALYST_READS} to role {{role}}"],
 }
 
 # The CREATE of each table, by name.
@@ -637,17 +721,8 @@ values %s
 # none of the toolkit's code, so after it the statements below reject and remove the staged
 # rows that break one, before the transforms (valid on both engines, and tested on
 # PostgreSQL). Every other staged value lands in a column of its own type, which COPY
-# enforces on both engines, and no transform converts it further.
-FIRST_VALID_DAY = "2000-01-01"
-FIRST_VALID_MS = 946_684_800_000  # 2000-01-01 00:00:00 UTC, in epoch milliseconds
-VALID_AHEAD_MS = 86_400_000       # a time may lie up to a day past the run's clock (producers' clocks drift)
-USER_ID_MAX = 2_147_483_647       # users.user_id is an integer; user ids start at 1
-
-# The latest valid epoch millisecond (%s: the run's clock, a timestamp in whole seconds; on
-# Redshift EXTRACT takes epoch and returns an integer, AWS: "EXTRACT function", "Date parts
-# for date or timestamp functions").
-_LATEST_VALID_MS = (f"cast(extract(epoch from date_trunc('second', cast(%s as timestamp))) as bigint) * 1000"
-                    f" + {VALID_AHEAD_MS}")
+# enforces on both engines, and no transform converts it further. The ranges' bounds are
+# with the placeholders above (FIRST_VALID_MS, VALID_AHEAD_MS, USER_ID_MAX).
 
 # Per staging table and column: what a staged row that breaks the column's range satisfies.
 # Nothing is cast, so a bad value cannot fail its own check: a userId is judged as text (a
@@ -657,10 +732,10 @@ _LATEST_VALID_MS = (f"cast(extract(epoch from date_trunc('second', cast(%s as ti
 # a logged-out event.
 STAGED_VALUE_VIOLATIONS = {
     "staging_events": {
-        "user_id": (f"user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 "
-                    f"or (length(user_id) = 10 and user_id > '{USER_ID_MAX}'))"),
-        "ts": f"ts < {FIRST_VALID_MS} or ts > {_LATEST_VALID_MS}",
-        "registration": f"registration < {FIRST_VALID_MS} or registration > {_LATEST_VALID_MS}",
+        "user_id": ("user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 "
+                    "or (length(user_id) = 10 and user_id > '{user_id_max}'))"),
+        "ts": "ts < {first_valid_ms} or ts > {latest_valid_ms}",
+        "registration": "registration < {first_valid_ms} or registration > {latest_valid_ms}",
     },
 }
 # What load_errors keeps of such a row: its key (Redshift does not say which file a staged row
@@ -809,7 +884,7 @@ batch_events_create = """
 create temp table batch_events{batch_by_user} as
 select
     event_id,
-    {start_time} as start_time,
+    {event_time} as start_time,
     cast(nullif(user_id, '') as integer) as user_id,
     level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length,
     replaces
@@ -830,13 +905,12 @@ from (
     ) keyed
     left join (
         select event_id as loaded_id from app_events
-        where start_time between (select {first} from staging_events) and (select {last} from staging_events)
+        where start_time between {first_staged_time} and {last_staged_time}
     ) existing on existing.loaded_id = keyed.event_id
 ) copies
 where copy_number = 1
 order by ts
-""".replace("{start_time}", START_TIME.format(ts="ts")) \
-    .replace("{first}", START_TIME.format(ts="min(ts)")).replace("{last}", START_TIME.format(ts="max(ts)"))
+"""
 
 # The stored versions of the events the batch replaces, and of their plays: what the
 # summaries retract (see summary_retractions) before the facts drop them.
@@ -844,7 +918,7 @@ batch_replaced_create = """
 create temp table batch_replaced{batch_by_user} as
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
-where """ + _window("batch_events") + """
+where {batch_events_window}
   and event_id in (select event_id from batch_events where replaces = 1)
 """
 
@@ -852,19 +926,19 @@ batch_replaced_plays_create = """
 create temp table batch_replaced_plays{batch_by_user} as
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
-where """ + _window("batch_events") + """
+where {batch_events_window}
   and songplay_id in (select event_id from batch_replaced)
 """
 
 songplays_replaced_delete = """
 delete from songplays
-where """ + _window("batch_events") + """
+where {batch_events_window}
   and songplay_id in (select songplay_id from batch_replaced_plays)
 """
 
 app_events_replaced_delete = """
 delete from app_events
-where """ + _window("batch_events") + """
+where {batch_events_window}
   and event_id in (select event_id from batch_replaced)
 """
 
@@ -895,13 +969,13 @@ select
 from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-left join (""" + _in_window("songplay_id, user_id", "songplays", "batch_events") + """) existing
+left join (select songplay_id, user_id from songplays where {batch_events_window}) existing
     on existing.songplay_id = e.event_id
    and existing.user_id = e.user_id
 where e.page = 'NextSong' and existing.songplay_id is null
   and (e.user_id is not null
        or e.event_id not in (select songplay_id from songplays
-                             where user_id is null and """ + _window("batch_events") + """))
+                             where user_id is null and {batch_events_window}))
 """
 
 # Every artist whose row this batch may change: those of the staged songs, and those the
@@ -971,9 +1045,7 @@ where preference = 1
 """
 
 # Each user's latest event in the batch; it replaces the stored row only if it is newer,
-# so a late batch of old events cannot roll a user's level back. registration is epoch
-# milliseconds staged as a double: cast to bigint first, so % and / are integer arithmetic
-# and the conversion is as exact as start_time's.
+# so a late batch of old events cannot roll a user's level back.
 batch_users_create = """
 create temp table batch_users as
 select user_id, first_name, last_name, gender, level, last_seen_at, registered_at
@@ -984,8 +1056,8 @@ from (
         last_name,
         gender,
         level,
-        {start_time} as last_seen_at,
-        {registered_at} as registered_at,
+        {event_time} as last_seen_at,
+        {registration_time} as registered_at,
         row_number() over (
             partition by user_id order by ts desc, session_id desc, item_in_session desc
         ) as recency
@@ -993,8 +1065,7 @@ from (
     where user_id is not null and user_id <> ''
 ) latest
 where recency = 1
-""".replace("{start_time}", START_TIME.format(ts="ts")) \
-    .replace("{registered_at}", START_TIME.format(ts="cast(registration as bigint)"))
+"""
 
 user_table_delete = """
 delete from users
@@ -1010,33 +1081,6 @@ left join users existing on existing.user_id = b.user_id
 where existing.user_id is null
 """
 
-
-
-# A play matches the song with its exact (repaired) title, credited artist name and
-# duration; if several songs qualify, the smallest song_id, so a play never counts twice.
-# Trailing blanks do not count, on either engine: Redshift ignores them when it compares
-# VARCHARs (AWS, Redshift Database Developer Guide, "Character types", "Significance of
-# trailing blanks") and PostgreSQL does not, so both compare the names rtrim()ed (12 titles
-# of the real data end in a space); _matches compares a play's names with these keys.
-_CATALOG_MATCH = """
-    select song_id, artist_id, title_key, artist_key, duration
-    from (
-        select
-            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
-            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
-        from songs
-    ) candidates
-    where choice = 1
-"""
-
-
-def _matches(play: str, indent: str) -> str:
-    """The catalog row (alias catalog) a play (alias play) matches: names without trailing
-    blanks. indent: what comes before each 'and'."""
-    return f"\n{indent}and ".join([f"catalog.title_key = rtrim({play}.song_title)",
-                                    f"catalog.artist_key = rtrim({play}.artist_name)",
-                                    f"catalog.duration = {play}.song_duration"])
-
 songplay_table_insert = """
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -1046,8 +1090,8 @@ select
     p.session_id, p.item_in_session, p.location, p.user_agent,
     p.song_title, p.artist_name, p.song_duration
 from batch_plays p
-left join (""" + _CATALOG_MATCH + """) catalog
-    on """ + _matches("p", "   ") + """
+left join ({catalog_match}) catalog
+    on {p_matches_catalog}
 order by p.start_time
 """
 
@@ -1057,10 +1101,10 @@ order by p.start_time
 songplay_late_match_update = """
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
-from (""" + _CATALOG_MATCH + """) catalog
+from ({catalog_match}) catalog
 where songplays.song_id is null
   and catalog.song_id in (select song_id from staging_songs)
-  and """ + _matches("songplays", "  ") + """
+  and {songplays_match_catalog}
 """
 
 time_table_insert = """
@@ -1074,7 +1118,7 @@ select
     extract(year from p.start_time),
     extract(dow from p.start_time)
 from (select distinct start_time from batch_plays) p
-left join (""" + _in_window("start_time", "time", "batch_plays") + """) existing
+left join (select start_time from time where {batch_plays_window}) existing
     on existing.start_time = p.start_time
 where existing.start_time is null
 order by p.start_time
@@ -1355,7 +1399,7 @@ matched_plays_added_insert = """
 insert into batch_totals (batch_id, measure, row_count)
 select %s, 'matched plays', count(*) + %s - (select count(*) from batch_replaced_plays where song_id is not null)
 from songplays
-where """ + _window("batch_plays") + """
+where {batch_plays_window}
   and songplay_id in (select songplay_id from batch_plays) and song_id is not null
 """
 
@@ -1374,32 +1418,25 @@ row_count = "select count(*) from {table}"
 STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels"]
 
 
-def _total(column: str, table: str, condition: str = "") -> str:
-    where = f" where {condition}" if condition else ""
-    return f"select cast(coalesce(sum({column}), 0) as bigint) from {table}{where}"
-
-
 # The largest facts are counted from their summaries (a fraction of their size; the full
 # checks prove the two agree).
-SUMMARY_ROW_COUNTS = {"songplays": _total("plays", "plays_by_song"),
-                      "app_events": _total("events", "events_by_user_day"),
-                      "time": _total("row_count", "batch_totals", "measure = 'time rows'")}
+SUMMARY_ROW_COUNTS = {
+    "songplays": "select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song",
+    "app_events": "select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day",
+    "time": "select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'time rows'",
+}
 
-songplays_matched = _total("row_count", "batch_totals", "measure = 'matched plays'")
+songplays_matched = ("select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals "
+                     "where measure = 'matched plays'")
 
 # Plays of this batch that match the catalog only thanks to a text repair.
 batch_plays_recovered = """
 select count(*)
 from batch_plays p
-join (""" + _in_window("songplay_id, song_id", "songplays", "batch_plays") + """) s
+join (select songplay_id, song_id from songplays where {batch_plays_window}) s
     on s.songplay_id = p.songplay_id
 where p.was_repaired = 1 and s.song_id is not null
 """
-
-
-def physical(statement: str, dialect: str) -> str:
-    """Fills a statement's physical-design placeholders for a dialect."""
-    return statement.format(**PHYSICAL[dialect])
 
 
 # --- quality gate --------------------------------------------------------------------------
