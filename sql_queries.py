@@ -19,6 +19,8 @@ Naming: staging tables keep one column per source field, renamed once to snake_c
 (userId -> user_id); nothing downstream sees a raw name.
 """
 
+from dataclasses import dataclass, fields
+
 # --- placeholders: physical design per dialect, shared fragments, render() -----------------
 # Keys declared on Redshift only. Redshift never enforces a primary or foreign key, but its
 # planner uses them (to infer uniqueness, order joins, drop redundant ones) and assumes they
@@ -172,6 +174,37 @@ def render(statement: str, dialect: str, **values: object) -> str:
     return statement.format(**fills, **values)
 
 
+# --- steps: the statements a batch runs in order ---------------------------------------------
+@dataclass
+class RowsWritten:
+    """The rows of the steps whose count the batch needs after them, as psycopg2 reports an
+    INSERT's or UPDATE's (on both engines; -1 in a dry run). None: the step has not run."""
+    late_matches: int | None = None  # older plays a newly arrived song matched
+    plays: int | None = None         # plays inserted
+    times: int | None = None         # time rows inserted
+    events: int | None = None        # app_events inserted
+
+
+@dataclass(frozen=True)
+class Step:
+    """A statement the batch runs (a template for render), under the label its progress line
+    and the dry run show. analyze: the table whose planner statistics it refreshes (the
+    pipeline first asks whether that is due). counts: the field of RowsWritten that keeps the
+    rows it wrote."""
+    label: str
+    sql: str
+    analyze: str | None = None
+    counts: str | None = None
+
+    def __post_init__(self):
+        if self.counts is not None and self.counts not in {field.name for field in fields(RowsWritten)}:
+            raise ValueError(f"{self.label}: counts {self.counts!r} is not a field of RowsWritten")
+
+
+def _analyze(table: str) -> Step:
+    return Step(f"analyze {table}", f"analyze {table}", analyze=table)
+
+
 # PostgreSQL has no sort keys: a BRIN index on start_time is its zone map, so a batch's
 # time window reads only the blocks of that window (rows arrive in time order, a day's
 # batch after the day before). It costs nothing measurable to maintain. Redshift gets the
@@ -186,7 +219,8 @@ create_index_queries = {
 # summary always "may match": a batch's new blocks would be read by every later window
 # until autovacuum came by. The batch summarises them itself, after its inserts.
 summarize_index_queries = {
-    "postgres": [f"select brin_summarize_new_values('{table}_start_time')" for table in TIME_ORDERED_TABLES],
+    "postgres": [Step(f"{table}_start_time: summarize new blocks",
+                      f"select brin_summarize_new_values('{table}_start_time')") for table in TIME_ORDERED_TABLES],
     "redshift": [],
 }
 
@@ -1131,24 +1165,14 @@ order by p.start_time
 # PostgreSQL samples it regardless (2.4 s for the three event tables after a day on a
 # 10M-event warehouse), so there the pipeline first asks analyze_due, with the same rule.
 # The batch tables made by CREATE TABLE AS are analyzed on PostgreSQL only (CREATED_BY_CTAS).
-analyze_staging_events = "analyze staging_events"
-analyze_staging_songs = "analyze staging_songs"
-analyze_batch_plays = "analyze batch_plays"
-analyze_batch_artists = "analyze batch_artists"
-analyze_songs = "analyze songs"
-analyze_songplays = "analyze songplays"
-analyze_time = "analyze time"
-analyze_app_events = "analyze app_events"
-analyze_users = "analyze users"
-
+# The ANALYZE steps are the _analyze(table) entries of transform_steps.
 ANALYZE_THRESHOLD = 0.10  # Redshift's analyze_threshold_percent, as a fraction
 # Tables a batch empties or creates and then fills: all their rows changed since their
 # last ANALYZE, so it is always due.
 REWRITTEN_EACH_BATCH = ["staging_events", "staging_songs", "batch_plays", "batch_artists"]
-# For the facts SUMMARY_ROW_COUNTS counts: the transform that adds the batch's rows (the
-# summaries get them only after the transforms).
-ROWS_ADDED_BY = {"songplays": "songplays: insert new plays", "time": "time: insert",
-                 "app_events": "app_events: insert new events"}
+# For the facts SUMMARY_ROW_COUNTS counts: the field of RowsWritten that keeps the rows the
+# batch adds to them (the summaries get them only after the transforms).
+ROWS_ADDED_BY = {"songplays": "plays", "time": "times", "app_events": "events"}
 # PostgreSQL only (%s: the rows the table holds now, as the batch counted them; the
 # threshold twice; the table): true when the rows differ by the threshold or more from
 # reltuples, the count the last ANALYZE recorded (growth since then, over all batches, as
@@ -1267,44 +1291,43 @@ from (
 cross join (select 1 as is_first union all select 0) bound
 """
 
-# Run in this order after staging: (label, statement).
-transform_queries = [
-    ("analyze staging_events", analyze_staging_events),
-    ("analyze staging_songs", analyze_staging_songs),
-    ("batch: events", batch_events_create),
-    ("batch: events replaced by changed files", batch_replaced_create),
-    ("batch: plays replaced by changed files", batch_replaced_plays_create),
-    ("songplays: remove replaced versions", songplays_replaced_delete),
-    ("app_events: remove replaced versions", app_events_replaced_delete),
-    ("batch: plays", batch_plays_create),
-    ("batch: artists touched", batch_artists_create),
-    ("analyze batch_plays", analyze_batch_plays),
-    ("analyze batch_artists", analyze_batch_artists),
-    ("song_catalog: remove replaced", song_catalog_delete),
-    ("song_catalog: insert", song_catalog_insert),
-    ("songs: remove replaced", song_table_delete),
-    ("songs: insert", song_table_insert),
-    ("analyze songs", analyze_songs),
-    ("artists: remove replaced", artist_table_delete),
-    ("artists: insert", artist_table_insert),
-    ("batch: users", batch_users_create),
-    ("batch: users whose level history extends", batch_level_users_create),
-    ("users: remove superseded", user_table_delete),
-    ("users: insert", user_table_insert),
-    ("analyze users", analyze_users),
-    ("songplays: match late songs", songplay_late_match_update),
-    ("batch: times of the plays written", batch_written_times_create),
-    ("songplays: insert new plays", songplay_table_insert),
-    ("analyze songplays", analyze_songplays),
-    ("time: insert", time_table_insert),
-    ("analyze time", analyze_time),
-    ("app_events: insert new events", app_events_insert),
-    ("analyze app_events", analyze_app_events),
-    ("batch: level-carrying events", batch_level_events_create),
-    ("user_levels: remove recomputed stretches", user_levels_delete),
-    ("user_levels: insert", user_levels_insert),
+# Run in this order after staging.
+transform_steps = [
+    _analyze("staging_events"),
+    _analyze("staging_songs"),
+    Step("batch: events", batch_events_create),
+    Step("batch: events replaced by changed files", batch_replaced_create),
+    Step("batch: plays replaced by changed files", batch_replaced_plays_create),
+    Step("songplays: remove replaced versions", songplays_replaced_delete),
+    Step("app_events: remove replaced versions", app_events_replaced_delete),
+    Step("batch: plays", batch_plays_create),
+    Step("batch: artists touched", batch_artists_create),
+    _analyze("batch_plays"),
+    _analyze("batch_artists"),
+    Step("song_catalog: remove replaced", song_catalog_delete),
+    Step("song_catalog: insert", song_catalog_insert),
+    Step("songs: remove replaced", song_table_delete),
+    Step("songs: insert", song_table_insert),
+    _analyze("songs"),
+    Step("artists: remove replaced", artist_table_delete),
+    Step("artists: insert", artist_table_insert),
+    Step("batch: users", batch_users_create),
+    Step("batch: users whose level history extends", batch_level_users_create),
+    Step("users: remove superseded", user_table_delete),
+    Step("users: insert", user_table_insert),
+    _analyze("users"),
+    Step("songplays: match late songs", songplay_late_match_update, counts="late_matches"),
+    Step("batch: times of the plays written", batch_written_times_create),
+    Step("songplays: insert new plays", songplay_table_insert, counts="plays"),
+    _analyze("songplays"),
+    Step("time: insert", time_table_insert, counts="times"),
+    _analyze("time"),
+    Step("app_events: insert new events", app_events_insert, counts="events"),
+    _analyze("app_events"),
+    Step("batch: level-carrying events", batch_level_events_create),
+    Step("user_levels: remove recomputed stretches", user_levels_delete),
+    Step("user_levels: insert", user_levels_insert),
 ]
-
 
 
 def _created_as(statement: str) -> str | None:
@@ -1319,7 +1342,7 @@ def _created_as(statement: str) -> str | None:
 # it creates it (AWS, Redshift Database Developer Guide, "CTAS usage notes", automatic
 # ANALYZE operations: "You do not need to run the ANALYZE command on these tables when they
 # are first created"), so their ANALYZE runs on PostgreSQL only.
-CREATED_BY_CTAS = [table for _, statement in transform_queries if (table := _created_as(statement))]
+CREATED_BY_CTAS = [table for step in transform_steps if (table := _created_as(step.sql))]
 
 # --- summaries of what the batch added (%s: the batch id) ---------------------------------
 # A batch's rows are net: what its events add, less what the stored versions of the events
@@ -1406,11 +1429,11 @@ where {batch_plays_window}
 replaced_events_count = "select count(*) from batch_replaced"
 
 summary_inserts = [
-    ("plays_by_user_day: add the batch", plays_by_user_day_insert),
-    ("plays_by_hour: add the batch", plays_by_hour_insert),
-    ("plays_by_song: add the batch", plays_by_song_insert),
-    ("events_by_user_day: add the batch", events_by_user_day_insert),
-    ("session_parts: add the batch", session_parts_insert),
+    Step("plays_by_user_day: add the batch", plays_by_user_day_insert),
+    Step("plays_by_hour: add the batch", plays_by_hour_insert),
+    Step("plays_by_song: add the batch", plays_by_song_insert),
+    Step("events_by_user_day: add the batch", events_by_user_day_insert),
+    Step("session_parts: add the batch", session_parts_insert),
 ]
 
 # --- summary -----------------------------------------------------------------------------

@@ -307,27 +307,27 @@ def transform(wh: Session, batch_id: int) -> int:
     (-1 in a dry run)."""
     for statement in q.batch_tables_drop:
         wh.execute(statement)
-    rows = {}
-    for label, statement in q.transform_queries:
-        if statement.startswith("analyze "):
-            table = statement.split()[1]
-            if wh.dialect == "redshift" and table in q.CREATED_BY_CTAS:
+    written = q.RowsWritten()
+    for step in q.transform_steps:
+        if step.analyze:
+            if wh.dialect == "redshift" and step.analyze in q.CREATED_BY_CTAS:
                 continue  # Redshift analyzed it when CREATE TABLE AS made it
-            if not analyze_due(wh, table, rows):
-                log_step(f"{label}: skipped, changed too little", None, time.perf_counter())
+            if not analyze_due(wh, step.analyze, written):
+                log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
                 continue
-        rows[label] = wh.execute(q.render(statement, wh.dialect), label=label).rowcount
-        if label.startswith("songplays: insert"):
+        rows = wh.execute(q.render(step.sql, wh.dialect), label=step.label).rowcount
+        if step.counts:
+            setattr(written, step.counts, rows)
+        if step.sql == q.songplay_table_insert:
             faults.checkpoint("mid-transform")
-    for label, statement in q.summary_inserts:
-        wh.execute(statement, (batch_id,), label=label)
-    # psycopg2 reports an INSERT's or UPDATE's row count on both engines (-1: a dry run).
-    wh.execute(q.time_rows_added_insert, (batch_id, max(rows["time: insert"], 0)), label="batch_totals: time rows")
-    wh.execute(q.render(q.matched_plays_added_insert, wh.dialect),
-               (batch_id, max(rows["songplays: match late songs"], 0)), label="batch_totals: matched plays")
-    for statement in q.summarize_index_queries[wh.dialect]:
-        wh.execute(statement, label=statement.split("'")[1] + ": summarize new blocks")
-    return rows["app_events: insert new events"]
+    for step in q.summary_inserts:
+        wh.execute(step.sql, (batch_id,), label=step.label)
+    wh.execute(q.time_rows_added_insert, (batch_id, max(written.times, 0)), label="batch_totals: time rows")
+    wh.execute(q.render(q.matched_plays_added_insert, wh.dialect), (batch_id, max(written.late_matches, 0)),
+               label="batch_totals: matched plays")
+    for step in q.summarize_index_queries[wh.dialect]:
+        wh.execute(step.sql, label=step.label)
+    return written.events
 
 
 def brings_most_events(wh: Session, added_events: int) -> bool:
@@ -337,16 +337,16 @@ def brings_most_events(wh: Session, added_events: int) -> bool:
     return added_events >= EVERY_ROW_CHECKS_SHARE * wh.scalar(q.SUMMARY_ROW_COUNTS["app_events"])
 
 
-def rows_now(wh: Session, table: str, rows_written: dict[str, int]) -> int:
+def rows_now(wh: Session, table: str, written: q.RowsWritten) -> int:
     """The rows a star table holds at this point of the batch, from facts the batch knows:
-    for a fact its summaries count, their total plus this batch's insert (rows_written, by
-    transform label); for a dimension, a count."""
+    for a fact its summaries count, their total plus this batch's insert (its field of
+    written); for a dimension, a count."""
     if table in q.ROWS_ADDED_BY:
-        return wh.scalar(q.SUMMARY_ROW_COUNTS[table]) + max(rows_written[q.ROWS_ADDED_BY[table]], 0)
+        return wh.scalar(q.SUMMARY_ROW_COUNTS[table]) + max(getattr(written, q.ROWS_ADDED_BY[table]), 0)
     return wh.scalar(q.render(q.row_count, wh.dialect, table=table))
 
 
-def analyze_due(wh: Session, table: str, rows_written: dict[str, int]) -> bool:
+def analyze_due(wh: Session, table: str, written: q.RowsWritten) -> bool:
     """Whether to ANALYZE table now, by Redshift's rule: its rows changed by 10 % or more
     since its last ANALYZE. Redshift applies the rule itself, and a table the batch empties
     or creates has only new rows. Otherwise the batch asks PostgreSQL with the rows it knows
@@ -354,7 +354,7 @@ def analyze_due(wh: Session, table: str, rows_written: dict[str, int]) -> bool:
     shows the question and the ANALYZE after it)."""
     if wh.dialect == "redshift" or table in q.REWRITTEN_EACH_BATCH:
         return True
-    rows = rows_now(wh, table, rows_written)
+    rows = rows_now(wh, table, written)
     due = wh.scalar(q.analyze_due, (rows, q.ANALYZE_THRESHOLD, q.ANALYZE_THRESHOLD, table))
     return bool(due) or not wh.executes
 
