@@ -1468,25 +1468,52 @@ where p.was_repaired = 1 and s.song_id is not null
 # Redshift declares keys but never enforces them; these checks do. After a batch they look
 # at the rows the batch wrote (what a batch changes is all it can break, and a day's batch
 # then costs a day's work); etl.py --full-checks and --rebuild run them on every row.
+# The checks are declared as data, as dbt declares its tests (unique, not_null,
+# relationships, accepted_values, and checks of their own), in CHECKS; _check renders one
+# for either scope.
 
-# The rows of each table that a batch writes ({t} is the table's alias, if any). For the
-# event-grain tables: every row in the batch's time window (from the batch table named in
-# BATCH_WINDOWS), which holds all the rows the batch wrote and whatever shares a key with
-# them (equal keys have equal times), and which the engine reads without the rest of the
-# table (BRIN on PostgreSQL, zone maps on Redshift). Plays re-matched to a late song widen
-# the window to their times.
-BATCH_WINDOWS = {"songplays": "batch_written_times", "time": "batch_plays", "app_events": "batch_events"}
+
+@dataclass(frozen=True)
+class BatchRows:
+    """The rows of a table that a batch writes: those whose column holds a value of the same
+    column of source. For an event-grain table (window: a batch table): every row in that
+    batch table's time window, which holds all the rows the batch wrote and whatever shares
+    a key with them (equal keys have equal times), and which the engine reads without the
+    rest of the table (BRIN on PostgreSQL, zone maps on Redshift); inside it, the key checks
+    count only the copies of source's keys. made_from_source: the table's rows are made from
+    source's, column for column, so a NULL is found there, before it is written (a NULL key
+    cannot be selected by the key itself)."""
+    column: str
+    source: str
+    window: str | None = None
+    made_from_source: bool = True
+
+
+# Plays re-matched to a late song widen the songplays window to their times. The keys an
+# event-grain batch inserted (column in source) are its key checks' only copies counted
+# inside the window: counting every key of the window ran for over ten minutes on time in
+# two 10M first loads (in isolation, on as many rows, it took 5 s; the cause is not found);
+# this form is the one measured in full 10M loads.
 BATCH_ROWS = {
-    "users": "{t}user_id in (select user_id from batch_users)",
-    "songs": "{t}song_id in (select song_id from staging_songs)",
-    "artists": "{t}artist_id in (select artist_id from batch_artists)",
-    "user_levels": "{t}user_id in (select user_id from batch_users)",
-    **{table: _window(batch, "{t}start_time") for table, batch in BATCH_WINDOWS.items()},
+    "songplays": BatchRows("songplay_id", "batch_plays", window="batch_written_times"),
+    "users": BatchRows("user_id", "batch_users"),
+    "songs": BatchRows("song_id", "staging_songs"),
+    "artists": BatchRows("artist_id", "batch_artists"),
+    "time": BatchRows("start_time", "batch_plays", window="batch_plays"),
+    "app_events": BatchRows("event_id", "batch_events", window="batch_events"),
+    "user_levels": BatchRows("user_id", "batch_users", made_from_source=False),
 }
-# Where a batch's key values come from, to find a NULL key before it is written (a NULL
-# key cannot be selected by the key itself).
-BATCH_SOURCES = {"songplays": "batch_plays", "users": "batch_users", "songs": "staging_songs",
-                 "artists": "batch_artists", "time": "batch_plays", "app_events": "batch_events"}
+
+
+def _in_source(table: str, alias: str = "") -> str:
+    rows = BATCH_ROWS[table]
+    return f"{alias}{rows.column} in (select {rows.column} from {rows.source})"
+
+
+def _scope(table: str, alias: str = "") -> str:
+    """The condition that keeps the rows of table (alias: its alias and a dot) a batch wrote."""
+    window = BATCH_ROWS[table].window
+    return _window(window, f"{alias}start_time") if window else _in_source(table, alias)
 
 
 def _where(*conditions: str) -> str:
@@ -1494,90 +1521,107 @@ def _where(*conditions: str) -> str:
     return (" where " + " and ".join(f"({c})" for c in kept)) if kept else ""
 
 
-# The keys an event-grain batch inserted, for its key checks: inside the window, only the
-# copies of these keys are counted. Counting every key of the window ran for over ten
-# minutes on time in two 10M first loads (in isolation, on as many rows, it took 5 s; the
-# cause is not found); this form is the one measured in full 10M loads.
-BATCH_KEYS = {"songplays": "songplay_id in (select songplay_id from batch_plays)",
-              "time": "start_time in (select start_time from batch_plays)",
-              "app_events": "event_id in (select event_id from batch_events)"}
+@dataclass(frozen=True)
+class Unique:
+    table: str
+    key: str  # a column, or columns: "user_id, valid_from"
 
 
-def _unique(table: str, key: str, scope: str, batch: bool) -> str:
-    keys = BATCH_KEYS.get(table, "") if batch else ""
-    return (f"select {key}, count(*) as copies from {table}{_where(scope, keys)} "
-            f"group by {key} having count(*) > 1")
+@dataclass(frozen=True)
+class NotNull:
+    table: str
+    columns: str  # a column, or columns: "user_id, valid_from"
 
 
-def _not_null(table: str, key: str, batch: bool) -> str:
-    nulls = " or ".join(f"{column.strip()} is null" for column in key.split(","))
-    if batch and table in BATCH_SOURCES:
-        return f"select * from {BATCH_SOURCES[table]}{_where(nulls)}"
-    return f"select * from {table}{_where(nulls, BATCH_ROWS[table].format(t='') if batch else '')}"
+@dataclass(frozen=True)
+class Relationship:
+    """Every non-NULL value of table.column is a parent_key of parent."""
+    table: str
+    column: str
+    parent: str
+    parent_key: str
 
 
-def _name(table: str, key: str) -> str:
-    return f"{table}.{key}" if "," not in key else f"{table}.({key})"
+@dataclass(frozen=True)
+class AcceptedValues:
+    """table.column holds one of values, never NULL."""
+    table: str
+    column: str
+    values: tuple[str, ...]
 
 
-def _exists(table: str, column: str, parent: str, parent_key: str, batch: bool) -> str:
-    scope = BATCH_ROWS[table].format(t="child.") if batch else ""
-    # A parent keyed by time can only match inside the child rows' window: say so, so the
-    # parent is not read whole.
-    window = (" and " + _window(BATCH_WINDOWS[table], "parent.start_time")
-              if batch and parent_key == "start_time" and table in BATCH_WINDOWS else "")
-    return (f"select child.{column} from {table} child left join {parent} parent "
-            f"on parent.{parent_key} = child.{column}{window}"
-            + _where(f"child.{column} is not null", f"parent.{parent_key} is null", scope))
+@dataclass(frozen=True)
+class Custom:
+    """A check of its own: sql selects the rows that violate it, violation (if not in sql)
+    says which. On a batch it keeps the rows scope_table (aliased scope_alias) had written,
+    or, without a scope_table, runs on every row only."""
+    name: str
+    sql: str
+    violation: str = ""
+    scope_table: str | None = None
+    scope_alias: str = ""
 
 
-def _accepted(table: str, column: str, values: tuple, batch: bool) -> str:
-    listed = ", ".join(f"'{v}'" for v in values)
-    scope = BATCH_ROWS[table].format(t="") if batch else ""
-    return (f"select {column}, count(*) as row_count from {table}"
-            + _where(f"{column} is null or {column} not in ({listed})", scope) + f" group by {column}")
+def _columns_name(table: str, columns: str) -> str:
+    return f"{table}.{columns}" if "," not in columns else f"{table}.({columns})"
 
 
-_KEYS = [("songplays", "songplay_id"), ("users", "user_id"), ("songs", "song_id"),
-         ("artists", "artist_id"), ("time", "start_time"), ("app_events", "event_id"),
-         ("user_levels", "user_id, valid_from")]
+def _check(check, batch: bool) -> tuple[str, str]:
+    """A declared check as (name, SELECT of the rows that violate it), on every row of its
+    table, or (batch) on the rows the batch wrote."""
+    if isinstance(check, Unique):
+        keys = _in_source(check.table) if batch and BATCH_ROWS[check.table].window else ""
+        return (f"{_columns_name(check.table, check.key)} is unique",
+                f"select {check.key}, count(*) as copies from {check.table}"
+                f"{_where(_scope(check.table) if batch else '', keys)} group by {check.key} having count(*) > 1")
+    if isinstance(check, NotNull):
+        nulls = " or ".join(f"{column.strip()} is null" for column in check.columns.split(","))
+        rows = BATCH_ROWS[check.table]
+        if batch and rows.made_from_source:
+            sql = f"select * from {rows.source}{_where(nulls)}"
+        else:
+            sql = f"select * from {check.table}{_where(nulls, _scope(check.table) if batch else '')}"
+        return f"{_columns_name(check.table, check.columns)} is not null", sql
+    if isinstance(check, Relationship):
+        table, column, parent, parent_key = check.table, check.column, check.parent, check.parent_key
+        window = BATCH_ROWS[table].window
+        # A parent keyed by time can only match inside the child rows' window: say so, so the
+        # parent is not read whole.
+        parent_window = (f" and {_window(window, 'parent.start_time')}"
+                         if batch and parent_key == "start_time" and window else "")
+        return (f"{table}.{column} exists in {parent}",
+                f"select child.{column} from {table} child left join {parent} parent "
+                f"on parent.{parent_key} = child.{column}{parent_window}"
+                + _where(f"child.{column} is not null", f"parent.{parent_key} is null",
+                         _scope(table, "child.") if batch else ""))
+    if isinstance(check, AcceptedValues):
+        table, column = check.table, check.column
+        listed = ", ".join(f"'{value}'" for value in check.values)
+        return (f"{table}.{column} is {' or '.join(check.values)}",
+                f"select {column}, count(*) as row_count from {table}"
+                + _where(f"{column} is null or {column} not in ({listed})", _scope(table) if batch else "")
+                + f" group by {column}")
+    if isinstance(check, Custom):
+        scope = _scope(check.scope_table, check.scope_alias) if batch else ""
+        return check.name, check.sql + _where(check.violation, scope)
+    raise TypeError(f"not a check: {check!r}")
 
 
-def _checks(batch: bool) -> list[tuple[str, str]]:
-    def scope(table: str, alias: str = "") -> str:
-        return BATCH_ROWS[table].format(t=alias) if batch else ""
+LEVELS = ("free", "paid")
+# Each table's key, unique and not null.
+TABLE_KEYS = {"songplays": "songplay_id", "users": "user_id", "songs": "song_id", "artists": "artist_id",
+              "time": "start_time", "app_events": "event_id", "user_levels": "user_id, valid_from"}
 
-    levels = ("free", "paid")
-    return (
-        [(f"{_name(table, key)} is unique", _unique(table, key, scope(table), batch)) for table, key in _KEYS]
-        + [(f"{_name(table, key)} is not null", _not_null(table, key, batch)) for table, key in _KEYS]
-        + [
-            ("songplays.start_time is not null", _not_null("songplays", "start_time", batch)),
-            ("songplays.user_id exists in users", _exists("songplays", "user_id", "users", "user_id", batch)),
-            ("songplays.start_time exists in time",
-             _exists("songplays", "start_time", "time", "start_time", batch)),
-            ("songplays.song_id exists in songs", _exists("songplays", "song_id", "songs", "song_id", batch)),
-            ("songplays.artist_id exists in artists",
-             _exists("songplays", "artist_id", "artists", "artist_id", batch)),
-            ("songs.artist_id exists in artists", _exists("songs", "artist_id", "artists", "artist_id", batch)),
-            ("songplays.level is free or paid", _accepted("songplays", "level", levels, batch)),
-            ("users.level is free or paid", _accepted("users", "level", levels, batch)),
-            ("user_levels.level is free or paid", _accepted("user_levels", "level", levels, batch)),
-            ("app_events.user_id exists in users", _exists("app_events", "user_id", "users", "user_id", batch)),
-            ("user_levels.user_id exists in users",
-             _exists("user_levels", "user_id", "users", "user_id", batch)),
-            ("each user's current level is the level of users", """
+# The level history ends where users stands.
+current_level_check = Custom("each user's current level is the level of users", """
 select u.user_id, u.level, l.level as history_level
 from users u
-join user_levels l on l.user_id = u.user_id and l.valid_to is null"""
-             + _where("l.level <> u.level", scope("users", "u.")) + "\n"),
-        ]
-    )
-
+join user_levels l on l.user_id = u.user_id and l.valid_to is null""",
+                             violation="l.level <> u.level", scope_table="users", scope_alias="u.")
 
 # The summaries hold what the facts hold, summed over batches. Only on every row: a batch's
 # summary rows are counted from the very rows it inserts.
-summaries_add_up_check = ("summaries add up to the facts", """
+summaries_add_up_check = Custom("summaries add up to the facts", """
 select summary, summarized, in_facts
 from (
     select 'plays_by_user_day' as summary, (select sum(plays) from plays_by_user_day) as summarized,
@@ -1601,5 +1645,27 @@ from (
 where coalesce(summarized, 0) <> in_facts
 """)
 
-quality_checks = _checks(batch=False) + [summaries_add_up_check]  # every row: --full-checks, --rebuild, nightly
-batch_quality_checks = _checks(batch=True)   # the rows a batch wrote: every etl.py run
+# In the order they run (and are reported in).
+CHECKS = [
+    *(Unique(table, key) for table, key in TABLE_KEYS.items()),
+    *(NotNull(table, key) for table, key in TABLE_KEYS.items()),
+    NotNull("songplays", "start_time"),
+    Relationship("songplays", "user_id", "users", "user_id"),
+    Relationship("songplays", "start_time", "time", "start_time"),
+    Relationship("songplays", "song_id", "songs", "song_id"),
+    Relationship("songplays", "artist_id", "artists", "artist_id"),
+    Relationship("songs", "artist_id", "artists", "artist_id"),
+    AcceptedValues("songplays", "level", LEVELS),
+    AcceptedValues("users", "level", LEVELS),
+    AcceptedValues("user_levels", "level", LEVELS),
+    Relationship("app_events", "user_id", "users", "user_id"),
+    Relationship("user_levels", "user_id", "users", "user_id"),
+    current_level_check,
+    summaries_add_up_check,
+]
+
+# Every row: --full-checks, --rebuild, nightly. The rows a batch wrote: every etl.py run (all
+# but the custom checks without a scope).
+quality_checks = [_check(check, batch=False) for check in CHECKS]
+batch_quality_checks = [_check(check, batch=True) for check in CHECKS
+                        if not (isinstance(check, Custom) and check.scope_table is None)]
