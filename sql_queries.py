@@ -65,7 +65,7 @@ PHYSICAL = {
         "fact": "",
         "dimension": "",
         "time_dimension": "",
-        "summary": "",
+        "rollup": "",
         "batch_by_user": "",
         **{f"{table}_keys": "" for table in INFORMATIONAL_KEYS},
     },
@@ -77,7 +77,7 @@ PHYSICAL = {
         "fact": "diststyle key distkey (user_id) compound sortkey (start_time)",
         "dimension": "diststyle all",
         "time_dimension": "diststyle all sortkey (start_time)",
-        "summary": "diststyle even",
+        "rollup": "diststyle even",
         "batch_by_user": " diststyle key distkey (user_id)",
         **{f"{table}_keys": "".join(f",\n    {key}" for key in keys) for table, keys in INFORMATIONAL_KEYS.items()},
     },
@@ -215,10 +215,11 @@ create_index_queries = {
                  for table in TIME_ORDERED_TABLES],
     "redshift": [],
 }
-# BRIN summarises a range of blocks only when asked (or by VACUUM), and a range without a
-# summary always "may match": a batch's new blocks would be read by every later window
-# until autovacuum came by. The batch summarises them itself, after its inserts.
-summarize_index_queries = {
+# BRIN indexes a range of blocks only when asked (brin_summarize_new_values, or VACUUM),
+# and a range it has not indexed always "may match": a batch's new blocks would be read by
+# every later window until autovacuum came by. The batch has them indexed itself, after
+# its inserts.
+brin_new_blocks_queries = {
     "postgres": [Step(f"{table}_start_time: summarize new blocks",
                       f"select brin_summarize_new_values('{table}_start_time')") for table in TIME_ORDERED_TABLES],
     "redshift": [],
@@ -474,7 +475,7 @@ create table if not exists user_levels (
 ) {dimension}
 """
 
-# Summaries for the insights report, one set of rows per batch: what the batch added to the
+# Rollups for the insights report, one set of rows per batch: what the batch added to the
 # facts, counted by the keys the report groups on. Rows are only ever appended (a batch's
 # new events are new for good), so a later batch never rewrites an earlier one's; the
 # report sums over batches. They hold no measure that a later batch can change (a play's
@@ -490,7 +491,7 @@ create table if not exists plays_by_user_day (
     location   varchar(1024),
     user_agent varchar(1024),
     plays      bigint not null
-) {summary}
+) {rollup}
 """
 
 # Plays per UTC hour.
@@ -500,7 +501,7 @@ create table if not exists plays_by_hour (
     hour_start timestamp not null,
     plays      bigint not null,
     primary key (batch_id, hour_start)
-) {summary}
+) {rollup}
 """
 
 # Plays per song as played (title and credited artist name, matched to the catalog or not).
@@ -510,7 +511,7 @@ create table if not exists plays_by_song (
     song_title  varchar(1024),
     artist_name varchar(1024),
     plays       bigint not null
-) {summary}
+) {rollup}
 """
 
 # App events and plays per UTC day and user (NULL: logged out).
@@ -521,7 +522,7 @@ create table if not exists events_by_user_day (
     user_id  integer,
     events   bigint not null,
     plays    bigint not null
-) {summary}
+) {rollup}
 """
 
 # Each session's part in a batch (a session can span two days' files): its first and last
@@ -538,7 +539,7 @@ create table if not exists session_parts (
     songs         bigint not null,
     opening_level varchar(16),
     any_level     varchar(16)
-) {summary}
+) {rollup}
 """
 
 # Per batch: the rows it added to time, and the plays it matched to the catalog (its new
@@ -550,11 +551,11 @@ create table if not exists batch_totals (
     measure   varchar(32) not null,
     row_count bigint not null,
     primary key (batch_id, measure)
-) {summary}
+) {rollup}
 """
 
-SUMMARY_TABLES = ["plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day", "session_parts",
-                  "batch_totals"]
+ROLLUP_TABLES = ["plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day", "session_parts",
+                 "batch_totals"]
 
 # In the order of TABLES.
 create_table_queries = [
@@ -634,7 +635,7 @@ order by 1, 2
 """
 
 # --- the analysts' read-only role ------------------------------------------------------
-# SELECT on the star schema, the views and the summaries, and nothing else (no staging,
+# SELECT on the star schema, the views and the rollups, and nothing else (no staging,
 # no bookkeeping, no writes). {role} is the config's ANALYST_ROLE, checked to be a plain
 # name. Redshift grants to a role with TO ROLE (AWS: GRANT, "ROLE role_name"), and lists
 # roles in svv_roles (AWS: SVV_ROLES); PostgreSQL grants to a role by its name.
@@ -869,7 +870,7 @@ values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 # A full rebuild empties what the loads built (not the history of batches and errors), in
 # the run's transaction, then loads every source object again.
 REBUILT_TABLES = ["loaded_objects", "song_catalog", "text_repairs", "songplays", "users", "songs",
-                  "artists", "time", "app_events", "user_levels", *SUMMARY_TABLES]
+                  "artists", "time", "app_events", "user_levels", *ROLLUP_TABLES]
 rebuild_queries = [f"delete from {table}" for table in REBUILT_TABLES]
 
 # --- text repair -------------------------------------------------------------------------
@@ -947,7 +948,7 @@ order by ts
 """
 
 # The stored versions of the events the batch replaces, and of their plays: what the
-# summaries retract (see summary_retractions) before the facts drop them.
+# rollups retract (see rollup_inserts) before the facts drop them.
 batch_replaced_create = """
 create temp table batch_replaced{batch_by_user} as
 select event_id, start_time, user_id, level, session_id, item_in_session, page
@@ -1170,8 +1171,8 @@ ANALYZE_THRESHOLD = 0.10  # Redshift's analyze_threshold_percent, as a fraction
 # Tables a batch empties or creates and then fills: all their rows changed since their
 # last ANALYZE, so it is always due.
 REWRITTEN_EACH_BATCH = ["staging_events", "staging_songs", "batch_plays", "batch_artists"]
-# For the facts SUMMARY_ROW_COUNTS counts: the field of RowsWritten that keeps the rows the
-# batch adds to them (the summaries get them only after the transforms).
+# For the facts ROLLUP_ROW_COUNTS counts: the field of RowsWritten that keeps the rows the
+# batch adds to them (the rollups get them only after the transforms).
 ROWS_ADDED_BY = {"songplays": "plays", "time": "times", "app_events": "events"}
 # PostgreSQL only (%s: the rows the table holds now, as the batch counted them; the
 # threshold twice; the table): true when the rows differ by the threshold or more from
@@ -1344,7 +1345,7 @@ def _created_as(statement: str) -> str | None:
 # are first created"), so their ANALYZE runs on PostgreSQL only.
 CREATED_BY_CTAS = [table for step in transform_steps if (table := _created_as(step.sql))]
 
-# --- summaries of what the batch added (%s: the batch id) ---------------------------------
+# --- rollups of what the batch added (%s: the batch id) -----------------------------------
 # A batch's rows are net: what its events add, less what the stored versions of the events
 # it replaces had added (batch_replaced, batch_replaced_plays; empty unless a source file
 # changed), so the sums over batches stay the facts' counts. A replaced event keeps its key,
@@ -1428,7 +1429,7 @@ where {batch_plays_window}
 
 replaced_events_count = "select count(*) from batch_replaced"
 
-summary_inserts = [
+rollup_inserts = [
     Step("plays_by_user_day: add the batch", plays_by_user_day_insert),
     Step("plays_by_hour: add the batch", plays_by_hour_insert),
     Step("plays_by_song: add the batch", plays_by_song_insert),
@@ -1436,14 +1437,14 @@ summary_inserts = [
     Step("session_parts: add the batch", session_parts_insert),
 ]
 
-# --- summary -----------------------------------------------------------------------------
+# --- the run summary's counts ---------------------------------------------------------------
 row_count = "select count(*) from {table}"
 STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels"]
 
 
-# The largest facts are counted from their summaries (a fraction of their size; the full
+# The largest facts are counted from their rollups (a fraction of their size; the full
 # checks prove the two agree).
-SUMMARY_ROW_COUNTS = {
+ROLLUP_ROW_COUNTS = {
     "songplays": "select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song",
     "app_events": "select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day",
     "time": "select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'time rows'",
@@ -1619,9 +1620,9 @@ from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null""",
                              violation="l.level <> u.level", scope_table="users", scope_alias="u.")
 
-# The summaries hold what the facts hold, summed over batches. Only on every row: a batch's
-# summary rows are counted from the very rows it inserts.
-summaries_add_up_check = Custom("summaries add up to the facts", """
+# The rollups hold what the facts hold, summed over batches. Only on every row: a batch's
+# rollup rows are counted from the very rows it inserts.
+rollups_add_up_check = Custom("summaries add up to the facts", """
 select summary, summarized, in_facts
 from (
     select 'plays_by_user_day' as summary, (select sum(plays) from plays_by_user_day) as summarized,
@@ -1661,7 +1662,7 @@ CHECKS = [
     Relationship("app_events", "user_id", "users", "user_id"),
     Relationship("user_levels", "user_id", "users", "user_id"),
     current_level_check,
-    summaries_add_up_check,
+    rollups_add_up_check,
 ]
 
 # Every row: --full-checks, --rebuild, nightly. The rows a batch wrote: every etl.py run (all

@@ -303,7 +303,7 @@ def repair_texts(wh: Session) -> int:
 
 
 def transform(wh: Session, batch_id: int) -> int:
-    """Runs the transforms and the batch's summaries; returns the events the batch added
+    """Runs the transforms and the batch's rollups; returns the events the batch added
     (-1 in a dry run)."""
     for statement in q.batch_tables_drop:
         wh.execute(statement)
@@ -320,12 +320,12 @@ def transform(wh: Session, batch_id: int) -> int:
             setattr(written, step.counts, rows)
         if step.sql == q.songplay_table_insert:
             faults.checkpoint("mid-transform")
-    for step in q.summary_inserts:
+    for step in q.rollup_inserts:
         wh.execute(step.sql, (batch_id,), label=step.label)
     wh.execute(q.time_rows_added_insert, (batch_id, max(written.times, 0)), label="batch_totals: time rows")
     wh.execute(q.render(q.matched_plays_added_insert, wh.dialect), (batch_id, max(written.late_matches, 0)),
                label="batch_totals: matched plays")
-    for step in q.summarize_index_queries[wh.dialect]:
+    for step in q.brin_new_blocks_queries[wh.dialect]:
         wh.execute(step.sql, label=step.label)
     return written.events
 
@@ -334,15 +334,15 @@ def brings_most_events(wh: Session, added_events: int) -> bool:
     """Whether the batch's events are EVERY_ROW_CHECKS_SHARE of all events or more."""
     if added_events <= 0:
         return False
-    return added_events >= EVERY_ROW_CHECKS_SHARE * wh.scalar(q.SUMMARY_ROW_COUNTS["app_events"])
+    return added_events >= EVERY_ROW_CHECKS_SHARE * wh.scalar(q.ROLLUP_ROW_COUNTS["app_events"])
 
 
 def rows_now(wh: Session, table: str, written: q.RowsWritten) -> int:
     """The rows a star table holds at this point of the batch, from facts the batch knows:
-    for a fact its summaries count, their total plus this batch's insert (its field of
+    for a fact its rollups count, their total plus this batch's insert (its field of
     written); for a dimension, a count."""
     if table in q.ROWS_ADDED_BY:
-        return wh.scalar(q.SUMMARY_ROW_COUNTS[table]) + max(getattr(written, q.ROWS_ADDED_BY[table]), 0)
+        return wh.scalar(q.ROLLUP_ROW_COUNTS[table]) + max(getattr(written, q.ROWS_ADDED_BY[table]), 0)
     return wh.scalar(q.render(q.row_count, wh.dialect, table=table))
 
 
@@ -491,7 +491,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
         record_objects(wh, batch_id, pending, results)
         counted = time.perf_counter()
         for table in q.STAR_TABLES:
-            count = q.SUMMARY_ROW_COUNTS.get(table, q.row_count)
+            count = q.ROLLUP_ROW_COUNTS.get(table, q.row_count)
             summary.rows[table] = wh.scalar(q.render(count, wh.dialect, table=table))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
         summary.songplays_recovered_by_repair = wh.scalar(q.render(q.batch_plays_recovered, wh.dialect))

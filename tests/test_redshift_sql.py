@@ -181,7 +181,7 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     # for one that does not hold the period's bounds), the analyses files among them.
     texts += [statement for _, _, statement in iq.QUERIES]
     texts += [statement for _, _, statement in iq.statements(datetime(2018, 11, 10), datetime(2018, 11, 21))]
-    texts += [step.sql % (1,) for step in q.summary_inserts]
+    texts += [step.sql % (1,) for step in q.rollup_inserts]
     texts += [q.time_rows_added_insert % (1, 1), q.render(q.matched_plays_added_insert, "redshift") % (1, 0)]
     texts += [q.text_repair_candidates, q.render(q.batch_plays_recovered, "redshift"), q.songplays_matched]
     texts += q.batch_tables_drop
