@@ -1,16 +1,27 @@
 """Every SQL statement of the warehouse: CREATE, DROP, COPY and INSERT … SELECT.
 
-One text per statement serves both engines. Where Redshift and PostgreSQL differ only in
-physical design (distribution, sort keys, logging) the statement has a {placeholder} that
-`PHYSICAL` fills per dialect; the logic is never written twice. Every transform is valid
-Redshift SQL: no ON CONFLICT, DISTINCT ON, SERIAL, RETURNING or JSON operators, and
-dimensions are merged with delete + insert inside the batch's transaction.
+One text per statement serves both engines, and the logic is never written twice. A statement
+is a template with named {placeholders}, sent only as render(statement, dialect) fills them:
+- its physical design on that dialect, where Redshift and PostgreSQL differ (distribution,
+  sort keys, logging): {staging}, {fact}, {dimension}, {empty}, … (PHYSICAL);
+- a fragment several statements share, the same on both (FRAGMENTS): {event_time} (ts as a
+  timestamp), {batch_events_window} (start_time within the time window of batch_events), …
+  A fragment over an argument is one named fragment per argument in use, its name saying
+  which: {batch_events_window} and {batch_plays_window}, {p_matches_catalog} and
+  {songplays_match_catalog};
+- a value the caller passes to render by name: {table}, {role}, {source}, ….
+%s stays a psycopg2 parameter, filled when the statement runs. Statements generated from
+data (the quality gate, the valid ranges) are made by one function each, from declarations.
+Every transform is valid Redshift SQL: no ON CONFLICT, DISTINCT ON, SERIAL, RETURNING or
+JSON operators, and dimensions are merged with delete + insert inside the batch's transaction.
 
 Naming: staging tables keep one column per source field, renamed once to snake_case
 (userId -> user_id); nothing downstream sees a raw name.
 """
 
-# --- physical design, per dialect ----------------------------------------------------------
+from dataclasses import dataclass, fields
+
+# --- placeholders: physical design per dialect, shared fragments, render() -----------------
 # Keys declared on Redshift only. Redshift never enforces a primary or foreign key, but its
 # planner uses them (to infer uniqueness, order joins, drop redundant ones) and assumes they
 # hold; AWS says to declare them when the ETL enforces them (Redshift Database Developer
@@ -54,7 +65,7 @@ PHYSICAL = {
         "fact": "",
         "dimension": "",
         "time_dimension": "",
-        "summary": "",
+        "rollup": "",
         "batch_by_user": "",
         **{f"{table}_keys": "" for table in INFORMATIONAL_KEYS},
     },
@@ -66,34 +77,21 @@ PHYSICAL = {
         "fact": "diststyle key distkey (user_id) compound sortkey (start_time)",
         "dimension": "diststyle all",
         "time_dimension": "diststyle all sortkey (start_time)",
-        "summary": "diststyle even",
+        "rollup": "diststyle even",
         "batch_by_user": " diststyle key distkey (user_id)",
         **{f"{table}_keys": "".join(f",\n    {key}" for key in keys) for table, keys in INFORMATIONAL_KEYS.items()},
     },
-}
-
-# PostgreSQL has no sort keys: a BRIN index on start_time is its zone map, so a batch's
-# time window reads only the blocks of that window (rows arrive in time order, a day's
-# batch after the day before). It costs nothing measurable to maintain. Redshift gets the
-# same from the sort keys above.
-TIME_ORDERED_TABLES = ["songplays", "app_events", "time"]
-create_index_queries = {
-    "postgres": [f"create index if not exists {table}_start_time on {table} using brin (start_time)"
-                 for table in TIME_ORDERED_TABLES],
-    "redshift": [],
-}
-# BRIN summarises a range of blocks only when asked (or by VACUUM), and a range without a
-# summary always "may match": a batch's new blocks would be read by every later window
-# until autovacuum came by. The batch summarises them itself, after its inserts.
-summarize_index_queries = {
-    "postgres": [f"select brin_summarize_new_values('{table}_start_time')" for table in TIME_ORDERED_TABLES],
-    "redshift": [],
 }
 
 # JSON start_time from epoch milliseconds without losing them: integer seconds plus the
 # remaining milliseconds (ts / 1000.0 would go through a float and can drift by 1 µs).
 START_TIME = ("timestamp 'epoch' + ({ts} / 1000) * interval '1 second'"
               " + ({ts} % 1000) * interval '1 millisecond'")
+
+
+def _time_of(ts: str) -> str:
+    """START_TIME of an expression in epoch milliseconds."""
+    return START_TIME.format(ts=ts)
 
 
 def _window(batch: str, column: str = "start_time") -> str:
@@ -105,8 +103,127 @@ def _window(batch: str, column: str = "start_time") -> str:
             f"and (select max(start_time) from {batch})")
 
 
-def _in_window(columns: str, table: str, batch: str) -> str:
-    return f"select {columns} from {table} where {_window(batch)}"
+# A play matches the song with its exact (repaired) title, credited artist name and
+# duration; if several songs qualify, the smallest song_id, so a play never counts twice.
+# Trailing blanks do not count, on either engine: Redshift ignores them when it compares
+# VARCHARs (AWS, Redshift Database Developer Guide, "Character types", "Significance of
+# trailing blanks") and PostgreSQL does not, so both compare the names rtrim()ed (12 titles
+# of the real data end in a space); _matches compares a play's names with these keys.
+_CATALOG_MATCH = """
+    select song_id, artist_id, title_key, artist_key, duration
+    from (
+        select
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+"""
+
+
+def _matches(play: str, indent: str) -> str:
+    """The catalog row (alias catalog) a play (alias play) matches: names without trailing
+    blanks. indent: what comes before each 'and'."""
+    return f"\n{indent}and ".join([f"catalog.title_key = rtrim({play}.song_title)",
+                                    f"catalog.artist_key = rtrim({play}.artist_name)",
+                                    f"catalog.duration = {play}.song_duration"])
+
+
+# The valid ranges of the staged values the transforms convert (see STAGED_VALUE_VIOLATIONS).
+FIRST_VALID_DAY = "2000-01-01"
+FIRST_VALID_MS = 946_684_800_000  # 2000-01-01 00:00:00 UTC, in epoch milliseconds
+VALID_AHEAD_MS = 86_400_000       # a time may lie up to a day past the run's clock (producers' clocks drift)
+USER_ID_MAX = 2_147_483_647       # users.user_id is an integer; user ids start at 1
+
+# The latest valid epoch millisecond (%s: the run's clock, a timestamp in whole seconds; on
+# Redshift EXTRACT takes epoch and returns an integer, AWS: "EXTRACT function", "Date parts
+# for date or timestamp functions").
+_LATEST_VALID_MS = (f"cast(extract(epoch from date_trunc('second', cast(%s as timestamp))) as bigint) * 1000"
+                    f" + {VALID_AHEAD_MS}")
+
+FRAGMENTS = {
+    # An event's time, its first and last staged time, and a user's sign-up time.
+    # registration is epoch milliseconds staged as a double: cast to bigint first, so % and
+    # / are integer arithmetic and the conversion is as exact as start_time's.
+    "event_time": _time_of("ts"),
+    "first_staged_time": f"(select {_time_of('min(ts)')} from staging_events)",
+    "last_staged_time": f"(select {_time_of('max(ts)')} from staging_events)",
+    "registration_time": _time_of("cast(registration as bigint)"),
+    # The time windows of the batch's events and plays, as conditions on start_time.
+    "batch_events_window": _window("batch_events"),
+    "batch_plays_window": _window("batch_plays"),
+    # The catalog rows plays match on, and the match of a play aliased p, or of songplays.
+    "catalog_match": _CATALOG_MATCH,
+    "p_matches_catalog": _matches("p", "   "),
+    "songplays_match_catalog": _matches("songplays", "  "),
+    # The bounds of the valid ranges.
+    "first_valid_ms": str(FIRST_VALID_MS),
+    "latest_valid_ms": _LATEST_VALID_MS,
+    "user_id_max": str(USER_ID_MAX),
+}
+_FILLS = {dialect: {**physical, **FRAGMENTS} for dialect, physical in PHYSICAL.items()}
+assert not any(physical.keys() & FRAGMENTS.keys() for physical in PHYSICAL.values()), "one name, one fill"
+
+
+def render(statement: str, dialect: str, **values: object) -> str:
+    """The statement as dialect receives it: its placeholders filled with the dialect's
+    physical design, the shared fragments, and values, the caller's own (table, role, …)."""
+    fills = _FILLS[dialect]
+    if clash := fills.keys() & values.keys():
+        raise ValueError(f"{sorted(clash)}: names of PHYSICAL or FRAGMENTS, not the caller's to fill")
+    return statement.format(**fills, **values)
+
+
+# --- steps: the statements a batch runs in order ---------------------------------------------
+@dataclass
+class RowsWritten:
+    """The rows of the steps whose count the batch needs after them, as psycopg2 reports an
+    INSERT's or UPDATE's (on both engines; -1 in a dry run). None: the step has not run."""
+    late_matches: int | None = None  # older plays a newly arrived song matched
+    plays: int | None = None         # plays inserted
+    times: int | None = None         # time rows inserted
+    events: int | None = None        # app_events inserted
+
+
+@dataclass(frozen=True)
+class Step:
+    """A statement the batch runs (a template for render), under the label its progress line
+    and the dry run show. analyze: the table whose planner statistics it refreshes (the
+    pipeline first asks whether that is due). counts: the field of RowsWritten that keeps the
+    rows it wrote."""
+    label: str
+    sql: str
+    analyze: str | None = None
+    counts: str | None = None
+
+    def __post_init__(self):
+        if self.counts is not None and self.counts not in {field.name for field in fields(RowsWritten)}:
+            raise ValueError(f"{self.label}: counts {self.counts!r} is not a field of RowsWritten")
+
+
+def _analyze(table: str) -> Step:
+    return Step(f"analyze {table}", f"analyze {table}", analyze=table)
+
+
+# PostgreSQL has no sort keys: a BRIN index on start_time is its zone map, so a batch's
+# time window reads only the blocks of that window (rows arrive in time order, a day's
+# batch after the day before). It costs nothing measurable to maintain. Redshift gets the
+# same from the sort keys above.
+TIME_ORDERED_TABLES = ["songplays", "app_events", "time"]
+create_index_queries = {
+    "postgres": [f"create index if not exists {table}_start_time on {table} using brin (start_time)"
+                 for table in TIME_ORDERED_TABLES],
+    "redshift": [],
+}
+# BRIN indexes a range of blocks only when asked (brin_summarize_new_values, or VACUUM),
+# and a range it has not indexed always "may match": a batch's new blocks would be read by
+# every later window until autovacuum came by. The batch has them indexed itself, after
+# its inserts.
+brin_new_blocks_queries = {
+    "postgres": [Step(f"{table}_start_time: summarize new blocks",
+                      f"select brin_summarize_new_values('{table}_start_time')") for table in TIME_ORDERED_TABLES],
+    "redshift": [],
+}
 
 
 # --- DROP ------------------------------------------------------------------------------------
@@ -358,7 +475,7 @@ create table if not exists user_levels (
 ) {dimension}
 """
 
-# Summaries for the insights report, one set of rows per batch: what the batch added to the
+# Rollups for the insights report, one set of rows per batch: what the batch added to the
 # facts, counted by the keys the report groups on. Rows are only ever appended (a batch's
 # new events are new for good), so a later batch never rewrites an earlier one's; the
 # report sums over batches. They hold no measure that a later batch can change (a play's
@@ -374,7 +491,7 @@ create table if not exists plays_by_user_day (
     location   varchar(1024),
     user_agent varchar(1024),
     plays      bigint not null
-) {summary}
+) {rollup}
 """
 
 # Plays per UTC hour.
@@ -384,7 +501,7 @@ create table if not exists plays_by_hour (
     hour_start timestamp not null,
     plays      bigint not null,
     primary key (batch_id, hour_start)
-) {summary}
+) {rollup}
 """
 
 # Plays per song as played (title and credited artist name, matched to the catalog or not).
@@ -394,7 +511,7 @@ create table if not exists plays_by_song (
     song_title  varchar(1024),
     artist_name varchar(1024),
     plays       bigint not null
-) {summary}
+) {rollup}
 """
 
 # App events and plays per UTC day and user (NULL: logged out).
@@ -405,7 +522,7 @@ create table if not exists events_by_user_day (
     user_id  integer,
     events   bigint not null,
     plays    bigint not null
-) {summary}
+) {rollup}
 """
 
 # Each session's part in a batch (a session can span two days' files): its first and last
@@ -422,7 +539,7 @@ create table if not exists session_parts (
     songs         bigint not null,
     opening_level varchar(16),
     any_level     varchar(16)
-) {summary}
+) {rollup}
 """
 
 # Per batch: the rows it added to time, and the plays it matched to the catalog (its new
@@ -434,11 +551,11 @@ create table if not exists batch_totals (
     measure   varchar(32) not null,
     row_count bigint not null,
     primary key (batch_id, measure)
-) {summary}
+) {rollup}
 """
 
-SUMMARY_TABLES = ["plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day", "session_parts",
-                  "batch_totals"]
+ROLLUP_TABLES = ["plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day", "session_parts",
+                 "batch_totals"]
 
 # In the order of TABLES.
 create_table_queries = [
@@ -518,7 +635,7 @@ order by 1, 2
 """
 
 # --- the analysts' read-only role ------------------------------------------------------
-# SELECT on the star schema, the views and the summaries, and nothing else (no staging,
+# SELECT on the star schema, the views and the rollups, and nothing else (no staging,
 # no bookkeeping, no writes). {role} is the config's ANALYST_ROLE, checked to be a plain
 # name. Redshift grants to a role with TO ROLE (AWS: GRANT, "ROLE role_name"), and lists
 # roles in svv_roles (AWS: SVV_ROLES); PostgreSQL grants to a role by its name.
@@ -536,11 +653,13 @@ may_create_roles = {
     "redshift": "select 1",
 }
 role_create = "create role {role}"
+_ANALYST_READS = ", ".join(ANALYST_TABLES)
+# In the f-strings {{role}} is the {role} the caller fills.
 role_grants = {
     "postgres": ["grant usage on schema public to {role}",
-                 "grant select on " + ", ".join(ANALYST_TABLES) + " to {role}"],
+                 f"grant select on {_ANALYST_READS} to {{role}}"],
     "redshift": ["grant usage on schema public to role {role}",
-                 "grant select on " + ", ".join(ANALYST_TABLES) + " to role {role}"],
+                 f"grant select on {_ANALYST_READS} to role {{role}}"],
 }
 
 # The CREATE of each table, by name.
@@ -637,17 +756,8 @@ values %s
 # none of the toolkit's code, so after it the statements below reject and remove the staged
 # rows that break one, before the transforms (valid on both engines, and tested on
 # PostgreSQL). Every other staged value lands in a column of its own type, which COPY
-# enforces on both engines, and no transform converts it further.
-FIRST_VALID_DAY = "2000-01-01"
-FIRST_VALID_MS = 946_684_800_000  # 2000-01-01 00:00:00 UTC, in epoch milliseconds
-VALID_AHEAD_MS = 86_400_000       # a time may lie up to a day past the run's clock (producers' clocks drift)
-USER_ID_MAX = 2_147_483_647       # users.user_id is an integer; user ids start at 1
-
-# The latest valid epoch millisecond (%s: the run's clock, a timestamp in whole seconds; on
-# Redshift EXTRACT takes epoch and returns an integer, AWS: "EXTRACT function", "Date parts
-# for date or timestamp functions").
-_LATEST_VALID_MS = (f"cast(extract(epoch from date_trunc('second', cast(%s as timestamp))) as bigint) * 1000"
-                    f" + {VALID_AHEAD_MS}")
+# enforces on both engines, and no transform converts it further. The ranges' bounds are
+# with the placeholders above (FIRST_VALID_MS, VALID_AHEAD_MS, USER_ID_MAX).
 
 # Per staging table and column: what a staged row that breaks the column's range satisfies.
 # Nothing is cast, so a bad value cannot fail its own check: a userId is judged as text (a
@@ -657,10 +767,10 @@ _LATEST_VALID_MS = (f"cast(extract(epoch from date_trunc('second', cast(%s as ti
 # a logged-out event.
 STAGED_VALUE_VIOLATIONS = {
     "staging_events": {
-        "user_id": (f"user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 "
-                    f"or (length(user_id) = 10 and user_id > '{USER_ID_MAX}'))"),
-        "ts": f"ts < {FIRST_VALID_MS} or ts > {_LATEST_VALID_MS}",
-        "registration": f"registration < {FIRST_VALID_MS} or registration > {_LATEST_VALID_MS}",
+        "user_id": ("user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 "
+                    "or (length(user_id) = 10 and user_id > '{user_id_max}'))"),
+        "ts": "ts < {first_valid_ms} or ts > {latest_valid_ms}",
+        "registration": "registration < {first_valid_ms} or registration > {latest_valid_ms}",
     },
 }
 # What load_errors keeps of such a row: its key (Redshift does not say which file a staged row
@@ -760,7 +870,7 @@ values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 # A full rebuild empties what the loads built (not the history of batches and errors), in
 # the run's transaction, then loads every source object again.
 REBUILT_TABLES = ["loaded_objects", "song_catalog", "text_repairs", "songplays", "users", "songs",
-                  "artists", "time", "app_events", "user_levels", *SUMMARY_TABLES]
+                  "artists", "time", "app_events", "user_levels", *ROLLUP_TABLES]
 rebuild_queries = [f"delete from {table}" for table in REBUILT_TABLES]
 
 # --- text repair -------------------------------------------------------------------------
@@ -809,7 +919,7 @@ batch_events_create = """
 create temp table batch_events{batch_by_user} as
 select
     event_id,
-    {start_time} as start_time,
+    {event_time} as start_time,
     cast(nullif(user_id, '') as integer) as user_id,
     level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length,
     replaces
@@ -830,21 +940,20 @@ from (
     ) keyed
     left join (
         select event_id as loaded_id from app_events
-        where start_time between (select {first} from staging_events) and (select {last} from staging_events)
+        where start_time between {first_staged_time} and {last_staged_time}
     ) existing on existing.loaded_id = keyed.event_id
 ) copies
 where copy_number = 1
 order by ts
-""".replace("{start_time}", START_TIME.format(ts="ts")) \
-    .replace("{first}", START_TIME.format(ts="min(ts)")).replace("{last}", START_TIME.format(ts="max(ts)"))
+"""
 
 # The stored versions of the events the batch replaces, and of their plays: what the
-# summaries retract (see summary_retractions) before the facts drop them.
+# rollups retract (see rollup_inserts) before the facts drop them.
 batch_replaced_create = """
 create temp table batch_replaced{batch_by_user} as
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
-where """ + _window("batch_events") + """
+where {batch_events_window}
   and event_id in (select event_id from batch_events where replaces = 1)
 """
 
@@ -852,19 +961,19 @@ batch_replaced_plays_create = """
 create temp table batch_replaced_plays{batch_by_user} as
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
-where """ + _window("batch_events") + """
+where {batch_events_window}
   and songplay_id in (select event_id from batch_replaced)
 """
 
 songplays_replaced_delete = """
 delete from songplays
-where """ + _window("batch_events") + """
+where {batch_events_window}
   and songplay_id in (select songplay_id from batch_replaced_plays)
 """
 
 app_events_replaced_delete = """
 delete from app_events
-where """ + _window("batch_events") + """
+where {batch_events_window}
   and event_id in (select event_id from batch_replaced)
 """
 
@@ -895,13 +1004,13 @@ select
 from batch_events e
 left join text_repairs repaired_song on repaired_song.original = e.song
 left join text_repairs repaired_artist on repaired_artist.original = e.artist
-left join (""" + _in_window("songplay_id, user_id", "songplays", "batch_events") + """) existing
+left join (select songplay_id, user_id from songplays where {batch_events_window}) existing
     on existing.songplay_id = e.event_id
    and existing.user_id = e.user_id
 where e.page = 'NextSong' and existing.songplay_id is null
   and (e.user_id is not null
        or e.event_id not in (select songplay_id from songplays
-                             where user_id is null and """ + _window("batch_events") + """))
+                             where user_id is null and {batch_events_window}))
 """
 
 # Every artist whose row this batch may change: those of the staged songs, and those the
@@ -971,9 +1080,7 @@ where preference = 1
 """
 
 # Each user's latest event in the batch; it replaces the stored row only if it is newer,
-# so a late batch of old events cannot roll a user's level back. registration is epoch
-# milliseconds staged as a double: cast to bigint first, so % and / are integer arithmetic
-# and the conversion is as exact as start_time's.
+# so a late batch of old events cannot roll a user's level back.
 batch_users_create = """
 create temp table batch_users as
 select user_id, first_name, last_name, gender, level, last_seen_at, registered_at
@@ -984,8 +1091,8 @@ from (
         last_name,
         gender,
         level,
-        {start_time} as last_seen_at,
-        {registered_at} as registered_at,
+        {event_time} as last_seen_at,
+        {registration_time} as registered_at,
         row_number() over (
             partition by user_id order by ts desc, session_id desc, item_in_session desc
         ) as recency
@@ -993,8 +1100,7 @@ from (
     where user_id is not null and user_id <> ''
 ) latest
 where recency = 1
-""".replace("{start_time}", START_TIME.format(ts="ts")) \
-    .replace("{registered_at}", START_TIME.format(ts="cast(registration as bigint)"))
+"""
 
 user_table_delete = """
 delete from users
@@ -1010,33 +1116,6 @@ left join users existing on existing.user_id = b.user_id
 where existing.user_id is null
 """
 
-
-
-# A play matches the song with its exact (repaired) title, credited artist name and
-# duration; if several songs qualify, the smallest song_id, so a play never counts twice.
-# Trailing blanks do not count, on either engine: Redshift ignores them when it compares
-# VARCHARs (AWS, Redshift Database Developer Guide, "Character types", "Significance of
-# trailing blanks") and PostgreSQL does not, so both compare the names rtrim()ed (12 titles
-# of the real data end in a space); _matches compares a play's names with these keys.
-_CATALOG_MATCH = """
-    select song_id, artist_id, title_key, artist_key, duration
-    from (
-        select
-            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
-            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
-        from songs
-    ) candidates
-    where choice = 1
-"""
-
-
-def _matches(play: str, indent: str) -> str:
-    """The catalog row (alias catalog) a play (alias play) matches: names without trailing
-    blanks. indent: what comes before each 'and'."""
-    return f"\n{indent}and ".join([f"catalog.title_key = rtrim({play}.song_title)",
-                                    f"catalog.artist_key = rtrim({play}.artist_name)",
-                                    f"catalog.duration = {play}.song_duration"])
-
 songplay_table_insert = """
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -1046,8 +1125,8 @@ select
     p.session_id, p.item_in_session, p.location, p.user_agent,
     p.song_title, p.artist_name, p.song_duration
 from batch_plays p
-left join (""" + _CATALOG_MATCH + """) catalog
-    on """ + _matches("p", "   ") + """
+left join ({catalog_match}) catalog
+    on {p_matches_catalog}
 order by p.start_time
 """
 
@@ -1057,10 +1136,10 @@ order by p.start_time
 songplay_late_match_update = """
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
-from (""" + _CATALOG_MATCH + """) catalog
+from ({catalog_match}) catalog
 where songplays.song_id is null
   and catalog.song_id in (select song_id from staging_songs)
-  and """ + _matches("songplays", "  ") + """
+  and {songplays_match_catalog}
 """
 
 time_table_insert = """
@@ -1074,7 +1153,7 @@ select
     extract(year from p.start_time),
     extract(dow from p.start_time)
 from (select distinct start_time from batch_plays) p
-left join (""" + _in_window("start_time", "time", "batch_plays") + """) existing
+left join (select start_time from time where {batch_plays_window}) existing
     on existing.start_time = p.start_time
 where existing.start_time is null
 order by p.start_time
@@ -1087,24 +1166,14 @@ order by p.start_time
 # PostgreSQL samples it regardless (2.4 s for the three event tables after a day on a
 # 10M-event warehouse), so there the pipeline first asks analyze_due, with the same rule.
 # The batch tables made by CREATE TABLE AS are analyzed on PostgreSQL only (CREATED_BY_CTAS).
-analyze_staging_events = "analyze staging_events"
-analyze_staging_songs = "analyze staging_songs"
-analyze_batch_plays = "analyze batch_plays"
-analyze_batch_artists = "analyze batch_artists"
-analyze_songs = "analyze songs"
-analyze_songplays = "analyze songplays"
-analyze_time = "analyze time"
-analyze_app_events = "analyze app_events"
-analyze_users = "analyze users"
-
+# The ANALYZE steps are the _analyze(table) entries of transform_steps.
 ANALYZE_THRESHOLD = 0.10  # Redshift's analyze_threshold_percent, as a fraction
 # Tables a batch empties or creates and then fills: all their rows changed since their
 # last ANALYZE, so it is always due.
 REWRITTEN_EACH_BATCH = ["staging_events", "staging_songs", "batch_plays", "batch_artists"]
-# For the facts SUMMARY_ROW_COUNTS counts: the transform that adds the batch's rows (the
-# summaries get them only after the transforms).
-ROWS_ADDED_BY = {"songplays": "songplays: insert new plays", "time": "time: insert",
-                 "app_events": "app_events: insert new events"}
+# For the facts ROLLUP_ROW_COUNTS counts: the field of RowsWritten that keeps the rows the
+# batch adds to them (the rollups get them only after the transforms).
+ROWS_ADDED_BY = {"songplays": "plays", "time": "times", "app_events": "events"}
 # PostgreSQL only (%s: the rows the table holds now, as the batch counted them; the
 # threshold twice; the table): true when the rows differ by the threshold or more from
 # reltuples, the count the last ANALYZE recorded (growth since then, over all batches, as
@@ -1223,44 +1292,43 @@ from (
 cross join (select 1 as is_first union all select 0) bound
 """
 
-# Run in this order after staging: (label, statement).
-transform_queries = [
-    ("analyze staging_events", analyze_staging_events),
-    ("analyze staging_songs", analyze_staging_songs),
-    ("batch: events", batch_events_create),
-    ("batch: events replaced by changed files", batch_replaced_create),
-    ("batch: plays replaced by changed files", batch_replaced_plays_create),
-    ("songplays: remove replaced versions", songplays_replaced_delete),
-    ("app_events: remove replaced versions", app_events_replaced_delete),
-    ("batch: plays", batch_plays_create),
-    ("batch: artists touched", batch_artists_create),
-    ("analyze batch_plays", analyze_batch_plays),
-    ("analyze batch_artists", analyze_batch_artists),
-    ("song_catalog: remove replaced", song_catalog_delete),
-    ("song_catalog: insert", song_catalog_insert),
-    ("songs: remove replaced", song_table_delete),
-    ("songs: insert", song_table_insert),
-    ("analyze songs", analyze_songs),
-    ("artists: remove replaced", artist_table_delete),
-    ("artists: insert", artist_table_insert),
-    ("batch: users", batch_users_create),
-    ("batch: users whose level history extends", batch_level_users_create),
-    ("users: remove superseded", user_table_delete),
-    ("users: insert", user_table_insert),
-    ("analyze users", analyze_users),
-    ("songplays: match late songs", songplay_late_match_update),
-    ("batch: times of the plays written", batch_written_times_create),
-    ("songplays: insert new plays", songplay_table_insert),
-    ("analyze songplays", analyze_songplays),
-    ("time: insert", time_table_insert),
-    ("analyze time", analyze_time),
-    ("app_events: insert new events", app_events_insert),
-    ("analyze app_events", analyze_app_events),
-    ("batch: level-carrying events", batch_level_events_create),
-    ("user_levels: remove recomputed stretches", user_levels_delete),
-    ("user_levels: insert", user_levels_insert),
+# Run in this order after staging.
+transform_steps = [
+    _analyze("staging_events"),
+    _analyze("staging_songs"),
+    Step("batch: events", batch_events_create),
+    Step("batch: events replaced by changed files", batch_replaced_create),
+    Step("batch: plays replaced by changed files", batch_replaced_plays_create),
+    Step("songplays: remove replaced versions", songplays_replaced_delete),
+    Step("app_events: remove replaced versions", app_events_replaced_delete),
+    Step("batch: plays", batch_plays_create),
+    Step("batch: artists touched", batch_artists_create),
+    _analyze("batch_plays"),
+    _analyze("batch_artists"),
+    Step("song_catalog: remove replaced", song_catalog_delete),
+    Step("song_catalog: insert", song_catalog_insert),
+    Step("songs: remove replaced", song_table_delete),
+    Step("songs: insert", song_table_insert),
+    _analyze("songs"),
+    Step("artists: remove replaced", artist_table_delete),
+    Step("artists: insert", artist_table_insert),
+    Step("batch: users", batch_users_create),
+    Step("batch: users whose level history extends", batch_level_users_create),
+    Step("users: remove superseded", user_table_delete),
+    Step("users: insert", user_table_insert),
+    _analyze("users"),
+    Step("songplays: match late songs", songplay_late_match_update, counts="late_matches"),
+    Step("batch: times of the plays written", batch_written_times_create),
+    Step("songplays: insert new plays", songplay_table_insert, counts="plays"),
+    _analyze("songplays"),
+    Step("time: insert", time_table_insert, counts="times"),
+    _analyze("time"),
+    Step("app_events: insert new events", app_events_insert, counts="events"),
+    _analyze("app_events"),
+    Step("batch: level-carrying events", batch_level_events_create),
+    Step("user_levels: remove recomputed stretches", user_levels_delete),
+    Step("user_levels: insert", user_levels_insert),
 ]
-
 
 
 def _created_as(statement: str) -> str | None:
@@ -1275,9 +1343,9 @@ def _created_as(statement: str) -> str | None:
 # it creates it (AWS, Redshift Database Developer Guide, "CTAS usage notes", automatic
 # ANALYZE operations: "You do not need to run the ANALYZE command on these tables when they
 # are first created"), so their ANALYZE runs on PostgreSQL only.
-CREATED_BY_CTAS = [table for _, statement in transform_queries if (table := _created_as(statement))]
+CREATED_BY_CTAS = [table for step in transform_steps if (table := _created_as(step.sql))]
 
-# --- summaries of what the batch added (%s: the batch id) ---------------------------------
+# --- rollups of what the batch added (%s: the batch id) -----------------------------------
 # A batch's rows are net: what its events add, less what the stored versions of the events
 # it replaces had added (batch_replaced, batch_replaced_plays; empty unless a source file
 # changed), so the sums over batches stay the facts' counts. A replaced event keeps its key,
@@ -1355,51 +1423,44 @@ matched_plays_added_insert = """
 insert into batch_totals (batch_id, measure, row_count)
 select %s, 'matched plays', count(*) + %s - (select count(*) from batch_replaced_plays where song_id is not null)
 from songplays
-where """ + _window("batch_plays") + """
+where {batch_plays_window}
   and songplay_id in (select songplay_id from batch_plays) and song_id is not null
 """
 
 replaced_events_count = "select count(*) from batch_replaced"
 
-summary_inserts = [
-    ("plays_by_user_day: add the batch", plays_by_user_day_insert),
-    ("plays_by_hour: add the batch", plays_by_hour_insert),
-    ("plays_by_song: add the batch", plays_by_song_insert),
-    ("events_by_user_day: add the batch", events_by_user_day_insert),
-    ("session_parts: add the batch", session_parts_insert),
+rollup_inserts = [
+    Step("plays_by_user_day: add the batch", plays_by_user_day_insert),
+    Step("plays_by_hour: add the batch", plays_by_hour_insert),
+    Step("plays_by_song: add the batch", plays_by_song_insert),
+    Step("events_by_user_day: add the batch", events_by_user_day_insert),
+    Step("session_parts: add the batch", session_parts_insert),
 ]
 
-# --- summary -----------------------------------------------------------------------------
+# --- the run summary's counts ---------------------------------------------------------------
 row_count = "select count(*) from {table}"
 STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels"]
 
 
-def _total(column: str, table: str, condition: str = "") -> str:
-    where = f" where {condition}" if condition else ""
-    return f"select cast(coalesce(sum({column}), 0) as bigint) from {table}{where}"
-
-
-# The largest facts are counted from their summaries (a fraction of their size; the full
+# The largest facts are counted from their rollups (a fraction of their size; the full
 # checks prove the two agree).
-SUMMARY_ROW_COUNTS = {"songplays": _total("plays", "plays_by_song"),
-                      "app_events": _total("events", "events_by_user_day"),
-                      "time": _total("row_count", "batch_totals", "measure = 'time rows'")}
+ROLLUP_ROW_COUNTS = {
+    "songplays": "select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song",
+    "app_events": "select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day",
+    "time": "select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'time rows'",
+}
 
-songplays_matched = _total("row_count", "batch_totals", "measure = 'matched plays'")
+songplays_matched = ("select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals "
+                     "where measure = 'matched plays'")
 
 # Plays of this batch that match the catalog only thanks to a text repair.
 batch_plays_recovered = """
 select count(*)
 from batch_plays p
-join (""" + _in_window("songplay_id, song_id", "songplays", "batch_plays") + """) s
+join (select songplay_id, song_id from songplays where {batch_plays_window}) s
     on s.songplay_id = p.songplay_id
 where p.was_repaired = 1 and s.song_id is not null
 """
-
-
-def physical(statement: str, dialect: str) -> str:
-    """Fills a statement's physical-design placeholders for a dialect."""
-    return statement.format(**PHYSICAL[dialect])
 
 
 # --- quality gate --------------------------------------------------------------------------
@@ -1408,25 +1469,52 @@ def physical(statement: str, dialect: str) -> str:
 # Redshift declares keys but never enforces them; these checks do. After a batch they look
 # at the rows the batch wrote (what a batch changes is all it can break, and a day's batch
 # then costs a day's work); etl.py --full-checks and --rebuild run them on every row.
+# The checks are declared as data, as dbt declares its tests (unique, not_null,
+# relationships, accepted_values, and checks of their own), in CHECKS; _check renders one
+# for either scope.
 
-# The rows of each table that a batch writes ({t} is the table's alias, if any). For the
-# event-grain tables: every row in the batch's time window (from the batch table named in
-# BATCH_WINDOWS), which holds all the rows the batch wrote and whatever shares a key with
-# them (equal keys have equal times), and which the engine reads without the rest of the
-# table (BRIN on PostgreSQL, zone maps on Redshift). Plays re-matched to a late song widen
-# the window to their times.
-BATCH_WINDOWS = {"songplays": "batch_written_times", "time": "batch_plays", "app_events": "batch_events"}
+
+@dataclass(frozen=True)
+class BatchRows:
+    """The rows of a table that a batch writes: those whose column holds a value of the same
+    column of source. For an event-grain table (window: a batch table): every row in that
+    batch table's time window, which holds all the rows the batch wrote and whatever shares
+    a key with them (equal keys have equal times), and which the engine reads without the
+    rest of the table (BRIN on PostgreSQL, zone maps on Redshift); inside it, the key checks
+    count only the copies of source's keys. made_from_source: the table's rows are made from
+    source's, column for column, so a NULL is found there, before it is written (a NULL key
+    cannot be selected by the key itself)."""
+    column: str
+    source: str
+    window: str | None = None
+    made_from_source: bool = True
+
+
+# Plays re-matched to a late song widen the songplays window to their times. The keys an
+# event-grain batch inserted (column in source) are its key checks' only copies counted
+# inside the window: counting every key of the window ran for over ten minutes on time in
+# two 10M first loads (in isolation, on as many rows, it took 5 s; the cause is not found);
+# this form is the one measured in full 10M loads.
 BATCH_ROWS = {
-    "users": "{t}user_id in (select user_id from batch_users)",
-    "songs": "{t}song_id in (select song_id from staging_songs)",
-    "artists": "{t}artist_id in (select artist_id from batch_artists)",
-    "user_levels": "{t}user_id in (select user_id from batch_users)",
-    **{table: _window(batch, "{t}start_time") for table, batch in BATCH_WINDOWS.items()},
+    "songplays": BatchRows("songplay_id", "batch_plays", window="batch_written_times"),
+    "users": BatchRows("user_id", "batch_users"),
+    "songs": BatchRows("song_id", "staging_songs"),
+    "artists": BatchRows("artist_id", "batch_artists"),
+    "time": BatchRows("start_time", "batch_plays", window="batch_plays"),
+    "app_events": BatchRows("event_id", "batch_events", window="batch_events"),
+    "user_levels": BatchRows("user_id", "batch_users", made_from_source=False),
 }
-# Where a batch's key values come from, to find a NULL key before it is written (a NULL
-# key cannot be selected by the key itself).
-BATCH_SOURCES = {"songplays": "batch_plays", "users": "batch_users", "songs": "staging_songs",
-                 "artists": "batch_artists", "time": "batch_plays", "app_events": "batch_events"}
+
+
+def _in_source(table: str, alias: str = "") -> str:
+    rows = BATCH_ROWS[table]
+    return f"{alias}{rows.column} in (select {rows.column} from {rows.source})"
+
+
+def _scope(table: str, alias: str = "") -> str:
+    """The condition that keeps the rows of table (alias: its alias and a dot) a batch wrote."""
+    window = BATCH_ROWS[table].window
+    return _window(window, f"{alias}start_time") if window else _in_source(table, alias)
 
 
 def _where(*conditions: str) -> str:
@@ -1434,90 +1522,107 @@ def _where(*conditions: str) -> str:
     return (" where " + " and ".join(f"({c})" for c in kept)) if kept else ""
 
 
-# The keys an event-grain batch inserted, for its key checks: inside the window, only the
-# copies of these keys are counted. Counting every key of the window ran for over ten
-# minutes on time in two 10M first loads (in isolation, on as many rows, it took 5 s; the
-# cause is not found); this form is the one measured in full 10M loads.
-BATCH_KEYS = {"songplays": "songplay_id in (select songplay_id from batch_plays)",
-              "time": "start_time in (select start_time from batch_plays)",
-              "app_events": "event_id in (select event_id from batch_events)"}
+@dataclass(frozen=True)
+class Unique:
+    table: str
+    key: str  # a column, or columns: "user_id, valid_from"
 
 
-def _unique(table: str, key: str, scope: str, batch: bool) -> str:
-    keys = BATCH_KEYS.get(table, "") if batch else ""
-    return (f"select {key}, count(*) as copies from {table}{_where(scope, keys)} "
-            f"group by {key} having count(*) > 1")
+@dataclass(frozen=True)
+class NotNull:
+    table: str
+    columns: str  # a column, or columns: "user_id, valid_from"
 
 
-def _not_null(table: str, key: str, batch: bool) -> str:
-    nulls = " or ".join(f"{column.strip()} is null" for column in key.split(","))
-    if batch and table in BATCH_SOURCES:
-        return f"select * from {BATCH_SOURCES[table]}{_where(nulls)}"
-    return f"select * from {table}{_where(nulls, BATCH_ROWS[table].format(t='') if batch else '')}"
+@dataclass(frozen=True)
+class Relationship:
+    """Every non-NULL value of table.column is a parent_key of parent."""
+    table: str
+    column: str
+    parent: str
+    parent_key: str
 
 
-def _name(table: str, key: str) -> str:
-    return f"{table}.{key}" if "," not in key else f"{table}.({key})"
+@dataclass(frozen=True)
+class AcceptedValues:
+    """table.column holds one of values, never NULL."""
+    table: str
+    column: str
+    values: tuple[str, ...]
 
 
-def _exists(table: str, column: str, parent: str, parent_key: str, batch: bool) -> str:
-    scope = BATCH_ROWS[table].format(t="child.") if batch else ""
-    # A parent keyed by time can only match inside the child rows' window: say so, so the
-    # parent is not read whole.
-    window = (" and " + _window(BATCH_WINDOWS[table], "parent.start_time")
-              if batch and parent_key == "start_time" and table in BATCH_WINDOWS else "")
-    return (f"select child.{column} from {table} child left join {parent} parent "
-            f"on parent.{parent_key} = child.{column}{window}"
-            + _where(f"child.{column} is not null", f"parent.{parent_key} is null", scope))
+@dataclass(frozen=True)
+class Custom:
+    """A check of its own: sql selects the rows that violate it, violation (if not in sql)
+    says which. On a batch it keeps the rows scope_table (aliased scope_alias) had written,
+    or, without a scope_table, runs on every row only."""
+    name: str
+    sql: str
+    violation: str = ""
+    scope_table: str | None = None
+    scope_alias: str = ""
 
 
-def _accepted(table: str, column: str, values: tuple, batch: bool) -> str:
-    listed = ", ".join(f"'{v}'" for v in values)
-    scope = BATCH_ROWS[table].format(t="") if batch else ""
-    return (f"select {column}, count(*) as row_count from {table}"
-            + _where(f"{column} is null or {column} not in ({listed})", scope) + f" group by {column}")
+def _columns_name(table: str, columns: str) -> str:
+    return f"{table}.{columns}" if "," not in columns else f"{table}.({columns})"
 
 
-_KEYS = [("songplays", "songplay_id"), ("users", "user_id"), ("songs", "song_id"),
-         ("artists", "artist_id"), ("time", "start_time"), ("app_events", "event_id"),
-         ("user_levels", "user_id, valid_from")]
+def _check(check, batch: bool) -> tuple[str, str]:
+    """A declared check as (name, SELECT of the rows that violate it), on every row of its
+    table, or (batch) on the rows the batch wrote."""
+    if isinstance(check, Unique):
+        keys = _in_source(check.table) if batch and BATCH_ROWS[check.table].window else ""
+        return (f"{_columns_name(check.table, check.key)} is unique",
+                f"select {check.key}, count(*) as copies from {check.table}"
+                f"{_where(_scope(check.table) if batch else '', keys)} group by {check.key} having count(*) > 1")
+    if isinstance(check, NotNull):
+        nulls = " or ".join(f"{column.strip()} is null" for column in check.columns.split(","))
+        rows = BATCH_ROWS[check.table]
+        if batch and rows.made_from_source:
+            sql = f"select * from {rows.source}{_where(nulls)}"
+        else:
+            sql = f"select * from {check.table}{_where(nulls, _scope(check.table) if batch else '')}"
+        return f"{_columns_name(check.table, check.columns)} is not null", sql
+    if isinstance(check, Relationship):
+        table, column, parent, parent_key = check.table, check.column, check.parent, check.parent_key
+        window = BATCH_ROWS[table].window
+        # A parent keyed by time can only match inside the child rows' window: say so, so the
+        # parent is not read whole.
+        parent_window = (f" and {_window(window, 'parent.start_time')}"
+                         if batch and parent_key == "start_time" and window else "")
+        return (f"{table}.{column} exists in {parent}",
+                f"select child.{column} from {table} child left join {parent} parent "
+                f"on parent.{parent_key} = child.{column}{parent_window}"
+                + _where(f"child.{column} is not null", f"parent.{parent_key} is null",
+                         _scope(table, "child.") if batch else ""))
+    if isinstance(check, AcceptedValues):
+        table, column = check.table, check.column
+        listed = ", ".join(f"'{value}'" for value in check.values)
+        return (f"{table}.{column} is {' or '.join(check.values)}",
+                f"select {column}, count(*) as row_count from {table}"
+                + _where(f"{column} is null or {column} not in ({listed})", _scope(table) if batch else "")
+                + f" group by {column}")
+    if isinstance(check, Custom):
+        scope = _scope(check.scope_table, check.scope_alias) if batch and check.scope_table else ""
+        return check.name, check.sql + _where(check.violation, scope)
+    raise TypeError(f"not a check: {check!r}")
 
 
-def _checks(batch: bool) -> list[tuple[str, str]]:
-    def scope(table: str, alias: str = "") -> str:
-        return BATCH_ROWS[table].format(t=alias) if batch else ""
+LEVELS = ("free", "paid")
+# Each table's key, unique and not null.
+TABLE_KEYS = {"songplays": "songplay_id", "users": "user_id", "songs": "song_id", "artists": "artist_id",
+              "time": "start_time", "app_events": "event_id", "user_levels": "user_id, valid_from"}
 
-    levels = ("free", "paid")
-    return (
-        [(f"{_name(table, key)} is unique", _unique(table, key, scope(table), batch)) for table, key in _KEYS]
-        + [(f"{_name(table, key)} is not null", _not_null(table, key, batch)) for table, key in _KEYS]
-        + [
-            ("songplays.start_time is not null", _not_null("songplays", "start_time", batch)),
-            ("songplays.user_id exists in users", _exists("songplays", "user_id", "users", "user_id", batch)),
-            ("songplays.start_time exists in time",
-             _exists("songplays", "start_time", "time", "start_time", batch)),
-            ("songplays.song_id exists in songs", _exists("songplays", "song_id", "songs", "song_id", batch)),
-            ("songplays.artist_id exists in artists",
-             _exists("songplays", "artist_id", "artists", "artist_id", batch)),
-            ("songs.artist_id exists in artists", _exists("songs", "artist_id", "artists", "artist_id", batch)),
-            ("songplays.level is free or paid", _accepted("songplays", "level", levels, batch)),
-            ("users.level is free or paid", _accepted("users", "level", levels, batch)),
-            ("user_levels.level is free or paid", _accepted("user_levels", "level", levels, batch)),
-            ("app_events.user_id exists in users", _exists("app_events", "user_id", "users", "user_id", batch)),
-            ("user_levels.user_id exists in users",
-             _exists("user_levels", "user_id", "users", "user_id", batch)),
-            ("each user's current level is the level of users", """
+# The level history ends where users stands.
+current_level_check = Custom("each user's current level is the level of users", """
 select u.user_id, u.level, l.level as history_level
 from users u
-join user_levels l on l.user_id = u.user_id and l.valid_to is null"""
-             + _where("l.level <> u.level", scope("users", "u.")) + "\n"),
-        ]
-    )
+join user_levels l on l.user_id = u.user_id and l.valid_to is null""",
+                             violation="l.level <> u.level", scope_table="users", scope_alias="u.")
 
-
-# The summaries hold what the facts hold, summed over batches. Only on every row: a batch's
-# summary rows are counted from the very rows it inserts.
-summaries_add_up_check = ("summaries add up to the facts", """
+# The rollups hold what the facts hold, summed over batches. Only on every row: a batch's
+# rollup rows are counted from the very rows it inserts.
+rollups_add_up_check = Custom("summaries add up to the facts", """
 select summary, summarized, in_facts
 from (
     select 'plays_by_user_day' as summary, (select sum(plays) from plays_by_user_day) as summarized,
@@ -1541,5 +1646,27 @@ from (
 where coalesce(summarized, 0) <> in_facts
 """)
 
-quality_checks = _checks(batch=False) + [summaries_add_up_check]  # every row: --full-checks, --rebuild, nightly
-batch_quality_checks = _checks(batch=True)   # the rows a batch wrote: every etl.py run
+# In the order they run (and are reported in).
+CHECKS = [
+    *(Unique(table, key) for table, key in TABLE_KEYS.items()),
+    *(NotNull(table, key) for table, key in TABLE_KEYS.items()),
+    NotNull("songplays", "start_time"),
+    Relationship("songplays", "user_id", "users", "user_id"),
+    Relationship("songplays", "start_time", "time", "start_time"),
+    Relationship("songplays", "song_id", "songs", "song_id"),
+    Relationship("songplays", "artist_id", "artists", "artist_id"),
+    Relationship("songs", "artist_id", "artists", "artist_id"),
+    AcceptedValues("songplays", "level", LEVELS),
+    AcceptedValues("users", "level", LEVELS),
+    AcceptedValues("user_levels", "level", LEVELS),
+    Relationship("app_events", "user_id", "users", "user_id"),
+    Relationship("user_levels", "user_id", "users", "user_id"),
+    current_level_check,
+    rollups_add_up_check,
+]
+
+# Every row: --full-checks, --rebuild, nightly. The rows a batch wrote: every etl.py run (all
+# but the custom checks without a scope).
+quality_checks = [_check(check, batch=False) for check in CHECKS]
+batch_quality_checks = [_check(check, batch=True) for check in CHECKS
+                        if not (isinstance(check, Custom) and check.scope_table is None)]

@@ -24,7 +24,7 @@ class Described:
 
 
 _BATCH_ID = "The ETL batch that added the row (etl_batches.batch_id)."
-_SUMMARY = "Appended once per batch, never rewritten: sum over batches for totals."
+_ROLLUP = "Appended once per batch, never rewritten: sum over batches for totals."
 
 DESCRIPTIONS: dict[str, Described] = {
     # --- staging -------------------------------------------------------------------------
@@ -268,10 +268,10 @@ DESCRIPTIONS: dict[str, Described] = {
             "valid_to": "First event on the next level, UTC (exclusive); NULL while the stretch lasts.",
         },
     ),
-    # --- summaries -----------------------------------------------------------------------
+    # --- rollups -------------------------------------------------------------------------
     "plays_by_user_day": Described(
         "Grain: one row per batch, UTC day, user and the user's level, location and user agent "
-        "at the plays. Summary of the plays a batch added, for the insights report. " + _SUMMARY,
+        "at the plays. Summary of the plays a batch added, for the insights report. " + _ROLLUP,
         {
             "batch_id": _BATCH_ID,
             "day": "UTC date of the plays.",
@@ -284,7 +284,7 @@ DESCRIPTIONS: dict[str, Described] = {
     ),
     "plays_by_hour": Described(
         "Grain: one row per batch and UTC hour. Summary of the plays a batch added, for the "
-        "insights report. " + _SUMMARY,
+        "insights report. " + _ROLLUP,
         {
             "batch_id": _BATCH_ID,
             "hour_start": "Start of the hour, UTC.",
@@ -294,7 +294,7 @@ DESCRIPTIONS: dict[str, Described] = {
     "plays_by_song": Described(
         "Grain: one row per batch and song as played (title and credited artist name, matched to "
         "the catalog or not). Summary of the plays a batch added, for the insights report. "
-        + _SUMMARY,
+        + _ROLLUP,
         {
             "batch_id": _BATCH_ID,
             "song_title": "Song title as played (songplays.song_title).",
@@ -304,7 +304,7 @@ DESCRIPTIONS: dict[str, Described] = {
     ),
     "events_by_user_day": Described(
         "Grain: one row per batch, UTC day and user (or logged out). Summary of the app events a "
-        "batch added, for daily active users. " + _SUMMARY,
+        "batch added, for daily active users. " + _ROLLUP,
         {
             "batch_id": _BATCH_ID,
             "day": "UTC date of the events.",
@@ -316,7 +316,7 @@ DESCRIPTIONS: dict[str, Described] = {
     "session_parts": Described(
         "Grain: one row per batch and session (user and session id): the part of the session the "
         "batch added, as a session can span two days' files. Summary for session length and "
-        "depth: combine a session's parts with min, max and sum. " + _SUMMARY,
+        "depth: combine a session's parts with min, max and sum. " + _ROLLUP,
         {
             "batch_id": _BATCH_ID,
             "user_id": "The user (users.user_id); NULL for logged-out events.",
@@ -333,7 +333,7 @@ DESCRIPTIONS: dict[str, Described] = {
     "batch_totals": Described(
         "Grain: one row per batch and measure. Summary: what a batch added to time and to the "
         "plays matched to the catalog, so the run summary's totals need no scan of the facts. "
-        + _SUMMARY,
+        + _ROLLUP,
         {
             "batch_id": _BATCH_ID,
             "measure": "time rows (rows added to time), or matched plays (plays the batch matched to "

@@ -90,7 +90,7 @@ class DryRunWarehouse:
     def table_columns(self, table: str) -> list[tuple[str, str, int | None, bool]]:
         """The columns a table will have, read from its CREATE statement."""
         for statement in q.create_table_queries:
-            statement = q.physical(statement, self.dialect)
+            statement = q.render(statement, self.dialect)
             if re.search(rf"\b(table|table if not exists)\s+{table}\s*\(", statement):
                 return [(name, _TYPES.get(kind, kind), int(length) if length else None, not required)
                         for name, kind, length, required in _COLUMN.findall(statement)]

@@ -130,7 +130,7 @@ def stage_json(wh: Session, table: str, objects: list[sources.SourceObject], map
     break the table's value rules (validvalues, measured by the run's clock) is rejected."""
     copier = jsoncopy.JsonCopy(table, wh.table_columns(table), mapping, options, RECORD_NAMES.get(table, "record"),
                                rules=validvalues.rules(table, clock))
-    statement = q.copy_from_stdin.format(table=table, columns=", ".join(copier.columns))
+    statement = q.render(q.copy_from_stdin, wh.dialect, table=table, columns=", ".join(copier.columns))
     started = time.perf_counter()
     workers = parallelrows.worker_count(objects)
     rows = (parallelrows.rows(copier, objects, workers, inherited_fds=wh.connection_fds()) if workers > 1
@@ -243,7 +243,7 @@ def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
           s3: sources.S3 | None, clock: datetime) -> list[loads.CopyResult]:
     options = copy_options(config)
     for statement in q.empty_staging_queries:
-        wh.execute(q.physical(statement, wh.dialect))
+        wh.execute(q.render(statement, wh.dialect))
     if wh.dialect == "redshift":
         if wh.executes:
             if s3 is None:  # a Redshift config names s3:// sources only (config.load_config)
@@ -272,9 +272,10 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
     here count towards MAXERROR with the COPY's; the engine cannot say a row's file, so its
     key stands in for it."""
     for result in results:
-        select = q.invalid_staged_rows.get(result.table)
-        if select is None or set(q.STAGED_VALUE_VIOLATIONS[result.table]) <= result.checked_rules:
+        if (result.table not in q.invalid_staged_rows
+                or set(q.STAGED_VALUE_VIOLATIONS[result.table]) <= result.checked_rules):
             continue
+        select = q.render(q.invalid_staged_rows[result.table], wh.dialect)
         rules = validvalues.rules(result.table, clock)
         source = f"{result.table}, after COPY (which does not say the row's file)"
         errors = []
@@ -291,7 +292,7 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
             if len(result.rejected) > options.max_errors:
                 raise loads.TooManyErrors(result.table, result.errors, options.max_errors)
         if errors or isinstance(wh, DryRunWarehouse):
-            delete = q.invalid_staged_rows_delete[result.table]
+            delete = q.render(q.invalid_staged_rows_delete[result.table], wh.dialect)
             removed = wh.execute(delete, [clock] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
             result.rows -= max(removed.rowcount, 0)
 
@@ -309,50 +310,50 @@ def repair_texts(wh: Session) -> int:
 
 
 def transform(wh: Session, batch_id: int) -> int:
-    """Runs the transforms and the batch's summaries; returns the events the batch added
+    """Runs the transforms and the batch's rollups; returns the events the batch added
     (-1 in a dry run)."""
     for statement in q.batch_tables_drop:
         wh.execute(statement)
-    rows: dict[str, int] = {}
-    for label, statement in q.transform_queries:
-        if statement.startswith("analyze "):
-            table = statement.split()[1]
-            if wh.dialect == "redshift" and table in q.CREATED_BY_CTAS:
+    written = q.RowsWritten()
+    for step in q.transform_steps:
+        if step.analyze:
+            if wh.dialect == "redshift" and step.analyze in q.CREATED_BY_CTAS:
                 continue  # Redshift analyzed it when CREATE TABLE AS made it
-            if not analyze_due(wh, table, rows):
-                log_step(f"{label}: skipped, changed too little", None, time.perf_counter())
+            if not analyze_due(wh, step.analyze, written):
+                log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
                 continue
-        rows[label] = wh.execute(q.physical(statement, wh.dialect), label=label).rowcount
-        if label.startswith("songplays: insert"):
+        rows = wh.execute(q.render(step.sql, wh.dialect), label=step.label).rowcount
+        if step.counts:
+            setattr(written, step.counts, rows)
+        if step.sql == q.songplay_table_insert:
             faults.checkpoint("mid-transform")
-    for label, statement in q.summary_inserts:
-        wh.execute(statement, (batch_id,), label=label)
-    # psycopg2 reports an INSERT's or UPDATE's row count on both engines (-1: a dry run).
-    wh.execute(q.time_rows_added_insert, (batch_id, max(rows["time: insert"], 0)), label="batch_totals: time rows")
-    wh.execute(q.matched_plays_added_insert, (batch_id, max(rows["songplays: match late songs"], 0)),
+    for step in q.rollup_inserts:
+        wh.execute(step.sql, (batch_id,), label=step.label)
+    wh.execute(q.time_rows_added_insert, (batch_id, max(written.times or 0, 0)), label="batch_totals: time rows")
+    wh.execute(q.render(q.matched_plays_added_insert, wh.dialect), (batch_id, max(written.late_matches or 0, 0)),
                label="batch_totals: matched plays")
-    for statement in q.summarize_index_queries[wh.dialect]:
-        wh.execute(statement, label=statement.split("'")[1] + ": summarize new blocks")
-    return rows["app_events: insert new events"]
+    for step in q.brin_new_blocks_queries[wh.dialect]:
+        wh.execute(step.sql, label=step.label)
+    return written.events if written.events is not None else -1
 
 
 def brings_most_events(wh: Session, added_events: int) -> bool:
     """Whether the batch's events are EVERY_ROW_CHECKS_SHARE of all events or more."""
     if added_events <= 0:
         return False
-    return added_events >= EVERY_ROW_CHECKS_SHARE * wh.scalar(q.SUMMARY_ROW_COUNTS["app_events"])
+    return added_events >= EVERY_ROW_CHECKS_SHARE * wh.scalar(q.ROLLUP_ROW_COUNTS["app_events"])
 
 
-def rows_now(wh: Session, table: str, rows_written: dict[str, int]) -> int:
+def rows_now(wh: Session, table: str, written: q.RowsWritten) -> int:
     """The rows a star table holds at this point of the batch, from facts the batch knows:
-    for a fact its summaries count, their total plus this batch's insert (rows_written, by
-    transform label); for a dimension, a count."""
+    for a fact its rollups count, their total plus this batch's insert (its field of
+    written); for a dimension, a count."""
     if table in q.ROWS_ADDED_BY:
-        return wh.scalar(q.SUMMARY_ROW_COUNTS[table]) + max(rows_written[q.ROWS_ADDED_BY[table]], 0)
-    return wh.scalar(q.row_count.format(table=table))
+        return wh.scalar(q.ROLLUP_ROW_COUNTS[table]) + max(getattr(written, q.ROWS_ADDED_BY[table]), 0)
+    return wh.scalar(q.render(q.row_count, wh.dialect, table=table))
 
 
-def analyze_due(wh: Session, table: str, rows_written: dict[str, int]) -> bool:
+def analyze_due(wh: Session, table: str, written: q.RowsWritten) -> bool:
     """Whether to ANALYZE table now, by Redshift's rule: its rows changed by 10 % or more
     since its last ANALYZE. Redshift applies the rule itself, and a table the batch empties
     or creates has only new rows. Otherwise the batch asks PostgreSQL with the rows it knows
@@ -360,7 +361,7 @@ def analyze_due(wh: Session, table: str, rows_written: dict[str, int]) -> bool:
     shows the question and the ANALYZE after it)."""
     if wh.dialect == "redshift" or table in q.REWRITTEN_EACH_BATCH:
         return True
-    rows = rows_now(wh, table, rows_written)
+    rows = rows_now(wh, table, written)
     due = wh.scalar(q.analyze_due, (rows, q.ANALYZE_THRESHOLD, q.ANALYZE_THRESHOLD, table))
     return bool(due) or not wh.executes
 
@@ -497,9 +498,10 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
         record_objects(wh, batch_id, pending, results)
         counted = time.perf_counter()
         for table in q.STAR_TABLES:
-            summary.rows[table] = wh.scalar(q.SUMMARY_ROW_COUNTS.get(table, q.row_count.format(table=table)))
+            count = q.ROLLUP_ROW_COUNTS.get(table, q.row_count)
+            summary.rows[table] = wh.scalar(q.render(count, wh.dialect, table=table))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
-        summary.songplays_recovered_by_repair = wh.scalar(q.batch_plays_recovered)
+        summary.songplays_recovered_by_repair = wh.scalar(q.render(q.batch_plays_recovered, wh.dialect))
         summary.replaced_events = wh.scalar(q.replaced_events_count) or 0
         log_step("count rows for the summary", None, counted)
         wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "published", summary.new_objects,
@@ -587,12 +589,12 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_mis
             done = CreatedTables(created=list(q.TABLES))
             for table in DROP_REPORTED:
                 if table in existing:
-                    count = q.published_batches if table == "etl_batches" else q.row_count.format(table=table)
-                    done.dropped[table] = wh.scalar(count)
+                    count = q.published_batches if table == "etl_batches" else q.row_count
+                    done.dropped[table] = wh.scalar(q.render(count, wh.dialect, table=table))
             for statement in q.drop_view_queries + q.drop_table_queries:
                 wh.execute(statement)
         for table in done.created:
-            wh.execute(q.physical(q.CREATE_TABLES[table], wh.dialect))
+            wh.execute(q.render(q.CREATE_TABLES[table], wh.dialect))
         views = [v for view, v in zip(q.VIEWS, q.create_view_queries, strict=True)
                  if view not in existing or not if_missing]
         for statement in q.create_index_queries[wh.dialect] + views + [q.etl_lock_row_insert]:
@@ -628,10 +630,10 @@ def grant_analyst_role(wh: Session, role: str) -> str:
             return (f"analysts' role {role} not granted: it does not exist and {wh.config.db_user} may not create "
                     f"roles; an administrator runs 'create role {role}', then: python create_tables.py --if-missing")
         try:
-            wh.execute(q.role_create.format(role=role))
+            wh.execute(q.render(q.role_create, wh.dialect, role=role))
         except WarehouseError as exc:
             raise EtlError(f"{exc}; ask an administrator to run: create role {role}; or set [CLUSTER] "
                            "ANALYST_ROLE empty to create no analysts' role") from None
     for statement in q.role_grants[wh.dialect]:
-        wh.execute(statement.format(role=role))
+        wh.execute(q.render(statement, wh.dialect, role=role))
     return f"analysts' role {role}: SELECT on the star schema, its views and summaries"

@@ -160,7 +160,7 @@ def test_the_physical_design_is_redshift_s(script):
 
 def test_redshift_is_left_to_analyze_the_tables_create_table_as_makes(script, tmp_path):
     """Redshift analyzes a CTAS table itself (AWS: CTAS usage notes); PostgreSQL does not."""
-    assert "batch_plays" in q.CREATED_BY_CTAS and "analyze batch_plays" in dict(q.transform_queries)
+    assert "batch_plays" in q.CREATED_BY_CTAS and "batch_plays" in [step.analyze for step in q.transform_steps]
     assert "analyze batch_" not in script and "analyze songplays;" in script
     config = write_config(tmp_path / "postgres.cfg", host="localhost", log_data=str(DATA / "log_data"),
                           song_data=str(DATA / "song_data"))
@@ -175,15 +175,17 @@ def test_the_dry_run_shows_no_secret(script):
 
 def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_engines():
     """The logical statements are one text for both engines: checking them here covers PostgreSQL too."""
-    texts = [statement for _, statement in q.transform_queries] + [statement for _, statement in q.quality_checks]
+    texts = [q.render(step.sql, "redshift") for step in q.transform_steps]
+    texts += [statement for _, statement in q.quality_checks]
     texts += [statement for _, statement in q.batch_quality_checks]
     # The report's queries as written (everything) and as run for a period (for_period raises
     # for one that does not hold the period's bounds), the analyses files among them.
     texts += [statement for _, _, statement in iq.QUERIES]
     texts += [statement for _, _, statement in iq.statements(datetime(2018, 11, 10), datetime(2018, 11, 21))]
-    texts += [statement % (1,) for _, statement in q.summary_inserts]
-    texts += [q.time_rows_added_insert % (1, 1), q.matched_plays_added_insert % (1, 0)]
-    texts += [q.text_repair_candidates, q.batch_plays_recovered, q.songplays_matched] + q.batch_tables_drop
+    texts += [step.sql % (1,) for step in q.rollup_inserts]
+    texts += [q.time_rows_added_insert % (1, 1), q.render(q.matched_plays_added_insert, "redshift") % (1, 0)]
+    texts += [q.text_repair_candidates, q.render(q.batch_plays_recovered, "redshift"), q.songplays_matched]
+    texts += q.batch_tables_drop
     assert ANALYSES_SQL
     texts += [path.read_text(encoding="utf-8") for path in ANALYSES_SQL]
     for text in texts:

@@ -216,7 +216,7 @@ def test_a_logged_out_play_already_stored_is_not_added_again(warehouse):
     try:
         with conn.cursor() as cur:
             for statement in [q.batch_events_create, q.batch_plays_create]:
-                cur.execute(q.physical(statement, "postgres"))
+                cur.execute(q.render(statement, "postgres"))
             cur.execute("select count(*) from batch_events where replaces = 0")
             assert cur.fetchone()[0] == 2
             cur.execute("select count(*) from batch_plays")

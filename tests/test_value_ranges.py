@@ -257,7 +257,8 @@ def test_the_sql_and_the_local_copy_agree_and_what_they_accept_converts(probe, r
         cur.execute("truncate probe")
         for n, row in enumerate(rows):
             cur.execute("insert into probe values (%s, %s, %s, %s)", (n, *row))
-        violations = q.STAGED_VALUE_VIOLATIONS["staging_events"]
+        violations = {column: q.render(condition, "postgres")
+                      for column, condition in q.STAGED_VALUE_VIOLATIONS["staging_events"].items()}
         flags = ", ".join(f"coalesce({condition}, false)" for condition in violations.values())
         cur.execute(f"select {flags} from probe order by n",
                     [CLOCK] * sum(condition.count("%s") for condition in violations.values()))
