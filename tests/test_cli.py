@@ -5,7 +5,18 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from conftest import DATA, ROOT, assert_one_line_error, event, run_script, song, write_config, write_events, write_song
+from conftest import (
+    DATA,
+    ROOT,
+    assert_one_line_error,
+    event,
+    run_main,
+    run_script,
+    song,
+    write_config,
+    write_events,
+    write_song,
+)
 
 SCRIPTS = ("create_tables.py", "etl.py")
 
@@ -61,13 +72,16 @@ def test_maxerror_over_redshifts_limit_is_named(tmp_path):
     assert run_script("etl.py", "--dry-run", "--config", str(config), check=False).returncode == 0
 
 
-def test_unreachable_server_is_named_and_the_password_never_shown(tmp_path):
+def test_unreachable_server_is_named_and_the_password_never_shown(tmp_path, monkeypatch):
+    from sparkify import pipeline
+
+    monkeypatch.setattr(pipeline, "BACKOFF_S", 0.05)  # etl.py retries a refused connection: quickly here
     (tmp_path / "log_data").mkdir()
     (tmp_path / "song_data").mkdir()
     secret = "s3cr3t-Pa55word"
     config = write_config(tmp_path / "dwh.cfg", host="127.0.0.1", port=9, password=secret)
     for script in SCRIPTS:
-        result = run_script(script, "--config", str(config), check=False)
+        result = run_main(script, "--config", str(config), check=False)
         assert_one_line_error(result, "127.0.0.1:9", "[CLUSTER] HOST and DB_PORT", progress_allowed=True)
         assert secret not in result.stderr + result.stdout
 

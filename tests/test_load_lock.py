@@ -12,7 +12,7 @@ import time
 
 import psutil
 import pytest
-from conftest import ROOT, event, load, run_script, song, write_events, write_song
+from conftest import ROOT, event, load, run_main, run_script, song, write_events, write_song
 
 import sql_queries as q
 from sparkify import loadlock, parallelrows, pipeline
@@ -60,8 +60,9 @@ def holding_lock(warehouse, application: str):
 @several_cores
 def test_sigkill_while_workers_render_leaves_no_worker_and_no_lock(warehouse):
     root = warehouse.config.parent
-    run_script("tools/generate_data.py", str(root), "--users", "100", "--days", "2", "--events-per-day", "20000",
-               "--songs", "100", "--seed", "5")
+    # Two days of 12,000 events: over parallelrows' 8 MB, so the log files go to workers.
+    run_main("tools/generate_data.py", str(root), "--users", "100", "--days", "2", "--events-per-day", "12000",
+             "--songs", "100", "--seed", "5")
     run_script("create_tables.py", "--config", str(warehouse.config))
     proc = start_etl(warehouse, "mid-copy")
     wait_for_line(proc, "paused at mid-copy")
