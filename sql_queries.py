@@ -639,9 +639,9 @@ order by 1, 2
 # no bookkeeping, no writes). {role} is the config's ANALYST_ROLE, checked to be a plain
 # name. Redshift grants to a role with TO ROLE (AWS: GRANT, "ROLE role_name"), and lists
 # roles in svv_roles (AWS: SVV_ROLES); PostgreSQL grants to a role by its name.
-ANALYST_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels",
-                  "plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day",
-                  "session_parts", *VIEWS]
+# The star schema (the facts and dimensions analysts query, and the level history).
+STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels"]
+ANALYST_TABLES = [*STAR_TABLES, *(t for t in ROLLUP_TABLES if t != "batch_totals"), *VIEWS]
 role_exists = {
     "postgres": "select count(*) from pg_roles where rolname = %s",
     "redshift": "select count(*) from svv_roles where role_name = %s",
@@ -656,11 +656,14 @@ role_create = "create role {role}"
 _ANALYST_READS = ", ".join(ANALYST_TABLES)
 # In the f-strings {{role}} is the {role} the caller fills.
 role_grants = {
-    "postgres": ["grant usage on schema public to {role}",
+    "postgres": ["grant usage on schema {schema} to {role}",
                  f"grant select on {_ANALYST_READS} to {{role}}"],
-    "redshift": ["grant usage on schema public to role {role}",
+    "redshift": ["grant usage on schema {schema} to role {role}",
                  f"grant select on {_ANALYST_READS} to role {{role}}"],
 }
+# The schema the toolkit's tables are in (unqualified names land in the first of the
+# search_path, on both engines).
+warehouse_schema = "select current_schema()"
 
 # The CREATE of each table, by name.
 CREATE_TABLES = dict(zip(TABLES, create_table_queries, strict=True))
@@ -829,6 +832,12 @@ order by a.pid
 }
 
 terminate_session = "select pg_terminate_backend(%s)"
+# An earlier attempt's session, ended only while it still bears this process's client name
+# (PostgreSQL; Redshift lists no application name for a session, so there the pid alone).
+terminate_own_session = {
+    "postgres": "select pg_terminate_backend(pid) from pg_stat_activity where pid = %s and application_name = %s",
+    "redshift": "select pg_terminate_backend(%s)",
+}
 
 next_batch_id = "select coalesce(max(batch_id), 0) + 1 from etl_batches"
 
@@ -1439,7 +1448,6 @@ rollup_inserts = [
 
 # --- the run summary's counts ---------------------------------------------------------------
 row_count = "select count(*) from {table}"
-STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels"]
 
 
 # The largest facts are counted from their rollups (a fraction of their size; the full

@@ -69,14 +69,12 @@ def run(extra: list[str]) -> int:
     return 0
 
 
-def serve(extra: list[str]) -> int:
-    _installed("requirements.txt")
-    return _run("-m", "sparkify.serve", *extra)
-
-
-def psql(extra: list[str]) -> int:
-    _installed("requirements.txt")
-    return _run("-m", "sparkify.psql", *extra)
+def _module(name: str):
+    """A command that runs one of the package's modules in .venv (after set-up)."""
+    def command(extra: list[str]) -> int:
+        _installed("requirements.txt")
+        return _run("-m", name, *extra)
+    return command
 
 
 def _browser() -> None:
@@ -107,12 +105,8 @@ def test(extra: list[str]) -> int:
     return _run("-m", "pytest", *extra)
 
 
-def dictionary(extra: list[str]) -> int:
-    _installed("requirements.txt")
-    return _run("-m", "sparkify.dictionary", *extra)
-
-
-COMMANDS = {"run": run, "test": test, "serve": serve, "psql": psql, "dictionary": dictionary}
+COMMANDS = {"run": run, "test": test, "serve": _module("sparkify.serve"), "psql": _module("sparkify.psql"),
+            "dictionary": _module("sparkify.dictionary")}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -75,6 +75,12 @@ class Config:
         return self.path.parent / ".pgdata"
 
     @property
+    def embedded_user(self) -> str:
+        """Who the embedded warehouse's scripts and clients are: DB_USER, or the server's
+        superuser when DB_USER is empty."""
+        return self.db_user or "postgres"
+
+    @property
     def embedded_password_file(self) -> Path:
         """Where the embedded warehouse's generated password is kept when DB_PASSWORD is empty."""
         return self.path.parent / ".pgdata.password"

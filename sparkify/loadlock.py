@@ -21,7 +21,7 @@ import os
 
 import sql_queries as q
 
-from .warehouse import LOCK_TIMEOUT_S, Session, WarehouseError, client_of, this_host
+from .warehouse import LOCK_TIMEOUT_S, Session, WarehouseError, client_name, client_of, this_host
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,10 @@ def end_sessions(wh: Session, backends: list[int]) -> None:
         if backend is None or backend == wh.backend_pid:
             continue
         try:
-            wh.scalar(q.terminate_session, (backend,))
+            # Only a session that still bears this process's name: a pid the server has given
+            # to another session since is left alone.
+            params = (backend, client_name()) if wh.dialect == "postgres" else (backend,)
+            wh.scalar(q.terminate_own_session[wh.dialect], params)
             wh.commit()
         except WarehouseError as exc:
             wh.rollback()

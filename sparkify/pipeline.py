@@ -10,6 +10,7 @@ was, so running again is always the recovery.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -279,7 +280,10 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
         rules = validvalues.rules(result.table, clock)
         source = f"{result.table}, after COPY (which does not say the row's file)"
         errors = []
-        found = wh.execute(select, [clock] * (select.count("%s") - 1) + [options.max_errors + 1],
+        # As many as fail the load are enough to fail it (the LIMIT); MAXERROR counts them
+        # together with COPY's own rejections, as for every other rejection.
+        failing = loads.rejections_that_fail(options.max_errors)
+        found = wh.execute(select, [clock] * (select.count("%s") - 1) + [failing],
                            label=f"{result.table}: find values out of range").fetchall()
         for values in found:
             row = dict(zip(q.INVALID_STAGED_ROW_COLUMNS[result.table], values, strict=True))
@@ -289,9 +293,9 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
                                              validvalues.excerpt(result.table, row)))
         if errors:
             result.errors.extend(errors)
-            if len(result.rejected) > options.max_errors:
+            if len(result.rejected) >= failing:
                 raise loads.TooManyErrors(result.table, result.errors, options.max_errors)
-        if errors or isinstance(wh, DryRunWarehouse):
+        if errors or not wh.executes:
             delete = q.render(q.invalid_staged_rows_delete[result.table], wh.dialect)
             removed = wh.execute(delete, [clock] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
             result.rows -= max(removed.rowcount, 0)
@@ -578,9 +582,13 @@ DROP_REPORTED = ["etl_batches", "songplays", "app_events", "users", "songs", "ar
 def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_missing: bool = False) -> CreatedTables:
     """Drops and re-creates every table and view (with if_missing: creates only what is
     missing and drops nothing); then grants the analysts' role its reads. Refuses, changing
-    nothing, when views the toolkit does not own read its tables."""
+    nothing, when views the toolkit does not own read its tables. Works under the load lock,
+    so it never changes tables under a running load (it waits for the load, or says who
+    holds the lock); with if_missing and nothing missing it only renews the grants."""
     with dry_run or connect(config) as wh:
         existing = {row[0] for row in wh.query(q.existing_relations)}
+        if "etl_lock" in existing:
+            loadlock.take(wh)
         if if_missing:
             done = CreatedTables(created=[t for t in q.TABLES if t not in existing],
                                  kept=[t for t in q.TABLES if t in existing])
@@ -597,10 +605,11 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_mis
             wh.execute(q.render(q.CREATE_TABLES[table], wh.dialect))
         views = [v for view, v in zip(q.VIEWS, q.create_view_queries, strict=True)
                  if view not in existing or not if_missing]
-        for statement in q.create_index_queries[wh.dialect] + views + [q.etl_lock_row_insert]:
-            wh.execute(statement)
-        for statement in descriptions.comment_statements():
-            wh.execute(statement)
+        if done.created or views:
+            for statement in q.create_index_queries[wh.dialect] + views + [q.etl_lock_row_insert]:
+                wh.execute(statement)
+            for statement in descriptions.comment_statements():
+                wh.execute(statement)
         if config.analyst_role:
             done.analyst_role = grant_analyst_role(wh, config.analyst_role)
         wh.commit()
@@ -626,7 +635,8 @@ def grant_analyst_role(wh: Session, role: str) -> str:
     """Creates the read-only role when missing (and allowed) and grants it SELECT on what
     analysts read; returns what it did, for the output."""
     if not wh.scalar(q.role_exists[wh.dialect], (role,)):
-        if not wh.scalar(q.may_create_roles[wh.dialect]):
+        # A dry run shows the question, then what a run allowed to create roles sends.
+        if not wh.scalar(q.may_create_roles[wh.dialect]) and wh.executes:
             return (f"analysts' role {role} not granted: it does not exist and {wh.config.db_user} may not create "
                     f"roles; an administrator runs 'create role {role}', then: python create_tables.py --if-missing")
         try:
@@ -634,6 +644,9 @@ def grant_analyst_role(wh: Session, role: str) -> str:
         except WarehouseError as exc:
             raise EtlError(f"{exc}; ask an administrator to run: create role {role}; or set [CLUSTER] "
                            "ANALYST_ROLE empty to create no analysts' role") from None
+    schema = wh.scalar(q.warehouse_schema) or "public"  # a dry run asks and shows public
+    if not re.fullmatch(r"[a-z_][a-z0-9_$]*", schema):
+        schema = '"' + schema.replace('"', '""') + '"'
     for statement in q.role_grants[wh.dialect]:
-        wh.execute(q.render(statement, wh.dialect, role=role))
+        wh.execute(q.render(statement, wh.dialect, role=role, schema=schema))
     return f"analysts' role {role}: SELECT on the star schema, its views and summaries"

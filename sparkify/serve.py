@@ -13,8 +13,11 @@ import signal
 import sys
 import time
 
+import psycopg2
+
 from . import cli, embedded
 from .config import Config, ConfigError
+from .warehouse import WarehouseError
 
 CHECK_EVERY_S = 2.0
 
@@ -27,11 +30,10 @@ def warehouse_password(config: Config) -> tuple[str, str]:
     return embedded.password(path), f"{path} (generated; setting DB_PASSWORD in {config.path.name} replaces it)"
 
 
-def client_url(config: Config, password: str | None = None) -> str:
-    """The clients' postgresql:// URL; the password shows as *** unless given."""
-    user = config.db_user or embedded.SUPERUSER
-    secret = password if password is not None else "***"
-    return f"postgresql://{user}:{secret}@{embedded.LOOPBACK}:{config.db_port}/{config.db_name}"
+def client_url(config: Config, password: str = "***") -> str:
+    """The clients' postgresql:// URL, the password masked (empty: no password in it)."""
+    secret = f":{password}" if password else ""
+    return f"postgresql://{config.embedded_user}{secret}@{embedded.LOOPBACK}:{config.db_port}/{config.db_name}"
 
 
 def sqlalchemy_url(config: Config) -> str:
@@ -41,15 +43,13 @@ def sqlalchemy_url(config: Config) -> str:
 
 
 def banner(config: Config, where: str) -> list[str]:
-    user = config.db_user or embedded.SUPERUSER
-    without_password = f"postgresql://{user}@{embedded.LOOPBACK}:{config.db_port}/{config.db_name}"
     return [
         f"Sparkify warehouse serving on {embedded.LOOPBACK}:{config.db_port} "
         f"(embedded PostgreSQL, {config.embedded_dir.name}/); Ctrl-C stops it.",
         f"  URL:       {client_url(config)}",
         f"  password:  in {where}",
         "  psql:      python3 tasks.py psql",
-        f"             or: psql \"{without_password}\"  (asks for the password)",
+        f"             or: psql \"{client_url(config, password='')}\"  (asks for the password)",
         f"  pandas:    pandas.read_sql(query, sqlalchemy.create_engine(\"{sqlalchemy_url(config)}\"))",
         "             with the password for ***",
         "  read-only: " + (f"role {config.analyst_role} (grant it to an analyst's login)" if config.analyst_role
@@ -63,7 +63,11 @@ def serve(config: Config) -> int:
                           f"{config.describe_target()}: connect to that server directly, or empty [CLUSTER] HOST")
     password, where = warehouse_password(config)
     params = embedded.serve(config.embedded_dir, config.db_port)
-    embedded.ensure_database(params, config.db_name, config.db_user or embedded.SUPERUSER, password)
+    try:
+        embedded.ensure_database(params, config.db_name, config.embedded_user, password)
+    except psycopg2.Error as exc:
+        raise WarehouseError(config.redact(f"preparing the served warehouse: {str(exc).strip().splitlines()[0]}")
+                             ) from None
     print("\n".join(banner(config, where)), flush=True)
     # Ctrl-C stops serving even where the shell started this process with SIGINT ignored
     # (a background job).

@@ -197,12 +197,16 @@ def connect(config: Config, database: str | None = None) -> Warehouse:
         refused = "refused user" in message or "does not exist" in message or "unknown" in message
         raise (WarehouseError if refused else ConnectionLost)(message) from None
     with conn.cursor() as cur:
-        if config.dialect == "postgres" and conn.server_version >= 140000:
-            # Stop a query whose client died (SIGKILL) at once instead of when it finishes,
-            # so the locks it holds do not make the next run wait.
-            cur.execute("set client_connection_check_interval = 1000")
-        cur.execute("select pg_backend_pid()")
-        backend_pid = cur.fetchone()[0]
+        if config.dialect == "postgres":
+            # libpq has the session's process from the handshake; Redshift says it when asked.
+            backend_pid = conn.get_backend_pid()
+            if conn.server_version >= 140000:
+                # Stop a query whose client died (SIGKILL) at once instead of when it finishes,
+                # so the locks it holds do not make the next run wait.
+                cur.execute("set client_connection_check_interval = 1000")
+        else:
+            cur.execute("select pg_backend_pid()")
+            backend_pid = cur.fetchone()[0]
     conn.commit()
     return Warehouse(conn, config, backend_pid)
 
@@ -213,7 +217,7 @@ APPLICATION = "sparkify-etl"
 def client_name() -> str:
     """The session's application_name: the toolkit, this machine and this process, so that a
     later run can tell a dead run's session (see loadlock). PostgreSQL keeps 63 bytes."""
-    return f"{APPLICATION} {this_host()[:40]} {os.getpid()}"
+    return f"{APPLICATION} {this_host()} {os.getpid()}"
 
 
 def client_of(application: str | None) -> tuple[str, int] | None:
@@ -225,7 +229,8 @@ def client_of(application: str | None) -> tuple[str, int] | None:
 
 
 def this_host() -> str:
-    return socket.gethostname().replace(" ", "_")
+    """This machine's name as client_name() records it (cut to fit application_name)."""
+    return socket.gethostname().replace(" ", "_")[:40]
 
 
 def embedded_params(config: Config) -> dict:
@@ -235,12 +240,18 @@ def embedded_params(config: Config) -> dict:
         params = embedded.start(config.embedded_dir)
     except embedded.EmbeddedServerError as exc:
         raise WarehouseError(str(exc)) from None
-    owner = config.db_user or embedded.SUPERUSER
-    try:
-        embedded.ensure_database(params, config.db_name, owner)
-    except psycopg2.Error as exc:
-        raise WarehouseError(config.redact(f"preparing the embedded warehouse: {_first_line(str(exc))}")) from None
+    owner = config.embedded_user
+    prepared = (params["host"], params["port"], config.db_name, owner)
+    if prepared not in _PREPARED:  # once per process: a run connects more than once
+        try:
+            embedded.ensure_database(params, config.db_name, owner)
+        except psycopg2.Error as exc:
+            raise WarehouseError(config.redact(f"preparing the embedded warehouse: {_first_line(str(exc))}")) from None
+        _PREPARED.add(prepared)
     return dict(params, user=owner)
+
+
+_PREPARED: set[tuple] = set()  # the embedded databases this process has made sure of
 
 
 def _explain_connect(exc: psycopg2.OperationalError, config: Config) -> str:

@@ -316,3 +316,12 @@ def test_the_local_copy_fails_a_load_on_an_object_over_redshifts_4_mb():
     obj = jsoncopy.SourceObject("mem://big.json", "big.json", len(big), "1", opener=lambda: io.BytesIO(big.encode()))
     with pytest.raises(loads.ObjectTooLarge, match="larger than 4 MB"):
         list(copier.rows([obj]))
+
+
+def test_create_tables_grants_the_analysts_role_on_redshift(script):
+    """The dry run shows what a run allowed to create roles sends: the role, then its reads
+    (a dry run once showed the question alone, and the grants vanished from this script)."""
+    create_tables = script.split("-- ===== python etl.py")[0]
+    assert "create role sparkify_analyst;" in create_tables
+    assert "grant usage on schema public to role sparkify_analyst;" in create_tables
+    assert re.search(r"grant select on songplays, .*\bplays to role sparkify_analyst;", create_tables)

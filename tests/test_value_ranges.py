@@ -177,6 +177,23 @@ def test_maxerror_counts_the_rows_the_sql_rejects(warehouse, monkeypatch):
         == ["ts", "user_id"]
 
 
+def test_the_sql_and_copy_rejections_fail_a_load_at_maxerror_together(warehouse, monkeypatch):
+    """MAXERROR = 2: one record COPY rejects and one the SQL rejects make two, which fail the
+    load, as two of either alone would (Redshift fails at MAXERROR or more)."""
+    monkeypatch.setattr(jsoncopy, "JsonCopy", CopyWithoutRules)
+    write_config(warehouse.config, host=warehouse.server.host, port=warehouse.server.port,
+                 db_name=warehouse.dbname, user=warehouse.server.user, password=warehouse.server.password,
+                 max_errors=2)
+    root = warehouse.config.parent
+    path = write_events(root, "2018-11-01-events.json", [])
+    path.write_text("\n".join([json.dumps(event(item=0)), "{not json", json.dumps(event(item=3, ts=2**62))]))
+    write_song(root, song())
+    code, out, err = run_etl(warehouse, create=True)
+    assert code == 1, out
+    assert err.startswith("Error: loading staging_events rejected 2 records, and MAXERROR = 2 fails a load at 2")
+    assert warehouse.count("songplays") == 0
+
+
 def test_the_sql_judges_rows_the_local_copy_never_stages(warehouse):
     """Text the local COPY turns to NULL or never produces ('' and blanks, signs, other
     scripts' digits) judged by the SQL step on rows inserted with SQL."""

@@ -444,6 +444,10 @@ comment on column plays.song_duration is 'Duration in seconds: the catalog''s wh
 comment on column plays.in_catalog is 'true when the play matched a song of the catalog.';
 select count(*) from svv_roles where role_name = 'sparkify_analyst';
 select 1;
+create role sparkify_analyst;
+select current_schema();
+grant usage on schema public to role sparkify_analyst;
+grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, plays to role sparkify_analyst;
 commit;
 
 -- ===== python etl.py --dry-run
@@ -516,7 +520,7 @@ from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
    or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
    or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-limit 101;
+limit 100;
 -- staging_events: remove rejected rows
 delete from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
@@ -1065,7 +1069,7 @@ from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
    or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
    or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-limit 101;
+limit 100;
 -- staging_events: remove rejected rows
 delete from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
