@@ -102,7 +102,10 @@ def test(extra: list[str]) -> int:
     if code:
         print("mypy found type errors (above); fix them before the tests run", file=sys.stderr)
         return code
-    return _run("-m", "pytest", *extra)
+    # Three workers, a test file each at a time: much of the suite waits on servers starting,
+    # paused runs and subprocesses, so three share two cores well (measured: 95 s, against
+    # 175 s in one process). A file's module fixtures then load once.
+    return _run("-m", "pytest", "-n", "3", "--dist", "loadfile", *extra)
 
 
 COMMANDS = {"run": run, "test": test, "serve": _module("sparkify.serve"), "psql": _module("sparkify.psql"),
