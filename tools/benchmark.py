@@ -122,6 +122,14 @@ def generate(folder: Path, events: int, songs: int, extra_day: bool = False) -> 
     done.write_text(str(seconds))
 
 
+def forget_extra_day(folder: Path) -> None:
+    """Removes the one more day an earlier run wrote into folder, so the full load is the
+    30 days alone (the day is written again, in seconds, after it)."""
+    day = START + timedelta(days=DAYS)
+    (folder / "log_data" / f"{day:%Y}" / f"{day:%m}" / f"{day:%Y-%m-%d}-events.json").unlink(missing_ok=True)
+    (folder / ".extra-day.done").unlink(missing_ok=True)
+
+
 def write_config(path: Path, db: str, data: Path) -> Path:
     path.write_text(f"[CLUSTER]\nHOST =\nDB_NAME = {db}\nDB_USER = bench\nDB_PASSWORD =\nDB_PORT = 5432\n"
                     f"[IAM_ROLE]\nARN =\n[S3]\nLOG_DATA = {data / 'log_data'}\n"
@@ -179,6 +187,7 @@ def main() -> int:
         print(f"== {label} events, {args.songs:,} songs", flush=True)
         data = work / f"data-{label}"
         generate(data, events, args.songs)
+        forget_extra_day(data)
         config = write_config(work / f"bench-{label}.cfg", f"bench_{label.lower()}", data)
         run("create_tables.py", "--config", str(config), "-q")
         rows, copy_seconds = ceiling(config)
