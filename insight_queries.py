@@ -369,6 +369,21 @@ group by device
 order by dimension, plays desc, value
 """
 
+def _most_played(column: str) -> str:
+    """Each listener's value of column that most of their plays in the period came from
+    (ties: the first in order), from listener_plays."""
+    return f"""    select user_id, {column}
+    from (
+        select
+            user_id,
+            {column},
+            row_number() over (partition by user_id order by sum(plays) desc, {column}) as choice
+        from listener_plays
+        group by user_id, {column}
+    ) ranked
+    where choice = 1"""
+
+
 # Who the paying users are: the share of listeners on the paid level at the end of the
 # period (the level of their last event in it, from the level history), overall and by
 # gender, top-10 location (the metro areas the logs name) and platform. A listener's
@@ -382,29 +397,11 @@ with listener_plays as (
 ),
 
 home_locations as (
-    select user_id, location
-    from (
-        select
-            user_id,
-            location,
-            row_number() over (partition by user_id order by sum(plays) desc, location) as choice
-        from listener_plays
-        group by user_id, location
-    ) ranked
-    where choice = 1
+{_most_played('location')}
 ),
 
 main_agents as (
-    select user_id, user_agent
-    from (
-        select
-            user_id,
-            user_agent,
-            row_number() over (partition by user_id order by sum(plays) desc, user_agent) as choice
-        from listener_plays
-        group by user_id, user_agent
-    ) ranked
-    where choice = 1
+{_most_played('user_agent')}
 ),
 
 levels_at_end as (
