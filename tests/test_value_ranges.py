@@ -317,7 +317,6 @@ GOOD_RECORD = json.dumps({"userId": "1", "ts": q.FIRST_VALID_MS, "registration":
 def test_the_local_copy_s_fast_path_and_its_converters_judge_alike(records):
     """The generated row function checks the rules inline for common values; the converters
     check them for the rest: the same rows and the same rejections either way."""
-    # A good record last: a file with none would be one rejection for the whole file.
     lines = [json.dumps({"userId": u, "ts": t, "registration": r}).encode() for u, t, r in records] + [GOOD_RECORD]
     paths = [("userId",), ("ts",), ("registration",)]
     made = []
