@@ -138,3 +138,33 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(warehouse):
     assert "Error: interrupted; nothing of this run was committed" in err.decode()
     assert "Traceback" not in err.decode()
     assert warehouse.count("songs") == 1  # the first batch's, and nothing of the interrupted one
+
+
+def test_a_lock_wait_cancelled_as_redshift_cancels_it_is_recognised_by_its_sqlstate(warehouse):
+    """Redshift ends a statement past statement_timeout with SQLSTATE 57014 and the words
+    "Query (N) canceled on user's request". PostgreSQL's cancel has the same code and words of
+    its own ("canceling statement due to user request"): only the code says what happened."""
+    import threading
+
+    run_script("create_tables.py", "--config", str(warehouse.config))
+    holder, backend = holding_lock(warehouse, client_name())
+    try:
+        with connect(load_config(warehouse.config)) as wh:
+            def cancel_the_wait():
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if warehouse.scalar("select count(*) from pg_stat_activity where pid = %s "
+                                        "and wait_event_type = 'Lock'", (wh.backend_pid,)):
+                        warehouse.scalar("select pg_cancel_backend(%s)", (wh.backend_pid,))
+                        return
+                    time.sleep(0.05)
+
+            canceller = threading.Thread(target=cancel_the_wait)
+            canceller.start()
+            with pytest.raises(loadlock.LoadLockBusy) as busy:
+                loadlock.take(wh)
+            canceller.join()
+        assert "for the load lock, held by session" in str(busy.value)
+        assert f"session {backend} (process {os.getpid()} on {this_host()}" in str(busy.value)
+    finally:
+        holder.close()
