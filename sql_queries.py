@@ -876,6 +876,10 @@ insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects
 values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
+# Whether a batch whose COMMIT was interrupted landed: its row, with the run's own start time
+# (another run may have taken the same id if this one's commit did not land).
+batch_outcome = "select outcome from etl_batches where batch_id = %s and started_at = %s"
+
 # A full rebuild empties what the loads built (not the history of batches and errors), in
 # the run's transaction, then loads every source object again.
 REBUILT_TABLES = ["loaded_objects", "song_catalog", "text_repairs", "songplays", "users", "songs",

@@ -168,3 +168,27 @@ def test_a_lock_wait_cancelled_as_redshift_cancels_it_is_recognised_by_its_sqlst
         assert f"session {backend} (process {os.getpid()} on {this_host()}" in str(busy.value)
     finally:
         holder.close()
+
+
+@pytest.mark.parametrize("point, landed", [("before-commit", False), ("after-commit", True)])
+def test_a_sigterm_around_the_commit_says_whether_the_batch_landed(warehouse, point, landed):
+    """The run's last word is true: an interruption once the COMMIT is sent asks the
+    warehouse whether the batch landed, and says which (it once said "nothing of this run
+    was committed" of a published batch)."""
+    write_events(warehouse.config.parent, "2018-11-01-events.json", [event()])
+    write_song(warehouse.config.parent, song())
+    run_main("create_tables.py", "--config", str(warehouse.config))
+    proc = start_etl(warehouse, point)
+    wait_for_line(proc, f"paused at {point}")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 130 and "Traceback" not in text
+    published = warehouse.query("select batch_id from etl_batches where outcome = 'published'")
+    if landed:
+        assert published == [(1,)]
+        assert "Interrupted after the commit: ETL batch 1 is published" in text
+        assert "nothing of this run was committed" not in text
+    else:
+        assert published == [] and warehouse.count("songplays") == 0
+        assert "Error: interrupted; nothing of this run was committed" in text
