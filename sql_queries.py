@@ -642,15 +642,30 @@ order by 1, 2
 # The star schema (the facts and dimensions analysts query, and the level history).
 STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels"]
 ANALYST_TABLES = [*STAR_TABLES, *(t for t in ROLLUP_TABLES if t != "batch_totals"), *VIEWS]
+# Whether the role exists. On Redshift the RBAC views show a non-superuser only the roles it
+# owns or can reach (AWS: SVV_ROLES), so "absent" there may be a role an administrator
+# made: the grants are tried all the same (grant_analyst_role).
 role_exists = {
     "postgres": "select count(*) from pg_roles where rolname = %s",
     "redshift": "select count(*) from svv_roles where role_name = %s",
 }
-# Whether the connected user may create roles. PostgreSQL says so in pg_roles; on Redshift
-# an administrator runs create_tables.py, or creates the role beforehand.
+# Whether the connected user may create roles. PostgreSQL says so in pg_roles. On Redshift
+# CREATE ROLE needs a superuser or the CREATE ROLE system privilege (AWS: CREATE ROLE,
+# "Required privileges"): pg_user.usesuper, or a CREATE ROLE row in SVV_SYSTEM_PRIVILEGES,
+# which shows a non-superuser the privileges of itself and of the roles it has (AWS:
+# SVV_SYSTEM_PRIVILEGES).
 may_create_roles = {
     "postgres": "select count(*) from pg_roles where rolname = current_user and (rolcreaterole or rolsuper)",
-    "redshift": "select 1",
+    "redshift": """
+select (select count(*) from pg_user where usename = current_user and usesuper)
+     + (select count(*) from svv_system_privileges where system_privilege = 'CREATE ROLE')
+""",
+}
+# What an administrator runs to give an analyst a login with the role (AWS, Redshift: CREATE
+# USER, then GRANT ROLE role TO user; PostgreSQL: one CREATE ROLE … IN ROLE).
+analyst_login = {
+    "postgres": "create role ana login password '…' in role {role}",
+    "redshift": "create user ana password '…'; grant role {role} to ana",
 }
 role_create = "create role {role}"
 _ANALYST_READS = ", ".join(ANALYST_TABLES)

@@ -323,5 +323,12 @@ def test_create_tables_grants_the_analysts_role_on_redshift(script):
     (a dry run once showed the question alone, and the grants vanished from this script)."""
     create_tables = script.split("-- ===== python etl.py")[0]
     assert "create role sparkify_analyst;" in create_tables
+    # The tables commit before the role is touched: a CREATE ROLE the user may not run (it
+    # needs a superuser or the CREATE ROLE privilege, AWS: CREATE ROLE) never rolls them back.
+    tables, role = create_tables.split("create role sparkify_analyst;")
+    assert "create table if not exists songplays (" in tables.split("commit;")[0]
+    # Whether the user may create roles is asked for real, never assumed (once "select 1").
+    assert "from pg_user where usename = current_user and usesuper" in tables
+    assert "from svv_system_privileges where system_privilege = 'CREATE ROLE'" in tables
     assert "grant usage on schema public to role sparkify_analyst;" in create_tables
     assert re.search(r"grant select on songplays, .*\bplays to role sparkify_analyst;", create_tables)

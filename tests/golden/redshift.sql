@@ -442,9 +442,12 @@ comment on column plays.song_title is 'The catalog''s title when matched, else t
 comment on column plays.artist_name is 'The artist''s name in artists when matched, else the name as played.';
 comment on column plays.song_duration is 'Duration in seconds: the catalog''s when matched, else as played.';
 comment on column plays.in_catalog is 'true when the play matched a song of the catalog.';
+commit;
 select count(*) from svv_roles where role_name = 'sparkify_analyst';
-select 1;
+select (select count(*) from pg_user where usename = current_user and usesuper)
+     + (select count(*) from svv_system_privileges where system_privilege = 'CREATE ROLE');
 create role sparkify_analyst;
+commit;
 select current_schema();
 grant usage on schema public to role sparkify_analyst;
 grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, plays to role sparkify_analyst;
