@@ -19,7 +19,7 @@ import sql_queries as q
 
 from . import descriptions, faults, jsoncopy, loadlock, loads, parallelrows, redshift, sources, textrepair, validvalues
 from .config import Config, Source
-from .dryrun import DryRunWarehouse
+from .dryrun import DryRunWarehouse, RunTimeValue
 from .warehouse import ConnectionLost, Session, WarehouseError, connect, log_step
 
 log = logging.getLogger(__name__)
@@ -283,7 +283,8 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
         # As many as fail the load are enough to fail it (the LIMIT); MAXERROR counts them
         # together with COPY's own rejections, as for every other rejection.
         failing = loads.rejections_that_fail(options.max_errors)
-        found = wh.execute(select, [clock] * (select.count("%s") - 1) + [failing],
+        latest = validvalues.latest_valid_ms(clock) if wh.executes else RunTimeValue("latest_valid_ms")
+        found = wh.execute(select, [latest] * (select.count("%s") - 1) + [failing],
                            label=f"{result.table}: find values out of range").fetchall()
         for values in found:
             row = dict(zip(q.INVALID_STAGED_ROW_COLUMNS[result.table], values, strict=True))
@@ -297,7 +298,7 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
                 raise loads.TooManyErrors(result.table, result.errors, options.max_errors)
         if errors or not wh.executes:
             delete = q.render(q.invalid_staged_rows_delete[result.table], wh.dialect)
-            removed = wh.execute(delete, [clock] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
+            removed = wh.execute(delete, [latest] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
             result.rows -= max(removed.rowcount, 0)
 
 

@@ -278,7 +278,7 @@ def test_the_sql_and_the_local_copy_agree_and_what_they_accept_converts(probe, r
                       for column, condition in q.STAGED_VALUE_VIOLATIONS["staging_events"].items()}
         flags = ", ".join(f"coalesce({condition}, false)" for condition in violations.values())
         cur.execute(f"select {flags} from probe order by n",
-                    [CLOCK] * sum(condition.count("%s") for condition in violations.values()))
+                    [LATEST] * sum(condition.count("%s") for condition in violations.values()))
         judged = cur.fetchall()
         for (user_id, ts, registration), sql_flags in zip(rows, judged, strict=True):
             values = {"user_id": user_id, "ts": ts, "registration": registration}
@@ -290,7 +290,7 @@ def test_the_sql_and_the_local_copy_agree_and_what_they_accept_converts(probe, r
         for column in RULES:
             expressions = ", ".join(_conversions(column)).replace("%", "%%")  # its modulo, not a parameter
             cur.execute(f"select {expressions} from probe where not coalesce({violations[column]}, false)",
-                        [CLOCK] * violations[column].count("%s"))
+                        [LATEST] * violations[column].count("%s"))
 
 
 class _Memory(SourceObject):
