@@ -324,4 +324,5 @@ def test_create_tables_grants_the_analysts_role_on_redshift(script):
     create_tables = script.split("-- ===== python etl.py")[0]
     assert "create role sparkify_analyst;" in create_tables
     assert "grant usage on schema public to role sparkify_analyst;" in create_tables
-    assert re.search(r"grant select on songplays, .*\bplays to role sparkify_analyst;", create_tables)
+    assert re.search(r"grant select on songplays, .*\bplays, load_summary, load_error_reasons to role "
+                     r"sparkify_analyst;", create_tables)
