@@ -610,8 +610,33 @@ left join songs s on s.song_id = p.song_id
 left join artists a on a.artist_id = p.artist_id
 """
 
-VIEWS = ["plays"]
-create_view_queries = [plays_view_create]
+# The loader's bookkeeping as the report reads it, for analysts: etl_batches, loaded_objects,
+# load_errors and text_repairs stay the loader's (a failed batch's message or a rejected
+# record's raw text is not the analysts' to read), and these views give the counts only.
+# One row: batches by outcome, the last published load, files, rejected and repaired records.
+load_summary_view_create = """
+create view load_summary as
+select
+    (select count(*) from etl_batches where outcome = 'published') as batches_published,
+    (select count(*) from etl_batches where outcome = 'failed') as batches_failed,
+    (select max(finished_at) from etl_batches where outcome = 'published') as last_load_finished,
+    (select count(*) from loaded_objects) as source_files,
+    (select count(*) from load_errors where disposition = 'rejected') as records_rejected,
+    (select count(*) from load_errors where disposition = 'replaced') as records_with_replaced_characters,
+    (select count(*) from text_repairs) as names_repaired
+"""
+
+# One row per table, disposition and reason of the rejected or repaired records (no record's
+# text): how many, and when last.
+load_error_reasons_view_create = """
+create view load_error_reasons as
+select table_name, disposition, reason, count(*) as records, max(logged_at) as last_seen
+from load_errors
+group by table_name, disposition, reason
+"""
+
+VIEWS = ["plays", "load_summary", "load_error_reasons"]
+create_view_queries = [plays_view_create, load_summary_view_create, load_error_reasons_view_create]
 drop_view_queries = [f"drop view if exists {view}" for view in VIEWS]
 
 # --- what is there, before create_tables.py changes it -------------------------------------
