@@ -16,7 +16,7 @@ from pathlib import Path
 import insight_queries as iq
 
 from . import report
-from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, plural
+from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, pct, plural
 
 # The funnel's pages as a reader says them.
 FUNNEL_STEPS = {"Home": "opened Home", "NextSong": "played a song", "Upgrade": "visited the Upgrade page",
@@ -79,16 +79,6 @@ def _csv(value):
     return "" if value is None else value
 
 
-def pct(part: float, whole: float) -> str:
-    """A share in whole percent; below 1 % with one decimal, so a real share never reads 0%."""
-    if not whole:
-        return "n/a"
-    share = 100.0 * part / whole
-    if 0 < share < 0.1:
-        return "under 0.1%"
-    return f"{share:.1f}%" if 0 < share < 1 else f"{share:.0f}%"
-
-
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}×" if b else "n/a"
 
@@ -116,15 +106,19 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
                  f"which is not a count of new users.")
 
     cells = t["listening_hours"].records()
-    peak = max(cells, key=lambda c: (c["plays"], -c["weekday"], -c["hour"])) if cells else None
+    peak = max(cells, key=lambda c: (c["plays_per_weekday"], -c["weekday"], -c["hour"])) if cells else None
     by_hour: dict[int, int] = {}
     for cell in cells:
         by_hour[cell["hour"]] = by_hour.get(cell["hour"], 0) + cell["plays"]
     quiet = min(by_hour, key=lambda h: (by_hour[h], h)) if by_hour else 0
     loud = max(by_hour, key=lambda h: (by_hour[h], -h)) if by_hour else 0
-    hours = (f"Listening peaks at {loud}:00 UTC across the week (busiest slot: {WEEKDAYS[peak['weekday']]}s at "
-             f"{peak['hour']}:00, {peak['plays']:,} songs played) and is quietest at {quiet}:00 UTC."
-             if peak else "No plays in this period.")
+    if peak:
+        day = WEEKDAYS[peak["weekday"]]
+        hours = (f"Listening peaks at {loud}:00 UTC across the week (busiest slot per {day}: {day}s at "
+                 f"{peak['hour']}:00, a mean of {peak['plays_per_weekday']:,.1f} songs played on each of the "
+                 f"{peak['weekdays_observed']} {day}s with events) and is quietest at {quiet}:00 UTC.")
+    else:
+        hours = "No plays in this period."
 
     return Findings(
         span, activity, newcomers, hours, _funnel(t["conversion_funnel"]),
@@ -228,13 +222,18 @@ def _listening(t: dict[str, Table]) -> tuple[str, str, str, str, str, str, str]:
 
     levels_rows = {r["level"]: r for r in t["level_share"].records()}
     paid, free = levels_rows.get("paid"), levels_rows.get("free")
-    both = t["population"].records()[0]["listeners_on_both_levels"]
+    people = t["population"].records()[0]
+    both = people["listeners_on_both_levels"]
     if paid and free:
         per_paid, per_free = paid["plays"] / paid["listeners"], free["plays"] / free["listeners"]
-        levels = (f"Paid listening makes up {pct(paid['plays'], paid['plays'] + free['plays'])} of all plays: a mean "
-                  f"of {per_paid:.0f} plays per paid listener against {per_free:.0f} per free listener "
-                  f"({ratio(per_paid, per_free)}); the {plural(both, 'listener')} who played on both levels "
-                  f"count at each.")
+        levels = (f"Paid listening makes up {pct(paid['plays'], paid['plays'] + free['plays'])} of all plays. "
+                  f"Paid users play more: a mean of {per_paid:.0f} plays per paid listener against {per_free:.0f} "
+                  f"per free listener ({ratio(per_paid, per_free)}), and a median of {paid['median_plays']:.0f} "
+                  f"against {free['median_plays']:.0f}; the {plural(both, 'listener')} who played on both levels "
+                  f"count at each. Plays are skewed: the 5 most active listeners made "
+                  f"{pct(people['plays_of_top_5_listeners'], people['listener_plays'])} of them, and the median "
+                  f"listener played {people['median_plays_per_listener']:.0f} songs. This describes who pays, "
+                  f"not what paying does.")
     else:
         levels = "Only one level has plays in this period."
 
@@ -253,21 +252,22 @@ def _listening(t: dict[str, Table]) -> tuple[str, str, str, str, str, str, str]:
     leaders: dict[str, dict] = {}
     for row in t["platforms"].records():
         leaders.setdefault(row["dimension"], row)
-    platforms = ("Most plays come from " + ", ".join(
-        f"{leaders[d]['value']} ({pct(leaders[d]['plays'], total_plays)})"
+    platforms = ("The largest share of plays comes from " + ", ".join(
+        f"{leaders[d]['value']} among {d}s ({pct(leaders[d]['plays'], total_plays)})"
         for d in ("browser", "operating system", "device") if d in leaders) + ".") if leaders \
         else "No plays in this period."
 
     engaged = {r["level"]: r for r in t["engagement"].records()}
-    if "paid" in engaged and "free" in engaged:
-        p, f = engaged["paid"], engaged["free"]
+    p, f = engaged.get("paid"), engaged.get("free")
+    if p and f and p["songs_per_session"] is not None and f["songs_per_session"] is not None:
         times = ratio(p["songs_per_session"], f["songs_per_session"])
-        engagement = (f"A paid session holds a mean of {p['songs_per_session']:.1f} songs against "
+        engagement = (f"A paid session with a play holds a mean of {p['songs_per_session']:.1f} songs against "
                       f"{f['songs_per_session']:.1f} songs on free ({times}). "
                       f"The median paid session lasts {p['median_session_minutes']:.1f} minutes against "
-                      f"{f['median_session_minutes']:.1f} minutes on free.")
+                      f"{f['median_session_minutes']:.1f} minutes on free, counting each session's last song. "
+                      f"This says how paid users listen, not what paying makes them do.")
     else:
-        engagement = "Sessions of one level only in this period."
+        engagement = "Sessions with plays on one level only in this period."
     return songs, artists, levels, gender, locations, platforms, engagement
 
 

@@ -213,12 +213,17 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
         "first_seen_users": sum(1 for d in first_seen.values() if in_period(datetime(d.year, d.month, d.day),
                                                                             start, end)),
     }
+    per_listener = Counter(e["userId"] for e in plays if e["userId"])
+    out["population"]["median_plays_per_listener"] = median(per_listener.values()) if per_listener else None
+    out["population"]["plays_of_top_5_listeners"] = sum(sorted(per_listener.values(), reverse=True)[:5])
+    out["population"]["listener_plays"] = sum(per_listener.values())
 
     hours = Counter()
     for e in plays:
         moment = start_time(e["ts"])
         hours[(moment.isoweekday() % 7, moment.hour)] += 1
     out["listening_hours"] = dict(hours)
+    out["weekdays_observed"] = Counter(d.isoweekday() % 7 for d in set(event_days))
 
     songs, artists, song_listeners, artist_listeners = Counter(), Counter(), defaultdict(set), defaultdict(set)
     matched_songs = defaultdict(bool)
@@ -249,6 +254,8 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
         platform[("operating system", classify_os(agent))] += 1
         platform[("device", classify_device(agent))] += 1
     out["levels"] = {lv: (len(level_users[lv]), level_plays[lv]) for lv in level_plays}
+    at_level = Counter((e["level"], e["userId"]) for e in plays)
+    out["median_plays"] = {lv: median(n for (level, _), n in at_level.items() if level == lv) for lv in level_plays}
     gender_plays, gender_users = Counter(), defaultdict(set)
     for e in plays:
         gender = expected.users[int(e["userId"])][2]
@@ -258,12 +265,15 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
     out["locations"] = {loc: (len(location_users[loc]), n) for loc, n in locations.items()}
     out["platforms"] = dict(platform)
 
-    # Sessions over all the data, in the period when their first event is.
+    # Sessions over all the data, in the period when their first event is. A session lasts
+    # from its first event to the end of its last song (start plus length) or its last event,
+    # whichever is later, in whole seconds of each stamp; songs per session and lengths are
+    # over the sessions with a play, the others counted apart.
     sessions: dict = defaultdict(list)
     for e in every:
         if e["userId"]:
             sessions[(e["userId"], e["sessionId"])].append(e)
-    by_level: dict = defaultdict(lambda: {"users": set(), "sessions": 0, "songs": [], "minutes": []})
+    by_level: dict = defaultdict(lambda: {"users": set(), "sessions": 0, "without": 0, "songs": [], "minutes": []})
     for (user, _), items in sessions.items():
         stamps = [e["ts"] for e in items]
         if not in_period(start_time(min(stamps)), start, end):
@@ -273,12 +283,18 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
         entry = by_level[level]
         entry["users"].add(user)
         entry["sessions"] += 1
-        entry["songs"].append(sum(e["page"] == "NextSong" for e in items))
-        # Whole seconds, each end truncated to the second, as the report computes them.
-        entry["minutes"].append((max(stamps) // 1000 - min(stamps) // 1000) / 60)
+        songs = [e for e in items if e["page"] == "NextSong"]
+        if not songs:
+            entry["without"] += 1
+            continue
+        entry["songs"].append(len(songs))
+        ends = max(max(stamps) // 1000, max(e["ts"] // 1000 + (e["length"] or 0) for e in songs))
+        entry["minutes"].append((ends - min(stamps) // 1000) / 60)
     out["engagement"] = {
-        level: (len(v["users"]), v["sessions"], v["sessions"] / len(v["users"]), sum(v["songs"]) / v["sessions"],
-                sum(v["minutes"]) / v["sessions"], median(v["minutes"]))
+        level: (len(v["users"]), v["sessions"], v["without"], v["sessions"] / len(v["users"]),
+                sum(v["songs"]) / len(v["songs"]) if v["songs"] else None,
+                sum(v["minutes"]) / len(v["minutes"]) if v["minutes"] else None,
+                median(v["minutes"]) if v["minutes"] else None)
         for level, v in by_level.items()}
 
     # Level changes over each user's whole timeline, counted when they fall in the period.

@@ -124,7 +124,9 @@ def test_every_table_is_a_csv_and_the_summary_names_the_report(case):
 
 def test_the_population_is_defined_once(case):
     row = case.read("population")[0]
-    got = {k: (date.fromisoformat(v) if k.endswith("_day") else int(v)) for k, v in row.items()}
+    got = {k: (date.fromisoformat(v) if k.endswith("_day") else (float(v) if v else None) if k.startswith("median")
+               else int(v))
+           for k, v in row.items()}
     assert got == case.figures["population"]
     # Listeners by level count an upgrader at each level, as the page says beside the figure.
     levels = case.read("level_share")
@@ -148,6 +150,16 @@ def test_activity_over_time(case):
 def test_listening_hours(case):
     rows = case.read("listening_hours")
     assert {(int(r["weekday"]), int(r["hour"])): int(r["plays"]) for r in rows} == case.figures["listening_hours"]
+    observed = case.figures["weekdays_observed"]
+    for r in rows:
+        assert int(r["weekdays_observed"]) == observed[int(r["weekday"])]
+        assert float(r["plays_per_weekday"]) == pytest.approx(int(r["plays"]) / observed[int(r["weekday"])], abs=0.006)
+    # The busiest slot is compared per occurrence of its weekday, and the sentence says so.
+    best = max(rows, key=lambda r: (float(r["plays_per_weekday"]), -int(r["weekday"]), -int(r["hour"])))
+    day = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"][int(best["weekday"])]
+    mean = float(best["plays_per_weekday"])
+    assert f"busiest slot per {day}: {day}s at {int(best['hour'])}:00, a mean of {mean:,.1f} songs played on " \
+           f"each of the {int(best['weekdays_observed'])} {day}s with events" in case.stdout
 
 
 def test_top_songs_and_artists_count_every_play(case):
@@ -170,6 +182,7 @@ def test_who_listens(case):
     oracle = case.figures
     assert {r["level"]: (int(r["listeners"]), int(r["plays"])) for r in case.read("level_share")} == \
         oracle["levels"]
+    assert {r["level"]: float(r["median_plays"]) for r in case.read("level_share")} == oracle["median_plays"]
     assert {r["gender"]: (int(r["listeners"]), int(r["plays"])) for r in case.read("gender_share")} == \
         oracle["gender"]
     locations = case.read("top_locations")
@@ -192,9 +205,11 @@ def test_who_the_paying_users_are(case):
 
 
 def test_engagement(case):
-    for r in case.read("engagement"):
-        users, sessions, per_user, songs, mean_minutes, median_minutes = case.figures["engagement"][r["level"]]
-        assert (int(r["users"]), int(r["sessions"])) == (users, sessions)
+    rows = case.read("engagement")
+    assert {r["level"] for r in rows} == set(case.figures["engagement"])
+    for r in rows:
+        users, sessions, without, per_user, songs, mean_minutes, median_minutes = case.figures["engagement"][r["level"]]
+        assert (int(r["users"]), int(r["sessions"]), int(r["sessions_without_plays"])) == (users, sessions, without)
         assert float(r["sessions_per_user"]) == pytest.approx(per_user, abs=0.006)
         assert float(r["songs_per_session"]) == pytest.approx(songs, abs=0.006)
         assert float(r["avg_session_minutes"]) == pytest.approx(mean_minutes, abs=0.051)
@@ -271,9 +286,11 @@ def test_takeaways_state_figures_from_the_data(report):
     # One statistic per sentence, each named and with its unit.
     engagement = next(line for line in out.splitlines() if line.startswith("  engagement"))
     sentences = [s for s in re.split(r"(?<=\.) ", engagement.split(None, 1)[1]) if s]
-    assert len(sentences) == 2
+    assert len(sentences) == 3
     assert "mean" in sentences[0] and "median" not in sentences[0] and sentences[0].count(" songs") == 2
     assert "median" in sentences[1] and "mean" not in sentences[1] and sentences[1].count(" minutes") == 2
+    assert "last song" in sentences[1] and sentences[2] == "This says how paid users listen, not what paying " \
+                                                          "makes them do."
     assert "before/after comparison of the same people, not an effect of upgrading" in out
     funnel = report.analyses["conversion_funnel"]
     assert f"Of the {funnel[0][2]} free users who opened Home, {funnel[-1][2]} submitted an upgrade" in out
