@@ -423,8 +423,12 @@ def _most_played(column: str) -> str:
 
 # Who the paying users are: the share of listeners on the paid level at the end of the
 # period (the level of their last event in it, from the level history), overall and by
-# gender, top-10 location (the metro areas the logs name) and platform. A listener's
-# location and user agent are the ones most of their plays in the period came from.
+# gender, metro (the metro areas the logs name) and platform. A listener's location and
+# user agent are the ones most of their plays in the period came from. A share of two or
+# three people is no finding: metros with fewer than MIN_GROUP listeners are pooled into
+# one row (SMALL_METROS), and every metro at or above it is listed, so no tie is cut.
+MIN_GROUP = 5
+SMALL_METROS = f"metros with fewer than {MIN_GROUP} listeners each"
 paid_share = f"""
 with listener_plays as (
     select user_id, location, user_agent, sum(plays) as plays
@@ -466,12 +470,12 @@ listeners as (
     left join levels_at_end e on e.user_id = h.user_id
 ),
 
-top_locations as (
-    select location
+metros as (
+    select
+        location,
+        case when count(*) >= {MIN_GROUP} then location else '{SMALL_METROS}' end as metro
     from listeners
     group by location
-    order by count(*) desc, location
-    limit 10
 )
 
 select cast('all' as varchar(32)) as dimension, cast('all listeners' as varchar(1024)) as value,
@@ -483,10 +487,10 @@ select 'gender', gender, count(*), sum(paid), cast(sum(paid) as double precision
 from listeners
 group by gender
 union all
-select 'location', l.location, count(*), sum(l.paid), cast(sum(l.paid) as double precision) / count(*)
+select 'location', m.metro, count(*), sum(l.paid), cast(sum(l.paid) as double precision) / count(*)
 from listeners l
-join top_locations t on t.location = l.location
-group by l.location
+join metros m on m.location = l.location
+group by m.metro
 union all
 select 'browser', browser, count(*), sum(paid), cast(sum(paid) as double precision) / count(*)
 from listeners
@@ -585,51 +589,93 @@ order by u.level
 """
 
 # 6. Money: level changes from the type-2 history, and listening around an upgrade.
-# Each stretch of a user's level next to the level before it (over the whole history, so
-# the first stretch in the period knows the level it changed from).
-_STRETCHES = """
-with stretches as (
+# A change undone within REVERSAL_WINDOW (a downgrade re-upgraded four minutes later, in the
+# same session or not) is a reversal: neither it nor the change that undoes it counts as an
+# upgrade or a downgrade. Each stretch of a user's level sits beside the ones before and
+# after it (over the whole history, so the first stretch in the period knows the level it
+# changed from): a stretch is brief when it lasted under the window and the levels on both
+# sides of it are the same; a change into a brief stretch, or out of one, is a reversal.
+REVERSAL_WINDOW = "1 hour"
+_STRETCHES = f"""
+with neighbours as (
     select
         user_id,
         level,
         valid_from,
-        lag(level) over (partition by user_id order by valid_from) as previous_level
+        valid_to,
+        lag(level) over (partition by user_id order by valid_from) as previous_level,
+        lag(level, 2) over (partition by user_id order by valid_from) as level_two_before,
+        lag(valid_from) over (partition by user_id order by valid_from) as previous_from,
+        lead(level) over (partition by user_id order by valid_from) as next_level
     from user_levels
+),
+
+stretches as (
+    select
+        user_id,
+        level,
+        valid_from,
+        valid_to,
+        previous_level,
+        case
+            when previous_level is null then 0
+            when next_level = previous_level and valid_to < valid_from + interval '{REVERSAL_WINDOW}' then 1
+            when level_two_before = level and valid_from < previous_from + interval '{REVERSAL_WINDOW}' then 1
+            else 0
+        end as reversal
+    from neighbours
 )"""
 
 level_changes = _STRETCHES + f"""
 
 select
     cast(valid_from as date) as day,
-    sum(case when previous_level = 'free' and level = 'paid' then 1 else 0 end) as upgrades,
-    sum(case when previous_level = 'paid' and level = 'free' then 1 else 0 end) as downgrades
+    sum(case when previous_level = 'free' and level = 'paid' and reversal = 0 then 1 else 0 end) as upgrades,
+    sum(case when previous_level = 'paid' and level = 'free' and reversal = 0 then 1 else 0 end) as downgrades,
+    sum(reversal) as reversed_changes
 from stretches
 where previous_level is not null and {_in_period('valid_from')}
 group by cast(valid_from as date)
 order by day
 """
 
-# The same upgraders before and after their first upgrade in the period: a before/after
-# comparison of the same people, not a measure of what upgrading does.
+# The upgraders' free stretch before their first upgrade in the period against the paid
+# stretch it began (each cut to the period): a before/after comparison of the same people,
+# not a measure of what upgrading does. A reversed upgrade is none.
 upgrade_engagement = _STRETCHES + f""",
 
 upgrades as (
-    select user_id, min(valid_from) as upgraded_at
-    from stretches
-    where previous_level = 'free' and level = 'paid' and {_in_period('valid_from')}
-    group by user_id
+    select user_id, upgraded_at
+    from (
+        select
+            user_id,
+            valid_from as upgraded_at,
+            row_number() over (partition by user_id order by valid_from) as nth
+        from stretches
+        where previous_level = 'free' and level = 'paid' and reversal = 0 and {_in_period('valid_from')}
+    ) ranked
+    where nth = 1
+),
+
+sides as (
+    select u.user_id, u.upgraded_at, s.valid_from, s.valid_to, s.level
+    from upgrades u
+    join stretches s on s.user_id = u.user_id
+    where (s.level = 'paid' and s.valid_from = u.upgraded_at)
+       or (s.level = 'free' and s.valid_to = u.upgraded_at)
 ),
 
 play_days as (
     select
         p.user_id,
-        case when p.start_time < u.upgraded_at then 'before upgrade' else 'after upgrade' end as period,
+        case when d.level = 'free' then 'before upgrade' else 'after upgrade' end as period,
         cast(p.start_time as date) as day,
         count(*) as plays
     from songplays p
-    join upgrades u on u.user_id = p.user_id
+    join sides d on d.user_id = p.user_id
+        and p.start_time >= d.valid_from and (d.valid_to is null or p.start_time < d.valid_to)
     where {_in_period('p.start_time')}
-    group by p.user_id, case when p.start_time < u.upgraded_at then 'before upgrade' else 'after upgrade' end,
+    group by p.user_id, case when d.level = 'free' then 'before upgrade' else 'after upgrade' end,
              cast(p.start_time as date)
 ),
 

@@ -175,6 +175,12 @@ def _churn(summary: Table, users: Table, period: Period) -> str:
     for row, verb in ((downgrades, "submitted a downgrade"), (cancels, "cancelled (Cancellation Confirmation)")):
         said.append(f"{plural(row['users'], 'user')} {verb}" if row["users"] else f"none {verb.split(' (')[0]}")
     text = f"{said[0][0].upper()}{said[0][1:]} and {said[1]} in this period"
+    undone = downgrades.get("reversed") or 0
+    if undone:
+        text += (f"; {plural(undone, 'downgrade')} {'was' if undone == 1 else 'were'} undone within an hour (the "
+                 f"user back on paid): a reversal, not churn")
+    if not users.rows:
+        return text + "; so nobody churned."
     churners, left_out = observed_churners(users, period)
     if not churners:
         return text + "; none churned late enough for the two weeks before to lie in the period."
@@ -183,8 +189,8 @@ def _churn(summary: Table, users: Table, period: Period) -> str:
     visits = sum(r["downgrade_visits_before"] for r in churners)
     who = ("they" if len(churners) != 1 else "the user") if not left_out else \
         f"the {len(churners):,} of them whose two weeks before lie in the period"
-    return (f"{text}; in the 7 days before, {who} played {plural(recent, 'song')} against {earlier:,} in the "
-            f"7 days before that, after {plural(visits, 'visit')} to the Downgrade page.")
+    return (f"{text}; in the 7 days before churning, {who} played {plural(recent, 'song')} against {earlier:,} in "
+            f"the 7 days before that, after {plural(visits, 'visit')} to the Downgrade page.")
 
 
 def _paying(table: Table) -> str:
@@ -198,12 +204,25 @@ def _paying(table: Table) -> str:
     if len(genders) == 2:
         text += "; " + " against ".join(f"{pct(r['paid_listeners'], r['listeners'])} of {gender_label(r['value'])}"
                                         for r in genders)
-    places = [r for r in rows if r["dimension"] == "location" and r["listeners"] >= 2]
-    if places:
-        best = max(places, key=lambda r: (r["paid_share"], r["listeners"]))
-        text += (f"; of the top metros with two or more listeners, {best['value']} has the highest paid share "
-                 f"({best['paid_listeners']} of {best['listeners']})")
+    places = [r for r in rows if r["dimension"] == "location" and r["value"] != iq.SMALL_METROS]
+    if len(places) > 1:
+        top = max(r["paid_share"] for r in places)
+        best = sorted((r for r in places if r["paid_share"] == top), key=lambda r: r["value"])
+        named = _and([f"{r['value']} ({r['paid_listeners']} of {r['listeners']})" for r in best])
+        has = "has" if len(best) == 1 else f"share ({len(best)}-way tie)"
+        text += (f"; of the {len(places)} metros with at least {iq.MIN_GROUP} listeners, {named} {has} the highest "
+                 f"paid share")
+    elif places:
+        only = places[0]
+        text += (f"; only {only['value']} has {iq.MIN_GROUP} or more listeners ({only['paid_listeners']} of "
+                 f"{only['listeners']} paid), so no metro is ranked")
+    else:
+        text += f"; no metro has {iq.MIN_GROUP} or more listeners, so none is ranked"
     return text + "."
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _listening(t: dict[str, Table]) -> tuple[str, str, str, str, str, str, str]:
@@ -275,18 +294,21 @@ def _money(t: dict[str, Table]) -> tuple[str, str]:
     changes_rows = t["level_changes"].records()
     ups = sum(r["upgrades"] for r in changes_rows)
     downs = sum(r["downgrades"] for r in changes_rows)
+    undone = sum(r["reversed_changes"] for r in changes_rows)
     changes = (f"{plural(ups, 'upgrade')} to paid and {plural(downs, 'downgrade')} to free in the level history "
-               f"(users whose level changed between two of their events).")
+               f"(users whose level changed between two of their events)")
+    changes += (f"; {plural(undone, 'change')} undone within an hour {'counts' if undone == 1 else 'count'} as "
+                f"neither." if undone else ".")
     around = {r["period"]: r for r in t["upgrade_engagement"].records()}
     if "before upgrade" in around and "after upgrade" in around:
         b, a = around["before upgrade"], around["after upgrade"]
         upgraders = max(a["users"], b["users"])
         some = "" if a["users"] == b["users"] else \
-            f" ({b['users']:,} of them played before it, {a['users']:,} after)"
+            f" ({b['users']:,} of them played in their free stretch, {a['users']:,} in their paid one)"
         upgrade = (f"The same {plural(upgraders, 'upgrader')} played a mean of {a['plays_per_active_day']:.1f} songs "
-                   f"per active day after upgrading against {b['plays_per_active_day']:.1f} before "
-                   f"({ratio(a['plays_per_active_day'], b['plays_per_active_day'])}){some}: a before/after "
-                   f"comparison of the same people, not an effect of upgrading.")
+                   f"per active day in their paid stretch against {b['plays_per_active_day']:.1f} in the free "
+                   f"stretch before it ({ratio(a['plays_per_active_day'], b['plays_per_active_day'])}){some}: a "
+                   f"before/after comparison of the same people, not an effect of upgrading.")
     else:
         upgrade = "No upgrade with plays on both sides in this period."
     return changes, upgrade

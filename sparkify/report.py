@@ -22,6 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
+from insight_queries import MIN_GROUP  # noqa: E402
+
 from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, pct  # noqa: E402
 
 plt.rcParams.update({
@@ -469,7 +471,9 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
          ["churn_summary", "churned_users"]),
         ("paying", "Who the paying users are", [found.paying], chart_paying(tables["paid_share"]),
          ["Each listener counts once per dimension: their location and platform are those of most of their plays "
-          "in the period; metros are the ten with the most listeners."], ["paid_share"]),
+          f"in the period. A metro (the logs' metropolitan area) is shown and ranked only with at least "
+          f"{MIN_GROUP} listeners; smaller ones are pooled in one row. Each bar says its listeners."],
+         ["paid_share"]),
         ("songs", "What they play: songs", [found.songs], chart_songs(tables["top_songs"]), [],
          ["top_songs", "catalog_coverage"]),
         ("artists", "What they play: artists", [found.artists], chart_artists(tables["top_artists"]), [],

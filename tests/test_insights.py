@@ -217,7 +217,7 @@ def test_engagement(case):
 
 
 def test_money(case):
-    changes = {date.fromisoformat(r["day"]): (int(r["upgrades"]), int(r["downgrades"]))
+    changes = {date.fromisoformat(r["day"]): (int(r["upgrades"]), int(r["downgrades"]), int(r["reversed_changes"]))
                for r in case.read("level_changes")}
     assert changes == case.figures["level_changes"]
     around = case.read("upgrade_engagement")
@@ -302,7 +302,9 @@ def test_the_planted_month_gives_the_answers_it_was_built_with(planted_report):
     assert {(date.fromisoformat(r["cohort_week"]), int(r["week_number"])): (int(r["cohort_users"]),
                                                                             int(r["active_users"]))
             for r in read("weekly_cohort_retention")} == planted.RETENTION
-    assert {r["page"]: (int(r["events"]), int(r["users"])) for r in read("churn_summary")} == planted.CHURN
+    assert {r["page"]: (int(r["events"]), int(r["users"]), int(r["reversed"]))
+            for r in read("churn_summary")} == planted.CHURN
+    assert planted.REVERSER not in [int(r["user_id"]) for r in read("churned_users")]
     downgrader = next(r for r in read("churned_users") if int(r["user_id"]) == planted.DOWNGRADER["user_id"])
     assert {k: int(downgrader[k]) for k in planted.DOWNGRADER} == planted.DOWNGRADER
     population = read("population")[0]
@@ -311,24 +313,38 @@ def test_the_planted_month_gives_the_answers_it_was_built_with(planted_report):
         planted.PERIOD
     assert {(r["dimension"], r["value"]): (int(r["listeners"]), int(r["paid_listeners"]))
             for r in read("paid_share")} == planted.PAID_SHARE
-    assert {date.fromisoformat(r["day"]): (int(r["upgrades"]), int(r["downgrades"]))
+    assert {date.fromisoformat(r["day"]): (int(r["upgrades"]), int(r["downgrades"]), int(r["reversed_changes"]))
             for r in read("level_changes")} == planted.LEVEL_CHANGES
     out = planted_report.stdout
     assert "Of the 8 free users who opened Home, 2 submitted an upgrade (25%)" in out
-    assert "1 user submitted a downgrade and 1 user cancelled" in out
+    assert "2 users submitted a downgrade and 1 user cancelled (Cancellation Confirmation) in this period; 1 " \
+           "downgrade was undone within an hour (the user back on paid): a reversal, not churn" in out
+    assert "2 upgrades to paid and 1 downgrade to free in the level history (users whose level changed between " \
+           "two of their events); 2 changes undone within an hour count as neither." in out
     assert "3 of 18 listeners (17%) were on the paid level" in out
+    # The one-listener metro (100% paid) is pooled, not ranked; Denver's 1 of 5 leads the metros of five or more.
+    assert "of the 3 metros with at least 5 listeners, Denver, CO (1 of 5) has the highest paid share" in out
+    assert planted.TINY_METRO not in (planted_report.folder / "paid_share.csv").read_text()
+    # The skewed listener: the top five's share and the median listener, beside the mean.
+    people = planted_report.figures["population"]
+    assert people["plays_of_top_5_listeners"] >= planted.SKEWED_PLAYS
+    assert f"the median listener played {people['median_plays_per_listener']:.0f} songs" in out
     # Weeks cut by the period's edge (Dec 31 - Jan 6 begins before Jan 1) are not quoted.
     assert "Of the 10 users who signed up in the week of Dec 24, 40% were active in week 4" in out
 
 
-def test_no_churn_in_the_period_reads_none_rather_than_an_empty_chart(period_report, report):
+def test_no_churn_in_the_period_reads_none_rather_than_an_empty_chart(period_report, report, planted_report):
     page = (period_report.folder / "index.html").read_text(encoding="utf-8")
     assert "No downgrades (Submit Downgrade) and no cancellations (Cancellation Confirmation) in this period." in page
     assert "Listening in the two weeks before churning" not in page
-    # The whole month has one downgrade and no cancellation: a chart, and "none" for the other.
+    # The whole month's one downgrade (user 15) was undone four minutes later: said, not charted as churn.
     month = (report.folder / "index.html").read_text(encoding="utf-8")
-    assert "Listening in the two weeks before churning" in month
+    assert "1 user submitted a downgrade and none cancelled in this period; 1 downgrade was undone within an hour " \
+           "(the user back on paid): a reversal, not churn; so nobody churned." in month
+    assert "Listening in the two weeks before churning" not in month and report.read("churned_users") == []
     assert "Cancellation Confirmation: none in this period." in month
+    # The planted month's downgrader churned for good: a chart.
+    assert "Listening in the two weeks before churning" in (planted_report.folder / "index.html").read_text()
 
 
 def test_a_period_without_events_is_an_error_that_says_which_days_have_some(real_warehouse, tmp_path):
@@ -535,7 +551,8 @@ def test_churners_whose_two_weeks_before_are_not_all_in_the_period_are_not_compa
     month = Period(date(2018, 11, 1), date(2018, 11, 30), logs_begin=date(2018, 11, 1))
     assert [r["user_id"] for r in observed_churners(users, month)[0]] == [2]
     assert _churn(summary, users, month) == (
-        "2 users submitted a downgrade and none cancelled in this period; in the 7 days before, the 1 of them whose "
+        "2 users submitted a downgrade and none cancelled in this period; in the 7 days before churning, the 1 of them "
+        "whose "
         "two weeks before lie in the period played 3 songs against 7 in the 7 days before that, after 2 visits to "
         "the Downgrade page.")
     late = Period(date(2018, 11, 10), date(2018, 11, 30), chosen=True, logs_begin=date(2018, 11, 1))
