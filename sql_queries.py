@@ -1,15 +1,16 @@
 """Every SQL statement of the warehouse: CREATE, DROP, COPY and INSERT … SELECT.
 
 One text per statement serves both engines, and the logic is never written twice. A statement
-is a template with named {placeholders}, sent only as render(statement, dialect) fills them:
-- its physical design on that dialect, where Redshift and PostgreSQL differ (distribution,
-  sort keys, logging): {staging}, {fact}, {dimension}, {empty}, … (PHYSICAL);
+is a template with named {placeholders}, sent only as the engine's dialect renders it
+(sparkify/dialects.py, Dialect.render), which fills:
+- its physical design on that engine, where Redshift and PostgreSQL differ (distribution,
+  sort keys, logging): {staging}, {fact}, {dimension}, {empty}, … (the dialect's physical);
 - a fragment several statements share, the same on both (FRAGMENTS): {event_time} (ts as a
   timestamp), {batch_events_window} (start_time within the time window of batch_events), …
   A fragment over an argument is one named fragment per argument in use, its name saying
   which: {batch_events_window} and {batch_plays_window}, {p_matches_catalog} and
   {songplays_match_catalog};
-- a value the caller passes to render by name: {table}, {role}, {source}, ….
+- a value the caller passes to Dialect.render by name: {table}, {role}, {source}, ….
 %s stays a psycopg2 parameter, filled when the statement runs. Statements generated from
 data (the quality gate, the valid ranges) are made by one function each, from declarations.
 Every transform is valid Redshift SQL: no ON CONFLICT, DISTINCT ON, SERIAL, RETURNING or
@@ -21,7 +22,7 @@ Naming: staging tables keep one column per source field, renamed once to snake_c
 
 from dataclasses import dataclass, fields
 
-# --- placeholders: physical design per dialect, shared fragments, render() -----------------
+# --- placeholders: shared fragments (each engine's physical design: sparkify/dialects.py) --
 # Keys declared on Redshift only. Redshift never enforces a primary or foreign key, but its
 # planner uses them (to infer uniqueness, order joins, drop redundant ones) and assumes they
 # hold; AWS says to declare them when the ETL enforces them (Redshift Database Developer
@@ -45,42 +46,6 @@ INFORMATIONAL_KEYS = {
     "app_events": ["primary key (event_id)",
                    "foreign key (user_id) references users (user_id)"],
     "user_levels": ["foreign key (user_id) references users (user_id)"],
-}
-
-# Redshift: small dimensions are copied to every node (DISTSTYLE ALL) so joins with the
-# fact never move data; the fact is distributed on user_id (sessions and per-user analysis
-# stay on one slice) and sorted on start_time (every report filters by time).
-# PostgreSQL: staging is UNLOGGED (rebuilt each batch, so no WAL is written for it).
-# {<table>_keys}: the table's INFORMATIONAL_KEYS, on Redshift only.
-# {batch_by_user}: the batch's temporary tables of events, plays and users, distributed like
-# the facts they are joined to. CREATE TABLE AS does not inherit a distribution key, and
-# AWS's merge advice is to give the staging table the target's distribution key (Redshift
-# Database Developer Guide: CREATE TABLE AS, "CTAS usage notes"; "Creating a temporary
-# staging table"); CTAS takes DISTSTYLE and DISTKEY before AS ("CREATE TABLE AS", syntax).
-PHYSICAL = {
-    "postgres": {
-        "staging_table": "create unlogged table",
-        "empty": "truncate table",
-        "staging": "",
-        "fact": "",
-        "dimension": "",
-        "time_dimension": "",
-        "rollup": "",
-        "batch_by_user": "",
-        **{f"{table}_keys": "" for table in INFORMATIONAL_KEYS},
-    },
-    "redshift": {
-        "staging_table": "create table",
-        # TRUNCATE commits the open transaction on Redshift; DELETE keeps the batch atomic.
-        "empty": "delete from",
-        "staging": "diststyle even",
-        "fact": "diststyle key distkey (user_id) compound sortkey (start_time)",
-        "dimension": "diststyle all",
-        "time_dimension": "diststyle all sortkey (start_time)",
-        "rollup": "diststyle even",
-        "batch_by_user": " diststyle key distkey (user_id)",
-        **{f"{table}_keys": "".join(f",\n    {key}" for key in keys) for table, keys in INFORMATIONAL_KEYS.items()},
-    },
 }
 
 # JSON start_time from epoch milliseconds without losing them: integer seconds plus the
@@ -161,19 +126,6 @@ FRAGMENTS = {
     "latest_valid_ms": _LATEST_VALID_MS,
     "user_id_max": str(USER_ID_MAX),
 }
-_FILLS = {dialect: {**physical, **FRAGMENTS} for dialect, physical in PHYSICAL.items()}
-assert not any(physical.keys() & FRAGMENTS.keys() for physical in PHYSICAL.values()), "one name, one fill"
-
-
-def render(statement: str, dialect: str, **values: object) -> str:
-    """The statement as dialect receives it: its placeholders filled with the dialect's
-    physical design, the shared fragments, and values, the caller's own (table, role, …)."""
-    fills = _FILLS[dialect]
-    if clash := fills.keys() & values.keys():
-        raise ValueError(f"{sorted(clash)}: names of PHYSICAL or FRAGMENTS, not the caller's to fill")
-    return statement.format(**fills, **values)
-
-
 # --- steps: the statements a batch runs in order ---------------------------------------------
 @dataclass
 class RowsWritten:
@@ -187,7 +139,7 @@ class RowsWritten:
 
 @dataclass(frozen=True)
 class Step:
-    """A statement the batch runs (a template for render), under the label its progress line
+    """A statement the batch runs (a template for Dialect.render), under the label its progress line
     and the dry run show. analyze: the table whose planner statistics it refreshes (the
     pipeline first asks whether that is due). counts: the field of RowsWritten that keeps the
     rows it wrote."""
@@ -205,25 +157,9 @@ def _analyze(table: str) -> Step:
     return Step(f"analyze {table}", f"analyze {table}", analyze=table)
 
 
-# PostgreSQL has no sort keys: a BRIN index on start_time is its zone map, so a batch's
-# time window reads only the blocks of that window (rows arrive in time order, a day's
-# batch after the day before). It costs nothing measurable to maintain. Redshift gets the
-# same from the sort keys above.
+# The event-grain tables, written in time order: PostgreSQL indexes them with BRIN on
+# start_time (sparkify/dialects.py), Redshift sorts them on it.
 TIME_ORDERED_TABLES = ["songplays", "app_events", "time"]
-create_index_queries = {
-    "postgres": [f"create index if not exists {table}_start_time on {table} using brin (start_time)"
-                 for table in TIME_ORDERED_TABLES],
-    "redshift": [],
-}
-# BRIN indexes a range of blocks only when asked (brin_summarize_new_values, or VACUUM),
-# and a range it has not indexed always "may match": a batch's new blocks would be read by
-# every later window until autovacuum came by. The batch has them indexed itself, after
-# its inserts.
-brin_new_blocks_queries = {
-    "postgres": [Step(f"{table}_start_time: summarize new blocks",
-                      f"select brin_summarize_new_values('{table}_start_time')") for table in TIME_ORDERED_TABLES],
-    "redshift": [],
-}
 
 
 # --- DROP ------------------------------------------------------------------------------------
@@ -637,30 +573,11 @@ order by 1, 2
 # --- the analysts' read-only role ------------------------------------------------------
 # SELECT on the star schema, the views and the rollups, and nothing else (no staging,
 # no bookkeeping, no writes). {role} is the config's ANALYST_ROLE, checked to be a plain
-# name. Redshift grants to a role with TO ROLE (AWS: GRANT, "ROLE role_name"), and lists
-# roles in svv_roles (AWS: SVV_ROLES); PostgreSQL grants to a role by its name.
+# name. How each engine lists roles and grants to one: sparkify/dialects.py.
 # The star schema (the facts and dimensions analysts query, and the level history).
 STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels"]
 ANALYST_TABLES = [*STAR_TABLES, *(t for t in ROLLUP_TABLES if t != "batch_totals"), *VIEWS]
-role_exists = {
-    "postgres": "select count(*) from pg_roles where rolname = %s",
-    "redshift": "select count(*) from svv_roles where role_name = %s",
-}
-# Whether the connected user may create roles. PostgreSQL says so in pg_roles; on Redshift
-# an administrator runs create_tables.py, or creates the role beforehand.
-may_create_roles = {
-    "postgres": "select count(*) from pg_roles where rolname = current_user and (rolcreaterole or rolsuper)",
-    "redshift": "select 1",
-}
 role_create = "create role {role}"
-_ANALYST_READS = ", ".join(ANALYST_TABLES)
-# In the f-strings {{role}} is the {role} the caller fills.
-role_grants = {
-    "postgres": ["grant usage on schema {schema} to {role}",
-                 f"grant select on {_ANALYST_READS} to {{role}}"],
-    "redshift": ["grant usage on schema {schema} to role {role}",
-                 f"grant select on {_ANALYST_READS} to role {{role}}"],
-}
 # The schema the toolkit's tables are in (unqualified names land in the first of the
 # search_path, on both engines).
 warehouse_schema = "select current_schema()"
@@ -812,32 +729,9 @@ invalid_staged_rows_delete = {table: f"delete from {table}\nwhere {_breaks_a_ran
 # never wait for a load, and a reader's open transaction never holds a load up.
 etl_lock = "lock table etl_lock"
 
-# Redshift's LOCK waits for ever; statement_timeout (milliseconds) bounds it, as PostgreSQL's
-# lock_timeout does for every statement of the toolkit's connections (AWS: statement_timeout).
-lock_wait_bound = {"postgres": [], "redshift": ["set statement_timeout to 60000"]}
-lock_wait_unbound = {"postgres": [], "redshift": ["reset statement_timeout"]}
-
-# The sessions that hold the load lock, with their clients' names (PostgreSQL; Redshift has
-# stv_locks but no client name to tell a dead run by).
-load_lock_holders = {
-    "postgres": """
-select a.pid, a.application_name, a.state, coalesce(a.state_change, a.backend_start)
-from pg_locks l
-join pg_stat_activity a on a.pid = l.pid
-where l.locktype = 'relation' and l.relation = 'etl_lock'::regclass and l.granted
-  and l.pid <> pg_backend_pid()
-order by a.pid
-""",
-    "redshift": "",
-}
-
+# Ends a session (both engines). Bounding the wait for the lock, and finding who holds it,
+# differ by engine: sparkify/dialects.py.
 terminate_session = "select pg_terminate_backend(%s)"
-# An earlier attempt's session, ended only while it still bears this process's client name
-# (PostgreSQL; Redshift lists no application name for a session, so there the pid alone).
-terminate_own_session = {
-    "postgres": "select pg_terminate_backend(pid) from pg_stat_activity where pid = %s and application_name = %s",
-    "redshift": "select pg_terminate_backend(%s)",
-}
 
 next_batch_id = "select coalesce(max(batch_id), 0) + 1 from etl_batches"
 

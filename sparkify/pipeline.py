@@ -131,7 +131,7 @@ def stage_json(wh: Session, table: str, objects: list[sources.SourceObject], map
     break the table's value rules (validvalues, measured by the run's clock) is rejected."""
     copier = jsoncopy.JsonCopy(table, wh.table_columns(table), mapping, options, RECORD_NAMES.get(table, "record"),
                                rules=validvalues.rules(table, clock))
-    statement = q.render(q.copy_from_stdin, wh.dialect, table=table, columns=", ".join(copier.columns))
+    statement = wh.dialect.render(q.copy_from_stdin, table=table, columns=", ".join(copier.columns))
     started = time.perf_counter()
     workers = parallelrows.worker_count(objects)
     rows = (parallelrows.rows(copier, objects, workers, inherited_fds=wh.connection_fds()) if workers > 1
@@ -244,8 +244,8 @@ def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
           s3: sources.S3 | None, clock: datetime) -> list[loads.CopyResult]:
     options = copy_options(config)
     for statement in q.empty_staging_queries:
-        wh.execute(q.render(statement, wh.dialect))
-    if wh.dialect == "redshift":
+        wh.execute(wh.dialect.render(statement))
+    if wh.dialect.copies_from_s3:
         if wh.executes:
             if s3 is None:  # a Redshift config names s3:// sources only (config.load_config)
                 raise EtlError("Redshift loads from S3, and no [S3] source is an s3:// URL")
@@ -276,7 +276,7 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
         if (result.table not in q.invalid_staged_rows
                 or set(q.STAGED_VALUE_VIOLATIONS[result.table]) <= result.checked_rules):
             continue
-        select = q.render(q.invalid_staged_rows[result.table], wh.dialect)
+        select = wh.dialect.render(q.invalid_staged_rows[result.table])
         rules = validvalues.rules(result.table, clock)
         source = f"{result.table}, after COPY (which does not say the row's file)"
         errors = []
@@ -296,7 +296,7 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
             if len(result.rejected) >= failing:
                 raise loads.TooManyErrors(result.table, result.errors, options.max_errors)
         if errors or not wh.executes:
-            delete = q.render(q.invalid_staged_rows_delete[result.table], wh.dialect)
+            delete = wh.dialect.render(q.invalid_staged_rows_delete[result.table])
             removed = wh.execute(delete, [clock] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
             result.rows -= max(removed.rowcount, 0)
 
@@ -321,12 +321,12 @@ def transform(wh: Session, batch_id: int) -> int:
     written = q.RowsWritten()
     for step in q.transform_steps:
         if step.analyze:
-            if wh.dialect == "redshift" and step.analyze in q.CREATED_BY_CTAS:
-                continue  # Redshift analyzed it when CREATE TABLE AS made it
+            if wh.dialect.analyzes_created_tables and step.analyze in q.CREATED_BY_CTAS:
+                continue  # the engine analyzed it when CREATE TABLE AS made it
             if not analyze_due(wh, step.analyze, written):
                 log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
                 continue
-        rows = wh.execute(q.render(step.sql, wh.dialect), label=step.label).rowcount
+        rows = wh.execute(wh.dialect.render(step.sql), label=step.label).rowcount
         if step.counts:
             setattr(written, step.counts, rows)
         if step.sql == q.songplay_table_insert:
@@ -334,9 +334,9 @@ def transform(wh: Session, batch_id: int) -> int:
     for step in q.rollup_inserts:
         wh.execute(step.sql, (batch_id,), label=step.label)
     wh.execute(q.time_rows_added_insert, (batch_id, max(written.times or 0, 0)), label="batch_totals: time rows")
-    wh.execute(q.render(q.matched_plays_added_insert, wh.dialect), (batch_id, max(written.late_matches or 0, 0)),
+    wh.execute(wh.dialect.render(q.matched_plays_added_insert), (batch_id, max(written.late_matches or 0, 0)),
                label="batch_totals: matched plays")
-    for step in q.brin_new_blocks_queries[wh.dialect]:
+    for step in wh.dialect.brin_new_blocks_queries:
         wh.execute(step.sql, label=step.label)
     return written.events if written.events is not None else -1
 
@@ -354,7 +354,7 @@ def rows_now(wh: Session, table: str, written: q.RowsWritten) -> int:
     written); for a dimension, a count."""
     if table in q.ROWS_ADDED_BY:
         return wh.scalar(q.ROLLUP_ROW_COUNTS[table]) + max(getattr(written, q.ROWS_ADDED_BY[table]), 0)
-    return wh.scalar(q.render(q.row_count, wh.dialect, table=table))
+    return wh.scalar(wh.dialect.render(q.row_count, table=table))
 
 
 def analyze_due(wh: Session, table: str, written: q.RowsWritten) -> bool:
@@ -363,7 +363,7 @@ def analyze_due(wh: Session, table: str, written: q.RowsWritten) -> bool:
     or creates has only new rows. Otherwise the batch asks PostgreSQL with the rows it knows
     the table holds, so statistics another process left stale cannot skip it (a dry run
     shows the question and the ANALYZE after it)."""
-    if wh.dialect == "redshift" or table in q.REWRITTEN_EACH_BATCH:
+    if wh.dialect.skips_needless_analyze or table in q.REWRITTEN_EACH_BATCH:
         return True
     rows = rows_now(wh, table, written)
     due = wh.scalar(q.analyze_due, (rows, q.ANALYZE_THRESHOLD, q.ANALYZE_THRESHOLD, table))
@@ -447,9 +447,10 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
     before this one takes the lock; this attempt's is added."""
     started = time.perf_counter()
     started_at = _now()
-    summary = RunSummary(target=config.describe_target(), replacements_capped=config.dialect == "redshift")
+    summary = RunSummary(target=config.describe_target())
     s3 = None if dry_run else s3_client(config)
     with dry_run or connect(config) as wh:
+        summary.replacements_capped = wh.dialect.caps_replacement_log
         if sessions is not None:
             loadlock.end_sessions(wh, sessions)
             sessions.append(wh.backend_pid)
@@ -503,9 +504,9 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
         counted = time.perf_counter()
         for table in q.STAR_TABLES:
             count = q.ROLLUP_ROW_COUNTS.get(table, q.row_count)
-            summary.rows[table] = wh.scalar(q.render(count, wh.dialect, table=table))
+            summary.rows[table] = wh.scalar(wh.dialect.render(count, table=table))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
-        summary.songplays_recovered_by_repair = wh.scalar(q.render(q.batch_plays_recovered, wh.dialect))
+        summary.songplays_recovered_by_repair = wh.scalar(wh.dialect.render(q.batch_plays_recovered))
         summary.replaced_events = wh.scalar(q.replaced_events_count) or 0
         log_step("count rows for the summary", None, counted)
         wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "published", summary.new_objects,
@@ -598,15 +599,15 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_mis
             for table in DROP_REPORTED:
                 if table in existing:
                     count = q.published_batches if table == "etl_batches" else q.row_count
-                    done.dropped[table] = wh.scalar(q.render(count, wh.dialect, table=table))
+                    done.dropped[table] = wh.scalar(wh.dialect.render(count, table=table))
             for statement in q.drop_view_queries + q.drop_table_queries:
                 wh.execute(statement)
         for table in done.created:
-            wh.execute(q.render(q.CREATE_TABLES[table], wh.dialect))
+            wh.execute(wh.dialect.render(q.CREATE_TABLES[table]))
         views = [v for view, v in zip(q.VIEWS, q.create_view_queries, strict=True)
                  if view not in existing or not if_missing]
         if done.created or views:
-            for statement in q.create_index_queries[wh.dialect] + views + [q.etl_lock_row_insert]:
+            for statement in wh.dialect.create_index_queries + views + [q.etl_lock_row_insert]:
                 wh.execute(statement)
             for statement in descriptions.comment_statements():
                 wh.execute(statement)
@@ -634,19 +635,19 @@ def refuse_dependent_views(wh: Session) -> None:
 def grant_analyst_role(wh: Session, role: str) -> str:
     """Creates the read-only role when missing (and allowed) and grants it SELECT on what
     analysts read; returns what it did, for the output."""
-    if not wh.scalar(q.role_exists[wh.dialect], (role,)):
+    if not wh.scalar(wh.dialect.role_exists, (role,)):
         # A dry run shows the question, then what a run allowed to create roles sends.
-        if not wh.scalar(q.may_create_roles[wh.dialect]) and wh.executes:
+        if not wh.scalar(wh.dialect.may_create_roles) and wh.executes:
             return (f"analysts' role {role} not granted: it does not exist and {wh.config.db_user} may not create "
                     f"roles; an administrator runs 'create role {role}', then: python create_tables.py --if-missing")
         try:
-            wh.execute(q.render(q.role_create, wh.dialect, role=role))
+            wh.execute(wh.dialect.render(q.role_create, role=role))
         except WarehouseError as exc:
             raise EtlError(f"{exc}; ask an administrator to run: create role {role}; or set [CLUSTER] "
                            "ANALYST_ROLE empty to create no analysts' role") from None
     schema = wh.scalar(q.warehouse_schema) or "public"  # a dry run asks and shows public
     if not re.fullmatch(r"[a-z_][a-z0-9_$]*", schema):
         schema = '"' + schema.replace('"', '""') + '"'
-    for statement in q.role_grants[wh.dialect]:
-        wh.execute(q.render(statement, wh.dialect, role=role, schema=schema))
+    for statement in wh.dialect.role_grants:
+        wh.execute(wh.dialect.render(statement, role=role, schema=schema))
     return f"analysts' role {role}: SELECT on the star schema, its views and summaries"

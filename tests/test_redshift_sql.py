@@ -22,6 +22,7 @@ from redshift_rules import script_violations, violations
 
 import insight_queries as iq
 import sql_queries as q
+from sparkify.dialects import REDSHIFT
 
 GOLDEN_SCRIPT = ROOT / "tests" / "golden" / "redshift.sql"
 # The analysts' sample queries, one statement per file, run as they are on either engine.
@@ -175,7 +176,7 @@ def test_the_dry_run_shows_no_secret(script):
 
 def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_engines():
     """The logical statements are one text for both engines: checking them here covers PostgreSQL too."""
-    texts = [q.render(step.sql, "redshift") for step in q.transform_steps]
+    texts = [REDSHIFT.render(step.sql) for step in q.transform_steps]
     texts += [statement for _, statement in q.quality_checks]
     texts += [statement for _, statement in q.batch_quality_checks]
     # The report's queries as written (everything) and as run for a period (for_period raises
@@ -183,8 +184,8 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     texts += [statement for _, _, statement in iq.QUERIES]
     texts += [statement for _, _, statement in iq.statements(datetime(2018, 11, 10), datetime(2018, 11, 21))]
     texts += [step.sql % (1,) for step in q.rollup_inserts]
-    texts += [q.time_rows_added_insert % (1, 1), q.render(q.matched_plays_added_insert, "redshift") % (1, 0)]
-    texts += [q.text_repair_candidates, q.render(q.batch_plays_recovered, "redshift"), q.songplays_matched]
+    texts += [q.time_rows_added_insert % (1, 1), REDSHIFT.render(q.matched_plays_added_insert) % (1, 0)]
+    texts += [q.text_repair_candidates, REDSHIFT.render(q.batch_plays_recovered), q.songplays_matched]
     texts += q.batch_tables_drop
     assert ANALYSES_SQL
     texts += [path.read_text(encoding="utf-8") for path in ANALYSES_SQL]
