@@ -10,16 +10,16 @@ was, so running again is always the recovery.
 from __future__ import annotations
 
 import logging
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import descriptions, faults, jsoncopy, loadlock, loads, parallelrows, redshift, sources, textrepair, validvalues
+from . import faults, jsoncopy, loadlock, loads, parallelrows, redshift, sources, textrepair, validvalues
 from .config import Config, Source
 from .dryrun import DryRunWarehouse
+from .summary import RunSummary, StagedTable
 from .warehouse import ConnectionLost, Session, WarehouseError, connect, log_step
 
 log = logging.getLogger(__name__)
@@ -40,82 +40,6 @@ class EtlError(Exception):
 
 class QualityGateFailed(EtlError):
     pass
-
-
-@dataclass
-class StagedTable:
-    table: str
-    objects: int
-    rows: int
-    rejected: int
-
-
-@dataclass
-class RunSummary:
-    target: str
-    batch_id: int | None = None
-    new_objects: int = 0
-    known_objects: int = 0
-    gone_objects: int = 0
-    replaced_events: int = 0
-    staged: list[StagedTable] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
-    songplays_matched: int = 0
-    songplays_recovered_by_repair: int = 0
-    text_repairs: int = 0
-    errors: list[loads.LoadError] = field(default_factory=list)
-    checks_passed: int = 0
-    checks_scope: str = ""
-    seconds: float = 0.0
-    # Redshift logs the records whose invalid UTF-8 it replaced only for the first 100 rows
-    # per slice of each COPY (AWS: SYS_COPY_REPLACEMENTS, STL_REPLACEMENTS): a floor there.
-    replacements_capped: bool = False
-
-    @property
-    def rejected(self) -> list[loads.LoadError]:
-        return [e for e in self.errors if e.disposition == loads.REJECTED]
-
-    def gone_lines(self) -> list[str]:
-        if not self.gone_objects:
-            return []
-        return [f"  source files gone since they were loaded: {self.gone_objects:,}; what they loaded stays "
-                "(etl.py --rebuild loads only the files there are)"]
-
-    def lines(self) -> list[str]:
-        if self.batch_id is None:
-            out = [f"Nothing new to load: all {self.known_objects:,} source files are loaded already "
-                   f"({self.seconds:.1f} s on {self.target})", *self.gone_lines()]
-            if self.checks_scope:  # --full-checks: the gate ran on the warehouse as it is
-                out.append(f"  quality gate: all {self.checks_passed} checks passed "
-                           f"(on {self.checks_scope})")
-            return out
-        out = [f"ETL batch {self.batch_id} published in {self.seconds:.1f} s on {self.target}",
-               f"  new or changed source files: {self.new_objects:,} (already loaded: {self.known_objects:,})"]
-        if self.replaced_events:
-            out.append(f"  events replaced by their changed files' versions: {self.replaced_events:,}")
-        out += self.gone_lines()
-        for staged in self.staged:
-            out.append(f"  staged {staged.table:<15} {staged.rows:>10,} rows from {staged.objects:,} files"
-                       f"  ({staged.rejected:,} rejected)")
-        out.append("  tables:")
-        for table, count in self.rows.items():
-            out.append(f"    {table:<12} {count:>10,}")
-        plays = self.rows.get("songplays", 0)
-        share = 100.0 * self.songplays_matched / plays if plays else 0.0
-        out.append(f"  songplays matched to the catalog: {self.songplays_matched:,} of {plays:,} ({share:.1f}%),"
-                   f" {self.songplays_recovered_by_repair:,} of this run's thanks to repairing"
-                   f" double-encoded UTF-8 ({self.text_repairs:,} names repaired)")
-        replaced = len(self.errors) - len(self.rejected)
-        capped = " or more: Redshift logs only the first 100 rows per slice" if self.replacements_capped else ""
-        out.append(f"  bad records: {len(self.rejected):,} rejected"
-                   + (f", {replaced:,} loaded with invalid characters replaced{capped}" if replaced else "")
-                   + (" (see table load_errors)" if self.errors else ""))
-        for error in self.errors[:5]:
-            where = f"{error.source}:{error.line_number}" if error.line_number else error.source
-            out.append(f"    {where}: {error.reason}")
-        out.append(f"  quality gate: all {self.checks_passed} checks passed "
-                   f"(on {self.checks_scope})")
-        return out
 
 
 def _now() -> datetime:
@@ -542,112 +466,3 @@ def dry_run_etl(config: Config, rebuild: bool = False) -> str:
     recorder = DryRunWarehouse(config)
     run_batch(config, rebuild=rebuild, dry_run=recorder)
     return recorder.text()
-
-
-def dry_run_create_tables(config: Config) -> str:
-    recorder = DryRunWarehouse(config)
-    create_tables(config, dry_run=recorder)
-    return recorder.text()
-
-
-@dataclass
-class CreatedTables:
-    """What create_tables did: the tables it created, and the rows it dropped per table
-    (for etl_batches: the published batches)."""
-
-    created: list[str]
-    dropped: dict[str, int] = field(default_factory=dict)
-    kept: list[str] = field(default_factory=list)
-    analyst_role: str = ""
-
-    def lines(self, target: str) -> list[str]:
-        out = []
-        if self.dropped:
-            batches = self.dropped.get("etl_batches", 0)
-            rows = ", ".join(f"{table} {count:,}" for table, count in self.dropped.items() if table != "etl_batches")
-            out.append(f"Dropped {batches:,} loaded batch{'' if batches == 1 else 'es'} ({rows} rows)")
-        if self.kept:
-            out.append(f"Kept the {len(self.kept)} tables the warehouse on {target} already has, and their data")
-            if self.created:
-                out.append(f"Created the {len(self.created)} missing: {', '.join(self.created)}")
-        else:
-            out.append(f"Created {len(self.created)} tables on {target}: {', '.join(self.created)}")
-        if self.analyst_role:
-            out.append(self.analyst_role[0].upper() + self.analyst_role[1:])
-        return out
-
-
-DROP_REPORTED = ["etl_batches", "songplays", "app_events", "users", "songs", "artists", "time"]
-
-
-def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_missing: bool = False) -> CreatedTables:
-    """Drops and re-creates every table and view (with if_missing: creates only what is
-    missing and drops nothing); then grants the analysts' role its reads. Refuses, changing
-    nothing, when views the toolkit does not own read its tables. Works under the load lock,
-    so it never changes tables under a running load (it waits for the load, or says who
-    holds the lock); with if_missing and nothing missing it only renews the grants."""
-    with dry_run or connect(config) as wh:
-        existing = {row[0] for row in wh.query(q.existing_relations)}
-        if "etl_lock" in existing:
-            loadlock.take(wh)
-        if if_missing:
-            done = CreatedTables(created=[t for t in q.TABLES if t not in existing],
-                                 kept=[t for t in q.TABLES if t in existing])
-        else:
-            refuse_dependent_views(wh)
-            done = CreatedTables(created=list(q.TABLES))
-            for table in DROP_REPORTED:
-                if table in existing:
-                    count = q.published_batches if table == "etl_batches" else q.row_count
-                    done.dropped[table] = wh.scalar(wh.dialect.render(count, table=table))
-            for statement in q.drop_view_queries + q.drop_table_queries:
-                wh.execute(statement)
-        for table in done.created:
-            wh.execute(wh.dialect.render(q.CREATE_TABLES[table]))
-        views = [v for view, v in zip(q.VIEWS, q.create_view_queries, strict=True)
-                 if view not in existing or not if_missing]
-        if done.created or views:
-            for statement in wh.dialect.create_index_queries + views + [q.etl_lock_row_insert]:
-                wh.execute(statement)
-            for statement in descriptions.comment_statements():
-                wh.execute(statement)
-        if config.analyst_role:
-            done.analyst_role = grant_analyst_role(wh, config.analyst_role)
-        wh.commit()
-    return done
-
-
-def refuse_dependent_views(wh: Session) -> None:
-    """Raises EtlError naming the views, not the toolkit's, that read its tables or views:
-    dropping the tables would fail on them (or, with CASCADE, silently take them along)."""
-    ours = set(q.TABLES) | set(q.VIEWS)
-    theirs: dict[str, list[str]] = {}
-    for view, source in wh.query(q.dependent_views):
-        if source in ours and view not in q.VIEWS:
-            theirs.setdefault(view, []).append(source)
-    if theirs:
-        named = "; ".join(f"{view} (reads {', '.join(sources)})" for view, sources in sorted(theirs.items()))
-        raise EtlError(f"views that are not the toolkit's read the tables create_tables.py would drop: {named}. "
-                       "Nothing was dropped. Save their definitions, drop them (drop view NAME), run "
-                       "create_tables.py, then create them again; or load without dropping: python3 tasks.py run")
-
-
-def grant_analyst_role(wh: Session, role: str) -> str:
-    """Creates the read-only role when missing (and allowed) and grants it SELECT on what
-    analysts read; returns what it did, for the output."""
-    if not wh.scalar(wh.dialect.role_exists, (role,)):
-        # A dry run shows the question, then what a run allowed to create roles sends.
-        if not wh.scalar(wh.dialect.may_create_roles) and wh.executes:
-            return (f"analysts' role {role} not granted: it does not exist and {wh.config.db_user} may not create "
-                    f"roles; an administrator runs 'create role {role}', then: python create_tables.py --if-missing")
-        try:
-            wh.execute(wh.dialect.render(q.role_create, role=role))
-        except WarehouseError as exc:
-            raise EtlError(f"{exc}; ask an administrator to run: create role {role}; or set [CLUSTER] "
-                           "ANALYST_ROLE empty to create no analysts' role") from None
-    schema = wh.scalar(q.warehouse_schema) or "public"  # a dry run asks and shows public
-    if not re.fullmatch(r"[a-z_][a-z0-9_$]*", schema):
-        schema = '"' + schema.replace('"', '""') + '"'
-    for statement in wh.dialect.role_grants:
-        wh.execute(wh.dialect.render(statement, role=role, schema=schema))
-    return f"analysts' role {role}: SELECT on the star schema, its views and summaries"
