@@ -211,3 +211,82 @@ def script_violations(statements: list[str]) -> list[str]:
     """Every statement's violations and those of their order, for one session's script."""
     found = [reason for statement in statements for reason in violations(statement)]
     return sorted(set(found + order_violations(statements)))
+
+
+# AWS, Redshift Database Developer Guide, "Table constraints" (t_Defining_constraints.html):
+# uniqueness, primary key and foreign key constraints are informational only, the planner
+# uses them and assumes they are valid, and "if your application allows invalid foreign keys
+# or primary keys, some queries could return incorrect results. For example, a SELECT
+# DISTINCT query might return duplicate rows if the primary key is not unique." A check of a
+# key, or a view analysts rely on, must therefore not be a query the planner may answer from
+# the declared key: no GROUP BY or DISTINCT of exactly a declared key, no anti-join (LEFT JOIN
+# … WHERE parent key IS NULL) on a declared key's bare columns. Comparing an expression of
+# the key (a cast) asks the data instead.
+RELIES_ON_DECLARED_KEY = "a query the planner may answer from a declared key: "
+
+
+def declared_keys(create_statements: list[str]) -> dict[str, list[tuple[str, ...]]]:
+    """Each table's declared primary keys, as column tuples, from its (rendered) CREATE
+    statements: a column's own 'primary key' or a 'primary key (…)' of the table."""
+    keys: dict[str, list[tuple[str, ...]]] = {}
+    for statement in create_statements:
+        named = re.search(r"create\s+(?:unlogged\s+|temp\s+)?table\s+(?:if\s+not\s+exists\s+)?(\w+)", statement, re.I)
+        if not named:
+            continue
+        found = [tuple(c.strip() for c in cols.split(","))
+                 for cols in re.findall(r"primary\s+key\s*\(([^)]*)\)", statement, re.I)]
+        found += [(column,) for column in re.findall(r"^\s*(\w+)\s+[^\n]*?\bprimary\s+key\b(?!\s*\()", statement,
+                                                     re.I | re.M)]
+        keys[named[1].lower()] = found
+    return keys
+
+
+def _tables_by_alias(select: exp.Select) -> dict[str, str]:
+    """The tables of one SELECT's FROM and JOINs, by alias (or name)."""
+    tables = {}
+    for table in [*select.find_all(exp.Table)]:
+        if table.find_ancestor(exp.Select) is select:
+            tables[(table.alias_or_name or table.name).lower()] = table.name.lower()
+    return tables
+
+
+def _key_column(column: exp.Expression, tables: dict[str, str],
+                keys: dict[str, list[tuple[str, ...]]]) -> tuple[str, str] | None:
+    """(table, column) when column is a bare column of a single-column declared key."""
+    if not isinstance(column, exp.Column):
+        return None
+    owners = [tables[column.table.lower()]] if column.table else list(tables.values())
+    for table in owners:
+        if (column.name.lower(),) in keys.get(table, []):
+            return table, column.name.lower()
+    return None
+
+
+def declared_key_reliance(sql: str, keys: dict[str, list[tuple[str, ...]]]) -> list[str]:
+    """Where sql may be answered from a declared key instead of the data (see above)."""
+    found = []
+    tree = sqlglot.parse_one(sql, read="postgres")
+    for select in tree.find_all(exp.Select):
+        tables = _tables_by_alias(select)
+        group = select.args.get("group")
+        if group is not None and all(isinstance(e, exp.Column) for e in group.expressions):
+            grouped = tuple(e.name.lower() for e in group.expressions)
+            for table in tables.values():
+                if grouped in keys.get(table, []):
+                    found.append(f"{RELIES_ON_DECLARED_KEY}GROUP BY the declared key {table} ({', '.join(grouped)})")
+        if select.args.get("distinct") is not None:
+            for expression in select.expressions:
+                key = _key_column(expression.unalias(), tables, keys)
+                if key:
+                    found.append(f"{RELIES_ON_DECLARED_KEY}SELECT DISTINCT of the declared key {key[0]}.{key[1]}")
+        where = select.args.get("where")
+        nulls = [n.this for n in (where.find_all(exp.Is) if where else []) if isinstance(n.expression, exp.Null)]
+        for join in select.args.get("joins") or []:
+            if join.side.lower() != "left" or join.args.get("on") is None:
+                continue
+            for equal in join.args["on"].find_all(exp.EQ):
+                for side in (equal.this, equal.expression):
+                    key = _key_column(side, tables, keys)
+                    if key and any(isinstance(n, exp.Column) and n.sql() == side.sql() for n in nulls):
+                        found.append(f"{RELIES_ON_DECLARED_KEY}an anti-join on the declared key {key[0]}.{key[1]}")
+    return sorted(set(found))

@@ -18,7 +18,7 @@ from datetime import datetime
 import pytest
 import sqlglot
 from conftest import DATA, ROOT, run_main, run_script, write_config
-from redshift_rules import script_violations, violations
+from redshift_rules import declared_key_reliance, declared_keys, script_violations, violations
 
 import insight_queries as iq
 import sql_queries as q
@@ -326,3 +326,31 @@ def test_create_tables_grants_the_analysts_role_on_redshift(script):
     assert "create role sparkify_analyst;" in create_tables
     assert "grant usage on schema public to role sparkify_analyst;" in create_tables
     assert re.search(r"grant select on songplays, .*\bplays to role sparkify_analyst;", create_tables)
+
+
+REDSHIFT_KEYS = declared_keys([REDSHIFT.render(statement) for statement in q.create_table_queries])
+
+
+def test_no_check_or_analysts_view_may_be_answered_from_a_declared_key():
+    """#19 item 4: Redshift assumes declared keys hold; the gate proves them, so it must ask the data."""
+    assert ("songplay_id",) in REDSHIFT_KEYS["songplays"] and ("user_id",) in REDSHIFT_KEYS["users"]
+    assert ("user_id", "valid_from") in REDSHIFT_KEYS["user_levels"]
+    texts = [statement for _, statement in q.quality_checks + q.batch_quality_checks] + q.create_view_queries
+    for text in texts:
+        assert declared_key_reliance(text, REDSHIFT_KEYS) == [], text
+
+
+def test_the_declared_key_rule_finds_each_form_it_names():
+    relies = [
+        "select songplay_id, count(*) from songplays group by songplay_id having count(*) > 1",
+        "select user_id, valid_from, count(*) from user_levels group by user_id, valid_from having count(*) > 1",
+        "select child.user_id from songplays child left join users parent on parent.user_id = child.user_id "
+        "where child.user_id is not null and parent.user_id is null",
+        "select distinct s.song_id from songs s",
+    ]
+    for text in relies:
+        assert declared_key_reliance(text, REDSHIFT_KEYS), text
+    # Grouping by a column that is no declared key, and a join that keeps both sides, are fine.
+    assert declared_key_reliance("select level, count(*) from users group by level", REDSHIFT_KEYS) == []
+    assert declared_key_reliance("select p.user_id, u.level from songplays p left join users u "
+                                 "on u.user_id = p.user_id", REDSHIFT_KEYS) == []

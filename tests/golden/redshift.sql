@@ -903,13 +903,13 @@ select 1, 'matched plays', count(*) + 0 - (select count(*) from batch_replaced_p
 from songplays
 where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)
   and songplay_id in (select songplay_id from batch_plays) and song_id is not null;
-select songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (songplay_id in (select songplay_id from batch_plays)) group by songplay_id having count(*) > 1;
-select user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by user_id having count(*) > 1;
-select song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by song_id having count(*) > 1;
-select artist_id, count(*) as copies from artists where (artist_id in (select artist_id from batch_artists)) group by artist_id having count(*) > 1;
-select start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) and (start_time in (select start_time from batch_plays)) group by start_time having count(*) > 1;
-select event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) and (event_id in (select event_id from batch_events)) group by event_id having count(*) > 1;
-select user_id, valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users)) group by user_id, valid_from having count(*) > 1;
+select min(songplay_id) as songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (songplay_id in (select songplay_id from batch_plays)) group by cast(songplay_id as varchar) having count(*) > 1;
+select min(user_id) as user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by cast(user_id as varchar) having count(*) > 1;
+select min(song_id) as song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by cast(song_id as varchar) having count(*) > 1;
+select min(artist_id) as artist_id, count(*) as copies from artists where (artist_id in (select artist_id from batch_artists)) group by cast(artist_id as varchar) having count(*) > 1;
+select min(start_time) as start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) and (start_time in (select start_time from batch_plays)) group by cast(start_time as varchar) having count(*) > 1;
+select min(event_id) as event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) and (event_id in (select event_id from batch_events)) group by cast(event_id as varchar) having count(*) > 1;
+select min(user_id) as user_id, min(valid_from) as valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users)) group by cast(user_id as varchar), cast(valid_from as varchar) having count(*) > 1;
 select * from batch_plays where (songplay_id is null);
 select * from batch_users where (user_id is null);
 select * from staging_songs where (song_id is null);
@@ -918,16 +918,16 @@ select * from batch_plays where (start_time is null);
 select * from batch_events where (event_id is null);
 select * from user_levels where (user_id is null or valid_from is null) and (user_id in (select user_id from batch_users));
 select * from batch_plays where (start_time is null);
-select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
-select child.start_time from songplays child left join time parent on parent.start_time = child.start_time and parent.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times) where (child.start_time is not null) and (parent.start_time is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
-select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where (child.song_id is not null) and (parent.song_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
-select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
-select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null) and (child.song_id in (select song_id from staging_songs));
+select child.user_id from songplays child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
+select child.start_time from songplays child left join time parent on cast(parent.start_time as varchar) = cast(child.start_time as varchar) and parent.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times) where (child.start_time is not null) and (parent.start_time is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
+select child.song_id from songplays child left join songs parent on cast(parent.song_id as varchar) = cast(child.song_id as varchar) where (child.song_id is not null) and (parent.song_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
+select child.artist_id from songplays child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
+select child.artist_id from songs child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null) and (child.song_id in (select song_id from staging_songs));
 select level, count(*) as row_count from songplays where (level is null or level not in ('free', 'paid')) and (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) group by level;
 select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
 select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
-select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events));
-select child.user_id from user_levels child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.user_id in (select user_id from batch_users));
+select child.user_id from app_events child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events));
+select child.user_id from user_levels child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.user_id in (select user_id from batch_users));
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level) and (u.user_id in (select user_id from batch_users));
@@ -1452,13 +1452,13 @@ select 1, 'matched plays', count(*) + 0 - (select count(*) from batch_replaced_p
 from songplays
 where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)
   and songplay_id in (select songplay_id from batch_plays) and song_id is not null;
-select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
-select user_id, count(*) as copies from users group by user_id having count(*) > 1;
-select song_id, count(*) as copies from songs group by song_id having count(*) > 1;
-select artist_id, count(*) as copies from artists group by artist_id having count(*) > 1;
-select start_time, count(*) as copies from time group by start_time having count(*) > 1;
-select event_id, count(*) as copies from app_events group by event_id having count(*) > 1;
-select user_id, valid_from, count(*) as copies from user_levels group by user_id, valid_from having count(*) > 1;
+select min(songplay_id) as songplay_id, count(*) as copies from songplays group by cast(songplay_id as varchar) having count(*) > 1;
+select min(user_id) as user_id, count(*) as copies from users group by cast(user_id as varchar) having count(*) > 1;
+select min(song_id) as song_id, count(*) as copies from songs group by cast(song_id as varchar) having count(*) > 1;
+select min(artist_id) as artist_id, count(*) as copies from artists group by cast(artist_id as varchar) having count(*) > 1;
+select min(start_time) as start_time, count(*) as copies from time group by cast(start_time as varchar) having count(*) > 1;
+select min(event_id) as event_id, count(*) as copies from app_events group by cast(event_id as varchar) having count(*) > 1;
+select min(user_id) as user_id, min(valid_from) as valid_from, count(*) as copies from user_levels group by cast(user_id as varchar), cast(valid_from as varchar) having count(*) > 1;
 select * from songplays where (songplay_id is null);
 select * from users where (user_id is null);
 select * from songs where (song_id is null);
@@ -1467,16 +1467,16 @@ select * from time where (start_time is null);
 select * from app_events where (event_id is null);
 select * from user_levels where (user_id is null or valid_from is null);
 select * from songplays where (start_time is null);
-select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
-select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where (child.start_time is not null) and (parent.start_time is null);
-select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where (child.song_id is not null) and (parent.song_id is null);
-select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null);
-select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null);
+select child.user_id from songplays child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null);
+select child.start_time from songplays child left join time parent on cast(parent.start_time as varchar) = cast(child.start_time as varchar) where (child.start_time is not null) and (parent.start_time is null);
+select child.song_id from songplays child left join songs parent on cast(parent.song_id as varchar) = cast(child.song_id as varchar) where (child.song_id is not null) and (parent.song_id is null);
+select child.artist_id from songplays child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null);
+select child.artist_id from songs child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null);
 select level, count(*) as row_count from songplays where (level is null or level not in ('free', 'paid')) group by level;
 select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) group by level;
 select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) group by level;
-select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
-select child.user_id from user_levels child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
+select child.user_id from app_events child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null);
+select child.user_id from user_levels child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null);
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level);
