@@ -117,6 +117,8 @@ FRAGMENTS = {
     # The time windows of the batch's events and plays, as conditions on start_time.
     "batch_events_window": _window("batch_events"),
     "batch_plays_window": _window("batch_plays"),
+    "songplays_batch_events_window": _window("batch_events", "songplays.start_time"),
+    "app_events_batch_events_window": _window("batch_events", "app_events.start_time"),
     # The catalog rows plays match on, and the match of a play aliased p, or of songplays.
     "catalog_match": _CATALOG_MATCH,
     "p_matches_catalog": _matches("p", "   "),
@@ -852,32 +854,64 @@ order by ts
 
 # The stored versions of the events the batch replaces, and of their plays: what the
 # rollups retract (see rollup_inserts) before the facts drop them.
+# Every join between tables distributed on user_id (the facts and the batch tables made
+# {batch_by_user}) equates user_id as well as the event's key, so Redshift joins each
+# slice's rows where they are (AWS, Redshift Database Developer Guide, "Creating a temporary
+# staging table": "add a redundant join predicate on the distribution key columns to enable
+# a collocated join"; tests/redshift_rules.py, missing_distkey_predicates). Equal keys have
+# equal users, so the predicate changes no answer, except that it never holds for a
+# logged-out event (user_id NULL on both sides): those, few, are matched by their key alone
+# among the logged-out rows, in a branch or statement of their own.
 batch_replaced_create = """
 create temp table batch_replaced{batch_by_user} as
+select a.event_id, a.start_time, a.user_id, a.level, a.session_id, a.item_in_session, a.page
+from (select * from app_events where {batch_events_window}) a
+join batch_events b on b.event_id = a.event_id and b.user_id = a.user_id
+where b.replaces = 1
+union all
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
-where {batch_events_window}
-  and event_id in (select event_id from batch_events where replaces = 1)
+where user_id is null and {batch_events_window}
+  and event_id in (select event_id from batch_events where replaces = 1 and user_id is null)
 """
 
 batch_replaced_plays_create = """
 create temp table batch_replaced_plays{batch_by_user} as
+select p.songplay_id, p.start_time, p.user_id, p.level, p.location, p.user_agent, p.song_title, p.artist_name,
+       p.song_id
+from (select * from songplays where {batch_events_window}) p
+join batch_replaced r on r.event_id = p.songplay_id and r.user_id = p.user_id
+union all
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
-where {batch_events_window}
-  and songplay_id in (select event_id from batch_replaced)
+where user_id is null and {batch_events_window}
+  and songplay_id in (select event_id from batch_replaced where user_id is null)
 """
 
 songplays_replaced_delete = """
 delete from songplays
-where {batch_events_window}
-  and songplay_id in (select songplay_id from batch_replaced_plays)
+using batch_replaced_plays r
+where {songplays_batch_events_window}
+  and songplays.songplay_id = r.songplay_id and songplays.user_id = r.user_id
+"""
+
+songplays_replaced_logged_out_delete = """
+delete from songplays
+where user_id is null and {batch_events_window}
+  and songplay_id in (select songplay_id from batch_replaced_plays where user_id is null)
 """
 
 app_events_replaced_delete = """
 delete from app_events
-where {batch_events_window}
-  and event_id in (select event_id from batch_replaced)
+using batch_replaced r
+where {app_events_batch_events_window}
+  and app_events.event_id = r.event_id and app_events.user_id = r.user_id
+"""
+
+app_events_replaced_logged_out_delete = """
+delete from app_events
+where user_id is null and {batch_events_window}
+  and event_id in (select event_id from batch_replaced where user_id is null)
 """
 
 # One row per play the batch adds (a NextSong event of batch_events that songplays does not
@@ -1203,7 +1237,9 @@ transform_steps = [
     Step("batch: events replaced by changed files", batch_replaced_create),
     Step("batch: plays replaced by changed files", batch_replaced_plays_create),
     Step("songplays: remove replaced versions", songplays_replaced_delete),
+    Step("songplays: remove replaced logged-out versions", songplays_replaced_logged_out_delete),
     Step("app_events: remove replaced versions", app_events_replaced_delete),
+    Step("app_events: remove replaced logged-out versions", app_events_replaced_logged_out_delete),
     Step("batch: plays", batch_plays_create),
     Step("batch: artists touched", batch_artists_create),
     _analyze("batch_plays"),
@@ -1325,9 +1361,11 @@ time_rows_added_insert = "insert into batch_totals (batch_id, measure, row_count
 matched_plays_added_insert = """
 insert into batch_totals (batch_id, measure, row_count)
 select %s, 'matched plays', count(*) + %s - (select count(*) from batch_replaced_plays where song_id is not null)
-from songplays
-where {batch_plays_window}
-  and songplay_id in (select songplay_id from batch_plays) and song_id is not null
+    + (select count(*) from songplays
+       where user_id is null and {batch_plays_window} and song_id is not null
+         and songplay_id in (select songplay_id from batch_plays where user_id is null))
+from (select songplay_id, user_id from songplays where {batch_plays_window} and song_id is not null) s
+join batch_plays p on p.songplay_id = s.songplay_id and p.user_id = s.user_id
 """
 
 replaced_events_count = "select count(*) from batch_replaced"
@@ -1357,10 +1395,13 @@ songplays_matched = ("select cast(coalesce(sum(row_count), 0) as bigint) from ba
 
 # Plays of this batch that match the catalog only thanks to a text repair.
 batch_plays_recovered = """
-select count(*)
+select count(*) + (select count(*) from songplays
+                   where user_id is null and {batch_plays_window} and song_id is not null
+                     and songplay_id in (select songplay_id from batch_plays
+                                         where user_id is null and was_repaired = 1))
 from batch_plays p
-join (select songplay_id, song_id from songplays where {batch_plays_window}) s
-    on s.songplay_id = p.songplay_id
+join (select songplay_id, user_id, song_id from songplays where {batch_plays_window}) s
+    on s.songplay_id = p.songplay_id and s.user_id = p.user_id
 where p.was_repaired = 1 and s.song_id is not null
 """
 
@@ -1479,13 +1520,32 @@ def _unkeyed(column: str) -> str:
     return f"cast({column} as varchar)"
 
 
+def _batch_keys_unique(table: str) -> str:
+    """The copies, inside the batch's window, of the keys a batch wrote into table, a fact
+    distributed on user_id like its batch table: joined on the key and user_id (collocated
+    on Redshift, see batch_replaced_create), and the logged-out keys by the key alone."""
+    rows = BATCH_ROWS[table]
+    key, source, window = rows.column, rows.source, _scope(table)
+    return (f"select min(t.{key}) as {key}, count(*) as copies "
+            f"from (select {key}, user_id from {table} where {window}) t "
+            f"join {source} s on s.{key} = t.{key} and s.user_id = t.user_id "
+            f"group by {_unkeyed('t.' + key)} having count(*) > 1 "
+            f"union all "
+            f"select min({key}) as {key}, count(*) as copies from {table}"
+            + _where(window, "user_id is null", f"{key} in (select {key} from {source} where user_id is null)")
+            + f" group by {_unkeyed(key)} having count(*) > 1")
+
+
 def _check(check, batch: bool) -> tuple[str, str]:
     """A declared check as (name, SELECT of the rows that violate it), on every row of its
     table, or (batch) on the rows the batch wrote."""
     if isinstance(check, Unique):
+        name = f"{_columns_name(check.table, check.key)} is unique"
+        if batch and check.table in USER_DISTRIBUTED:
+            return name, _batch_keys_unique(check.table)
         keys = _in_source(check.table) if batch and BATCH_ROWS[check.table].window else ""
         columns = [column.strip() for column in check.key.split(",")]
-        return (f"{_columns_name(check.table, check.key)} is unique",
+        return (name,
                 "select " + ", ".join(f"min({column}) as {column}" for column in columns)
                 + f", count(*) as copies from {check.table}"
                 f"{_where(_scope(check.table) if batch else '', keys)}"
@@ -1524,6 +1584,8 @@ def _check(check, batch: bool) -> tuple[str, str]:
 
 
 LEVELS = ("free", "paid")
+# The facts, distributed on user_id on Redshift ({fact}), as the batch tables made {batch_by_user} are.
+USER_DISTRIBUTED = ["songplays", "app_events"]
 # Each table's key, unique and not null.
 TABLE_KEYS = {"songplays": "songplay_id", "users": "user_id", "songs": "song_id", "artists": "artist_id",
               "time": "start_time", "app_events": "event_id", "user_levels": "user_id, valid_from"}

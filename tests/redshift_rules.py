@@ -290,3 +290,93 @@ def declared_key_reliance(sql: str, keys: dict[str, list[tuple[str, ...]]]) -> l
                     if key and any(isinstance(n, exp.Column) and n.sql() == side.sql() for n in nulls):
                         found.append(f"{RELIES_ON_DECLARED_KEY}an anti-join on the declared key {key[0]}.{key[1]}")
     return sorted(set(found))
+
+
+# AWS, Redshift Database Developer Guide, "Performing a merge operation by replacing existing
+# rows" / "Creating a temporary staging table": when the join is not on the distribution key,
+# "add a redundant join predicate on the distribution key columns to enable a collocated
+# join"; and "Choose the best distribution style": a join of tables distributed on the same
+# key is collocated (DS_DIST_NONE) only when the join condition includes that key. So every
+# join between two tables distributed on user_id, an IN (subquery) semi-join among them, must
+# equate their user_id columns. A subquery of the logged-out rows alone (user_id is null), which
+# equality can never match, is the exception: their few rows all lie on one slice.
+MISSING_DISTKEY_PREDICATE = "a join of tables distributed on {key} without {key} = {key} (data would move): "
+_DISTKEY = re.compile(r"create\s+(?:temp\s+)?table\s+(?:if\s+not\s+exists\s+)?(\w+)[^;]*?distkey\s*\((\w+)\)",
+                      re.I | re.S)
+
+
+def distributed_on(statements: list[str], key: str = "user_id") -> set[str]:
+    """The tables the (rendered Redshift) CREATE statements distribute on key."""
+    return {table.lower() for statement in statements for table, column in _DISTKEY.findall(statement)
+            if column.lower() == key}
+
+
+def _source_tables(query: exp.Expression) -> list[str]:
+    """The tables a query reads directly (FROM, JOIN, USING, and DELETE's target), not those
+    of the queries nested in it; a derived table counts as the tables it reads."""
+    found = []
+    for table in query.find_all(exp.Table):
+        owner = table.find_ancestor(exp.Select, exp.Delete, exp.Update)
+        if owner is query:
+            found.append(table.name.lower())
+    for subquery in query.find_all(exp.Subquery):
+        if (isinstance(subquery.parent, (exp.From, exp.Join)) and isinstance(subquery.this, exp.Select)
+                and subquery.find_ancestor(exp.Select, exp.Delete, exp.Update) is query):
+            found += _source_tables(subquery.this)
+    return found
+
+
+def _equates_key(condition: exp.Expression | None, key: str) -> bool:
+    return condition is not None and any(
+        isinstance(eq.this, exp.Column) and isinstance(eq.expression, exp.Column)
+        and eq.this.name.lower() == key and eq.expression.name.lower() == key
+        and eq.this.table != eq.expression.table
+        for eq in condition.find_all(exp.EQ))
+
+
+def _only_null_keys(query: exp.Expression, key: str) -> bool:
+    where = query.args.get("where")
+    return where is not None and any(isinstance(node.this, exp.Column) and node.this.name.lower() == key
+                                     and isinstance(node.expression, exp.Null)
+                                     for node in where.find_all(exp.Is))
+
+
+def missing_distkey_predicates(sql: str, distributed: set[str], key: str = "user_id") -> list[str]:
+    """The joins and semi-joins in sql between two tables of distributed that do not equate key."""
+    found = []
+    tree = sqlglot.parse_one(sql, read="postgres")
+    for query in [tree, *tree.find_all(exp.Select)]:
+        if not isinstance(query, (exp.Select, exp.Delete, exp.Update)):
+            continue
+        joins = query.args.get("joins") or []
+        outer = [t for t in _source_tables(query) if t in distributed]
+        # Explicit joins (and DELETE … USING): the ON, or the WHERE, must equate key.
+        for join in joins:
+            joined = [t for t in _source_tables_of(join.this) if t in distributed]
+            if joined and [t for t in outer if t not in joined] and not _equates_key(join.args.get("on"), key):
+                found.append(f"{MISSING_DISTKEY_PREDICATE.format(key=key)}{', '.join(sorted(set(outer)))}")
+        if isinstance(query, exp.Delete) and query.args.get("using"):
+            used = [t.name.lower() for t in query.args["using"] if isinstance(t, exp.Table)]
+            if outer and any(t in distributed for t in used) and not _equates_key(query.args.get("where"), key):
+                found.append(f"{MISSING_DISTKEY_PREDICATE.format(key=key)}{', '.join(sorted(set(outer)))}")
+        # Semi- and anti-joins: x IN (SELECT … FROM another distributed table).
+        if not outer:
+            continue
+        for member in query.find_all(exp.In):
+            inner = member.args.get("query")
+            if inner is None or member.find_ancestor(exp.Select, exp.Delete, exp.Update) is not query:
+                continue
+            inner = inner.this if isinstance(inner, exp.Subquery) else inner
+            if not isinstance(inner, exp.Select):
+                continue
+            if any(t in distributed for t in _source_tables(inner)) and not _only_null_keys(inner, key):
+                found.append(f"{MISSING_DISTKEY_PREDICATE.format(key=key)}{member.sql()[:80]}")
+    return sorted(set(found))
+
+
+def _source_tables_of(node: exp.Expression) -> list[str]:
+    if isinstance(node, exp.Table):
+        return [node.name.lower()]
+    if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Select):
+        return _source_tables(node.this)
+    return []

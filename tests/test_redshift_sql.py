@@ -18,7 +18,15 @@ from datetime import datetime
 import pytest
 import sqlglot
 from conftest import DATA, ROOT, run_main, run_script, write_config
-from redshift_rules import declared_key_reliance, declared_keys, script_violations, violations
+from redshift_rules import (
+    declared_key_reliance,
+    declared_keys,
+    distributed_on,
+    missing_distkey_predicates,
+    script_violations,
+    violations,
+)
+from sqlglot import exp
 
 import insight_queries as iq
 import sql_queries as q
@@ -354,3 +362,42 @@ def test_the_declared_key_rule_finds_each_form_it_names():
     assert declared_key_reliance("select level, count(*) from users group by level", REDSHIFT_KEYS) == []
     assert declared_key_reliance("select p.user_id, u.level from songplays p left join users u "
                                  "on u.user_id = p.user_id", REDSHIFT_KEYS) == []
+
+
+def test_every_join_of_tables_distributed_on_user_id_equates_user_id(script):
+    """#19 item 10: joins of the facts and the batch tables keep to their slices on Redshift."""
+    bodies = statements(script)
+    distributed = distributed_on(bodies)
+    assert {"songplays", "app_events", "batch_events", "batch_plays", "batch_replaced"} <= distributed
+    assert "users" not in distributed and "staging_events" not in distributed
+    parsed = [body for body in bodies if sqlglot.parse_one(body, read="postgres").find(exp.Select)]
+    assert len(parsed) > 40
+    for body in parsed:
+        assert missing_distkey_predicates(body, distributed) == [], body
+    for _, statement in q.quality_checks + q.batch_quality_checks:
+        assert missing_distkey_predicates(statement, distributed) == [], statement
+
+
+def test_the_distribution_key_rule_finds_a_join_without_it():
+    distributed = {"songplays", "batch_plays", "app_events", "batch_replaced"}
+    missing = [
+        "select count(*) from batch_plays p join songplays s on s.songplay_id = p.songplay_id",
+        "select count(*) from songplays where songplay_id in (select songplay_id from batch_plays)",
+        "delete from app_events where event_id in (select event_id from batch_replaced)",
+        "delete from app_events using batch_replaced r where app_events.event_id = r.event_id",
+        "select count(*) from batch_plays p left join (select songplay_id from songplays where x = 1) s "
+        "on s.songplay_id = p.songplay_id",
+    ]
+    for text in missing:
+        assert missing_distkey_predicates(text, distributed), text
+    fine = [
+        "select count(*) from batch_plays p join songplays s on s.songplay_id = p.songplay_id "
+        "and s.user_id = p.user_id",
+        "delete from app_events using batch_replaced r where app_events.event_id = r.event_id "
+        "and app_events.user_id = r.user_id",
+        "select count(*) from songplays where user_id is null "
+        "and songplay_id in (select songplay_id from batch_plays where user_id is null)",
+        "select count(*) from songplays s join users u on u.user_id = s.user_id",
+    ]
+    for text in fine:
+        assert missing_distkey_predicates(text, distributed) == [], text

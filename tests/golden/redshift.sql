@@ -579,24 +579,44 @@ where copy_number = 1
 order by ts;
 -- batch: events replaced by changed files
 create temp table batch_replaced diststyle key distkey (user_id) as
+select a.event_id, a.start_time, a.user_id, a.level, a.session_id, a.item_in_session, a.page
+from (select * from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) a
+join batch_events b on b.event_id = a.event_id and b.user_id = a.user_id
+where b.replaces = 1
+union all
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_events where replaces = 1);
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_events where replaces = 1 and user_id is null);
 -- batch: plays replaced by changed files
 create temp table batch_replaced_plays diststyle key distkey (user_id) as
+select p.songplay_id, p.start_time, p.user_id, p.level, p.location, p.user_agent, p.song_title, p.artist_name,
+       p.song_id
+from (select * from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) p
+join batch_replaced r on r.event_id = p.songplay_id and r.user_id = p.user_id
+union all
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select event_id from batch_replaced);
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select event_id from batch_replaced where user_id is null);
 -- songplays: remove replaced versions
 delete from songplays
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select songplay_id from batch_replaced_plays);
+using batch_replaced_plays r
+where songplays.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplays.songplay_id = r.songplay_id and songplays.user_id = r.user_id;
+-- songplays: remove replaced logged-out versions
+delete from songplays
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select songplay_id from batch_replaced_plays where user_id is null);
 -- app_events: remove replaced versions
 delete from app_events
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_replaced);
+using batch_replaced r
+where app_events.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and app_events.event_id = r.event_id and app_events.user_id = r.user_id;
+-- app_events: remove replaced logged-out versions
+delete from app_events
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_replaced where user_id is null);
 -- batch: plays
 create temp table batch_plays diststyle key distkey (user_id) as
 select
@@ -900,15 +920,17 @@ insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 
 -- batch_totals: matched plays
 insert into batch_totals (batch_id, measure, row_count)
 select 1, 'matched plays', count(*) + 0 - (select count(*) from batch_replaced_plays where song_id is not null)
-from songplays
-where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)
-  and songplay_id in (select songplay_id from batch_plays) and song_id is not null;
-select min(songplay_id) as songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (songplay_id in (select songplay_id from batch_plays)) group by cast(songplay_id as varchar) having count(*) > 1;
+    + (select count(*) from songplays
+       where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
+         and songplay_id in (select songplay_id from batch_plays where user_id is null))
+from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null) s
+join batch_plays p on p.songplay_id = s.songplay_id and p.user_id = s.user_id;
+select min(t.songplay_id) as songplay_id, count(*) as copies from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) t join batch_plays s on s.songplay_id = t.songplay_id and s.user_id = t.user_id group by cast(t.songplay_id as varchar) having count(*) > 1 union all select min(songplay_id) as songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (user_id is null) and (songplay_id in (select songplay_id from batch_plays where user_id is null)) group by cast(songplay_id as varchar) having count(*) > 1;
 select min(user_id) as user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by cast(user_id as varchar) having count(*) > 1;
 select min(song_id) as song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by cast(song_id as varchar) having count(*) > 1;
 select min(artist_id) as artist_id, count(*) as copies from artists where (artist_id in (select artist_id from batch_artists)) group by cast(artist_id as varchar) having count(*) > 1;
 select min(start_time) as start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) and (start_time in (select start_time from batch_plays)) group by cast(start_time as varchar) having count(*) > 1;
-select min(event_id) as event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) and (event_id in (select event_id from batch_events)) group by cast(event_id as varchar) having count(*) > 1;
+select min(t.event_id) as event_id, count(*) as copies from (select event_id, user_id from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) t join batch_events s on s.event_id = t.event_id and s.user_id = t.user_id group by cast(t.event_id as varchar) having count(*) > 1 union all select min(event_id) as event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) and (user_id is null) and (event_id in (select event_id from batch_events where user_id is null)) group by cast(event_id as varchar) having count(*) > 1;
 select min(user_id) as user_id, min(valid_from) as valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users)) group by cast(user_id as varchar), cast(valid_from as varchar) having count(*) > 1;
 select * from batch_plays where (songplay_id is null);
 select * from batch_users where (user_id is null);
@@ -956,10 +978,13 @@ select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measu
 select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day;
 select count(*) from user_levels;
 select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'matched plays';
-select count(*)
+select count(*) + (select count(*) from songplays
+                   where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
+                     and songplay_id in (select songplay_id from batch_plays
+                                         where user_id is null and was_repaired = 1))
 from batch_plays p
-join (select songplay_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
-    on s.songplay_id = p.songplay_id
+join (select songplay_id, user_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
+    on s.songplay_id = p.songplay_id and s.user_id = p.user_id
 where p.was_repaired = 1 and s.song_id is not null;
 select count(*) from batch_replaced;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
@@ -1128,24 +1153,44 @@ where copy_number = 1
 order by ts;
 -- batch: events replaced by changed files
 create temp table batch_replaced diststyle key distkey (user_id) as
+select a.event_id, a.start_time, a.user_id, a.level, a.session_id, a.item_in_session, a.page
+from (select * from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) a
+join batch_events b on b.event_id = a.event_id and b.user_id = a.user_id
+where b.replaces = 1
+union all
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_events where replaces = 1);
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_events where replaces = 1 and user_id is null);
 -- batch: plays replaced by changed files
 create temp table batch_replaced_plays diststyle key distkey (user_id) as
+select p.songplay_id, p.start_time, p.user_id, p.level, p.location, p.user_agent, p.song_title, p.artist_name,
+       p.song_id
+from (select * from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) p
+join batch_replaced r on r.event_id = p.songplay_id and r.user_id = p.user_id
+union all
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select event_id from batch_replaced);
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select event_id from batch_replaced where user_id is null);
 -- songplays: remove replaced versions
 delete from songplays
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select songplay_id from batch_replaced_plays);
+using batch_replaced_plays r
+where songplays.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplays.songplay_id = r.songplay_id and songplays.user_id = r.user_id;
+-- songplays: remove replaced logged-out versions
+delete from songplays
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select songplay_id from batch_replaced_plays where user_id is null);
 -- app_events: remove replaced versions
 delete from app_events
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_replaced);
+using batch_replaced r
+where app_events.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and app_events.event_id = r.event_id and app_events.user_id = r.user_id;
+-- app_events: remove replaced logged-out versions
+delete from app_events
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_replaced where user_id is null);
 -- batch: plays
 create temp table batch_plays diststyle key distkey (user_id) as
 select
@@ -1449,9 +1494,11 @@ insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 
 -- batch_totals: matched plays
 insert into batch_totals (batch_id, measure, row_count)
 select 1, 'matched plays', count(*) + 0 - (select count(*) from batch_replaced_plays where song_id is not null)
-from songplays
-where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)
-  and songplay_id in (select songplay_id from batch_plays) and song_id is not null;
+    + (select count(*) from songplays
+       where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
+         and songplay_id in (select songplay_id from batch_plays where user_id is null))
+from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null) s
+join batch_plays p on p.songplay_id = s.songplay_id and p.user_id = s.user_id;
 select min(songplay_id) as songplay_id, count(*) as copies from songplays group by cast(songplay_id as varchar) having count(*) > 1;
 select min(user_id) as user_id, count(*) as copies from users group by cast(user_id as varchar) having count(*) > 1;
 select min(song_id) as song_id, count(*) as copies from songs group by cast(song_id as varchar) having count(*) > 1;
@@ -1526,10 +1573,13 @@ select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measu
 select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day;
 select count(*) from user_levels;
 select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'matched plays';
-select count(*)
+select count(*) + (select count(*) from songplays
+                   where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
+                     and songplay_id in (select songplay_id from batch_plays
+                                         where user_id is null and was_repaired = 1))
 from batch_plays p
-join (select songplay_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
-    on s.songplay_id = p.songplay_id
+join (select songplay_id, user_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
+    on s.songplay_id = p.songplay_id and s.user_id = p.user_id
 where p.was_repaired = 1 and s.song_id is not null;
 select count(*) from batch_replaced;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
