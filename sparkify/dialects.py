@@ -68,9 +68,11 @@ class Dialect:
 
     name: str
     physical: dict[str, str]
-    # Whether a role exists (%s: its name); whether the connected user may create roles.
+    # Whether a role exists (%s: its name); whether the connected user may create roles;
+    # what an administrator runs to give an analyst a login with the role ({role}).
     role_exists: str
     may_create_roles: str
+    analyst_login: str
     # The analysts' grants ({role}, {schema}: the caller's).
     role_grants: list[str]
     # Around the LOCK of etl_lock: what bounds the wait, and what lifts the bound again.
@@ -125,6 +127,8 @@ POSTGRES = Dialect(
     physical=POSTGRES_PHYSICAL,
     role_exists="select count(*) from pg_roles where rolname = %s",
     may_create_roles="select count(*) from pg_roles where rolname = current_user and (rolcreaterole or rolsuper)",
+    # One CREATE ROLE … IN ROLE.
+    analyst_login="create role ana login password '…' in role {role}",
     role_grants=["grant usage on schema {schema} to {role}",
                  f"grant select on {_ANALYST_READS} to {{role}}"],
     # PostgreSQL bounds every statement's lock waits with lock_timeout (connect_options).
@@ -160,9 +164,20 @@ order by a.pid
 REDSHIFT = Dialect(
     name="redshift",
     physical=REDSHIFT_PHYSICAL,
+    # The RBAC views show a non-superuser only the roles it owns or can reach (AWS: SVV_ROLES),
+    # so "absent" there may be a role an administrator made: the grants are tried all the
+    # same (schema.grant_analyst_role).
     role_exists="select count(*) from svv_roles where role_name = %s",
-    # An administrator runs create_tables.py, or creates the role beforehand.
-    may_create_roles="select 1",
+    # CREATE ROLE needs a superuser or the CREATE ROLE system privilege (AWS: CREATE ROLE,
+    # "Required privileges"): pg_user.usesuper, or a CREATE ROLE row in
+    # SVV_SYSTEM_PRIVILEGES, which shows a non-superuser the privileges of itself and of the
+    # roles it has (AWS: SVV_SYSTEM_PRIVILEGES).
+    may_create_roles="""
+select (select count(*) from pg_user where usename = current_user and usesuper)
+     + (select count(*) from svv_system_privileges where system_privilege = 'CREATE ROLE')
+""",
+    # AWS: CREATE USER, then GRANT ROLE role TO user.
+    analyst_login="create user ana password '…'; grant role {role} to ana",
     role_grants=["grant usage on schema {schema} to role {role}",
                  f"grant select on {_ANALYST_READS} to role {{role}}"],
     lock_wait_bound=[f"set statement_timeout to {LOCK_TIMEOUT_S * 1000}"],

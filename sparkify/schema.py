@@ -90,14 +90,14 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_mis
                 wh.execute(statement)
             for statement in descriptions.comment_statements():
                 wh.execute(statement)
+        wh.commit()  # the tables are the warehouse's, whatever becomes of the analysts' role
         if config.analyst_role:
             done.analyst_role = grant_analyst_role(wh, config.analyst_role)
-        wh.commit()
     return done
 
 
 def refuse_dependent_views(wh: Session) -> None:
-    """Raises EtlError naming the views, not the toolkit's, that read its tables or views:
+    """Raises SchemaError naming the views, not the toolkit's, that read its tables or views:
     dropping the tables would fail on them (or, with CASCADE, silently take them along)."""
     ours = set(q.TABLES) | set(q.VIEWS)
     theirs: dict[str, list[str]] = {}
@@ -111,22 +111,46 @@ def refuse_dependent_views(wh: Session) -> None:
                        "create_tables.py, then create them again; or load without dropping: python3 tasks.py run")
 
 
+# SQLSTATE of CREATE ROLE for a role that exists (duplicate_object), on both engines.
+DUPLICATE_OBJECT = "42710"
+
+
 def grant_analyst_role(wh: Session, role: str) -> str:
     """Creates the read-only role when missing (and allowed) and grants it SELECT on what
-    analysts read; returns what it did, for the output."""
-    if not wh.scalar(wh.dialect.role_exists, (role,)):
-        # A dry run shows the question, then what a run allowed to create roles sends.
-        if not wh.scalar(wh.dialect.may_create_roles) and wh.executes:
-            return (f"analysts' role {role} not granted: it does not exist and {wh.config.db_user} may not create "
-                    f"roles; an administrator runs 'create role {role}', then: python create_tables.py --if-missing")
+    analysts read, each in a transaction of its own after the tables have committed;
+    returns what it did, for the output. A role that exists already is success, even when
+    CREATE ROLE is what says so; a role that cannot be made or granted is one line saying
+    what an administrator runs."""
+    exists = wh.scalar(wh.dialect.role_exists, (role,))
+    # A dry run shows the questions, then what a run allowed to create roles sends.
+    may_create = bool(exists) or bool(wh.scalar(wh.dialect.may_create_roles)) or not wh.executes
+    if not exists and may_create:
         try:
             wh.execute(wh.dialect.render(q.role_create, role=role))
+            wh.commit()
         except WarehouseError as exc:
-            raise SchemaError(f"{exc}; ask an administrator to run: create role {role}; or set [CLUSTER] "
-                           "ANALYST_ROLE empty to create no analysts' role") from None
+            wh.rollback()
+            if exc.sqlstate != DUPLICATE_OBJECT:
+                return _ask_an_administrator(wh, role, str(exc))
+    # Granted also when the role looked absent: Redshift hides from a non-superuser the roles
+    # an administrator made that it cannot reach, and the GRANT is what tells.
     schema = wh.scalar(q.warehouse_schema) or "public"  # a dry run asks and shows public
     if not re.fullmatch(r"[a-z_][a-z0-9_$]*", schema):
         schema = '"' + schema.replace('"', '""') + '"'
-    for statement in wh.dialect.role_grants:
-        wh.execute(wh.dialect.render(statement, role=role, schema=schema))
+    try:
+        for statement in wh.dialect.role_grants:
+            wh.execute(wh.dialect.render(statement, role=role, schema=schema))
+        wh.commit()
+    except WarehouseError as exc:
+        wh.rollback()
+        reason = str(exc) if may_create else f"it does not exist and {wh.config.db_user} may not create roles"
+        return _ask_an_administrator(wh, role, reason)
     return f"analysts' role {role}: SELECT on the star schema, its views and summaries"
+
+
+def _ask_an_administrator(wh: Session, role: str, reason: str) -> str:
+    """The one line that says what an administrator runs for the analysts' role."""
+    login = wh.dialect.render(wh.dialect.analyst_login, role=role)
+    return (f"analysts' role {role} not granted ({reason}); the tables are created. An administrator runs "
+            f"'create role {role}', then python create_tables.py --if-missing grants its reads; "
+            f"each analyst's login: '{login}'")
