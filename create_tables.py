@@ -2,7 +2,7 @@
 
 import sys
 
-from sparkify import cli, pipeline
+from sparkify import cli, schema
 
 
 def main(argv=None) -> int:
@@ -24,13 +24,13 @@ def main(argv=None) -> int:
 
     def job(config):
         if args.dry_run:
-            print(pipeline.dry_run_create_tables(config), end="")
+            print(schema.dry_run_create_tables(config), end="")
             return 0
-        done = pipeline.create_tables(config, if_missing=args.if_missing)
+        done = schema.create_tables(config, if_missing=args.if_missing)
         print("\n".join(done.lines(config.describe_target())))
         return 0
 
-    return cli.main(args, job, (pipeline.EtlError,))
+    return cli.main(args, job, (schema.SchemaError,))
 
 
 if __name__ == "__main__":

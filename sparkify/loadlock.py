@@ -45,9 +45,9 @@ LOCK_WAIT_ENDED = {LOCK_NOT_AVAILABLE, QUERY_CANCELED}
 
 def take(wh: Session) -> None:
     """Takes the load lock for wh's transaction, ending dead runs' sessions that hold it."""
-    if q.load_lock_holders[wh.dialect]:
+    if wh.dialect.load_lock_holders:
         end_dead_holders(wh)
-    for statement in q.lock_wait_bound[wh.dialect]:
+    for statement in wh.dialect.lock_wait_bound:
         wh.execute(statement)
     started = time.monotonic()
     try:
@@ -62,7 +62,7 @@ def take(wh: Session) -> None:
         raise LoadLockBusy(f"waited {waited:.0f} s (at most {LOCK_TIMEOUT_S} s) for the load lock, held by "
                            f"{describe_holders(wh)}; wait for that load to finish, or end that session, "
                            "then run again") from None
-    for statement in q.lock_wait_unbound[wh.dialect]:
+    for statement in wh.dialect.lock_wait_unbound:
         wh.execute(statement)
 
 
@@ -70,7 +70,7 @@ def end_dead_holders(wh: Session) -> list[int]:
     """Ends the sessions holding the load lock whose client process on this machine is gone;
     returns their backend pids."""
     ended = []
-    for backend, application, *_ in wh.query(q.load_lock_holders[wh.dialect]):
+    for backend, application, *_ in wh.query(wh.dialect.load_lock_holders):
         client = client_of(application)
         if client is None or client[0] != this_host() or process_exists(client[1]):
             continue
@@ -83,7 +83,7 @@ def end_dead_holders(wh: Session) -> list[int]:
 
 def describe_holders(wh: Session) -> str:
     """Who holds the load lock, as far as the engine says."""
-    statement = q.load_lock_holders[wh.dialect]
+    statement = wh.dialect.load_lock_holders
     if not statement:
         return "another session (Redshift: see stv_locks for table etl_lock)"
     try:
@@ -109,10 +109,8 @@ def end_sessions(wh: Session, backends: list[int]) -> None:
         if backend is None or backend == wh.backend_pid:
             continue
         try:
-            # Only a session that still bears this process's name: a pid the server has given
-            # to another session since is left alone.
-            params = (backend, client_name()) if wh.dialect == "postgres" else (backend,)
-            wh.scalar(q.terminate_own_session[wh.dialect], params)
+            # Where the engine names sessions, only one that still bears this process's name.
+            wh.scalar(wh.dialect.terminate_own_session, {"pid": backend, "client": client_name()})
             wh.commit()
         except WarehouseError as exc:
             wh.rollback()
