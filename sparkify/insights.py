@@ -28,18 +28,18 @@ class NothingToReport(Exception):
 
 
 def resolve_period(wh, since: date | None, until: date | None) -> Period:
-    """The period to report on: the days given, the warehouse's days with events otherwise."""
+    """The period to report on: the days given, clipped to the days the warehouse has
+    events on (so a period costs what the data costs, whatever its bounds), or those days."""
     first_day, last_day = wh.execute(iq.data_span).fetchone()
     if first_day is None:
         raise NothingToReport("the warehouse has no events yet: load some with etl.py first")
     if (since and since > last_day) or (until and until < first_day):
         chosen = f"from {since} to {until}" if since and until else (f"from {since} on" if since else f"up to {until}")
         raise NothingToReport(f"no events {chosen}; the warehouse has events from {first_day} to {last_day}")
-    period = Period(since or first_day, until or last_day, chosen=since is not None or until is not None,
-                    logs_begin=first_day)
-    if period.first > period.last:
-        raise NothingToReport(f"--since {period.first} is after --until {period.last}")
-    return period
+    first = max(since, first_day) if since else first_day
+    last = min(until, last_day) if until else last_day
+    return Period(first, last, chosen=since is not None or until is not None, logs_begin=first_day,
+                  asked=(since, until))
 
 
 def run_queries(wh, period: Period) -> dict[str, Table]:
@@ -97,6 +97,8 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
     people = t["population"].records()[0]
     span = (f"{period.label()} (UTC), chosen with --since/--until" if period.chosen
             else f"{period.label()} (UTC), every day the warehouse has events on")
+    if period.clipped():
+        span += f" ({period.clipped()})"
     if people["first_day"] and (people["first_day"], people["last_day"]) != (period.first, period.last):
         span += f"; events in it from {day_label(people['first_day'])} to {day_label(people['last_day'])}"
 
@@ -306,6 +308,9 @@ def generate(config, folder: Path, since: date | None = None, until: date | None
     HTML report."""
     from .warehouse import connect
 
+    # A run that reports nothing leaves no earlier run's page or CSVs behind to be read as its own.
+    for stale in [folder / "index.html", *(folder / f"{name}.csv" for name, _, _ in iq.QUERIES)]:
+        stale.unlink(missing_ok=True)
     with connect(config) as wh:
         period = resolve_period(wh, since, until)
         tables = run_queries(wh, period)

@@ -12,6 +12,7 @@ import math
 import os
 import re
 import shutil
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -324,6 +325,54 @@ def test_a_period_without_events_is_an_error_that_says_which_days_have_some(real
     with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as usage:
         insights.main(["--since", "Nov 10"])
     assert "is not a day: write it as YYYY-MM-DD" in usage.getvalue()
+
+
+def same_csvs(one: Path, other: Path) -> list[str]:
+    """The names of the CSVs that differ between two report folders (none: the same report)."""
+    names = sorted(p.name for p in one.glob("*.csv"))
+    assert names == sorted(p.name for p in other.glob("*.csv")) and names
+    return [n for n in names if (one / n).read_bytes() != (other / n).read_bytes()]
+
+
+def test_bounds_far_outside_the_data_are_clipped_to_it_and_cost_what_the_data_costs(real_warehouse, report,
+                                                                                     tmp_path):
+    started = time.perf_counter()
+    code, out, err = run_insights(real_warehouse, tmp_path / "wide", "--since", "0001-01-01", "--until", "9999-12-31")
+    seconds = time.perf_counter() - started
+    assert code == 0, err
+    assert same_csvs(tmp_path / "wide", report.folder) == []
+    said = "--since 0001-01-01 and --until 9999-12-31 clipped to the days the warehouse has events on"
+    assert said in out and said in (tmp_path / "wide" / "index.html").read_text(encoding="utf-8")
+    assert "Nov 1 – Nov 30, 2018 (UTC), chosen with --since/--until" in out
+    assert seconds < 60, f"a wide period took {seconds:.0f} s"  # unclipped: an OverflowError, or 17 GB and minutes
+    code, out, err = run_insights(real_warehouse, tmp_path / "late", "--until", "2100-12-31")
+    assert code == 0 and "(--until 2100-12-31 clipped to the days the warehouse has events on)" in out
+
+
+def test_a_run_that_reports_nothing_leaves_no_earlier_report_behind(real_warehouse, tmp_path):
+    folder = tmp_path / "out"
+    assert run_insights(real_warehouse, folder, "--since", "2018-11-20")[0] == 0
+    assert (folder / "index.html").exists() and (folder / "population.csv").exists()
+    code, _, err = run_insights(real_warehouse, folder, "--since", "2019-01-01")
+    assert code == 1 and err.startswith("Error: no events from 2019-01-01 on")
+    assert not (folder / "index.html").exists() and list(folder.glob("*.csv")) == []
+
+
+def test_the_report_runs_under_the_analysts_read_only_role(real_warehouse, report, tmp_path):
+    """The report reads the loader's bookkeeping only through the views made for analysts."""
+    real_warehouse.execute("drop role if exists report_reader; "
+                           "create role report_reader login in role sparkify_analyst")
+    try:
+        text = real_warehouse.config.read_text()
+        config = tmp_path / "dwh.cfg"
+        config.write_text(re.sub(r"(?m)^DB_USER = .*$", "DB_USER = report_reader", text))
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = insights.main(["--config", str(config), "--output", str(tmp_path / "out"), "--quiet"])
+        assert code == 0, err.getvalue()
+        assert same_csvs(tmp_path / "out", report.folder) == []
+    finally:
+        real_warehouse.execute("drop owned by report_reader; drop role report_reader")
 
 
 def test_a_small_share_never_reads_zero_percent():
