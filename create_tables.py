@@ -2,7 +2,11 @@
 
 import sys
 
-from sparkify import cli, schema
+from sparkify import bootstrap
+
+bootstrap.use_project_environment()
+
+from sparkify import cli, schema  # noqa: E402
 
 
 def main(argv=None) -> int:
