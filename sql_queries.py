@@ -861,26 +861,52 @@ etl_lock = "lock table etl_lock"
 lock_wait_bound = {"postgres": [], "redshift": ["set statement_timeout to 60000"]}
 lock_wait_unbound = {"postgres": [], "redshift": ["reset statement_timeout"]}
 
-# The sessions that hold the load lock, with their clients' names (PostgreSQL; Redshift has
-# stv_locks but no client name to tell a dead run by).
+# The sessions that hold the load lock: (pid, client name, user, state, since, query).
+# PostgreSQL: pg_locks and pg_stat_activity. Redshift: SVV_TRANSACTIONS (pid, relation,
+# granted, txn_owner, txn_start; on provisioned clusters and Serverless, every user seeing
+# the transactions of its own sessions, AWS: SVV_TRANSACTIONS), where STV_LOCKS would be
+# provisioned-only and superusers' only. The client's name (warehouse.client_name) is in
+# SYS_CONNECTION_LOG, which only superusers see (AWS: SYS_CONNECTION_LOG): a PID is not
+# unique over time, so the name taken is that of the newest session start with this PID
+# before the holder's transaction began; for other users it is NULL, and a session without
+# a name is never ended (loadlock.end_dead_holders), only named.
 load_lock_holders = {
     "postgres": """
-select a.pid, a.application_name, a.state, coalesce(a.state_change, a.backend_start)
+select a.pid, a.application_name, a.usename, a.state, coalesce(a.state_change, a.backend_start), left(a.query, 200)
 from pg_locks l
 join pg_stat_activity a on a.pid = l.pid
 where l.locktype = 'relation' and l.relation = 'etl_lock'::regclass and l.granted
   and l.pid <> pg_backend_pid()
 order by a.pid
 """,
-    "redshift": "",
+    "redshift": """
+select pid, application_name, txn_owner, 'holding it' as state, txn_start, cast(null as varchar)
+from (
+    select t.pid, trim(c.application_name) as application_name, trim(t.txn_owner) as txn_owner, t.txn_start,
+           row_number() over (partition by t.pid order by c.record_time desc) as newest
+    from svv_transactions t
+    left join sys_connection_log c
+      on c.session_id = t.pid and c.record_time <= t.txn_start and trim(c.event) = 'initiating session'
+    where t.lockable_object_type = 'relation' and t.granted and t.pid <> pg_backend_pid()
+      and t.relation = (select oid from pg_class where relname = 'etl_lock'
+                        and relnamespace = (select oid from pg_namespace where nspname = current_schema()))
+) holders
+where newest = 1
+order by pid
+""",
 }
 
 terminate_session = "select pg_terminate_backend(%s)"
 # An earlier attempt's session, ended only while it still bears this process's client name
-# (PostgreSQL; Redshift lists no application name for a session, so there the pid alone).
+# (PostgreSQL). Redshift shows a session's client name to superusers only: there the pid this
+# process recorded for that attempt, and only while a transaction of this user holds it
+# (SVV_TRANSACTIONS): a session that holds nothing is no obstacle and is left alone.
 terminate_own_session = {
     "postgres": "select pg_terminate_backend(pid) from pg_stat_activity where pid = %s and application_name = %s",
-    "redshift": "select pg_terminate_backend(%s)",
+    "redshift": """
+select pg_terminate_backend(pid)
+from (select distinct pid from svv_transactions where pid = %s and trim(txn_owner) = current_user) ours
+""",
 }
 
 next_batch_id = "select coalesce(max(batch_id), 0) + 1 from etl_batches"

@@ -124,6 +124,17 @@ def test_every_lock_waits_a_bounded_time(script):
         assert script_violations(run) == []
 
 
+def test_every_lock_first_looks_for_its_holders_where_serverless_shows_them(script):
+    """A dead run's session on Redshift is found through SVV_TRANSACTIONS (both deployments,
+    every user its own sessions), never STV_LOCKS (provisioned, superusers): each LOCK is
+    preceded by that question, and the hints name no provisioned-only view."""
+    for run in sessions(script):
+        for index, body in enumerate(run):
+            if body.startswith("lock table etl_lock"):
+                asked = [b for b in run[:index] if "from svv_transactions t" in b]
+                assert asked and "sys_connection_log" in asked[-1], run[:index][-3:]
+
+
 def test_copy_reads_s3_with_the_options_that_keep_real_data_loading(script):
     copies = [b for b in statements(script) if b.startswith("copy ")]
     assert len(copies) == 4  # both staging tables, for a batch and for a rebuild
