@@ -252,6 +252,9 @@ def test_the_checker_accepts_an_epoch_of_whole_seconds():
      "EXTRACT(epoch ...) of a time not truncated"),
     ("select date_part('epoch', started_at) from s", "EXTRACT(epoch ...) of a time not truncated"),
     ("select extract(epoch from date_trunc('millisecond', t)) from s", "EXTRACT(epoch ...) of a time not"),
+    # Untyped literals in a set operation's branches (the rollups check and two report queries did this).
+    ("select 'plays_by_user_day' as summary, 1 union all select 'plays_by_hour', 2", "an untyped literal"),
+    ("select user_id, null as level from a union all select user_id, level from b", "an untyped literal"),
     # The load's latest valid time, as it was computed from the run's clock until 2038 came into view.
     ("select count(*) from staging_events where ts > cast(extract(epoch from date_trunc('second', "
      "cast(:timestamp as timestamp))) as bigint) * 1000", "EXTRACT(epoch ...) in a load statement"),
@@ -364,6 +367,8 @@ def test_books_that_do_not_add_up_fail_loudly_instead_of_reporting_zero(sys_view
     "select a.level, a.users, b.m from a join b on b.level = a.level",
     "select count(distinct u), (select median(m) from t2) from t",  # the median is another query's
     "select listagg(distinct level, ',') from users",  # LISTAGG's own DISTINCT is allowed
+    # The first branch's cast types the column; the later branches' literals follow it.
+    "select cast('plays' as varchar(32)) as summary, 1 as n union all select 'events', 2",
 ])
 def test_the_checker_accepts_what_redshift_runs(good):
     assert violations(good) == []

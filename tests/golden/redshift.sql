@@ -1560,8 +1560,8 @@ from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level);
 select summary, summarized, in_facts
 from (
-    select 'plays_by_user_day' as summary, (select sum(plays) from plays_by_user_day) as summarized,
-           (select count(*) from songplays) as in_facts
+    select cast('plays_by_user_day' as varchar(32)) as summary,
+           (select sum(plays) from plays_by_user_day) as summarized, (select count(*) from songplays) as in_facts
     union all
     select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
     union all
