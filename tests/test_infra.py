@@ -86,8 +86,10 @@ def test_create_is_idempotent_and_writes_the_endpoint_and_role(aws, tmp_path):
     assert attached == []
     policy = clients["iam"].get_role_policy(RoleName="sparkify-redshift-s3-read", PolicyName="sparkify-s3-read")
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
-    assert statements["ListTheSourceBuckets"]["Action"] == "s3:ListBucket"
-    assert statements["ListTheSourceBuckets"]["Resource"] == ["arn:aws:s3:::udacity-dend"]
+    # LIST only under the sources' prefixes (the s3:prefix condition), one statement per bucket.
+    assert statements["ListTheSources1"] == {
+        "Sid": "ListTheSources1", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::udacity-dend",
+        "Condition": {"StringLike": {"s3:prefix": ["log_data*", "log_json_path.json*", "song_data*"]}}}
     assert statements["ReadTheSources"]["Action"] == "s3:GetObject"
     assert statements["ReadTheSources"]["Resource"] == ["arn:aws:s3:::udacity-dend/log_data*",
                                                         "arn:aws:s3:::udacity-dend/log_json_path.json*",
@@ -112,12 +114,14 @@ def test_the_policy_names_a_manifest_prefix_and_the_buckets_of_other_sources(aws
     assert result.returncode == 0, result.stderr
     policy = clients["iam"].get_role_policy(RoleName="sparkify-redshift-s3-read", PolicyName="sparkify-s3-read")
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
-    assert statements["ListTheSourceBuckets"]["Resource"] == [
-        "arn:aws:s3:::our-songs", "arn:aws:s3:::sparkify-work", "arn:aws:s3:::udacity-dend"]
+    assert [(s["Resource"], s["Condition"]["StringLike"]["s3:prefix"]) for s in statements.values()
+            if s["Action"] == "s3:ListBucket"] == [("arn:aws:s3:::our-songs", ["2024*"]),
+                                                   ("arn:aws:s3:::sparkify-work", ["etl/manifests/*"]),
+                                                   ("arn:aws:s3:::udacity-dend", ["log_data*", "log_json_path.json*"])]
     assert statements["ReadTheSources"]["Resource"] == [
         "arn:aws:s3:::our-songs/2024*", "arn:aws:s3:::sparkify-work/etl/manifests/*",
         "arn:aws:s3:::udacity-dend/log_data*", "arn:aws:s3:::udacity-dend/log_json_path.json*"]
-    assert json.dumps(policy["PolicyDocument"]).count("*") == 4  # no bucket read whole
+    assert json.dumps(policy["PolicyDocument"]).count("*") == 8  # no bucket read or listed whole
 
 
 def test_a_role_and_cluster_made_before_are_narrowed_and_moved(aws, tmp_path):
