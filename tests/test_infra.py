@@ -11,7 +11,7 @@ import boto3
 import pytest
 from conftest import DATA, ROOT, S3_ENV, write_config
 
-from sparkify.config import load_config
+from sparkify.config import ConfigError, load_config
 
 PASSWORD = "Infra-Test-Pa55"
 
@@ -185,3 +185,28 @@ def test_no_credentials_is_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == ("Error: no AWS credentials found; configure them as for the AWS CLI "
                                      "(aws configure, or AWS_PROFILE)")
+
+
+def test_a_bucket_copy_reads_in_another_region_than_region_is_refused_before_anything_runs(
+        aws, tmp_path, monkeypatch):
+    """Redshift's COPY reads its manifest and data only in [S3] REGION: a MANIFEST_PREFIX
+    bucket elsewhere would fail every COPY, so the run refuses it first, naming the key."""
+    from sparkify import redshift, sources
+
+    env, _ = aws
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "x")
+    for bucket, region in (("sparkify-eu-work", "eu-west-1"), ("sparkify-us-work", "us-west-2")):
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=region, aws_access_key_id="x",
+                     aws_secret_access_key="y").create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    for bucket, fails in (("sparkify-us-work", False), ("sparkify-eu-work", True)):
+        path = config_for(tmp_path, extra=f"MANIFEST_PREFIX = s3://{bucket}/manifests\n"
+                                          f"ENDPOINT_URL = {env['AWS_ENDPOINT_URL']}\n")
+        config = load_config(path)
+        if fails:
+            with pytest.raises(ConfigError, match=r"\[S3\] MANIFEST_PREFIX = s3://sparkify-eu-work/manifests is in a "
+                                                  r"bucket in eu-west-1, but \[S3\] REGION = us-west-2"):
+                redshift.check_regions(config, sources.S3(config))
+        else:
+            redshift.check_regions(config, sources.S3(config))
