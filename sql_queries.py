@@ -1637,8 +1637,8 @@ join user_levels l on l.user_id = u.user_id and l.valid_to is null""",
 rollups_add_up_check = Custom("summaries add up to the facts", """
 select summary, summarized, in_facts
 from (
-    select 'plays_by_user_day' as summary, (select sum(plays) from plays_by_user_day) as summarized,
-           (select count(*) from songplays) as in_facts
+    select cast('plays_by_user_day' as varchar(32)) as summary,
+           (select sum(plays) from plays_by_user_day) as summarized, (select count(*) from songplays) as in_facts
     union all
     select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
     union all

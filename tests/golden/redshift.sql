@@ -485,6 +485,19 @@ commit;
 -- ===== python etl.py --dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
+select pid, application_name, txn_owner, 'holding it' as state, txn_start, cast(null as varchar)
+from (
+    select t.pid, trim(c.application_name) as application_name, trim(t.txn_owner) as txn_owner, t.txn_start,
+           row_number() over (partition by t.pid order by c.record_time desc) as newest
+    from svv_transactions t
+    left join sys_connection_log c
+      on c.session_id = t.pid and c.record_time <= t.txn_start and trim(c.event) = 'initiating session'
+    where t.lockable_object_type = 'relation' and t.granted and t.pid <> pg_backend_pid()
+      and t.relation = (select oid from pg_class where relname = 'etl_lock'
+                        and relnamespace = (select oid from pg_namespace where nspname = current_schema()))
+) holders
+where newest = 1
+order by pid;
 set statement_timeout to 60000;
 -- load lock
 lock table etl_lock;
@@ -1037,6 +1050,19 @@ commit;
 -- ===== python etl.py --rebuild--dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
+select pid, application_name, txn_owner, 'holding it' as state, txn_start, cast(null as varchar)
+from (
+    select t.pid, trim(c.application_name) as application_name, trim(t.txn_owner) as txn_owner, t.txn_start,
+           row_number() over (partition by t.pid order by c.record_time desc) as newest
+    from svv_transactions t
+    left join sys_connection_log c
+      on c.session_id = t.pid and c.record_time <= t.txn_start and trim(c.event) = 'initiating session'
+    where t.lockable_object_type = 'relation' and t.granted and t.pid <> pg_backend_pid()
+      and t.relation = (select oid from pg_class where relname = 'etl_lock'
+                        and relnamespace = (select oid from pg_namespace where nspname = current_schema()))
+) holders
+where newest = 1
+order by pid;
 set statement_timeout to 60000;
 -- load lock
 lock table etl_lock;
@@ -1581,8 +1607,8 @@ from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level);
 select summary, summarized, in_facts
 from (
-    select 'plays_by_user_day' as summary, (select sum(plays) from plays_by_user_day) as summarized,
-           (select count(*) from songplays) as in_facts
+    select cast('plays_by_user_day' as varchar(32)) as summary,
+           (select sum(plays) from plays_by_user_day) as summarized, (select count(*) from songplays) as in_facts
     union all
     select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
     union all
