@@ -2,7 +2,11 @@
 
 import sys
 
-from sparkify import cli, pipeline
+from sparkify import bootstrap
+
+bootstrap.use_project_environment()
+
+from sparkify import cli, schema  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -25,9 +29,9 @@ def main(argv=None) -> int:
 
     def job(config):
         if args.dry_run:
-            print(pipeline.dry_run_create_tables(config), end="")
+            print(schema.dry_run_create_tables(config), end="")
             return 0
-        done = pipeline.create_tables(config, if_missing=args.if_missing, committed=lambda: committed.append(True))
+        done = schema.create_tables(config, if_missing=args.if_missing, committed=lambda: committed.append(True))
         print("\n".join(done.lines(config.describe_target())))
         return 0
 
@@ -37,7 +41,7 @@ def main(argv=None) -> int:
         return ("Interrupted after the tables were committed, while granting the analysts' role; "
                 "python create_tables.py --if-missing grants it without dropping anything")
 
-    return cli.main(args, job, (pipeline.EtlError,), interrupted=interrupted)
+    return cli.main(args, job, (schema.SchemaError,), interrupted=interrupted)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ lock_timeout (set per connection) and, around the LOCK, Redshift's statement_tim
 LOCK would otherwise wait forever. A run that has to wait says on whom (pid, client, user,
 state, since when, last statement), and one that cannot get it says who holds it. On
 Redshift the holders come from SVV_TRANSACTIONS and their client names from
-SYS_CONNECTION_LOG, which only superusers see (sql_queries.load_lock_holders).
+SYS_CONNECTION_LOG, which only superusers see (dialects.REDSHIFT.load_lock_holders).
 
 A killed run can leave its database session behind, holding the lock: a client whose
 connection hangs half-open, or a session the server has not yet noticed is orphaned.
@@ -72,7 +72,7 @@ def holders(wh: Session) -> list[Holder]:
     """The sessions holding the load lock, as far as the engine shows them to this user (none
     when it cannot say)."""
     try:
-        return [Holder(*row) for row in wh.query(q.load_lock_holders[wh.dialect])]
+        return [Holder(*row) for row in wh.query(wh.dialect.load_lock_holders)]
     except WarehouseError as exc:
         wh.rollback()
         log.debug("who holds the load lock: %s", exc)
@@ -86,7 +86,7 @@ def take(wh: Session) -> None:
     if live:
         log.warning("waiting up to %s s for the load lock, held by %s", LOCK_TIMEOUT_S,
                     "; ".join(str(holder) for holder in live))
-    for statement in q.lock_wait_bound[wh.dialect]:
+    for statement in wh.dialect.lock_wait_bound:
         wh.execute(statement)
     started = time.monotonic()
     try:
@@ -101,7 +101,7 @@ def take(wh: Session) -> None:
         raise LoadLockBusy(f"waited {waited:.0f} s (at most {LOCK_TIMEOUT_S} s) for the load lock, held by "
                            f"{describe_holders(wh)}; wait for that load to finish, or end that session, "
                            "then run again") from None
-    for statement in q.lock_wait_unbound[wh.dialect]:
+    for statement in wh.dialect.lock_wait_unbound:
         wh.execute(statement)
 
 
@@ -140,10 +140,8 @@ def end_sessions(wh: Session, backends: list[int]) -> None:
         if backend is None or backend == wh.backend_pid:
             continue
         try:
-            # Only a session that still bears this process's name: a pid the server has given
-            # to another session since is left alone.
-            params = (backend, client_name()) if wh.dialect == "postgres" else (backend,)
-            wh.scalar(q.terminate_own_session[wh.dialect], params)
+            # Where the engine names sessions, only one that still bears this process's name.
+            wh.scalar(wh.dialect.terminate_own_session, {"pid": backend, "client": client_name()})
             wh.commit()
         except WarehouseError as exc:
             wh.rollback()

@@ -22,6 +22,7 @@ import sql_queries as q
 
 from . import loads
 from .config import Config, ConfigError
+from .dialects import REDSHIFT
 from .dryrun import RunTimeValue
 from .warehouse import ConnectionLost, WarehouseError, log_step
 
@@ -65,8 +66,8 @@ def conversions(options: loads.CopyOptions) -> str:
 
 def copy_statement(config: Config, table: str, source: str, json_format: str, manifest: bool,
                    options: loads.CopyOptions) -> str:
-    return q.render(
-        q.redshift_copy, "redshift", table=table, source=source, iam_role=config.iam_role_arn, json=json_format,
+    return REDSHIFT.render(
+        q.redshift_copy, table=table, source=source, iam_role=config.iam_role_arn, json=json_format,
         manifest="manifest " if manifest else "", region=config.s3_region,
         max_errors=options.max_errors, conversions=conversions(options),
     )

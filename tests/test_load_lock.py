@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, event, load, run_main, run_script, song, write_events, write_song
 
 import sql_queries as q
-from sparkify import loadlock, parallelrows, pipeline
+from sparkify import dialects, loadlock, parallelrows, pipeline
 from sparkify.config import load_config
 from sparkify.warehouse import client_name, connect, this_host
 
@@ -219,7 +219,7 @@ def test_redshift_finds_the_lock_holder_in_svv_transactions_and_its_client_by_th
     for when, process in (("09:00", alive), ("09:59", dead), ("10:30", alive)):
         warehouse.execute("insert into sys_connection_log values ('initiating session', %s, 4242, 'sparkify_etl', "
                           "%s)", (f"2026-12-03 {when}", f"sparkify-etl {this_host()} {process}"))
-    rows = warehouse.query(q.load_lock_holders["redshift"])
+    rows = warehouse.query(dialects.REDSHIFT.load_lock_holders)
     assert [row[:4] for row in rows] == [(4242, f"sparkify-etl {this_host()} {dead}", "sparkify_etl", "holding it")]
     holder = loadlock.Holder(*rows[0])
     assert str(holder).startswith(f"session 4242 (process {dead} on {this_host()}, holding it since 2026-12-03 "

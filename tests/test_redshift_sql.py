@@ -18,10 +18,19 @@ from datetime import datetime
 import pytest
 import sqlglot
 from conftest import DATA, ROOT, run_main, run_script, write_config
-from redshift_rules import script_violations, violations
+from redshift_rules import (
+    declared_key_reliance,
+    declared_keys,
+    distributed_on,
+    missing_distkey_predicates,
+    script_violations,
+    violations,
+)
+from sqlglot import exp
 
 import insight_queries as iq
 import sql_queries as q
+from sparkify.dialects import REDSHIFT
 
 GOLDEN_SCRIPT = ROOT / "tests" / "golden" / "redshift.sql"
 # The analysts' sample queries, one statement per file, run as they are on either engine.
@@ -189,7 +198,7 @@ def test_the_dry_run_shows_no_secret(script):
 
 def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_engines():
     """The logical statements are one text for both engines: checking them here covers PostgreSQL too."""
-    texts = [q.render(step.sql, "redshift") for step in q.transform_steps]
+    texts = [REDSHIFT.render(step.sql) for step in q.transform_steps]
     texts += [statement for _, statement in q.quality_checks]
     texts += [statement for _, statement in q.batch_quality_checks]
     # The report's queries as written (everything) and as run for a period (for_period raises
@@ -197,8 +206,8 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     texts += [statement for _, _, statement in iq.QUERIES]
     texts += [statement for _, _, statement in iq.statements(datetime(2018, 11, 10), datetime(2018, 11, 21))]
     texts += [step.sql % (1,) for step in q.rollup_inserts]
-    texts += [q.time_rows_added_insert % (1, 1), q.render(q.matched_plays_added_insert, "redshift") % (1, 0)]
-    texts += [q.text_repair_candidates, q.render(q.batch_plays_recovered, "redshift"), q.songplays_matched]
+    texts += [q.time_rows_added_insert % (1, 1), REDSHIFT.render(q.matched_plays_added_insert) % (1, 0)]
+    texts += [q.text_repair_candidates, REDSHIFT.render(q.batch_plays_recovered), q.songplays_matched]
     texts += q.batch_tables_drop
     assert ANALYSES_SQL
     texts += [path.read_text(encoding="utf-8") for path in ANALYSES_SQL]
@@ -405,3 +414,70 @@ def test_create_tables_grants_the_analysts_role_on_redshift(script):
     assert "grant usage on schema public to role sparkify_analyst;" in create_tables
     assert re.search(r"grant select on songplays, .*\bplays, load_summary, load_error_reasons to role "
                      r"sparkify_analyst;", create_tables)
+
+
+REDSHIFT_KEYS = declared_keys([REDSHIFT.render(statement) for statement in q.create_table_queries])
+
+
+def test_no_check_or_analysts_view_may_be_answered_from_a_declared_key():
+    """#19 item 4: Redshift assumes declared keys hold; the gate proves them, so it must ask the data."""
+    assert ("songplay_id",) in REDSHIFT_KEYS["songplays"] and ("user_id",) in REDSHIFT_KEYS["users"]
+    assert ("user_id", "valid_from") in REDSHIFT_KEYS["user_levels"]
+    texts = [statement for _, statement in q.quality_checks + q.batch_quality_checks] + q.create_view_queries
+    for text in texts:
+        assert declared_key_reliance(text, REDSHIFT_KEYS) == [], text
+
+
+def test_the_declared_key_rule_finds_each_form_it_names():
+    relies = [
+        "select songplay_id, count(*) from songplays group by songplay_id having count(*) > 1",
+        "select user_id, valid_from, count(*) from user_levels group by user_id, valid_from having count(*) > 1",
+        "select child.user_id from songplays child left join users parent on parent.user_id = child.user_id "
+        "where child.user_id is not null and parent.user_id is null",
+        "select distinct s.song_id from songs s",
+    ]
+    for text in relies:
+        assert declared_key_reliance(text, REDSHIFT_KEYS), text
+    # Grouping by a column that is no declared key, and a join that keeps both sides, are fine.
+    assert declared_key_reliance("select level, count(*) from users group by level", REDSHIFT_KEYS) == []
+    assert declared_key_reliance("select p.user_id, u.level from songplays p left join users u "
+                                 "on u.user_id = p.user_id", REDSHIFT_KEYS) == []
+
+
+def test_every_join_of_tables_distributed_on_user_id_equates_user_id(script):
+    """#19 item 10: joins of the facts and the batch tables keep to their slices on Redshift."""
+    bodies = statements(script)
+    distributed = distributed_on(bodies)
+    assert {"songplays", "app_events", "batch_events", "batch_plays", "batch_replaced"} <= distributed
+    assert "users" not in distributed and "staging_events" not in distributed
+    parsed = [body for body in bodies if sqlglot.parse_one(body, read="postgres").find(exp.Select)]
+    assert len(parsed) > 40
+    for body in parsed:
+        assert missing_distkey_predicates(body, distributed) == [], body
+    for _, statement in q.quality_checks + q.batch_quality_checks:
+        assert missing_distkey_predicates(statement, distributed) == [], statement
+
+
+def test_the_distribution_key_rule_finds_a_join_without_it():
+    distributed = {"songplays", "batch_plays", "app_events", "batch_replaced"}
+    missing = [
+        "select count(*) from batch_plays p join songplays s on s.songplay_id = p.songplay_id",
+        "select count(*) from songplays where songplay_id in (select songplay_id from batch_plays)",
+        "delete from app_events where event_id in (select event_id from batch_replaced)",
+        "delete from app_events using batch_replaced r where app_events.event_id = r.event_id",
+        "select count(*) from batch_plays p left join (select songplay_id from songplays where x = 1) s "
+        "on s.songplay_id = p.songplay_id",
+    ]
+    for text in missing:
+        assert missing_distkey_predicates(text, distributed), text
+    fine = [
+        "select count(*) from batch_plays p join songplays s on s.songplay_id = p.songplay_id "
+        "and s.user_id = p.user_id",
+        "delete from app_events using batch_replaced r where app_events.event_id = r.event_id "
+        "and app_events.user_id = r.user_id",
+        "select count(*) from songplays where user_id is null "
+        "and songplay_id in (select songplay_id from batch_plays where user_id is null)",
+        "select count(*) from songplays s join users u on u.user_id = s.user_id",
+    ]
+    for text in fine:
+        assert missing_distkey_predicates(text, distributed) == [], text
