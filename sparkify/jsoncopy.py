@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from .drift import ObjectShape
 from .loads import (
     REJECTED,
     REPLACED,
@@ -593,6 +594,10 @@ class JsonCopy:
                 self.result.per_object[obj.url] = (0, self._keep([LoadError(
                     REJECTED, self.table, obj.url, None, None, str(exc), "")]))
                 continue
+            # The keys and types of every record, for schema drift (drift.py): a dict
+            # look-up per record whose layout was seen before.
+            shape = self.result.shapes[obj.url] = ObjectShape()
+            observe = shape.observe
             with handle:
                 for number, record, raw, replaced in iter_records(handle, accept_invalid):
                     if isinstance(record, RecordError):
@@ -601,7 +606,9 @@ class JsonCopy:
                                                  self.result.errors + waiting)
                         waiting.append(self._error(obj, number, record, raw))
                         continue
-                    if type(record) is not dict and (type(record) is not list or not self.reads_arrays):
+                    if type(record) is dict:
+                        observe(number, record)
+                    elif type(record) is not list or not self.reads_arrays:
                         waiting.append(self._error(obj, number, self._not_an_object(record), raw))
                         continue
                     try:

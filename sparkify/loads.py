@@ -8,6 +8,7 @@ these, and the pipeline reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class LoadFailed(Exception):
@@ -103,6 +104,9 @@ class CopyResult:
     unread: set[str] = field(default_factory=set)
     # The columns whose value rules this COPY checked on every record (Redshift's checks none).
     checked_rules: frozenset[str] = frozenset()
+    # url -> the shape of the object's records (keys and JSON types): a drift.ObjectShape,
+    # which knows this module (its SchemaFrozen is a LoadFailed), hence Any here
+    shapes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rejected(self) -> list[LoadError]:

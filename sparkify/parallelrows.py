@@ -87,8 +87,10 @@ def rows(copier: JsonCopy, objects: list[SourceObject], workers: int,
                 result.rows += message[2]
                 yield message[1]
             elif kind == "object":
-                _, index, loaded, rejected, errors, unread = message
+                _, index, loaded, rejected, errors, unread, shape = message
                 result.objects += 1
+                if shape is not None:
+                    result.shapes[objects[index].url] = shape
                 result.per_object[objects[index].url] = (loaded, rejected)
                 if unread:
                     result.unread.add(objects[index].url)
@@ -147,7 +149,8 @@ def _work(copier: JsonCopy, objects: list[SourceObject], tasks, results, parent:
                 put(("rows", b"".join(chunk), count))
             url = objects[index].url
             loaded, rejected = copier.result.per_object[url]
-            put(("object", index, loaded, rejected, copier.result.errors, url in copier.result.unread))
+            put(("object", index, loaded, rejected, copier.result.errors, url in copier.result.unread,
+                 copier.result.shapes.get(url)))
     except BaseException as exc:  # handed to the caller, who raises it as the serial path would
         put(("failed", exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}")))
     put(("done",))

@@ -17,7 +17,19 @@ from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import descriptions, faults, jsoncopy, loadlock, loads, parallelrows, redshift, sources, textrepair, validvalues
+from . import (
+    descriptions,
+    drift,
+    faults,
+    jsoncopy,
+    loadlock,
+    loads,
+    parallelrows,
+    redshift,
+    sources,
+    textrepair,
+    validvalues,
+)
 from .config import Config, Source
 from .dryrun import DryRunWarehouse
 from .warehouse import ConnectionLost, Session, WarehouseError, connect, log_step
@@ -56,7 +68,8 @@ class RunSummary:
     batch_id: int | None = None
     new_objects: int = 0
     known_objects: int = 0
-    gone_objects: int = 0
+    gone_objects: list[str] = field(default_factory=list)  # loaded, and no longer in their prefix
+    held_back: list[str] = field(default_factory=list)     # failed a freeze batch, unchanged since
     replaced_events: int = 0
     staged: list[StagedTable] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
@@ -70,21 +83,34 @@ class RunSummary:
     # Redshift logs the records whose invalid UTF-8 it replaced only for the first 100 rows
     # per slice of each COPY (AWS: SYS_COPY_REPLACEMENTS, STL_REPLACEMENTS): a floor there.
     replacements_capped: bool = False
+    schema_contract: str = "report"
+    drift: list[drift.Change] = field(default_factory=list)
 
     @property
     def rejected(self) -> list[loads.LoadError]:
         return [e for e in self.errors if e.disposition == loads.REJECTED]
 
-    def gone_lines(self) -> list[str]:
+    def gone_lines(self, named: int = 10) -> list[str]:
         if not self.gone_objects:
             return []
-        return [f"  source files gone since they were loaded: {self.gone_objects:,}; what they loaded stays "
-                "(etl.py --rebuild loads only the files there are)"]
+        out = [f"  source files gone since they were loaded: {len(self.gone_objects):,}; what they loaded stays "
+               "(etl.py --rebuild loads only the files there are)"]
+        out += [f"    {url}" for url in self.gone_objects[:named]]
+        if len(self.gone_objects) > named:
+            out.append(f"    … and {len(self.gone_objects) - named:,} more (loaded_objects lists every file loaded)")
+        return out
+
+    def held_back_lines(self) -> list[str]:
+        if not self.held_back:
+            return []
+        return [f"  held back under the freeze schema contract: {len(self.held_back):,} files a batch failed on "
+                "and that are unchanged since (fix them, or set [ETL] SCHEMA_CONTRACT = report to load them):",
+                *(f"    {url}" for url in self.held_back[:10])]
 
     def lines(self) -> list[str]:
         if self.batch_id is None:
             out = [f"Nothing new to load: all {self.known_objects:,} source files are loaded already "
-                   f"({self.seconds:.1f} s on {self.target})", *self.gone_lines()]
+                   f"({self.seconds:.1f} s on {self.target})", *self.gone_lines(), *self.held_back_lines()]
             if self.checks_scope:  # --full-checks: the gate ran on the warehouse as it is
                 out.append(f"  quality gate: all {self.checks_passed} checks passed "
                            f"(on {self.checks_scope})")
@@ -93,7 +119,7 @@ class RunSummary:
                f"  new or changed source files: {self.new_objects:,} (already loaded: {self.known_objects:,})"]
         if self.replaced_events:
             out.append(f"  events replaced by their changed files' versions: {self.replaced_events:,}")
-        out += self.gone_lines()
+        out += self.gone_lines() + self.held_back_lines()
         for staged in self.staged:
             out.append(f"  staged {staged.table:<15} {staged.rows:>10,} rows from {staged.objects:,} files"
                        f"  ({staged.rejected:,} rejected)")
@@ -113,6 +139,7 @@ class RunSummary:
         for error in self.errors[:5]:
             where = f"{error.source}:{error.line_number}" if error.line_number else error.source
             out.append(f"    {where}: {error.reason}")
+        out += drift.summary_lines(self.drift, self.schema_contract)
         out.append(f"  quality gate: all {self.checks_passed} checks passed "
                    f"(on {self.checks_scope})")
         return out
@@ -206,30 +233,38 @@ def staging_sources(config: Config, jsonpaths: Mapping) -> list[tuple[str, Sourc
             ("staging_songs", config.song_data, "auto", "SONG_DATA")]
 
 
-def find_new_objects(wh: Session, config: Config, s3: sources.S3 | None) -> tuple[list[Pending], int, int]:
-    """The objects under each prefix that are new or changed; how many are unchanged; and
-    how many loaded ones are gone from their prefix (what they loaded stays)."""
+def find_new_objects(wh: Session, config: Config, s3: sources.S3 | None
+                     ) -> tuple[list[Pending], int, list[str], list[str]]:
+    """The objects under each prefix that are new or changed; how many are unchanged; the
+    loaded ones that are gone from their prefix (what they loaded stays); and, under the
+    freeze contract, those held back: new or changed, but failed by a batch under it in the
+    version they have now (so the files after them still load)."""
     try:
         jsonpaths = jsoncopy.parse_jsonpaths(sources.read_bytes(config.log_jsonpath, s3))
     except ValueError as exc:
         raise EtlError(f"[S3] LOG_JSONPATH {config.log_jsonpath}: {exc}") from None
     rows = wh.query(q.loaded_object_versions)
     loaded = {(table, key): (size, version) for table, key, size, version, _ in rows}
+    refused = set(wh.query(q.refused_source_versions)) if config.schema_contract == drift.FREEZE else set()
+    held: list[str] = []
     pending: list[Pending] = []
-    known = gone = 0
+    known = 0
+    gone: list[str] = []
     for table, source, mapping, prefix_key in staging_sources(config, jsonpaths):
         objects = sources.list_objects(source, s3)
         if not objects:
             raise EtlError(f"no files found under {source}; check [S3] {prefix_key}")
         new = [o for o in objects if loaded.get((table, o.key)) != (o.size, o.version)]
+        held += [o.url for o in new if (table, o.url, drift.object_version(o)) in refused]
+        new = [o for o in new if (table, o.url, drift.object_version(o)) not in refused]
         known += len(objects) - len(new)
         pending.append(Pending(table, source, mapping, new))
         # Gone: loaded from under this prefix, and not there now (files loaded from another
         # prefix, before [S3] pointed here, are not this prefix's to miss).
         listed = {o.key for o in objects}
         under = str(source).rstrip("/") + "/"
-        gone += sum(1 for t, key, _, _, url in rows if t == table and url.startswith(under) and key not in listed)
-    return pending, known, gone
+        gone += sorted(url for t, key, _, _, url in rows if t == table and url.startswith(under) and key not in listed)
+    return pending, known, gone, held
 
 
 def placeholder_objects(config: Config) -> list[Pending]:
@@ -253,7 +288,8 @@ def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
         else:
             def write(url, body):
                 wh.note(f"write {url}: a manifest of this batch's new files")
-        return redshift.stage(wh, config, pending, options, batch_id, write)
+        read_head = s3.read if s3 is not None and wh.executes else None
+        return redshift.stage(wh, config, pending, options, batch_id, write, read_head)
     results = []
     for item in pending:
         try:
@@ -299,6 +335,17 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
             delete = q.render(q.invalid_staged_rows_delete[result.table], wh.dialect)
             removed = wh.execute(delete, [clock] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
             result.rows -= max(removed.rowcount, 0)
+
+
+def schema_changes(wh: Session, results: list[loads.CopyResult], versions: dict[str, str]) -> list[drift.Change]:
+    """What the staged objects' records change in the schema the published batches recorded
+    (for a staging table's first batch: its schema)."""
+    started = time.perf_counter()
+    known = drift.known_schemas(wh)
+    changes = [change for result in results
+               for change in drift.compare(result.table, known.get(result.table), result.shapes, versions)]
+    log_step("schema drift", len(drift.drifted(changes)), started, unit="chg")
+    return changes
 
 
 # --- repair, transform, checks -------------------------------------------------------------------
@@ -422,7 +469,7 @@ MESSAGE_BYTES = 4096  # etl_batches.message: VARCHAR lengths are bytes on Redshi
 
 
 def record_failed_batch(wh: Session, started_at: datetime, new_objects: int,
-                        message: str, errors: list[loads.LoadError]) -> None:
+                        message: str, errors: list[loads.LoadError], changes: list[drift.Change] | None = None) -> None:
     """After the rollback: keeps the batch's outcome and its bad records, in a transaction
     of their own that takes the load lock again, so the batch id it takes is no other's."""
     try:
@@ -433,6 +480,8 @@ def record_failed_batch(wh: Session, started_at: datetime, new_objects: int,
                                         sum(1 for e in errors if e.disposition == loads.REJECTED),
                                         0, text))
         record_errors(wh, batch_id, errors)
+        wh.insert_rows(q.schema_drift_insert, drift.rows_to_record(changes or [], batch_id, _now()),
+                       label="record schema drift")
         wh.commit()
     except WarehouseError as exc:
         wh.rollback()
@@ -447,7 +496,8 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
     before this one takes the lock; this attempt's is added."""
     started = time.perf_counter()
     started_at = _now()
-    summary = RunSummary(target=config.describe_target(), replacements_capped=config.dialect == "redshift")
+    summary = RunSummary(target=config.describe_target(), replacements_capped=config.dialect == "redshift",
+                         schema_contract=config.schema_contract)
     s3 = None if dry_run else s3_client(config)
     with dry_run or connect(config) as wh:
         if sessions is not None:
@@ -464,7 +514,8 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             wh.note("stage only the files that are new or changed since loaded_objects was written")
         else:
             listed = time.perf_counter()
-            pending, summary.known_objects, summary.gone_objects = find_new_objects(wh, config, s3)
+            pending, summary.known_objects, summary.gone_objects, summary.held_back = \
+                find_new_objects(wh, config, s3)
             log_step("find new or changed files", sum(len(item.objects) for item in pending), listed)
         summary.new_objects = sum(len(item.objects) for item in pending)
         if summary.new_objects == 0:
@@ -475,12 +526,17 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             summary.seconds = time.perf_counter() - started
             return summary
         errors: list[loads.LoadError] = []
+        changes: list[drift.Change] = []
         try:
             clock = validvalues.run_clock(started_at)
             results = stage(wh, config, pending, batch_id, s3, clock)
             reject_invalid_staged_rows(wh, results, clock, copy_options(config))
             for result in results:
                 errors.extend(result.errors)
+            versions = {obj.url: drift.object_version(obj) for item in pending for obj in item.objects}
+            changes = schema_changes(wh, results, versions)
+            if config.schema_contract == drift.FREEZE:
+                drift.enforce_freeze(changes, errors, versions)
             summary.text_repairs = repair_texts(wh)
             added_events = transform(wh, batch_id)
             every_row = full_checks or rebuild or brings_most_events(wh, added_events)
@@ -488,7 +544,8 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             summary.checks_scope = "every row" if every_row else "the rows this batch wrote"
         except loads.LoadFailed as exc:
             wh.rollback()
-            record_failed_batch(wh, started_at, summary.new_objects, str(exc), exc.errors)
+            record_failed_batch(wh, started_at, summary.new_objects, str(exc), exc.errors,
+                                getattr(exc, "changes", []))
             raise EtlError(str(exc)) from None
         except QualityGateFailed as exc:
             wh.rollback()
@@ -496,9 +553,12 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             raise
         summary.batch_id = batch_id
         summary.errors = errors
+        summary.drift = drift.drifted(changes)
         for result in results:
             summary.staged.append(StagedTable(result.table, result.objects, result.rows, len(result.rejected)))
         record_errors(wh, batch_id, errors)
+        wh.insert_rows(q.schema_drift_insert, drift.rows_to_record(changes, batch_id, _now()),
+                       label="record schema drift")
         record_objects(wh, batch_id, pending, results)
         counted = time.perf_counter()
         for table in q.STAR_TABLES:

@@ -26,6 +26,7 @@ drop table if exists artists;
 drop table if exists users;
 drop table if exists text_repairs;
 drop table if exists song_catalog;
+drop table if exists schema_drift;
 drop table if exists load_errors;
 drop table if exists loaded_objects;
 drop table if exists etl_batches;
@@ -99,6 +100,20 @@ create table if not exists load_errors (
     column_name varchar(128),
     reason      varchar(1024) not null,
     raw_excerpt varchar(1024)
+) diststyle even;
+create table if not exists schema_drift (
+    batch_id    integer not null,
+    seen_at     timestamp not null,
+    table_name  varchar(64) not null,
+    source      varchar(1024) not null,
+    change_kind varchar(16) not null,
+    field_path  varchar(256) not null,
+    json_type   varchar(16) not null,
+    expected    varchar(64),
+    records     bigint not null,
+    line_number bigint,
+    example     varchar(256),
+    source_version varchar(256)
 ) diststyle even;
 create table if not exists song_catalog (
     song_id          varchar(32) not null primary key,
@@ -319,6 +334,19 @@ comment on column load_errors.line_number is 'Line of the record in the file, fr
 comment on column load_errors.column_name is 'Column whose value failed; NULL when the record as a whole did.';
 comment on column load_errors.reason is 'Why, in words.';
 comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file; for a staged row rejected after COPY, its key (userId, sessionId, itemInSession, ts); empty for a record Redshift''s COPY rejected (SYS_LOAD_ERROR_DETAIL keeps no raw line).';
+comment on table schema_drift is 'Grain: one row per change in the shape of the source records a batch found, per source object: a new key, a vanished key, or a value of another JSON type; for a staging table''s first batch, its schema (one baseline row per key and type). Bookkeeping: the known schema is what published batches recorded; kept for failed batches too.';
+comment on column schema_drift.batch_id is 'The batch that found it (etl_batches.batch_id).';
+comment on column schema_drift.seen_at is 'When that batch saw it, UTC: the first-seen time of a change is its earliest row.';
+comment on column schema_drift.table_name is 'Staging table the records were loading into.';
+comment on column schema_drift.source is 'The file (URL or path) whose records changed; past 20 files for one change, one row says how many more.';
+comment on column schema_drift.change_kind is 'new_key, vanished_key, type_change, refused_value (a value outside what the schema accepts, under the freeze contract), or baseline (the first batch''s schema).';
+comment on column schema_drift.field_path is 'The key, as a path: a.b for a key of a nested object, a[] for an array''s elements.';
+comment on column schema_drift.json_type is 'The JSON type found: string, number, boolean, object, array, null; absent for a vanished key (and for a baseline key some records lacked).';
+comment on column schema_drift.expected is 'The types the known schema had for the key; NULL for a new key.';
+comment on column schema_drift.records is 'Records of the file with the change (for a vanished key: without the key).';
+comment on column schema_drift.line_number is 'First line of the file with the change, from 1.';
+comment on column schema_drift.example is 'The first value found, as JSON; NULL for a vanished key.';
+comment on column schema_drift.source_version is 'The file''s version the change was seen in (as in loaded_objects); a file a batch failed under the freeze contract is held back while this is its version.';
 comment on table song_catalog is 'Grain: one row per song_id, the version of the latest file that had it. Bookkeeping: the song catalog as loaded, kept so a later batch can recompute songs and artists from every song.';
 comment on column song_catalog.song_id is 'Song id (staging_songs.song_id).';
 comment on column song_catalog.title is 'Song title.';
@@ -462,6 +490,7 @@ select table_name, object_key, size, version, url from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
 delete from staging_events;
 delete from staging_songs;
+-- read the first 64 KiB of each new staging_events object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest: a manifest of this batch's new files
 -- copy staging_events
 copy staging_events
@@ -485,6 +514,7 @@ from sys_load_detail
 where query_id = pg_last_copy_id()
 group by trim(file_name);
 select pg_last_copy_count();
+-- read the first 64 KiB of each new staging_songs object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
 copy staging_songs
@@ -514,18 +544,25 @@ select
         when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
         when ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'ts'
         when registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'registration'
+        when level <> '' and level not in ('free', 'paid') then 'level'
     end as column_name,
-    user_id, session_id, item_in_session, ts, registration
+    user_id, session_id, item_in_session, ts, registration, level
 from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
    or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
    or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (level <> '' and level not in ('free', 'paid'))
 limit 100;
 -- staging_events: remove rejected rows
 delete from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
    or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000);
+   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (level <> '' and level not in ('free', 'paid'));
+select distinct d.table_name, d.field_path, d.json_type
+from schema_drift d
+join etl_batches b on b.batch_id = d.batch_id
+where b.outcome = 'published';
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
     union
@@ -935,6 +972,10 @@ join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.leve
 insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
                          column_name, reason, raw_excerpt)
 values (:batch_id, :logged_at, :disposition, :table_name, :source, :line_number, :column_name, :reason, :raw_excerpt);
+-- record schema drift: one row per value found at run time
+insert into schema_drift (batch_id, seen_at, table_name, source, change_kind, field_path, json_type,
+                          expected, records, line_number, example, source_version)
+values (:batch_id, :seen_at, :table_name, :source, :change_kind, :field_path, :json_type, :expected, :records, :line_number, :example, :source_version);
 drop table if exists batch_objects;
 create temp table batch_objects (like loaded_objects);
 -- record loaded objects: one row per value found at run time
@@ -1011,6 +1052,7 @@ select table_name, object_key, size, version, url from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
 delete from staging_events;
 delete from staging_songs;
+-- read the first 64 KiB of each new staging_events object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest: a manifest of this batch's new files
 -- copy staging_events
 copy staging_events
@@ -1034,6 +1076,7 @@ from sys_load_detail
 where query_id = pg_last_copy_id()
 group by trim(file_name);
 select pg_last_copy_count();
+-- read the first 64 KiB of each new staging_songs object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
 copy staging_songs
@@ -1063,18 +1106,25 @@ select
         when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
         when ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'ts'
         when registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'registration'
+        when level <> '' and level not in ('free', 'paid') then 'level'
     end as column_name,
-    user_id, session_id, item_in_session, ts, registration
+    user_id, session_id, item_in_session, ts, registration, level
 from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
    or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
    or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (level <> '' and level not in ('free', 'paid'))
 limit 100;
 -- staging_events: remove rejected rows
 delete from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
    or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000);
+   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (level <> '' and level not in ('free', 'paid'));
+select distinct d.table_name, d.field_path, d.json_type
+from schema_drift d
+join etl_batches b on b.batch_id = d.batch_id
+where b.outcome = 'published';
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
     union
@@ -1505,6 +1555,10 @@ where coalesce(summarized, 0) <> in_facts;
 insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
                          column_name, reason, raw_excerpt)
 values (:batch_id, :logged_at, :disposition, :table_name, :source, :line_number, :column_name, :reason, :raw_excerpt);
+-- record schema drift: one row per value found at run time
+insert into schema_drift (batch_id, seen_at, table_name, source, change_kind, field_path, json_type,
+                          expected, records, line_number, example, source_version)
+values (:batch_id, :seen_at, :table_name, :source, :change_kind, :field_path, :json_type, :expected, :records, :line_number, :example, :source_version);
 drop table if exists batch_objects;
 create temp table batch_objects (like loaded_objects);
 -- record loaded objects: one row per value found at run time
