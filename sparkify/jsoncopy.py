@@ -598,8 +598,11 @@ class JsonCopy:
             # look-up per record whose layout was seen before.
             shape = self.result.shapes[obj.url] = ObjectShape()
             observe = shape.observe
+            result = self.result
+            read_before = result.bytes_read
             with handle:
                 for number, record, raw, replaced in iter_records(handle, accept_invalid):
+                    result.bytes_read += len(raw) + 1  # about: the object's size is set at its end
                     if isinstance(record, RecordError):
                         if isinstance(record, TooLarge):
                             raise ObjectTooLarge(self.table, self._error(obj, number, record, raw),
@@ -644,6 +647,7 @@ class JsonCopy:
                                          f"line {first.line_number}: {first.reason})", first.raw_excerpt)]
                 rejected += self._keep(waiting)
             self.result.per_object[obj.url] = (loaded, rejected)
+            result.bytes_read = read_before + obj.size
 
     def _not_an_object(self, record) -> RecordError:
         if type(record) is list:

@@ -98,6 +98,7 @@ class CopyResult:
     errors: list[LoadError] = field(default_factory=list)       # rejected and replaced
     # url -> (rows, rejected); from Redshift's COPY, (lines scanned less rejected, rejected)
     per_object: dict[str, tuple[int, int]] = field(default_factory=dict)
+    bytes_read: int = 0      # of the source objects, as read so far (progress)
     rejected_count: int = 0  # kept as errors arrive: MAXERROR is checked on every rejection
     # Objects that could not be read at all: they are not recorded as loaded, so each run
     # tries (and reports) them again until they read.

@@ -25,6 +25,7 @@ from . import (
     loadlock,
     loads,
     parallelrows,
+    progress,
     redshift,
     sources,
     textrepair,
@@ -163,7 +164,15 @@ def stage_json(wh: Session, table: str, objects: list[sources.SourceObject], map
     workers = parallelrows.worker_count(objects)
     rows = (parallelrows.rows(copier, objects, workers, inherited_fds=wh.connection_fds()) if workers > 1
             else copier.rows(sources.prefetched(objects)))
-    reader = jsoncopy.ChunkedReader(_with_checkpoint(rows))
+    result = copier.result
+    bar = progress.Progress(f"stage {table}", sum(obj.size for obj in objects))
+
+    def measure() -> tuple[float, dict]:
+        return result.bytes_read, {"files": f"{result.objects:,}/{len(objects):,}", "records": result.rows}
+
+    # A row at a time from one process, a megabyte chunk at a time from workers.
+    tracked = progress.track(rows, bar, measure, every=1 if workers > 1 else 2048)
+    reader = jsoncopy.ChunkedReader(_with_checkpoint(tracked))
     try:
         wh.copy_from_stdin(statement, reader, label=f"copy {table}")
     except WarehouseError:
@@ -171,8 +180,8 @@ def stage_json(wh: Session, table: str, objects: list[sources.SourceObject], map
             raise reader.error from None
         raise
     finally:
+        tracked.close()
         rows.close()  # stops the workers if COPY ended early
-    result = copier.result
     log_step(f"stage {table}", result.rows, started,
              f"  ({result.objects} files, {len(result.rejected)} rejected"
              + (f", rendered by {workers} processes)" if workers > 1 else ")"))

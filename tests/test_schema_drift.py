@@ -98,7 +98,7 @@ def test_freeze_fails_naming_file_and_line_publishes_nothing_and_later_days_load
     write_events(root, "2018-11-03-events.json", GOOD_DAY_3)
     later = run_main("etl.py", "--config", str(loaded.config))
     assert "ETL batch 3 published" in later.stdout
-    assert f"held back under the freeze schema contract: 1 files" in later.stdout and str(path) in later.stdout
+    assert "held back under the freeze schema contract: 1 files" in later.stdout and str(path) in later.stdout
     assert loaded.scalar("select count(*) from app_events where user_id = 12") == 2
     assert loaded.scalar("select count(*) from app_events where user_id = 11") == 0
     # Fixed, it loads.
