@@ -796,6 +796,34 @@ join etl_batches b on b.batch_id = d.batch_id
 where b.outcome = 'published'
 """
 
+# --- etl.py --status: what the bookkeeping says, read without loading ----------------------
+# The last batches, newest first (%s: how many).
+status_batches = """
+select batch_id, started_at, finished_at, outcome, new_objects, staged_rows, rejected, message
+from etl_batches
+order by batch_id desc
+limit %s
+"""
+# Failed batches since the last published one (or the last few), newest first, with reasons.
+status_failed_batches = """
+select batch_id, finished_at, message
+from etl_batches
+where outcome = 'failed'
+  and batch_id > (select coalesce(max(batch_id), 0) from etl_batches where outcome = 'published')
+order by batch_id desc
+limit %s
+"""
+# The newest event the warehouse holds: what freshness is measured on.
+status_latest_event = "select max(start_time) from app_events"
+# Drift found since a time (%s), newest first: the changes, not the first batch's schema.
+status_recent_drift = """
+select seen_at, batch_id, table_name, source, change_kind, field_path, json_type, expected, line_number
+from schema_drift
+where change_kind <> 'baseline' and seen_at >= %s
+order by seen_at desc, batch_id desc
+limit %s
+"""
+
 # --- the staged values the transforms convert, and their valid ranges ----------------------
 # The transforms cast userId to an integer and turn ts and registration (epoch milliseconds)
 # into timestamps, whose parts the time table keeps as smallints. A value those conversions

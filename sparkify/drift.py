@@ -79,20 +79,29 @@ class ObjectShape:
         self.layouts: dict[tuple[tuple[str, str], ...], list[int]] = {}   # -> [records, first line]
         self.examples: dict[tuple[str, str], tuple[int, str]] = {}        # -> (first line, example)
         self._flat: dict[tuple, list[int]] = {}
+        self._last_keys: tuple = ()
+        self._last_values: tuple = ()
+        self._last_entry: list[int] = [0, 0]
 
     def __getstate__(self):  # a worker process sends it; the look-up cache stays behind
         return {"records": self.records, "layouts": self.layouts, "examples": self.examples}
 
     def __setstate__(self, state) -> None:
-        self.__dict__.update(state, _flat={})
+        self.__dict__.update(state, _flat={}, _last_keys=(), _last_values=(), _last_entry=[0, 0])
 
     def observe(self, line: int, record: dict) -> None:
         self.records += 1
-        values = tuple(map(type, record.values()))
-        signature = (tuple(record), values)
+        keys, values = tuple(record), tuple(map(type, record.values()))
+        # Most records repeat the one before: equal tuples of the same objects compare by
+        # identity, cheaper than hashing them for the look-up.
+        if keys == self._last_keys and values == self._last_values:
+            self._last_entry[0] += 1
+            return
+        signature = (keys, values)
         entry = self._flat.get(signature)
         if entry is not None:
             entry[0] += 1
+            self._last_keys, self._last_values, self._last_entry = keys, values, entry
             return
         pairs: list[tuple[str, str]] = []
         self._walk(record, "", line, pairs, 0)
@@ -103,6 +112,7 @@ class ObjectShape:
         entry[0] += 1
         if dict not in values and list not in values:  # nested content varies: walked each time
             self._flat[signature] = entry
+            self._last_keys, self._last_values, self._last_entry = keys, values, entry
 
     def _walk(self, record: dict, prefix: str, line: int, pairs: list, depth: int) -> None:
         for key, value in record.items():

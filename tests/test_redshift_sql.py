@@ -64,7 +64,8 @@ def redshift_script(folder, host: str = GOLDEN_HOST) -> str:
     config = folder / "redshift.cfg"
     config.write_text(GOLDEN_CONFIG_TEXT.replace(GOLDEN_HOST, host))
     parts = []
-    for script, args in (("create_tables.py", ()), ("etl.py", ()), ("etl.py", ("--rebuild",))):
+    for script, args in (("create_tables.py", ()), ("etl.py", ()), ("etl.py", ("--rebuild",)),
+                         ("etl.py", ("--status",))):
         result = run_main(script, "--dry-run", "--config", str(config), *args)
         assert result.stderr == ""
         parts.append(f"-- ===== python {script} {' '.join(args)}--dry-run\n{result.stdout}")

@@ -4,6 +4,7 @@ cleanly under freeze, with nothing published and later good days loading."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -74,6 +75,13 @@ def test_report_records_all_three_rejects_the_value_and_loads(loaded):
     assert ("type_change", "status", "string", "number", 1, 2, str(path)) in rows
     assert ("vanished_key", "gender", "absent", "string", 4, 1, str(path)) in rows
     assert ("new_key", "device.version", "number", None, 4, 1, str(path)) in rows
+    # The report's data-health section lists them.
+    report = root / "report"
+    run_main("insights.py", "--config", str(loaded.config), "--output", str(report))
+    with open(report / "schema_drift.csv") as csv_file:
+        listed = {(row["change_kind"], row["field_path"]) for row in csv.DictReader(csv_file)}
+    assert {("new_key", "device"), ("vanished_key", "gender"), ("type_change", "status")} <= listed
+    assert "Schema drift: keys new, vanished or of another type" in (report / "index.html").read_text()
     # The schema now includes the changes: the same shape again is no drift.
     write_events(root, "2018-11-03-events.json", [dict(r, ts=r["ts"] + DAY) for r in drifted_day()[:4]])
     again = run_main("etl.py", "--config", str(loaded.config))

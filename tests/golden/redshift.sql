@@ -1590,3 +1590,23 @@ insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects
                          rejected, checks_passed, message)
 values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 27, null);
 commit;
+
+-- ===== python etl.py --status--dry-run
+-- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
+-- Nothing was executed. Secrets are masked as ***.
+select batch_id, started_at, finished_at, outcome, new_objects, staged_rows, rejected, message
+from etl_batches
+order by batch_id desc
+limit 5;
+select batch_id, finished_at, message
+from etl_batches
+where outcome = 'failed'
+  and batch_id > (select coalesce(max(batch_id), 0) from etl_batches where outcome = 'published')
+order by batch_id desc
+limit 5;
+select max(start_time) from app_events;
+select seen_at, batch_id, table_name, source, change_kind, field_path, json_type, expected, line_number
+from schema_drift
+where change_kind <> 'baseline' and seen_at >= :timestamp
+order by seen_at desc, batch_id desc
+limit 10;
