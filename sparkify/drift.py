@@ -221,14 +221,20 @@ def object_version(obj) -> str:
 
 
 def compare(table: str, known: Schema | None, shapes: dict[str, ObjectShape],
-            versions: dict[str, str] | None = None) -> list[Change]:
-    """What the objects' records change in the table's known schema; with none known yet,
-    the schema itself (baseline rows, one per key and type, with the first object that had
-    it). versions: url -> object_version, kept on each change."""
+            versions: dict[str, str] | None = None, declared: Iterable[str] = ()) -> list[Change]:
+    """What the objects' records change in the table's known schema. With none known yet
+    (the table's first batch), the schema itself (baseline rows, one per key and type, with
+    the first object that had it) from the keys COPY reads (declared: the JSONPaths' keys,
+    or the columns 'auto' fills); a key beyond them is new, and a declared key some records
+    lack has vanished, as in any later batch. versions: url -> object_version, kept on each
+    change."""
     versions = versions or {}
-    if not known:
-        return [replace(change, version=versions.get(change.source)) for change in _baseline(table, shapes)]
-    return [replace(change, version=versions.get(change.source)) for change in _changes(table, known, shapes)]
+    if known:
+        found = _changes(table, known, shapes)
+    else:
+        provisional, found = _baseline(table, shapes, set(declared))
+        found += _changes(table, provisional, shapes)
+    return [replace(change, version=versions.get(change.source)) for change in found]
 
 
 def _changes(table: str, known: Schema, shapes: dict[str, ObjectShape]) -> list[Change]:
@@ -248,7 +254,7 @@ def _changes(table: str, known: Schema, shapes: dict[str, ObjectShape]) -> list[
                 continue
             count, first = shape.missing(path)
             if count:
-                expected = "/".join(sorted(types - {NULL})) or NULL
+                expected = "/".join(sorted(types - {NULL})) or (NULL if NULL in types else "declared")
                 changes.append(Change(table, source, VANISHED_KEY, path, ABSENT, expected, count, first, None))
     return changes
 
@@ -258,30 +264,45 @@ def _parent_known_as_object(known: Schema, path: str) -> bool:
     return parent is None or "object" in known.get(parent, set())
 
 
-def _baseline(table: str, shapes: dict[str, ObjectShape]) -> list[Change]:
+def _top(path: str) -> str:
+    return path.split(".", 1)[0].removesuffix("[]")
+
+
+def _baseline(table: str, shapes: dict[str, ObjectShape], declared: set[str]) -> tuple[Schema, list[Change]]:
+    """A first batch's schema (the keys COPY reads, and below them, with the types its
+    records hold; a nested key some records lack is optional) and its baseline rows. Without
+    declared keys every key seen is declared."""
     first: dict[tuple[str, str], tuple[str, int, str]] = {}
     totals: dict[tuple[str, str], int] = {}
-    missing: dict[str, tuple[str, int, int]] = {}
     for source, shape in shapes.items():
         for pair, count in shape.counts().items():
+            if declared and _top(pair[0]) not in declared:
+                continue  # beyond the keys COPY reads: a new key
             totals[pair] = totals.get(pair, 0) + count
             if pair not in first:
                 line, example = shape.examples[pair]
                 first[pair] = (source, line, example)
-    paths = {path for path, _ in totals}
+    schema: Schema = {}
+    for path, kind in totals:
+        schema.setdefault(path, set()).add(kind)
+    for key in declared:
+        schema.setdefault(key, set())  # declared and in no record: vanished from each object
+    optional: dict[str, tuple[str, int, int]] = {}
     for source, shape in shapes.items():
-        for path in sorted(paths):
-            if path.endswith("[]"):
-                continue
+        for path in sorted(schema):
+            if path.endswith("[]") or (declared and "." not in path):
+                continue  # a declared key some records lack has vanished (_changes says so)
             count, line_lacking = shape.missing(path)
             if count:
-                seen = missing.get(path)
-                missing[path] = (seen[0], seen[1], seen[2] + count) if seen else (source, line_lacking or 0, count)
+                seen = optional.get(path)
+                optional[path] = (seen[0], seen[1], seen[2] + count) if seen else (source, line_lacking or 0, count)
+    for path in optional:
+        schema[path].add(ABSENT)
     rows = [Change(table, source, BASELINE, path, kind, None, totals[(path, kind)], line, example)
             for (path, kind), (source, line, example) in first.items()]
     rows += [Change(table, source, BASELINE, path, ABSENT, None, count, line or None, None)
-             for path, (source, line, count) in missing.items()]
-    return rows
+             for path, (source, line, count) in optional.items()]
+    return schema, rows
 
 
 def drifted(changes: Iterable[Change]) -> list[Change]:

@@ -573,7 +573,7 @@ class JsonCopy:
                 [steps[0] for steps in mapping] if not isinstance(mapping, str)
                 and all(len(steps) == 1 and isinstance(steps[0], str) for steps in mapping) else None)
         self.fast_row = _fast_row(keys, columns, self.converters, options, column_rules) if keys else None
-        self.result = CopyResult(table, checked_rules=frozenset(rules))
+        self.result = CopyResult(table, checked_rules=frozenset(rules), declared_keys=declared_keys(mapping, names))
 
     def rows(self, objects: Iterable[SourceObject]) -> Generator[bytes, None, None]:
         """COPY text, one encoded line per loadable record; rejects go to self.result."""
@@ -668,6 +668,14 @@ class JsonCopy:
         if rejections and self.result.rejected_count >= rejections_that_fail(self.options.max_errors):
             raise TooManyErrors(self.table, self.result.errors, self.options.max_errors)
         return rejections
+
+
+def declared_keys(mapping: str | list[tuple], columns: list[str]) -> tuple[str, ...]:
+    """The top-level keys a mapping reads: a JSONPaths file's first steps, or the columns
+    'auto' fills."""
+    if isinstance(mapping, str):
+        return tuple(columns)
+    return tuple(dict.fromkeys(steps[0] for steps in mapping if isinstance(steps[0], str)))
 
 
 def _fast_row(keys: list[str], columns, converters, options: CopyOptions, rules: list):

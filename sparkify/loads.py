@@ -108,6 +108,9 @@ class CopyResult:
     # url -> the shape of the object's records (keys and JSON types): a drift.ObjectShape,
     # which knows this module (its SchemaFrozen is a LoadFailed), hence Any here
     shapes: dict[str, Any] = field(default_factory=dict)
+    # The top-level keys COPY reads (the JSONPaths' keys, or the columns 'auto' fills): a
+    # table's first batch takes them as its schema, and a key beyond them as new.
+    declared_keys: tuple[str, ...] = ()
 
     @property
     def rejected(self) -> list[LoadError]:

@@ -352,7 +352,8 @@ def schema_changes(wh: Session, results: list[loads.CopyResult], versions: dict[
     started = time.perf_counter()
     known = drift.known_schemas(wh)
     changes = [change for result in results
-               for change in drift.compare(result.table, known.get(result.table), result.shapes, versions)]
+               for change in drift.compare(result.table, known.get(result.table), result.shapes, versions,
+                                           result.declared_keys)]
     log_step("schema drift", len(drift.drifted(changes)), started, unit="chg")
     return changes
 

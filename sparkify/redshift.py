@@ -116,6 +116,7 @@ def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int
         if read_head is not None:
             sampled = time.perf_counter()
             result.shapes = sample_shapes(item.objects, read_head)
+            result.declared_keys = jsoncopy.declared_keys(item.mapping, [c[0] for c in wh.table_columns(item.table)])
             log_step(f"sample {item.table} for schema drift", len(item.objects), sampled, unit="objs")
         else:
             wh.note(f"read the first {drift.SAMPLE_BYTES // 1024} KiB of each new {item.table} object "

@@ -152,3 +152,19 @@ def test_shapes_survive_a_worker_process():
     copy = pickle.loads(pickle.dumps(shape))
     copy.observe(4, {"k": 2})
     assert copy.counts() == {("k", "number"): 4}
+
+
+def test_a_first_batch_reports_keys_beyond_what_copy_reads_and_declared_keys_missing(warehouse):
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", GOOD_DAY_1)
+    odd = [event(user_id="11", item=i, ts=BASE_TS + DAY + i, sessionColor="blue") for i in range(2)]
+    for record in odd:
+        del record["location"]
+    path = write_events(root, "2018-11-02-events.json", odd)
+    write_song(root, song(mood={"calm": 0.8}))
+    run_main("create_tables.py", "--config", str(warehouse.config))
+    out = run_main("etl.py", "--config", str(warehouse.config)).stdout
+    assert f"{path} line 1: new key 'sessionColor' (string, e.g. \"blue\")" in out
+    assert f"{path} line 1: key 'location' vanished (2 records without it)" in out
+    assert "new key 'mood' (object" in out and "new key 'mood.calm' (number" in out
+    assert "2018-11-01-events.json" not in out.split("schema drift")[1]  # the good day: its baseline only
