@@ -31,6 +31,7 @@ def main(argv=None) -> int:
                         help="print, in order, the statements one run sends to the configured engine, "
                              "secrets masked; connect to nothing and change nothing")
     args = parser.parse_args(argv)
+    committing = pipeline.Committing()  # an interruption after the COMMIT asks what landed
 
     reported: list[int] = []
 
@@ -50,11 +51,12 @@ def main(argv=None) -> int:
         if args.dry_run:
             print(pipeline.dry_run_etl(config, rebuild=args.rebuild), end="")
             return 0
-        summary = pipeline.run_etl(config, rebuild=args.rebuild, full_checks=args.full_checks)
+        summary = pipeline.run_etl(config, rebuild=args.rebuild, full_checks=args.full_checks, committing=committing)
         print("\n".join(summary.lines()))
         return 0
 
-    code = cli.main(args, job, (pipeline.EtlError,))
+    code = cli.main(args, job, (pipeline.EtlError,),
+                    interrupted=lambda config: pipeline.interrupted_outcome(config, committing))
     # A status that cannot be read is an error to a monitor (2), not a warning.
     return status.ERROR if args.status and not args.dry_run and not reported else code
 

@@ -388,6 +388,31 @@ DESCRIPTIONS: dict[str, Described] = {
             "in_catalog": "true when the play matched a song of the catalog.",
         },
     ),
+    "load_summary": Described(
+        "Grain: one row for the whole warehouse. View for analysts (and the insights report): the "
+        "loader's bookkeeping as counts, over every load; the bookkeeping tables themselves stay the "
+        "loader's.",
+        {
+            "batches_published": "ETL batches that published their data (etl_batches).",
+            "batches_failed": "ETL batches that failed and changed nothing else.",
+            "last_load_finished": "When the last published batch finished, UTC; NULL before the first.",
+            "source_files": "Source files loaded (loaded_objects), each in its latest version.",
+            "records_rejected": "Source records rejected by a load (load_errors), with their reasons.",
+            "records_with_replaced_characters": "Records loaded after replacing invalid UTF-8 characters.",
+            "names_repaired": "Distinct double-encoded names repaired (text_repairs).",
+        },
+    ),
+    "load_error_reasons": Described(
+        "Grain: one row per staging table, disposition and reason of the records a load rejected or "
+        "repaired. View for analysts (and the insights report): counts only, never a record's text.",
+        {
+            "table_name": "The staging table the record was for.",
+            "disposition": "rejected (not loaded) or replaced (loaded with invalid characters replaced).",
+            "reason": "Why, as the load said it.",
+            "records": "How many records.",
+            "last_seen": "When the last of them was logged, UTC.",
+        },
+    ),
 }
 
 

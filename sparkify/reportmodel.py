@@ -21,6 +21,9 @@ class Period:
     last: date
     chosen: bool = False
     logs_begin: date | None = None  # the first day the warehouse has events on
+    # The days --since/--until asked for, when the period was clipped to the days with
+    # events (None, None otherwise): a period costs what the data costs, whatever its bounds.
+    asked: tuple[date | None, date | None] = (None, None)
 
     @property
     def start(self) -> datetime:
@@ -40,6 +43,18 @@ class Period:
 
     def days(self) -> list[date]:
         return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
+    def clipped(self) -> str:
+        """What clipping to the data changed, as a reader is told it ("" when nothing)."""
+        since, until = self.asked
+        said = []
+        if since is not None and since < self.first:
+            said.append(f"--since {since}")
+        if until is not None and until > self.last:
+            said.append(f"--until {until}")
+        if not said:
+            return ""
+        return f"{' and '.join(said)} clipped to the days the warehouse has events on"
 
     def label(self) -> str:
         first = day_label(self.first) + ("" if self.first.year == self.last.year else f", {self.first.year}")
@@ -68,6 +83,18 @@ def day_label(day: date) -> str:
 
 def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count:,} {word if count == 1 else (many or word + 's')}"
+
+
+def pct(part: float, whole: float) -> str:
+    """A share in percent as the page says it everywhere (tiles, sentences): whole percent
+    from 10 %, one decimal below (so 4.8 % never reads 5 % in one place and 4.8 % in
+    another), and a real share never reads 0 %."""
+    if not whole:
+        return "n/a"
+    share = 100.0 * part / whole
+    if 0 < share < 0.1:
+        return "under 0.1%"
+    return f"{share:.1f}%" if 0 < share < 10 else f"{share:.0f}%"
 
 
 def gender_label(code: str) -> str:

@@ -11,6 +11,8 @@ join pg_namespace n on n.oid = source.relnamespace
 where n.nspname = current_schema() and dependent.oid <> source.oid
 order by 1, 2;
 drop view if exists plays;
+drop view if exists load_summary;
+drop view if exists load_error_reasons;
 drop table if exists batch_totals;
 drop table if exists session_parts;
 drop table if exists events_by_user_day;
@@ -270,6 +272,19 @@ select
 from songplays p
 left join songs s on s.song_id = p.song_id
 left join artists a on a.artist_id = p.artist_id;
+create view load_summary as
+select
+    (select count(*) from etl_batches where outcome = 'published') as batches_published,
+    (select count(*) from etl_batches where outcome = 'failed') as batches_failed,
+    (select max(finished_at) from etl_batches where outcome = 'published') as last_load_finished,
+    (select count(*) from loaded_objects) as source_files,
+    (select count(*) from load_errors where disposition = 'rejected') as records_rejected,
+    (select count(*) from load_errors where disposition = 'replaced') as records_with_replaced_characters,
+    (select count(*) from text_repairs) as names_repaired;
+create view load_error_reasons as
+select table_name, disposition, reason, count(*) as records, max(logged_at) as last_seen
+from load_errors
+group by table_name, disposition, reason;
 insert into etl_lock (purpose)
 select 'etl.py takes this table''s lock for the length of a load'
 where not exists (select 1 from etl_lock);
@@ -470,12 +485,29 @@ comment on column plays.song_title is 'The catalog''s title when matched, else t
 comment on column plays.artist_name is 'The artist''s name in artists when matched, else the name as played.';
 comment on column plays.song_duration is 'Duration in seconds: the catalog''s when matched, else as played.';
 comment on column plays.in_catalog is 'true when the play matched a song of the catalog.';
+comment on view load_summary is 'Grain: one row for the whole warehouse. View for analysts (and the insights report): the loader''s bookkeeping as counts, over every load; the bookkeeping tables themselves stay the loader''s.';
+comment on column load_summary.batches_published is 'ETL batches that published their data (etl_batches).';
+comment on column load_summary.batches_failed is 'ETL batches that failed and changed nothing else.';
+comment on column load_summary.last_load_finished is 'When the last published batch finished, UTC; NULL before the first.';
+comment on column load_summary.source_files is 'Source files loaded (loaded_objects), each in its latest version.';
+comment on column load_summary.records_rejected is 'Source records rejected by a load (load_errors), with their reasons.';
+comment on column load_summary.records_with_replaced_characters is 'Records loaded after replacing invalid UTF-8 characters.';
+comment on column load_summary.names_repaired is 'Distinct double-encoded names repaired (text_repairs).';
+comment on view load_error_reasons is 'Grain: one row per staging table, disposition and reason of the records a load rejected or repaired. View for analysts (and the insights report): counts only, never a record''s text.';
+comment on column load_error_reasons.table_name is 'The staging table the record was for.';
+comment on column load_error_reasons.disposition is 'rejected (not loaded) or replaced (loaded with invalid characters replaced).';
+comment on column load_error_reasons.reason is 'Why, as the load said it.';
+comment on column load_error_reasons.records is 'How many records.';
+comment on column load_error_reasons.last_seen is 'When the last of them was logged, UTC.';
+commit;
 select count(*) from svv_roles where role_name = 'sparkify_analyst';
-select 1;
+select (select count(*) from pg_user where usename = current_user and usesuper)
+     + (select count(*) from svv_system_privileges where system_privilege = 'CREATE ROLE');
 create role sparkify_analyst;
+commit;
 select current_schema();
 grant usage on schema public to role sparkify_analyst;
-grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, plays to role sparkify_analyst;
+grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, plays, load_summary, load_error_reasons to role sparkify_analyst;
 commit;
 
 -- ===== python etl.py --dry-run
@@ -501,19 +533,24 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
+select pg_last_copy_count();
+select query_id, error_count, trim(status)
+from sys_load_history
+where session_id = pg_backend_pid() and trim(table_name) = 'staging_events'
+order by query_id desc
+limit 1;
 select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
 from sys_load_error_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), line_number, trim(column_name), trim(raw_line)
 from sys_copy_replacements
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), sum(lines_scanned)
 from sys_load_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 group by trim(file_name);
-select pg_last_copy_count();
 -- read the first 64 KiB of each new staging_songs object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
@@ -525,39 +562,44 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
+select pg_last_copy_count();
+select query_id, error_count, trim(status)
+from sys_load_history
+where session_id = pg_backend_pid() and trim(table_name) = 'staging_songs'
+order by query_id desc
+limit 1;
 select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
 from sys_load_error_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), line_number, trim(column_name), trim(raw_line)
 from sys_copy_replacements
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), sum(lines_scanned)
 from sys_load_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 group by trim(file_name);
-select pg_last_copy_count();
 -- staging_events: find values out of range
 select
     case
         when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
-        when ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'ts'
-        when registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'registration'
+        when ts < 946684800000 or ts > cast(:latest_valid_ms as bigint) then 'ts'
+        when registration < 946684800000 or registration > cast(:latest_valid_ms as bigint) then 'registration'
         when level <> '' and level not in ('free', 'paid') then 'level'
     end as column_name,
     user_id, session_id, item_in_session, ts, registration, level
 from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
-   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
+   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint))
    or (level <> '' and level not in ('free', 'paid'))
 limit 100;
 -- staging_events: remove rejected rows
 delete from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
-   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
+   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint))
    or (level <> '' and level not in ('free', 'paid'));
 select distinct d.table_name, d.field_path, d.json_type
 from schema_drift d
@@ -1063,19 +1105,24 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
+select pg_last_copy_count();
+select query_id, error_count, trim(status)
+from sys_load_history
+where session_id = pg_backend_pid() and trim(table_name) = 'staging_events'
+order by query_id desc
+limit 1;
 select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
 from sys_load_error_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), line_number, trim(column_name), trim(raw_line)
 from sys_copy_replacements
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), sum(lines_scanned)
 from sys_load_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 group by trim(file_name);
-select pg_last_copy_count();
 -- read the first 64 KiB of each new staging_songs object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
@@ -1087,39 +1134,44 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
+select pg_last_copy_count();
+select query_id, error_count, trim(status)
+from sys_load_history
+where session_id = pg_backend_pid() and trim(table_name) = 'staging_songs'
+order by query_id desc
+limit 1;
 select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
 from sys_load_error_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), line_number, trim(column_name), trim(raw_line)
 from sys_copy_replacements
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), sum(lines_scanned)
 from sys_load_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 group by trim(file_name);
-select pg_last_copy_count();
 -- staging_events: find values out of range
 select
     case
         when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
-        when ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'ts'
-        when registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'registration'
+        when ts < 946684800000 or ts > cast(:latest_valid_ms as bigint) then 'ts'
+        when registration < 946684800000 or registration > cast(:latest_valid_ms as bigint) then 'registration'
         when level <> '' and level not in ('free', 'paid') then 'level'
     end as column_name,
     user_id, session_id, item_in_session, ts, registration, level
 from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
-   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
+   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint))
    or (level <> '' and level not in ('free', 'paid'))
 limit 100;
 -- staging_events: remove rejected rows
 delete from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
-   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
+   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint))
    or (level <> '' and level not in ('free', 'paid'));
 select distinct d.table_name, d.field_path, d.json_type
 from schema_drift d
