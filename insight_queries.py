@@ -725,14 +725,11 @@ order by records desc, table_name, reason
 limit 20
 """
 
-# Every load's schema drift (sparkify/drift.py) by change and key: when first and last seen,
-# in how many files; about the loads, so the same whatever the period.
+# Every load's schema drift (sparkify/drift.py) by change and key, through the analysts'
+# view: when first and last seen, in how many files; the same whatever the period.
 schema_drift = """
-select table_name, change_kind, field_path, json_type, expected, count(distinct source) as files,
-       sum(records) as records, min(seen_at) as first_seen, max(seen_at) as last_seen
-from schema_drift
-where change_kind <> 'baseline'
-group by table_name, change_kind, field_path, json_type, expected
+select table_name, change_kind, field_path, json_type, expected, files, records, first_seen, last_seen
+from schema_changes
 order by last_seen desc, table_name, field_path
 limit 20
 """

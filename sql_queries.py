@@ -659,8 +659,21 @@ from load_errors
 group by table_name, disposition, reason
 """
 
-VIEWS = ["plays", "load_summary", "load_error_reasons"]
-create_view_queries = [plays_view_create, load_summary_view_create, load_error_reasons_view_create]
+# One row per staging table, change, key and type of the schema drift the loads recorded
+# (not a first batch's schema, no value's text): in how many files and records, first and
+# last seen.
+schema_changes_view_create = """
+create view schema_changes as
+select table_name, change_kind, field_path, json_type, expected, count(distinct source) as files,
+       sum(records) as records, min(seen_at) as first_seen, max(seen_at) as last_seen
+from schema_drift
+where change_kind <> 'baseline'
+group by table_name, change_kind, field_path, json_type, expected
+"""
+
+VIEWS = ["plays", "load_summary", "load_error_reasons", "schema_changes"]
+create_view_queries = [plays_view_create, load_summary_view_create, load_error_reasons_view_create,
+                       schema_changes_view_create]
 drop_view_queries = [f"drop view if exists {view}" for view in VIEWS]
 
 # --- what is there, before create_tables.py changes it -------------------------------------

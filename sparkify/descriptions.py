@@ -413,6 +413,22 @@ DESCRIPTIONS: dict[str, Described] = {
             "last_seen": "When the last of them was logged, UTC.",
         },
     ),
+    "schema_changes": Described(
+        "Grain: one row per staging table, change, key and type of the schema drift the loads recorded "
+        "(schema_drift without a first batch's schema). View for analysts (and the insights report): "
+        "counts only, never a value.",
+        {
+            "table_name": "The staging table the records were for.",
+            "change_kind": "new_key, vanished_key, type_change or refused_value.",
+            "field_path": "The key, as a path (a.b nested, a[] an array's elements).",
+            "json_type": "The JSON type found (absent for a vanished key).",
+            "expected": "The types the known schema had for the key; NULL for a new key.",
+            "files": "Source files with the change.",
+            "records": "Records with the change.",
+            "first_seen": "When a batch first saw it, UTC.",
+            "last_seen": "When a batch last saw it, UTC.",
+        },
+    ),
 }
 
 

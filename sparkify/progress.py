@@ -104,7 +104,8 @@ class Progress:
         if self.total:
             parts[0] += f" of {_size(self.total, self.unit)} ({100 * self.done / self.total:.0f}%)"
         parts += [f"{name} {value}" for name, value in self.counts.items()]
-        parts.append(f"{_size(rate, self.unit)}/s" if self.unit == "B" else f"{rate:,.0f} {self.unit}/s")
+        parts.append(f"{_size(rate, self.unit)}/s" if self.unit == "B"
+                     else f"{rate:,.0f} {self.unit}/s" if rate >= 10 else f"{rate:.2f} {self.unit}/s")
         if self.total and rate > 0:
             parts.append(f"about {_duration(max(self.total - self.done, 0) / rate)} left")
         return ", ".join(parts)

@@ -388,5 +388,5 @@ def test_create_tables_grants_the_analysts_role_on_redshift(script):
     assert "from pg_user where usename = current_user and usesuper" in tables
     assert "from svv_system_privileges where system_privilege = 'CREATE ROLE'" in tables
     assert "grant usage on schema public to role sparkify_analyst;" in create_tables
-    assert re.search(r"grant select on songplays, .*\bplays, load_summary, load_error_reasons to role "
+    assert re.search(r"grant select on songplays, .*\bplays, load_summary, load_error_reasons, schema_changes to role "
                      r"sparkify_analyst;", create_tables)

@@ -8,7 +8,7 @@ import csv
 import json
 
 import pytest
-from conftest import BASE_TS, event, run_main, song, write_events, write_song
+from conftest import BASE_TS, event, run_main, song, write_config, write_events, write_song
 
 from sparkify import drift
 
@@ -168,3 +168,35 @@ def test_a_first_batch_reports_keys_beyond_what_copy_reads_and_declared_keys_mis
     assert f"{path} line 1: key 'location' vanished (2 records without it)" in out
     assert "new key 'mood' (object" in out and "new key 'mood.calm' (number" in out
     assert "2018-11-01-events.json" not in out.split("schema drift")[1]  # the good day: its baseline only
+
+
+def test_on_redshift_each_new_object_s_first_64_kib_are_read_with_one_ranged_get(s3_server, tmp_path):
+    """COPY runs none of the toolkit's code: the sample read before it sees a new key in the
+    first 64 KiB, leaves the line the sample cuts off out, and reads no further."""
+    from sparkify import redshift, sources
+    from sparkify.config import load_config
+
+    client = s3_server.client()
+    client.create_bucket(Bucket="drift-sample")
+    records = [event(item=i, ts=BASE_TS + i, **({"early": True} if i == 0 else {})) for i in range(400)]
+    records.append(event(item=999, ts=BASE_TS + 999, late="past the sample"))
+    body = "\n".join(json.dumps(r) for r in records).encode()
+    assert len(body) > drift.SAMPLE_BYTES
+    client.put_object(Bucket="drift-sample", Key="log_data/day.json", Body=body)
+    config = load_config(write_config(tmp_path / "dwh.cfg", log_data="s3://drift-sample/log_data",
+                                      song_data="s3://drift-sample/song_data",
+                                      extra=f"REGION = us-west-2\nENDPOINT_URL = {s3_server.endpoint}\n"))
+    s3 = sources.S3(config)
+    objects = s3.list("s3://drift-sample/log_data")
+    reads = []
+
+    def read(url, size):
+        reads.append(size)
+        return s3.read(url, size)
+
+    shape = redshift.sample_shapes(objects, read)["s3://drift-sample/log_data/day.json"]
+    assert reads == [drift.SAMPLE_BYTES]
+    whole_lines = body[:drift.SAMPLE_BYTES].count(b"\n")
+    assert shape.records == whole_lines
+    paths = {path for path, _ in shape.counts()}
+    assert "early" in paths and "late" not in paths

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import re
@@ -30,6 +31,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: the scripts it runs are there
 sys.path.insert(0, str(ROOT))
+
+from sparkify import progress  # noqa: E402 - after the path above
 
 DAYS = 30
 START = datetime(2018, 11, 1)
@@ -182,22 +185,38 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[dict[str, Any]] = []
+    # A run takes most of an hour at 10M: a bar over its steps on a terminal, else a plain
+    # line every 30 s (the scripts it runs print to its logs, not here).
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    overall = progress.Progress("benchmark", 5 * len(sizes) + 3, unit="steps")
+    done = 0
+
+    def finished(step: str) -> None:
+        nonlocal done
+        done += 1
+        overall.update(done, last=step)
+
     for events in sizes:
         label = f"{events / 1e6:g}M" if events >= 1e6 else f"{events / 1e3:g}k"
         print(f"== {label} events, {args.songs:,} songs", flush=True)
         data = work / f"data-{label}"
         generate(data, events, args.songs)
+        finished(f"generate {label}")
         forget_extra_day(data)
         config = write_config(work / f"bench-{label}.cfg", f"bench_{label.lower()}", data)
         run("create_tables.py", "--config", str(config), "-q")
+        finished(f"create tables {label}")
         rows, copy_seconds = ceiling(config)
+        finished(f"COPY ceiling {label}")
         steps = work / f"etl-{label}.steps.jsonl"
         wall, peak, out, err = run_etl(config, steps)
+        finished(f"etl {label}")
         (work / f"etl-{label}.log").write_text(err)
         staged = staged_events(steps)
         result = {"label": label, "events": staged, "ceiling_rows_per_s": rows / copy_seconds,
                   "etl_seconds": wall, "events_per_s": staged / wall, "peak_rss_mb": peak,
                   "db_mb": database_mb(config), "phases": phases(steps)}
+        finished(f"database size {label}")
         print(f"  ceiling {result['ceiling_rows_per_s']:,.0f} rows/s; etl {wall:.1f} s = "
               f"{result['events_per_s']:,.0f} events/s; peak client RSS {peak} MB; database {result['db_mb']:,.0f} MB",
               flush=True)
@@ -206,12 +225,16 @@ def main() -> int:
     data = work / f"data-{largest['label']}"
     config = work / f"bench-{largest['label']}.cfg"
     generate(data, sizes[-1], args.songs, extra_day=True)
+    finished("generate one more day")
     day_steps = work / "etl-one-more-day.steps.jsonl"
     day_wall, day_peak, day_out, day_err = run_etl(config, day_steps)
+    finished("etl one more day")
     (work / "etl-one-more-day.log").write_text(day_err)
     day_phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases(day_steps).items())
     day_events = staged_events(day_steps)
     insights_wall, _, _, _ = run("insights.py", "--config", str(config), "--output", str(work / "insights"))
+    finished("insights")
+    overall.close()
     day_share = day_events / largest["events_per_s"]
     ratios = {
         "end-to-end events/s / COPY ceiling rows/s (1st size)": results[0]["events_per_s"]

@@ -13,6 +13,7 @@ order by 1, 2;
 drop view if exists plays;
 drop view if exists load_summary;
 drop view if exists load_error_reasons;
+drop view if exists schema_changes;
 drop table if exists batch_totals;
 drop table if exists session_parts;
 drop table if exists events_by_user_day;
@@ -285,6 +286,12 @@ create view load_error_reasons as
 select table_name, disposition, reason, count(*) as records, max(logged_at) as last_seen
 from load_errors
 group by table_name, disposition, reason;
+create view schema_changes as
+select table_name, change_kind, field_path, json_type, expected, count(distinct source) as files,
+       sum(records) as records, min(seen_at) as first_seen, max(seen_at) as last_seen
+from schema_drift
+where change_kind <> 'baseline'
+group by table_name, change_kind, field_path, json_type, expected;
 insert into etl_lock (purpose)
 select 'etl.py takes this table''s lock for the length of a load'
 where not exists (select 1 from etl_lock);
@@ -499,6 +506,16 @@ comment on column load_error_reasons.disposition is 'rejected (not loaded) or re
 comment on column load_error_reasons.reason is 'Why, as the load said it.';
 comment on column load_error_reasons.records is 'How many records.';
 comment on column load_error_reasons.last_seen is 'When the last of them was logged, UTC.';
+comment on view schema_changes is 'Grain: one row per staging table, change, key and type of the schema drift the loads recorded (schema_drift without a first batch''s schema). View for analysts (and the insights report): counts only, never a value.';
+comment on column schema_changes.table_name is 'The staging table the records were for.';
+comment on column schema_changes.change_kind is 'new_key, vanished_key, type_change or refused_value.';
+comment on column schema_changes.field_path is 'The key, as a path (a.b nested, a[] an array''s elements).';
+comment on column schema_changes.json_type is 'The JSON type found (absent for a vanished key).';
+comment on column schema_changes.expected is 'The types the known schema had for the key; NULL for a new key.';
+comment on column schema_changes.files is 'Source files with the change.';
+comment on column schema_changes.records is 'Records with the change.';
+comment on column schema_changes.first_seen is 'When a batch first saw it, UTC.';
+comment on column schema_changes.last_seen is 'When a batch last saw it, UTC.';
 commit;
 select count(*) from svv_roles where role_name = 'sparkify_analyst';
 select (select count(*) from pg_user where usename = current_user and usesuper)
@@ -507,7 +524,7 @@ create role sparkify_analyst;
 commit;
 select current_schema();
 grant usage on schema public to role sparkify_analyst;
-grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, plays, load_summary, load_error_reasons to role sparkify_analyst;
+grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, plays, load_summary, load_error_reasons, schema_changes to role sparkify_analyst;
 commit;
 
 -- ===== python etl.py --dry-run
