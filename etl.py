@@ -2,9 +2,13 @@
 
 import sys
 
-from sparkify import cli, pipeline, status
-from sparkify.dryrun import DryRunWarehouse
-from sparkify.warehouse import connect
+from sparkify import bootstrap
+
+bootstrap.use_project_environment()
+
+from sparkify import cli, pipeline, status  # noqa: E402
+from sparkify.dryrun import DryRunWarehouse  # noqa: E402
+from sparkify.warehouse import connect  # noqa: E402
 
 
 def main(argv=None) -> int:

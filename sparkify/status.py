@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 import sql_queries as q
 
 from .config import Config
+from .dryrun import DryRunWarehouse
 from .warehouse import Session
 
 FRESH, WARN, ERROR = 0, 1, 2
@@ -71,7 +72,7 @@ def freshness(latest: datetime | None, now: datetime, warn_after: timedelta | No
     return FRESH, f"freshness: fresh, the newest event is {_age(age)} old ({limits})"
 
 
-def status(wh: Session, config: Config, now: datetime | None = None) -> Status:
+def status(wh: Session | DryRunWarehouse, config: Config, now: datetime | None = None) -> Status:
     """What --status prints, and its exit status."""
     now = now or _now()
     out = Status()

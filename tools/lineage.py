@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:  # run as python tools/lineage.py
     sys.path.insert(0, str(ROOT))
 
 import sql_queries as q  # noqa: E402 - after the path above
+from sparkify.dialects import POSTGRES  # noqa: E402
 
 PAGE = ROOT / "docs" / "lineage.md"
 FILES = {"staging_events": "LOG_DATA files", "staging_songs": "SONG_DATA files"}
@@ -51,9 +52,9 @@ def statement_tables(sql: str) -> tuple[str, str, list[str]]:
 
 def steps() -> list[tuple[str, str]]:
     """(label, statement) of every statement that moves rows, in the order a batch runs them."""
-    moves = [(step.label, q.render(step.sql, "postgres")) for step in q.transform_steps if not step.analyze]
-    moves += [(step.label, q.render(step.sql, "postgres")) for step in q.rollup_inserts]
-    moves.append(("batch_totals: matched plays", q.render(q.matched_plays_added_insert, "postgres")))
+    moves = [(step.label, POSTGRES.render(step.sql)) for step in q.transform_steps if not step.analyze]
+    moves += [(step.label, POSTGRES.render(step.sql)) for step in q.rollup_inserts]
+    moves.append(("batch_totals: matched plays", POSTGRES.render(q.matched_plays_added_insert)))
     return moves
 
 
