@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from .drift import ObjectShape
+from .drift import ObjectShape, ShapePool
 from .loads import (
     REJECTED,
     REPLACED,
@@ -574,6 +574,7 @@ class JsonCopy:
                 and all(len(steps) == 1 and isinstance(steps[0], str) for steps in mapping) else None)
         self.fast_row = _fast_row(keys, columns, self.converters, options, column_rules) if keys else None
         self.result = CopyResult(table, checked_rules=frozenset(rules), declared_keys=declared_keys(mapping, names))
+        self.shape_pool = ShapePool()  # the layouts and first examples the objects' shapes share
 
     def rows(self, objects: Iterable[SourceObject]) -> Generator[bytes, None, None]:
         """COPY text, one encoded line per loadable record; rejects go to self.result."""
@@ -596,7 +597,7 @@ class JsonCopy:
                 continue
             # The keys and types of every record, for schema drift (drift.py): a dict
             # look-up per record whose layout was seen before.
-            shape = self.result.shapes[obj.url] = ObjectShape()
+            shape = self.result.shapes[obj.url] = ObjectShape(self.shape_pool)
             observe = shape.observe
             result = self.result
             read_before = result.bytes_read
@@ -638,6 +639,7 @@ class JsonCopy:
                     yield encoded
             self.result.per_object[obj.url] = (loaded, rejected)
             result.bytes_read = read_before + obj.size
+            shape.finish()
 
     def _not_an_object(self, record) -> RecordError:
         if type(record) is list:

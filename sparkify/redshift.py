@@ -178,15 +178,17 @@ def sample_shapes(objects, read_head: Callable[[str, int], bytes]) -> dict[str, 
     know and runs none of the toolkit's code, so this is where Redshift's records are seen. A
     value the sample cuts off is left out."""
     shapes = {}
+    pool = drift.ShapePool()
     for obj in objects:
         head = read_head(obj.url, drift.SAMPLE_BYTES)
         lines = head.splitlines(keepends=True)
         if len(head) < obj.size and lines:
             lines = lines[:-1]
-        shape = drift.ObjectShape()
+        shape = drift.ObjectShape(pool)
         for number, record, _, _ in jsoncopy.iter_records(lines):
             if type(record) is dict:
                 shape.observe(number, record)
+        shape.finish()
         shapes[obj.url] = shape
     return shapes
 
