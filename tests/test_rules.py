@@ -216,6 +216,12 @@ def test_a_logged_out_play_already_stored_is_not_added_again(warehouse):
     conn = warehouse.server.connect(warehouse.dbname)
     try:
         with conn.cursor() as cur:
+            # The two events staged as a load stages them: in this session's temporary copy
+            # (the empty userId as NULL).
+            cur.execute(q.staging_copy_queries[0])
+            cur.execute("insert into staging_events (item_in_session, page, session_id, ts, user_id, level, song, "
+                        "artist, length) values (0, 'NextSong', 1, %s, null, 'free', 'Song A', 'Artist A', 200.5), "
+                        "(1, 'NextSong', 1, %s, '5', 'free', 'Song A', 'Artist A', 200.5)", (BASE_TS, BASE_TS + MINUTE))
             for statement in [q.batch_events_create, q.batch_plays_create]:
                 cur.execute(POSTGRES.render(statement))
             cur.execute("select count(*) from batch_events where replaces = 0")
