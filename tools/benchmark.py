@@ -305,7 +305,8 @@ def duckdb_load(data: Path, work: Path) -> tuple[int, float]:
     path = work / "anchor.duckdb"
     path.unlink(missing_ok=True)
     started = time.perf_counter()
-    con = duckdb.connect(str(path), config={"enable_progress_bar": False})
+    con = duckdb.connect(str(path))
+    con.execute("set enable_progress_bar = false")
     event_columns = {"userId": "VARCHAR", "firstName": "VARCHAR", "lastName": "VARCHAR", "gender": "VARCHAR",
                      "level": "VARCHAR", "sessionId": "BIGINT", "itemInSession": "INTEGER", "page": "VARCHAR",
                      "ts": "BIGINT", "song": "VARCHAR", "artist": "VARCHAR", "length": "DOUBLE",
