@@ -77,8 +77,7 @@ class Dialect:
     load_lock: str
     lock_wait_bound: list[str]
     lock_wait_unbound: list[str]
-    # The sessions holding the load lock (pid, application, state, since); "" when the
-    # engine cannot say it.
+    # The sessions holding the load lock (pid, application, user, state, since, query).
     load_lock_holders: str
     # Ends an earlier attempt's session (%(pid)s; %(client)s: this process's client name).
     terminate_own_session: str
@@ -137,7 +136,7 @@ POSTGRES = Dialect(
     lock_wait_bound=[],
     lock_wait_unbound=[],
     load_lock_holders="""
-select a.pid, a.application_name, a.state, coalesce(a.state_change, a.backend_start)
+select a.pid, a.application_name, a.usename, a.state, coalesce(a.state_change, a.backend_start), left(a.query, 200)
 from pg_locks l
 join pg_stat_activity a on a.pid = l.pid
 where l.locktype = 'relation' and l.relation = 'etl_lock'::regclass and l.granted
@@ -161,8 +160,7 @@ order by a.pid
 
 # Redshift grants to a role with TO ROLE (AWS: GRANT, "ROLE role_name") and lists roles in
 # svv_roles (AWS: SVV_ROLES). Its LOCK waits for ever: statement_timeout (milliseconds)
-# bounds it (AWS: statement_timeout). It lists no application name for a session, so an
-# earlier attempt's session is ended by its pid alone.
+# bounds it (AWS: statement_timeout).
 REDSHIFT = Dialect(
     name="redshift",
     physical=REDSHIFT_PHYSICAL,
@@ -187,8 +185,35 @@ select (select count(*) from pg_user where usename = current_user and usesuper)
     load_lock="lock table etl_lock",
     lock_wait_bound=[f"set statement_timeout to {LOCK_TIMEOUT_S * 1000}"],
     lock_wait_unbound=["reset statement_timeout"],
-    load_lock_holders="",
-    terminate_own_session="select pg_terminate_backend(%(pid)s)",
+    # SVV_TRANSACTIONS (pid, relation, granted, txn_owner, txn_start) shows every user the
+    # transactions of its own sessions, on provisioned clusters and Serverless (AWS:
+    # SVV_TRANSACTIONS), where STV_LOCKS would be provisioned-only and superusers' only. The
+    # client's name (warehouse.client_name) is in SYS_CONNECTION_LOG, which only superusers
+    # see (AWS: SYS_CONNECTION_LOG): a PID is not unique over time, so the name taken is that
+    # of the newest session start with this PID before the holder's transaction began; for
+    # other users it is NULL, and a session without a name is never ended, only named.
+    load_lock_holders="""
+select pid, application_name, txn_owner, 'holding it' as state, txn_start, cast(null as varchar)
+from (
+    select t.pid, trim(c.application_name) as application_name, trim(t.txn_owner) as txn_owner, t.txn_start,
+           row_number() over (partition by t.pid order by c.record_time desc) as newest
+    from svv_transactions t
+    left join sys_connection_log c
+      on c.session_id = t.pid and c.record_time <= t.txn_start and trim(c.event) = 'initiating session'
+    where t.lockable_object_type = 'relation' and t.granted and t.pid <> pg_backend_pid()
+      and t.relation = (select oid from pg_class where relname = 'etl_lock'
+                        and relnamespace = (select oid from pg_namespace where nspname = current_schema()))
+) holders
+where newest = 1
+order by pid
+""",
+    # Redshift shows a session's client name to superusers only: an earlier attempt's session
+    # is ended by the pid this process recorded for it, and only while a transaction of this
+    # user holds it (SVV_TRANSACTIONS): a session that holds nothing is no obstacle.
+    terminate_own_session="""
+select pg_terminate_backend(pid)
+from (select distinct pid from svv_transactions where pid = %(pid)s and trim(txn_owner) = current_user) ours
+""",
     # AWS, Redshift Database Developer Guide, "CTAS usage notes": "You do not need to run the
     # ANALYZE command on these tables when they are first created"; ANALYZE skips a table
     # whose rows changed by less than analyze_threshold_percent.

@@ -173,6 +173,7 @@ def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
         if wh.executes:
             if s3 is None:  # a Redshift config names s3:// sources only (config.load_config)
                 raise EtlError("Redshift loads from S3, and no [S3] source is an s3:// URL")
+            redshift.check_regions(config, s3)
             write = s3.write
         else:
             def write(url, body):

@@ -9,6 +9,7 @@ warehouse's dialect's.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sql_queries as q
@@ -59,9 +60,11 @@ class CreatedTables:
 DROP_REPORTED = ["etl_batches", "songplays", "app_events", "users", "songs", "artists", "time"]
 
 
-def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_missing: bool = False) -> CreatedTables:
+def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_missing: bool = False,
+                  committed: Callable[[], None] | None = None) -> CreatedTables:
     """Drops and re-creates every table and view (with if_missing: creates only what is
-    missing and drops nothing); then grants the analysts' role its reads. Refuses, changing
+    missing and drops nothing) and commits (then calls committed); then grants the analysts'
+    role its reads, in transactions of their own. Refuses, changing
     nothing, when views the toolkit does not own read its tables. Works under the load lock,
     so it never changes tables under a running load (it waits for the load, or says who
     holds the lock); with if_missing and nothing missing it only renews the grants."""
@@ -91,6 +94,8 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_mis
             for statement in descriptions.comment_statements():
                 wh.execute(statement)
         wh.commit()  # the tables are the warehouse's, whatever becomes of the analysts' role
+        if committed is not None:
+            committed()
         if config.analyst_role:
             done.analyst_role = grant_analyst_role(wh, config.analyst_role)
     return done

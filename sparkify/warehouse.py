@@ -275,8 +275,10 @@ def _explain_connect(exc: psycopg2.OperationalError, config: Config) -> str:
     if "could not translate host name" in text:
         return f"host {config.host} is unknown; check [CLUSTER] HOST"
     if config.engine == "embedded":
-        return (f"cannot connect to the embedded PostgreSQL ({_first_line(text)}); "
-                f"delete {config.embedded_dir} to start afresh")
+        # Never advise deleting the folder: it holds the loaded warehouse.
+        return (f"cannot connect to the embedded PostgreSQL ({_first_line(text)}); see the end of "
+                f"{config.embedded_dir / 'log'}, then run the command again (the data in "
+                f"{config.embedded_dir} is kept)")
     return (f"cannot reach the database at {target} ({_first_line(text)}); "
             "check [CLUSTER] HOST and DB_PORT, and that the server accepts connections")
 

@@ -159,7 +159,35 @@ def violations(sql: str) -> list[str]:
             found.append(f"column named {node.name} (a PostgreSQL system column name)")
     if any(sort_based_with_distinct(select) for select in tree.find_all(exp.Select)):
         found.append(SORT_BASED_WITH_DISTINCT)
+    if untyped_union_literals(tree):
+        found.append(UNTYPED_IN_UNION)
     return sorted(set(found))
+
+
+# AWS, Redshift Database Developer Guide, "UNION, INTERSECT, and EXCEPT": the branches must
+# have "compatible data types", and set operations "don't allow implicit conversion between
+# different categories of data types" ("Type compatibility and conversion"). A bare string
+# literal or NULL has no type of its own; where the first branch, which names the columns,
+# has one, the engine guesses the column's type (a CHAR of the literal's length, or a type
+# from the other branches), and the engines guess differently. So the first branch casts
+# each such value, and the other branches follow its type.
+UNTYPED_IN_UNION = ("an untyped literal ('text' or NULL) in the first branch of UNION/INTERSECT/EXCEPT: "
+                    "cast it (cast('…' as varchar(n)))")
+
+
+def untyped_union_literals(tree) -> bool:
+    """Whether the first branch of a set operation in tree selects a bare string literal or NULL."""
+    for operation in tree.find_all(exp.SetOperation):
+        first = operation.left
+        while isinstance(first, exp.SetOperation):
+            first = first.left
+        if not isinstance(first, exp.Select):
+            continue
+        for expression in first.expressions:
+            value = expression.this if isinstance(expression, exp.Alias) else expression
+            if isinstance(value, exp.Null) or (isinstance(value, exp.Literal) and value.is_string):
+                return True
+    return False
 
 
 def _is_sort_based(node) -> bool:

@@ -133,6 +133,17 @@ def test_every_lock_waits_a_bounded_time(script):
         assert script_violations(run) == []
 
 
+def test_every_lock_first_looks_for_its_holders_where_serverless_shows_them(script):
+    """A dead run's session on Redshift is found through SVV_TRANSACTIONS (both deployments,
+    every user its own sessions), never STV_LOCKS (provisioned, superusers): each LOCK is
+    preceded by that question, and the hints name no provisioned-only view."""
+    for run in sessions(script):
+        for index, body in enumerate(run):
+            if body.startswith("lock table etl_lock"):
+                asked = [b for b in run[:index] if "from svv_transactions t" in b]
+                assert asked and "sys_connection_log" in asked[-1], run[:index][-3:]
+
+
 def test_copy_reads_s3_with_the_options_that_keep_real_data_loading(script):
     copies = [b for b in statements(script) if b.startswith("copy ")]
     assert len(copies) == 4  # both staging tables, for a batch and for a rebuild
@@ -250,6 +261,9 @@ def test_the_checker_accepts_an_epoch_of_whole_seconds():
      "EXTRACT(epoch ...) of a time not truncated"),
     ("select date_part('epoch', started_at) from s", "EXTRACT(epoch ...) of a time not truncated"),
     ("select extract(epoch from date_trunc('millisecond', t)) from s", "EXTRACT(epoch ...) of a time not"),
+    # Untyped literals in a set operation's branches (the rollups check and two report queries did this).
+    ("select 'plays_by_user_day' as summary, 1 union all select 'plays_by_hour', 2", "an untyped literal"),
+    ("select user_id, null as level from a union all select user_id, level from b", "an untyped literal"),
     # The load's latest valid time, as it was computed from the run's clock until 2038 came into view.
     ("select count(*) from staging_events where ts > cast(extract(epoch from date_trunc('second', "
      "cast(:timestamp as timestamp))) as bigint) * 1000", "EXTRACT(epoch ...) in a load statement"),
@@ -362,6 +376,8 @@ def test_books_that_do_not_add_up_fail_loudly_instead_of_reporting_zero(sys_view
     "select a.level, a.users, b.m from a join b on b.level = a.level",
     "select count(distinct u), (select median(m) from t2) from t",  # the median is another query's
     "select listagg(distinct level, ',') from users",  # LISTAGG's own DISTINCT is allowed
+    # The first branch's cast types the column; the later branches' literals follow it.
+    "select cast('plays' as varchar(32)) as summary, 1 as n union all select 'events', 2",
 ])
 def test_the_checker_accepts_what_redshift_runs(good):
     assert violations(good) == []

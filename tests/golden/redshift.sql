@@ -372,10 +372,10 @@ comment on table time is 'Grain: one row per distinct start_time of a song play,
 comment on column time.start_time is 'Time of the play, UTC, millisecond precision (songplays.start_time).';
 comment on column time.hour is 'Hour of the day, 0-23.';
 comment on column time.day is 'Day of the month, 1-31.';
-comment on column time.week is 'ISO week number, 1-53.';
+comment on column time.week is 'ISO week number, 1-53, with no ISO year beside it: 2018-12-31 is in week 1. Group weeks by date_trunc(''week'', start_time) (the Monday), which keeps the year.';
 comment on column time.month is 'Month, 1-12.';
 comment on column time.year is 'Year, e.g. 2018.';
-comment on column time.weekday is 'Day of the week: 0 = Sunday ... 6 = Saturday.';
+comment on column time.weekday is 'Day of the week: 0 = Sunday ... 6 = Saturday (PostgreSQL''s and Redshift''s dow; not ISO''s 1 = Monday ... 7 = Sunday, nor Python''s 0 = Monday).';
 comment on table songplays is 'Grain: one row per song play, i.e. per NextSong event, identified by (userId, sessionId, itemInSession, ts). Fact: the play''s own title, artist name and duration stay on the row, so a play counts whether or not it matched the catalog.';
 comment on column songplays.songplay_id is 'MD5 of the event key (userId|sessionId|itemInSession|ts), 32 hex digits: a reloaded event maps to the same row. Equals app_events.event_id.';
 comment on column songplays.start_time is 'Time of the play, UTC, millisecond precision (the event''s ts).';
@@ -386,7 +386,7 @@ comment on column songplays.artist_id is 'That song''s artist (artists.artist_id
 comment on column songplays.session_id is 'Session id; unique per user only.';
 comment on column songplays.item_in_session is 'Position of the event in its session, from 0.';
 comment on column songplays.location is 'User''s metropolitan area and state at the play.';
-comment on column songplays.user_agent is 'Browser user agent at the play.';
+comment on column songplays.user_agent is 'Browser user agent at the play, as logged: most values keep the double quotes around them ("Mozilla/5.0 ..."); trim them (btrim(user_agent, ''"'')) before matching the start.';
 comment on column songplays.song_title is 'Song title as played (the event''s song, double-encoded UTF-8 repaired).';
 comment on column songplays.artist_name is 'Artist name as played (the event''s artist, double-encoded UTF-8 repaired).';
 comment on column songplays.song_duration is 'Song duration in seconds as played (the event''s length).';
@@ -454,7 +454,7 @@ comment on column plays.user_agent is 'Browser user agent at the play.';
 comment on column plays.song_id is 'The matched song (songs.song_id); NULL when the play matched no song.';
 comment on column plays.artist_id is 'The matched song''s artist (artists.artist_id); NULL when it matched none.';
 comment on column plays.song_title is 'The catalog''s title when matched, else the title as played.';
-comment on column plays.artist_name is 'The artist''s name in artists when matched, else the name as played.';
+comment on column plays.artist_name is 'The artist''s name in artists when matched, else the name as played: an artist whose catalog spelling differs from the events'' is split in two when grouped by this column; group by artist_id for matched plays, or use songplays.artist_name (always as played).';
 comment on column plays.song_duration is 'Duration in seconds: the catalog''s when matched, else as played.';
 comment on column plays.in_catalog is 'true when the play matched a song of the catalog.';
 comment on view load_summary is 'Grain: one row for the whole warehouse. View for analysts (and the insights report): the loader''s bookkeeping as counts, over every load; the bookkeeping tables themselves stay the loader''s.';
@@ -479,12 +479,25 @@ create role sparkify_analyst;
 commit;
 select current_schema();
 grant usage on schema public to role sparkify_analyst;
-grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, plays, load_summary, load_error_reasons to role sparkify_analyst;
+grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, batch_totals, plays, load_summary, load_error_reasons to role sparkify_analyst;
 commit;
 
 -- ===== python etl.py --dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
+select pid, application_name, txn_owner, 'holding it' as state, txn_start, cast(null as varchar)
+from (
+    select t.pid, trim(c.application_name) as application_name, trim(t.txn_owner) as txn_owner, t.txn_start,
+           row_number() over (partition by t.pid order by c.record_time desc) as newest
+    from svv_transactions t
+    left join sys_connection_log c
+      on c.session_id = t.pid and c.record_time <= t.txn_start and trim(c.event) = 'initiating session'
+    where t.lockable_object_type = 'relation' and t.granted and t.pid <> pg_backend_pid()
+      and t.relation = (select oid from pg_class where relname = 'etl_lock'
+                        and relnamespace = (select oid from pg_namespace where nspname = current_schema()))
+) holders
+where newest = 1
+order by pid;
 set statement_timeout to 60000;
 -- load lock
 lock table etl_lock;
@@ -1037,6 +1050,19 @@ commit;
 -- ===== python etl.py --rebuild--dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
+select pid, application_name, txn_owner, 'holding it' as state, txn_start, cast(null as varchar)
+from (
+    select t.pid, trim(c.application_name) as application_name, trim(t.txn_owner) as txn_owner, t.txn_start,
+           row_number() over (partition by t.pid order by c.record_time desc) as newest
+    from svv_transactions t
+    left join sys_connection_log c
+      on c.session_id = t.pid and c.record_time <= t.txn_start and trim(c.event) = 'initiating session'
+    where t.lockable_object_type = 'relation' and t.granted and t.pid <> pg_backend_pid()
+      and t.relation = (select oid from pg_class where relname = 'etl_lock'
+                        and relnamespace = (select oid from pg_namespace where nspname = current_schema()))
+) holders
+where newest = 1
+order by pid;
 set statement_timeout to 60000;
 -- load lock
 lock table etl_lock;
@@ -1581,8 +1607,8 @@ from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level);
 select summary, summarized, in_facts
 from (
-    select 'plays_by_user_day' as summary, (select sum(plays) from plays_by_user_day) as summarized,
-           (select count(*) from songplays) as in_facts
+    select cast('plays_by_user_day' as varchar(32)) as summary,
+           (select sum(plays) from plays_by_user_day) as summarized, (select count(*) from songplays) as in_facts
     union all
     select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
     union all
