@@ -4,7 +4,7 @@ One text per statement serves both engines, and the logic is never written twice
 is a template with named {placeholders}, sent only as the engine's dialect renders it
 (sparkify/dialects.py, Dialect.render), which fills:
 - its physical design on that engine, where Redshift and PostgreSQL differ (distribution,
-  sort keys, logging): {staging}, {fact}, {dimension}, {empty}, … (the dialect's physical);
+  sort keys, logging): {staging}, {fact}, {dimension}, … (the dialect's physical);
 - a fragment several statements share, the same on both (FRAGMENTS): {event_time} (ts as a
   timestamp), {batch_events_window} (start_time within the time window of batch_events), …
   A fragment over an argument is one named fragment per argument in use, its name saying
@@ -652,9 +652,15 @@ warehouse_schema = "select current_schema()"
 CREATE_TABLES = dict(zip(TABLES, create_table_queries, strict=True))
 
 # --- staging -----------------------------------------------------------------------------
-staging_events_empty = "{empty} staging_events"
-staging_songs_empty = "{empty} staging_songs"
-empty_staging_queries = [staging_events_empty, staging_songs_empty]
+# A load stages into temporary copies of the staging tables, its session's own: a temporary
+# table comes first in the search path on both engines, so every statement below reads the
+# copy by the same name, and the copy is gone when the run ends (AWS, Redshift Database
+# Developer Guide, CREATE TABLE: TEMPORARY, "LIKE parent_table"). The permanent tables stay
+# empty, there for their shape and their documentation: a reader holding them (or anything
+# else it may read) never holds up a load, nothing is emptied with TRUNCATE or DELETE, and
+# Redshift has no staging rows to vacuum.
+STAGING_TABLES = ["staging_events", "staging_songs"]
+staging_copy_queries = [f"create temp table {table} (like {table})" for table in STAGING_TABLES]
 
 # PostgreSQL engines: the toolkit reads the JSON itself (Redshift's rules: JSONPaths for the
 # events, 'auto' for the songs) and streams rows into the same tables.
@@ -847,12 +853,9 @@ invalid_staged_rows_delete = {table: f"delete from {table}\nwhere {_breaks_a_ran
                               for table in STAGED_VALUE_VIOLATIONS}
 
 # --- batches and their sources ------------------------------------------------------------
-# Taken first in every run's transaction, so two runs never load at once: the second waits
-# until the first commits, then finds its objects already loaded. LOCK TABLE is the same
-# statement on both engines, and ACCESS EXCLUSIVE on both (it blocks even readers), so it
-# is taken on etl_lock, a table of its own that nothing reads: readers of the warehouse
-# never wait for a load, and a reader's open transaction never holds a load up.
-etl_lock = "lock table etl_lock"
+# The load lock (the dialect's load_lock, on etl_lock) is taken first in every run's
+# transaction, so two runs never load at once: the second waits until the first commits,
+# then finds its objects already loaded.
 
 # Ends a session (both engines). Bounding the wait for the lock, and finding who holds it,
 # differ by engine: sparkify/dialects.py.

@@ -30,8 +30,9 @@ DESCRIPTIONS: dict[str, Described] = {
     # --- staging -------------------------------------------------------------------------
     "staging_events": Described(
         "Grain: one row per log line of the files the current batch loads. Staging: the "
-        "event logs (log_data) as loaded, one column per JSON field renamed to snake_case; "
-        "emptied and refilled by every batch. Empty or blank strings load as NULL.",
+        "event logs (log_data) as loaded, one column per JSON field renamed to snake_case. "
+        "Each load stages into a temporary copy of this table, its session's own, so this one "
+        "stays empty. Empty or blank strings load as NULL.",
         {
             "artist": "Artist name of the played song (field artist), as logged: may be double-encoded "
                       "UTF-8; NULL when the page is not NextSong.",
@@ -63,8 +64,9 @@ DESCRIPTIONS: dict[str, Described] = {
     ),
     "staging_songs": Described(
         "Grain: one row per song object of the files the current batch loads. Staging: the song "
-        "catalog (song_data) as loaded, column names equal to the JSON keys; emptied and refilled "
-        "by every batch. Empty or blank strings load as NULL.",
+        "catalog (song_data) as loaded, column names equal to the JSON keys. Each load stages "
+        "into a temporary copy of this table, its session's own, so this one stays empty. Empty "
+        "or blank strings load as NULL.",
         {
             "num_songs": "Songs in the source object (always 1 in the dataset).",
             "artist_id": "Artist id (key artist_id), e.g. ARJIE2Y1187B994AB7.",

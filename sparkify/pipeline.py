@@ -195,8 +195,8 @@ def placeholder_objects(config: Config) -> list[Pending]:
 def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
           s3: sources.S3 | None, clock: datetime) -> list[loads.CopyResult]:
     options = copy_options(config)
-    for statement in q.empty_staging_queries:
-        wh.execute(wh.dialect.render(statement))
+    for statement in q.staging_copy_queries:
+        wh.execute(statement)
     if wh.dialect.copies_from_s3:
         if wh.executes:
             if s3 is None:  # a Redshift config names s3:// sources only (config.load_config)

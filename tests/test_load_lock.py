@@ -12,11 +12,12 @@ import time
 
 import psutil
 import pytest
-from conftest import ROOT, event, load, run_main, run_script, song, write_events, write_song
+from conftest import BASE_TS, ROOT, event, load, run_main, run_script, song, write_events, write_song
 
 import sql_queries as q
 from sparkify import dialects, loadlock, parallelrows, pipeline
 from sparkify.config import load_config
+from sparkify.dialects import POSTGRES
 from sparkify.warehouse import client_name, connect, this_host
 
 several_cores = pytest.mark.skipif(parallelrows.usable_cores() < 2, reason="needs two cores for workers")
@@ -52,7 +53,7 @@ def holding_lock(warehouse, application: str):
     conn.set_session(autocommit=False)
     with conn.cursor() as cur:
         cur.execute("set application_name = %s", (application,))
-        cur.execute(q.etl_lock)
+        cur.execute(POSTGRES.load_lock)
         cur.execute("select pg_backend_pid()")
         return conn, cur.fetchone()[0]
 
@@ -280,3 +281,34 @@ def test_redshift_ends_an_earlier_attempts_session_only_while_this_user_holds_lo
     finally:
         for conn in sessions:
             conn.close()
+
+
+def test_an_idle_reader_of_any_table_holds_up_no_load(warehouse, monkeypatch):
+    """#19 item 9: the owner's idle transaction that has read every table and view, staging
+    and etl_lock among them, does not make a load wait. lock_timeout is 1 s here, so a load
+    that waited on it would fail instead of waiting 60 s."""
+    import dataclasses
+
+    from sparkify import warehouse as warehouse_module
+
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event(item=i, ts=BASE_TS + i) for i in range(3)])
+    write_song(root, song())
+    load(warehouse)
+    write_events(root, "2018-11-02-events.json", [event(user_id="20", item=0, ts=BASE_TS + 10**8)])
+    impatient = dataclasses.replace(POSTGRES, connect_options="-c lock_timeout=1000")
+    monkeypatch.setattr(warehouse_module, "of", lambda name: impatient)
+    reader = warehouse.server.connect(warehouse.dbname)
+    reader.set_session(autocommit=False)
+    try:
+        with reader.cursor() as cur:
+            for relation in q.TABLES + q.VIEWS:
+                cur.execute(f"select * from {relation} limit 1")
+        # The reader now sits idle in its transaction, holding ACCESS SHARE on every relation.
+        started = time.monotonic()
+        result = run_main("etl.py", "--config", str(warehouse.config), check=False)
+        assert result.returncode == 0, result.stderr
+        assert time.monotonic() - started < 30
+        assert "ETL batch 2 published" in result.stdout
+    finally:
+        reader.close()

@@ -309,6 +309,7 @@ def duckdb_load(data: Path, work: Path) -> tuple[int, float]:
     path.unlink(missing_ok=True)
     started = time.perf_counter()
     con = duckdb.connect(str(path))
+    con.execute("set enable_progress_bar = false")
     event_columns = {"userId": "VARCHAR", "firstName": "VARCHAR", "lastName": "VARCHAR", "gender": "VARCHAR",
                      "level": "VARCHAR", "sessionId": "BIGINT", "itemInSession": "INTEGER", "page": "VARCHAR",
                      "ts": "BIGINT", "song": "VARCHAR", "artist": "VARCHAR", "length": "DOUBLE",
@@ -321,7 +322,7 @@ def duckdb_load(data: Path, work: Path) -> tuple[int, float]:
         page, ts, song, artist, length, location, "userAgent" as user_agent
         from read_json('{data / "log_data"}/**/*.json', format = 'newline_delimited', columns = {event_columns})""")
     con.execute(f"""create table songs_raw as select * from read_json('{data / "song_data"}/**/*.json',
-        format = 'newline_delimited', columns = {song_columns})""")
+        format = 'auto', columns = {song_columns})""")
     start_time = "make_timestamp(e.ts * 1000)"
     for statement in STAR_SQL:
         con.execute(statement.format(start_time=start_time))

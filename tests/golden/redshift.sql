@@ -295,7 +295,7 @@ group by table_name, change_kind, field_path, json_type, expected;
 insert into etl_lock (purpose)
 select 'etl.py takes this table''s lock for the length of a load'
 where not exists (select 1 from etl_lock);
-comment on table staging_events is 'Grain: one row per log line of the files the current batch loads. Staging: the event logs (log_data) as loaded, one column per JSON field renamed to snake_case; emptied and refilled by every batch. Empty or blank strings load as NULL.';
+comment on table staging_events is 'Grain: one row per log line of the files the current batch loads. Staging: the event logs (log_data) as loaded, one column per JSON field renamed to snake_case. Each load stages into a temporary copy of this table, its session''s own, so this one stays empty. Empty or blank strings load as NULL.';
 comment on column staging_events.artist is 'Artist name of the played song (field artist), as logged: may be double-encoded UTF-8; NULL when the page is not NextSong.';
 comment on column staging_events.auth is 'Authentication state (field auth), e.g. Logged In, Logged Out.';
 comment on column staging_events.first_name is 'User''s first name (field firstName); NULL for logged-out events.';
@@ -314,7 +314,7 @@ comment on column staging_events.status is 'HTTP status of the request, e.g. 200
 comment on column staging_events.ts is 'Time of the event, epoch milliseconds UTC (field ts).';
 comment on column staging_events.user_agent is 'Browser user agent (field userAgent); NULL for logged-out events.';
 comment on column staging_events.user_id is 'User id as logged, text (field userId); NULL for logged-out events (an empty userId).';
-comment on table staging_songs is 'Grain: one row per song object of the files the current batch loads. Staging: the song catalog (song_data) as loaded, column names equal to the JSON keys; emptied and refilled by every batch. Empty or blank strings load as NULL.';
+comment on table staging_songs is 'Grain: one row per song object of the files the current batch loads. Staging: the song catalog (song_data) as loaded, column names equal to the JSON keys. Each load stages into a temporary copy of this table, its session''s own, so this one stays empty. Empty or blank strings load as NULL.';
 comment on column staging_songs.num_songs is 'Songs in the source object (always 1 in the dataset).';
 comment on column staging_songs.artist_id is 'Artist id (key artist_id), e.g. ARJIE2Y1187B994AB7.';
 comment on column staging_songs.artist_latitude is 'Artist''s latitude in degrees (key artist_latitude); NULL when unknown.';
@@ -550,8 +550,8 @@ reset statement_timeout;
 select coalesce(max(batch_id), 0) + 1 from etl_batches;
 select table_name, object_key, size, version, url from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
-delete from staging_events;
-delete from staging_songs;
+create temp table staging_events (like staging_events);
+create temp table staging_songs (like staging_songs);
 -- read the first 64 KiB of each new staging_events object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest: a manifest of this batch's new files
 -- copy staging_events
@@ -1160,8 +1160,8 @@ delete from session_parts;
 delete from batch_totals;
 select table_name, object_key, size, version, url from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
-delete from staging_events;
-delete from staging_songs;
+create temp table staging_events (like staging_events);
+create temp table staging_songs (like staging_songs);
 -- read the first 64 KiB of each new staging_events object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest: a manifest of this batch's new files
 -- copy staging_events
