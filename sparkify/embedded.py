@@ -483,8 +483,17 @@ def _open_to(user: str) -> None:
 
 
 def _socket_dir(data_dir: Path) -> Path:
-    """The data folder, unless its path is too long for a Unix socket's name."""
-    folder = _wheel().utils.find_suitable_socket_dir(data_dir, Path(_runtime_dir()) / "sparkify-sockets")
+    """The data folder, unless its path is too long for a Unix socket's name or holds a comma
+    (libpq reads a host with commas as a list of hosts): then a folder of the runtime
+    directory named by the data folder's path."""
+    runtime = Path(_runtime_dir()) / "sparkify-sockets"
+    if "," in str(data_dir):
+        import hashlib
+
+        folder = runtime / hashlib.sha256(str(data_dir).encode()).hexdigest()[:10]
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = _wheel().utils.find_suitable_socket_dir(data_dir, runtime)
     if system_user() is not None and folder != data_dir:
         _wheel().utils.ensure_prefix_permissions(folder)
         folder.chmod(0o777)
