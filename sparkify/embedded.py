@@ -328,13 +328,21 @@ def serve(data_dir: Path, port: int, what: str = "serve") -> dict:
 
 
 def _acquire(data_dir: Path, what: str, port: int | None) -> dict:
+    already = data_dir in _held
+    if already and port is None:
+        # This process uses the server already, so its keeper keeps it up: a run's later
+        # connections skip the control lock.
+        server = postmaster(data_dir)
+        if server is not None and server.keeper is not None and server.ready:
+            return {"host": str(server.socket_dir), "port": server.port, "user": SUPERUSER}
     _initialized(data_dir)
     with _control(data_dir):
         _register(data_dir, what)
         try:
             server = _ensure_running(data_dir, port)
         except BaseException:
-            release(data_dir, wait=False)
+            if not already:
+                release(data_dir, wait=False)
             raise
     return {"host": str(server.socket_dir), "port": server.port, "user": SUPERUSER}
 
