@@ -103,7 +103,9 @@ from events_by_user_day
 #    new_users: users who signed up in the period (users.registered_at, the events'
 #      registration);
 #    first_seen_users: users whose first event in the warehouse falls in the period, which
-#      is everybody in the first month of the logs, so it is not a count of new users.
+#      is everybody in the first month of the logs, so it is not a count of new users;
+#    how skewed listening is: the median listener's plays, and the plays of the five most
+#      active listeners beside all logged-in plays (listener_plays).
 population = f"""
 with user_totals as (
     select user_id, sum(plays) as plays
@@ -139,7 +141,12 @@ select
     (select count(*) from user_totals where plays > 0) as listeners,
     (select count(*) from levels_played where levels > 1) as listeners_on_both_levels,
     (select count(*) from users where {_in_period('registered_at')}) as new_users,
-    (select count(*) from first_seen where {_in_period('first_day')}) as first_seen_users
+    (select count(*) from first_seen where {_in_period('first_day')}) as first_seen_users,
+    (select percentile_cont(0.5) within group (order by plays) from user_totals where plays > 0)
+        as median_plays_per_listener,
+    (select coalesce(sum(plays), 0) from (select plays from user_totals order by plays desc limit 5) top)
+        as plays_of_top_5_listeners,
+    (select coalesce(sum(plays), 0) from user_totals) as listener_plays
 """
 
 # 1. Activity over time, per UTC day: plays, active users (any event that day), new users
@@ -199,16 +206,42 @@ order by d.day
 """
 
 # 2. When people listen: plays by weekday (0 = Sunday) and hour, UTC, as the time
-# dimension defines them.
+# dimension defines them, and per occurrence of the weekday: a month can hold five Fridays
+# and four Tuesdays, so a slot's plays are divided by the days of its weekday with events in
+# the period (weekdays_observed) before slots are compared.
 listening_hours = f"""
+with slots as (
+    select
+        cast(date_part('dow', hour_start) as smallint) as weekday,
+        cast(date_part('hour', hour_start) as smallint) as hour,
+        sum(plays) as plays
+    from plays_by_hour
+    where {_in_period('hour_start')}
+    group by 1, 2
+),
+
+days as (
+    select day
+    from events_by_user_day
+    where {_in_period('day')}
+    group by day
+),
+
+weekdays as (
+    select cast(date_part('dow', cast(day as timestamp)) as smallint) as weekday, count(*) as days
+    from days
+    group by 1
+)
+
 select
-    cast(date_part('dow', hour_start) as smallint) as weekday,
-    cast(date_part('hour', hour_start) as smallint) as hour,
-    sum(plays) as plays
-from plays_by_hour
-where {_in_period('hour_start')}
-group by 1, 2
-order by 1, 2
+    s.weekday,
+    s.hour,
+    s.plays,
+    w.days as weekdays_observed,
+    round(cast(s.plays as decimal(18, 4)) / w.days, 2) as plays_per_weekday
+from slots s
+join weekdays w on w.weekday = s.weekday
+order by s.weekday, s.hour
 """
 
 # 3. What they play, over every play in the period (matched to the catalog or not).
@@ -297,7 +330,11 @@ from matched
 # 4. Who listens: listeners (users with plays in the period). A listener is counted at each
 # level they played on (an upgrader at both).
 level_share = f"""
-select level, count(user_id) as listeners, sum(plays) as plays
+select
+    level,
+    count(user_id) as listeners,
+    sum(plays) as plays,
+    percentile_cont(0.5) within group (order by plays) as median_plays
 from (
     select level, user_id, sum(plays) as plays
     from plays_by_user_day
@@ -386,8 +423,12 @@ def _most_played(column: str) -> str:
 
 # Who the paying users are: the share of listeners on the paid level at the end of the
 # period (the level of their last event in it, from the level history), overall and by
-# gender, top-10 location (the metro areas the logs name) and platform. A listener's
-# location and user agent are the ones most of their plays in the period came from.
+# gender, metro (the metro areas the logs name) and platform. A listener's location and
+# user agent are the ones most of their plays in the period came from. A share of two or
+# three people is no finding: metros with fewer than MIN_GROUP listeners are pooled into
+# one row (SMALL_METROS), and every metro at or above it is listed, so no tie is cut.
+MIN_GROUP = 5
+SMALL_METROS = f"metros with fewer than {MIN_GROUP} listeners each"
 paid_share = f"""
 with listener_plays as (
     select user_id, location, user_agent, sum(plays) as plays
@@ -429,12 +470,12 @@ listeners as (
     left join levels_at_end e on e.user_id = h.user_id
 ),
 
-top_locations as (
-    select location
+metros as (
+    select
+        location,
+        case when count(*) >= {MIN_GROUP} then location else '{SMALL_METROS}' end as metro
     from listeners
     group by location
-    order by count(*) desc, location
-    limit 10
 )
 
 select cast('all' as varchar(32)) as dimension, cast('all listeners' as varchar(1024)) as value,
@@ -446,10 +487,10 @@ select 'gender', gender, count(*), sum(paid), cast(sum(paid) as double precision
 from listeners
 group by gender
 union all
-select 'location', l.location, count(*), sum(l.paid), cast(sum(l.paid) as double precision) / count(*)
+select 'location', m.metro, count(*), sum(l.paid), cast(sum(l.paid) as double precision) / count(*)
 from listeners l
-join top_locations t on t.location = l.location
-group by l.location
+join metros m on m.location = l.location
+group by m.metro
 union all
 select 'browser', browser, count(*), sum(paid), cast(sum(paid) as double precision) / count(*)
 from listeners
@@ -465,19 +506,23 @@ group by device
 order by dimension, listeners desc, value
 """
 
-# 5. Engagement: a session is a user's sessionId, in the period when its first event is;
-# its level is the level it started on. Lengths are whole seconds, each end truncated to
-# the second: extract(epoch …) is an integer on Redshift and keeps the fraction on
-# PostgreSQL, so truncating first makes both engines return the same lengths. Redshift
-# rejects percentile_cont in a SELECT with a count(distinct …), so users and the length
-# statistics are computed in separate steps.
+# 5. Engagement. A session is a logged-in user's events sharing a session_id, in the period
+# when its first event is; its level is the level it started on. It lasts from its first
+# event to the end of its last song (that play's start plus the song's length) or to its
+# last event, whichever is later: a play is stamped when the song starts, so without its
+# length a one-song session would last 0 minutes. Songs per session and session length are
+# over the sessions with at least one play; sessions without one are counted apart
+# (sessions_without_plays), not averaged in as zero songs. Times are whole seconds, each
+# truncated to the second: extract(epoch …) is an integer on Redshift and keeps the fraction
+# on PostgreSQL. Redshift rejects percentile_cont in a SELECT with a count(distinct …), so
+# users and the length statistics are computed in separate steps.
 engagement = f"""
 with sessions as (
     select
         user_id,
         session_id,
-        cast(extract(epoch from date_trunc('second', max(last_at)))
-             - extract(epoch from date_trunc('second', min(first_at))) as bigint) as length_seconds,
+        min(first_at) as first_at,
+        max(last_at) as last_at,
         sum(songs) as songs,
         min(opening_level) as opening_level,
         max(any_level) as any_level
@@ -487,17 +532,32 @@ with sessions as (
     having {_in_period('min(first_at)')}
 ),
 
+song_ends as (
+    select
+        p.user_id,
+        p.session_id,
+        max(extract(epoch from date_trunc('second', p.start_time)) + coalesce(p.song_duration, 0)) as played_until
+    from songplays p
+    join sessions s on s.user_id = p.user_id and s.session_id = p.session_id
+    where p.start_time >= {PERIOD_START}
+    group by p.user_id, p.session_id
+),
+
 labelled as (
     select
-        coalesce(opening_level, any_level) as level,
-        user_id,
-        songs,
-        cast(length_seconds as double precision) / 60 as minutes
-    from sessions
+        coalesce(s.opening_level, s.any_level) as level,
+        s.user_id,
+        s.songs,
+        (greatest(cast(extract(epoch from date_trunc('second', s.last_at)) as double precision),
+                  cast(e.played_until as double precision))
+         - extract(epoch from date_trunc('second', s.first_at))) / 60 as minutes
+    from sessions s
+    left join song_ends e on e.user_id = s.user_id and e.session_id = s.session_id
 ),
 
 users_by_level as (
-    select level, count(distinct user_id) as users
+    select level, count(distinct user_id) as users, count(*) as sessions,
+           sum(case when songs > 0 then 0 else 1 end) as sessions_without_plays
     from labelled
     group by level
 ),
@@ -505,73 +565,117 @@ users_by_level as (
 lengths as (
     select
         level,
-        count(*) as sessions,
+        count(*) as listening_sessions,
         avg(cast(songs as double precision)) as songs_per_session,
         avg(minutes) as avg_minutes,
         percentile_cont(0.5) within group (order by minutes) as median_minutes
     from labelled
+    where songs > 0
     group by level
 )
 
 select
-    l.level,
+    u.level,
     u.users,
-    l.sessions,
-    round(cast(l.sessions as decimal(18, 4)) / u.users, 2) as sessions_per_user,
+    u.sessions,
+    u.sessions_without_plays,
+    round(cast(u.sessions as decimal(18, 4)) / u.users, 2) as sessions_per_user,
     round(cast(l.songs_per_session as decimal(18, 4)), 2) as songs_per_session,
     round(cast(l.avg_minutes as decimal(18, 4)), 1) as avg_session_minutes,
     round(cast(l.median_minutes as decimal(18, 4)), 1) as median_session_minutes
-from lengths l
-join users_by_level u on u.level = l.level
-order by l.level
+from users_by_level u
+left join lengths l on l.level = u.level
+order by u.level
 """
 
 # 6. Money: level changes from the type-2 history, and listening around an upgrade.
-# Each stretch of a user's level next to the level before it (over the whole history, so
-# the first stretch in the period knows the level it changed from).
-_STRETCHES = """
-with stretches as (
+# A change undone within REVERSAL_WINDOW (a downgrade re-upgraded four minutes later, in the
+# same session or not) is a reversal: neither it nor the change that undoes it counts as an
+# upgrade or a downgrade. Each stretch of a user's level sits beside the ones before and
+# after it (over the whole history, so the first stretch in the period knows the level it
+# changed from): a stretch is brief when it lasted under the window and the levels on both
+# sides of it are the same; a change into a brief stretch, or out of one, is a reversal.
+REVERSAL_WINDOW = "1 hour"
+_STRETCHES = f"""
+with neighbours as (
     select
         user_id,
         level,
         valid_from,
-        lag(level) over (partition by user_id order by valid_from) as previous_level
+        valid_to,
+        lag(level) over (partition by user_id order by valid_from) as previous_level,
+        lag(level, 2) over (partition by user_id order by valid_from) as level_two_before,
+        lag(valid_from) over (partition by user_id order by valid_from) as previous_from,
+        lead(level) over (partition by user_id order by valid_from) as next_level
     from user_levels
+),
+
+stretches as (
+    select
+        user_id,
+        level,
+        valid_from,
+        valid_to,
+        previous_level,
+        case
+            when previous_level is null then 0
+            when next_level = previous_level and valid_to < valid_from + interval '{REVERSAL_WINDOW}' then 1
+            when level_two_before = level and valid_from < previous_from + interval '{REVERSAL_WINDOW}' then 1
+            else 0
+        end as reversal
+    from neighbours
 )"""
 
 level_changes = _STRETCHES + f"""
 
 select
     cast(valid_from as date) as day,
-    sum(case when previous_level = 'free' and level = 'paid' then 1 else 0 end) as upgrades,
-    sum(case when previous_level = 'paid' and level = 'free' then 1 else 0 end) as downgrades
+    sum(case when previous_level = 'free' and level = 'paid' and reversal = 0 then 1 else 0 end) as upgrades,
+    sum(case when previous_level = 'paid' and level = 'free' and reversal = 0 then 1 else 0 end) as downgrades,
+    sum(reversal) as reversed_changes
 from stretches
 where previous_level is not null and {_in_period('valid_from')}
 group by cast(valid_from as date)
 order by day
 """
 
-# The same upgraders before and after their first upgrade in the period: a before/after
-# comparison of the same people, not a measure of what upgrading does.
+# The upgraders' free stretch before their first upgrade in the period against the paid
+# stretch it began (each cut to the period): a before/after comparison of the same people,
+# not a measure of what upgrading does. A reversed upgrade is none.
 upgrade_engagement = _STRETCHES + f""",
 
 upgrades as (
-    select user_id, min(valid_from) as upgraded_at
-    from stretches
-    where previous_level = 'free' and level = 'paid' and {_in_period('valid_from')}
-    group by user_id
+    select user_id, upgraded_at
+    from (
+        select
+            user_id,
+            valid_from as upgraded_at,
+            row_number() over (partition by user_id order by valid_from) as nth
+        from stretches
+        where previous_level = 'free' and level = 'paid' and reversal = 0 and {_in_period('valid_from')}
+    ) ranked
+    where nth = 1
+),
+
+sides as (
+    select u.user_id, u.upgraded_at, s.valid_from, s.valid_to, s.level
+    from upgrades u
+    join stretches s on s.user_id = u.user_id
+    where (s.level = 'paid' and s.valid_from = u.upgraded_at)
+       or (s.level = 'free' and s.valid_to = u.upgraded_at)
 ),
 
 play_days as (
     select
         p.user_id,
-        case when p.start_time < u.upgraded_at then 'before upgrade' else 'after upgrade' end as period,
+        case when d.level = 'free' then 'before upgrade' else 'after upgrade' end as period,
         cast(p.start_time as date) as day,
         count(*) as plays
     from songplays p
-    join upgrades u on u.user_id = p.user_id
+    join sides d on d.user_id = p.user_id
+        and p.start_time >= d.valid_from and (d.valid_to is null or p.start_time < d.valid_to)
     where {_in_period('p.start_time')}
-    group by p.user_id, case when p.start_time < u.upgraded_at then 'before upgrade' else 'after upgrade' end,
+    group by p.user_id, case when d.level = 'free' then 'before upgrade' else 'after upgrade' end,
              cast(p.start_time as date)
 ),
 

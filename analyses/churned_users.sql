@@ -4,7 +4,9 @@
 -- Grain: one row per user with at least one 'Submit Downgrade' or
 --   'Cancellation Confirmation' event (none is a valid answer: no rows).
 -- Definitions: downgraded_at / cancelled_at are the user's first event of each page (NULL
---   when none); churned_at is the earlier of the two. plays_before / plays_after count
+--   when none); churned_at is the earlier of the two. A downgrade undone within an hour (the
+--   user's level history, user_levels, has them back on paid less than an hour after the
+--   Submit Downgrade) is a reversal, not churn: it counts for neither. plays_before / plays_after count
 --   the user's plays (NextSong) strictly before / after churned_at. The days before:
 --   plays_days_8_to_14_before counts their plays in [churned_at - 14 days, churned_at -
 --   7 days), plays_days_1_to_7_before in [churned_at - 7 days, churned_at), and
@@ -12,7 +14,7 @@
 --   current_level is the level on the user's latest event (users.level).
 -- Period: the events between the two timestamps in period_events, [from, to) UTC; as
 --   written, everything. Change them to limit it (insights.py --since/--until does).
--- Covers: app_events joined to users.
+-- Covers: app_events joined to users and user_levels.
 -- Order: churned_at, user_id.
 -- Runs unchanged on PostgreSQL and Redshift.
 
@@ -25,15 +27,29 @@ with period_events as (
       and page in ('Submit Downgrade', 'Cancellation Confirmation', 'NextSong', 'Downgrade')
 ),
 
+reversed_downgrades as (
+    select d.user_id, d.start_time
+    from period_events d
+    join user_levels l
+        on l.user_id = d.user_id
+        and l.level = 'paid'
+        and l.valid_from > d.start_time
+        and l.valid_from < d.start_time + interval '1 hour'
+    where d.page = 'Submit Downgrade'
+    group by d.user_id, d.start_time
+),
+
 churn_events as (
     select
-        user_id,
-        min(case when page = 'Submit Downgrade' then start_time end) as downgraded_at,
-        min(case when page = 'Cancellation Confirmation' then start_time end) as cancelled_at,
-        min(start_time) as churned_at
-    from period_events
-    where page in ('Submit Downgrade', 'Cancellation Confirmation')
-    group by user_id
+        e.user_id,
+        min(case when e.page = 'Submit Downgrade' then e.start_time end) as downgraded_at,
+        min(case when e.page = 'Cancellation Confirmation' then e.start_time end) as cancelled_at,
+        min(e.start_time) as churned_at
+    from period_events e
+    left join reversed_downgrades r
+        on r.user_id = e.user_id and r.start_time = e.start_time and e.page = 'Submit Downgrade'
+    where e.page in ('Submit Downgrade', 'Cancellation Confirmation') and r.user_id is null
+    group by e.user_id
 ),
 
 activity_around as (

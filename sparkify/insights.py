@@ -16,7 +16,7 @@ from pathlib import Path
 import insight_queries as iq
 
 from . import report
-from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, plural
+from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, pct, plural
 
 # The funnel's pages as a reader says them.
 FUNNEL_STEPS = {"Home": "opened Home", "NextSong": "played a song", "Upgrade": "visited the Upgrade page",
@@ -79,16 +79,6 @@ def _csv(value):
     return "" if value is None else value
 
 
-def pct(part: float, whole: float) -> str:
-    """A share in whole percent; below 1 % with one decimal, so a real share never reads 0%."""
-    if not whole:
-        return "n/a"
-    share = 100.0 * part / whole
-    if 0 < share < 0.1:
-        return "under 0.1%"
-    return f"{share:.1f}%" if 0 < share < 1 else f"{share:.0f}%"
-
-
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}×" if b else "n/a"
 
@@ -116,15 +106,19 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
                  f"which is not a count of new users.")
 
     cells = t["listening_hours"].records()
-    peak = max(cells, key=lambda c: (c["plays"], -c["weekday"], -c["hour"])) if cells else None
+    peak = max(cells, key=lambda c: (c["plays_per_weekday"], -c["weekday"], -c["hour"])) if cells else None
     by_hour: dict[int, int] = {}
     for cell in cells:
         by_hour[cell["hour"]] = by_hour.get(cell["hour"], 0) + cell["plays"]
     quiet = min(by_hour, key=lambda h: (by_hour[h], h)) if by_hour else 0
     loud = max(by_hour, key=lambda h: (by_hour[h], -h)) if by_hour else 0
-    hours = (f"Listening peaks at {loud}:00 UTC across the week (busiest slot: {WEEKDAYS[peak['weekday']]}s at "
-             f"{peak['hour']}:00, {peak['plays']:,} songs played) and is quietest at {quiet}:00 UTC."
-             if peak else "No plays in this period.")
+    if peak:
+        day = WEEKDAYS[peak["weekday"]]
+        hours = (f"Listening peaks at {loud}:00 UTC across the week (busiest slot per {day}: {day}s at "
+                 f"{peak['hour']}:00, a mean of {peak['plays_per_weekday']:,.1f} songs played on each of the "
+                 f"{peak['weekdays_observed']} {day}s with events) and is quietest at {quiet}:00 UTC.")
+    else:
+        hours = "No plays in this period."
 
     return Findings(
         span, activity, newcomers, hours, _funnel(t["conversion_funnel"]),
@@ -181,6 +175,12 @@ def _churn(summary: Table, users: Table, period: Period) -> str:
     for row, verb in ((downgrades, "submitted a downgrade"), (cancels, "cancelled (Cancellation Confirmation)")):
         said.append(f"{plural(row['users'], 'user')} {verb}" if row["users"] else f"none {verb.split(' (')[0]}")
     text = f"{said[0][0].upper()}{said[0][1:]} and {said[1]} in this period"
+    undone = downgrades.get("reversed") or 0
+    if undone:
+        text += (f"; {plural(undone, 'downgrade')} {'was' if undone == 1 else 'were'} undone within an hour (the "
+                 f"user back on paid): a reversal, not churn")
+    if not users.rows:
+        return text + "; so nobody churned."
     churners, left_out = observed_churners(users, period)
     if not churners:
         return text + "; none churned late enough for the two weeks before to lie in the period."
@@ -189,8 +189,8 @@ def _churn(summary: Table, users: Table, period: Period) -> str:
     visits = sum(r["downgrade_visits_before"] for r in churners)
     who = ("they" if len(churners) != 1 else "the user") if not left_out else \
         f"the {len(churners):,} of them whose two weeks before lie in the period"
-    return (f"{text}; in the 7 days before, {who} played {plural(recent, 'song')} against {earlier:,} in the "
-            f"7 days before that, after {plural(visits, 'visit')} to the Downgrade page.")
+    return (f"{text}; in the 7 days before churning, {who} played {plural(recent, 'song')} against {earlier:,} in "
+            f"the 7 days before that, after {plural(visits, 'visit')} to the Downgrade page.")
 
 
 def _paying(table: Table) -> str:
@@ -204,12 +204,25 @@ def _paying(table: Table) -> str:
     if len(genders) == 2:
         text += "; " + " against ".join(f"{pct(r['paid_listeners'], r['listeners'])} of {gender_label(r['value'])}"
                                         for r in genders)
-    places = [r for r in rows if r["dimension"] == "location" and r["listeners"] >= 2]
-    if places:
-        best = max(places, key=lambda r: (r["paid_share"], r["listeners"]))
-        text += (f"; of the top metros with two or more listeners, {best['value']} has the highest paid share "
-                 f"({best['paid_listeners']} of {best['listeners']})")
+    places = [r for r in rows if r["dimension"] == "location" and r["value"] != iq.SMALL_METROS]
+    if len(places) > 1:
+        top = max(r["paid_share"] for r in places)
+        best = sorted((r for r in places if r["paid_share"] == top), key=lambda r: r["value"])
+        named = _and([f"{r['value']} ({r['paid_listeners']} of {r['listeners']})" for r in best])
+        has = "has" if len(best) == 1 else f"share ({len(best)}-way tie)"
+        text += (f"; of the {len(places)} metros with at least {iq.MIN_GROUP} listeners, {named} {has} the highest "
+                 f"paid share")
+    elif places:
+        only = places[0]
+        text += (f"; only {only['value']} has {iq.MIN_GROUP} or more listeners ({only['paid_listeners']} of "
+                 f"{only['listeners']} paid), so no metro is ranked")
+    else:
+        text += f"; no metro has {iq.MIN_GROUP} or more listeners, so none is ranked"
     return text + "."
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _listening(t: dict[str, Table]) -> tuple[str, str, str, str, str, str, str]:
@@ -228,13 +241,18 @@ def _listening(t: dict[str, Table]) -> tuple[str, str, str, str, str, str, str]:
 
     levels_rows = {r["level"]: r for r in t["level_share"].records()}
     paid, free = levels_rows.get("paid"), levels_rows.get("free")
-    both = t["population"].records()[0]["listeners_on_both_levels"]
+    people = t["population"].records()[0]
+    both = people["listeners_on_both_levels"]
     if paid and free:
         per_paid, per_free = paid["plays"] / paid["listeners"], free["plays"] / free["listeners"]
-        levels = (f"Paid listening makes up {pct(paid['plays'], paid['plays'] + free['plays'])} of all plays: a mean "
-                  f"of {per_paid:.0f} plays per paid listener against {per_free:.0f} per free listener "
-                  f"({ratio(per_paid, per_free)}); the {plural(both, 'listener')} who played on both levels "
-                  f"count at each.")
+        levels = (f"Paid listening makes up {pct(paid['plays'], paid['plays'] + free['plays'])} of all plays. "
+                  f"Paid users play more: a mean of {per_paid:.0f} plays per paid listener against {per_free:.0f} "
+                  f"per free listener ({ratio(per_paid, per_free)}), and a median of {paid['median_plays']:.0f} "
+                  f"against {free['median_plays']:.0f}; the {plural(both, 'listener')} who played on both levels "
+                  f"count at each. Plays are skewed: the 5 most active listeners made "
+                  f"{pct(people['plays_of_top_5_listeners'], people['listener_plays'])} of them, and the median "
+                  f"listener played {people['median_plays_per_listener']:.0f} songs. This describes who pays, "
+                  f"not what paying does.")
     else:
         levels = "Only one level has plays in this period."
 
@@ -253,21 +271,22 @@ def _listening(t: dict[str, Table]) -> tuple[str, str, str, str, str, str, str]:
     leaders: dict[str, dict] = {}
     for row in t["platforms"].records():
         leaders.setdefault(row["dimension"], row)
-    platforms = ("Most plays come from " + ", ".join(
-        f"{leaders[d]['value']} ({pct(leaders[d]['plays'], total_plays)})"
+    platforms = ("The largest share of plays comes from " + ", ".join(
+        f"{leaders[d]['value']} among {d}s ({pct(leaders[d]['plays'], total_plays)})"
         for d in ("browser", "operating system", "device") if d in leaders) + ".") if leaders \
         else "No plays in this period."
 
     engaged = {r["level"]: r for r in t["engagement"].records()}
-    if "paid" in engaged and "free" in engaged:
-        p, f = engaged["paid"], engaged["free"]
+    p, f = engaged.get("paid"), engaged.get("free")
+    if p and f and p["songs_per_session"] is not None and f["songs_per_session"] is not None:
         times = ratio(p["songs_per_session"], f["songs_per_session"])
-        engagement = (f"A paid session holds a mean of {p['songs_per_session']:.1f} songs against "
+        engagement = (f"A paid session with a play holds a mean of {p['songs_per_session']:.1f} songs against "
                       f"{f['songs_per_session']:.1f} songs on free ({times}). "
                       f"The median paid session lasts {p['median_session_minutes']:.1f} minutes against "
-                      f"{f['median_session_minutes']:.1f} minutes on free.")
+                      f"{f['median_session_minutes']:.1f} minutes on free, counting each session's last song. "
+                      f"This says how paid users listen, not what paying makes them do.")
     else:
-        engagement = "Sessions of one level only in this period."
+        engagement = "Sessions with plays on one level only in this period."
     return songs, artists, levels, gender, locations, platforms, engagement
 
 
@@ -275,18 +294,21 @@ def _money(t: dict[str, Table]) -> tuple[str, str]:
     changes_rows = t["level_changes"].records()
     ups = sum(r["upgrades"] for r in changes_rows)
     downs = sum(r["downgrades"] for r in changes_rows)
+    undone = sum(r["reversed_changes"] for r in changes_rows)
     changes = (f"{plural(ups, 'upgrade')} to paid and {plural(downs, 'downgrade')} to free in the level history "
-               f"(users whose level changed between two of their events).")
+               f"(users whose level changed between two of their events)")
+    changes += (f"; {plural(undone, 'change')} undone within an hour {'counts' if undone == 1 else 'count'} as "
+                f"neither." if undone else ".")
     around = {r["period"]: r for r in t["upgrade_engagement"].records()}
     if "before upgrade" in around and "after upgrade" in around:
         b, a = around["before upgrade"], around["after upgrade"]
         upgraders = max(a["users"], b["users"])
         some = "" if a["users"] == b["users"] else \
-            f" ({b['users']:,} of them played before it, {a['users']:,} after)"
+            f" ({b['users']:,} of them played in their free stretch, {a['users']:,} in their paid one)"
         upgrade = (f"The same {plural(upgraders, 'upgrader')} played a mean of {a['plays_per_active_day']:.1f} songs "
-                   f"per active day after upgrading against {b['plays_per_active_day']:.1f} before "
-                   f"({ratio(a['plays_per_active_day'], b['plays_per_active_day'])}){some}: a before/after "
-                   f"comparison of the same people, not an effect of upgrading.")
+                   f"per active day in their paid stretch against {b['plays_per_active_day']:.1f} in the free "
+                   f"stretch before it ({ratio(a['plays_per_active_day'], b['plays_per_active_day'])}){some}: a "
+                   f"before/after comparison of the same people, not an effect of upgrading.")
     else:
         upgrade = "No upgrade with plays on both sides in this period."
     return changes, upgrade

@@ -22,7 +22,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
-from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners  # noqa: E402
+from insight_queries import MIN_GROUP  # noqa: E402
+
+from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, pct  # noqa: E402
 
 plt.rcParams.update({
     "svg.fonttype": "none",          # text stays text: crisp, searchable, small
@@ -109,18 +111,18 @@ def chart_activity(t: Table, period: Period) -> str:
 
 
 def chart_hours(t: Table) -> str:
-    grid = [[0] * 24 for _ in range(7)]
-    for weekday, hour, plays in t.rows:
-        grid[weekday][hour] = plays
+    """Plays per occurrence of the weekday: a weekday the period holds five times is not
+    drawn as busier than one it holds four times for that reason alone."""
+    grid = [[0.0] * 24 for _ in range(7)]
+    for r in t.records():
+        grid[r["weekday"]][r["hour"]] = r["plays_per_weekday"]
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    image = ax.imshow(grid, aspect="auto", cmap="Blues")
+    image = ax.imshow(grid, aspect="auto", cmap="Blues", vmin=0)
     ax.set_yticks(range(7), WEEKDAYS)
     ax.set_xticks(range(0, 24, 3), [f"{h}:00" for h in range(0, 24, 3)])
     ax.set_xlabel("hour of day (UTC)")
-    ax.set_title("Plays by weekday and hour (UTC)", loc="left")
-    bar = fig.colorbar(image, ax=ax, label="songs played")
-    bar.locator = MaxNLocator(nbins=5, integer=True)
-    bar.update_ticks()
+    ax.set_title("Songs played per weekday occurrence, by hour (UTC)", loc="left")
+    fig.colorbar(image, ax=ax, label="mean songs played on one such day")
     return _svg(fig)
 
 
@@ -282,7 +284,7 @@ def chart_engagement(t: Table) -> str:
                                  ("sessions per user (mean)", "songs per session (mean)",
                                   "session length, minutes (median)"),
                                  strict=True):
-        ax.bar(levels, t.column(column), color=[GREY, BLUE][: len(levels)])
+        ax.bar(levels, [math.nan if v is None else v for v in t.column(column)], color=[GREY, BLUE][: len(levels)])
         ax.set_ylabel(label)
         ax.set_xlabel("level the session started on")
     axes[0].set_title("Engagement by level", loc="left")
@@ -391,6 +393,16 @@ def definitions(tables: dict[str, Table]) -> str:
     return f"<dl class=terms>{items}</dl>"
 
 
+def _session_note(t: Table) -> str:
+    without = sum(r["sessions_without_plays"] for r in t.records())
+    sessions = sum(r["sessions"] for r in t.records())
+    return ("A session is a user's events with one session id, in the period when its first event is; it starts "
+            "at its first event and ends when its last song ends (the play's start plus the song's length) or at "
+            "its last event, whichever is later. Its level is the level it started on. Songs per session and "
+            f"session length cover the {sessions - without:,} sessions with at least one play; the {without:,} "
+            "without one count in sessions per user only.")
+
+
 STYLE = """
 body{font-family:"DejaVu Sans",Arial,sans-serif;margin:0;color:#222;background:#fafafa}
 header{background:#1f3b57;color:#fff;padding:24px 40px}header h1{margin:0 0 6px}header p{margin:0;opacity:.85}
@@ -422,9 +434,8 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
         ("listeners", f"{people['listeners']:,}"),
         ("new users (signed up)", f"{people['new_users']:,}"),
         ("songs played", f"{plays:,}"),
-        ("plays on the paid level", f"{100.0 * levels['paid']['plays'] / plays:.0f}%" if "paid" in levels and plays
-         else "n/a"),
-        ("plays matched to the catalog", f"{100.0 * health['plays_matched'] / plays:.1f}%" if plays else "n/a"),
+        ("plays on the paid level", pct(levels["paid"]["plays"], plays) if "paid" in levels else "n/a"),
+        ("plays matched to the catalog", pct(health["plays_matched"], plays)),
         ("latest event (UTC)", health["latest_event"].strftime("%Y-%m-%d %H:%M") if health["latest_event"] else "-"),
     ]
     both = people["listeners_on_both_levels"]
@@ -443,8 +454,9 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
         ("definitions", "Who counts as what", [f"The period: {found.period}."], "", [], ["population"]),
         ("activity", "Activity over time", [found.activity, found.newcomers],
          chart_activity(tables["daily_activity"], period), [], ["daily_activity"]),
-        ("hours", "When people listen", [found.hours], chart_hours(tables["listening_hours"]), [],
-         ["listening_hours"]),
+        ("hours", "When people listen", [found.hours], chart_hours(tables["listening_hours"]),
+         ["Each cell is a slot's songs played divided by the days of its weekday with events in the period "
+          "(weekdays_observed): a month can hold five Fridays and four Tuesdays."], ["listening_hours"]),
         ("funnel", "Conversion funnel: free users on the way to paying", [found.funnel],
          chart_funnel(tables["conversion_funnel"]),
          ["Each step counts the free users who reached it after the step before, in this order; shares are of "
@@ -459,7 +471,9 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
          ["churn_summary", "churned_users"]),
         ("paying", "Who the paying users are", [found.paying], chart_paying(tables["paid_share"]),
          ["Each listener counts once per dimension: their location and platform are those of most of their plays "
-          "in the period; metros are the ten with the most listeners."], ["paid_share"]),
+          f"in the period. A metro (the logs' metropolitan area) is shown and ranked only with at least "
+          f"{MIN_GROUP} listeners; smaller ones are pooled in one row. Each bar says its listeners."],
+         ["paid_share"]),
         ("songs", "What they play: songs", [found.songs], chart_songs(tables["top_songs"]), [],
          ["top_songs", "catalog_coverage"]),
         ("artists", "What they play: artists", [found.artists], chart_artists(tables["top_artists"]), [],
@@ -475,8 +489,8 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
         ("platforms", "Who listens: platforms", [found.platforms], chart_platforms(tables["platforms"]),
          ["A listener with plays from two user agents counts at each one's platform (the CSV's listeners column)."],
          ["platforms"]),
-        ("engagement", "Engagement", [found.engagement], chart_engagement(tables["engagement"]), [],
-         ["engagement"]),
+        ("engagement", "Engagement", [found.engagement], chart_engagement(tables["engagement"]),
+         [_session_note(tables["engagement"])], ["engagement"]),
         ("money", "Money: upgrades and downgrades", [found.changes, found.upgrade],
          chart_changes(tables["level_changes"], tables["upgrade_engagement"], period), [],
          ["level_changes", "upgrade_engagement"]),

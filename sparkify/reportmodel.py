@@ -85,6 +85,18 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count:,} {word if count == 1 else (many or word + 's')}"
 
 
+def pct(part: float, whole: float) -> str:
+    """A share in percent as the page says it everywhere (tiles, sentences): whole percent
+    from 10 %, one decimal below (so 4.8 % never reads 5 % in one place and 4.8 % in
+    another), and a real share never reads 0 %."""
+    if not whole:
+        return "n/a"
+    share = 100.0 * part / whole
+    if 0 < share < 0.1:
+        return "under 0.1%"
+    return f"{share:.1f}%" if 0 < share < 10 else f"{share:.0f}%"
+
+
 def gender_label(code: str) -> str:
     return {"F": "women", "M": "men"}.get(code, code)
 

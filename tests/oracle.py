@@ -72,6 +72,7 @@ class Expected:
     artists: dict = field(default_factory=dict)    # artist_id -> chosen name
     start_times: set = field(default_factory=set)
     plays: dict = field(default_factory=dict)      # (user, session, item) -> (song_id or None, start_time)
+    stretches: dict = field(default_factory=dict)  # userId -> [(first ts, level)] of each stretch on one level
 
 
 def compute(data: Path) -> Expected:
@@ -111,6 +112,17 @@ def compute(data: Path) -> Expected:
     expected.users = {int(uid): (e["firstName"], e["lastName"], e["gender"], e["level"],
                                  start_time(int(e["registration"])) if e.get("registration") is not None else None)
                       for uid, (_, e) in latest.items()}
+
+    timelines = defaultdict(list)
+    for e in events:
+        if e["userId"] and e["level"] is not None:
+            timelines[e["userId"]].append((e["ts"], e["sessionId"], e["itemInSession"], e["level"]))
+    for user, items in timelines.items():
+        runs: list = []
+        for ts, _, _, level in sorted(items):
+            if not runs or runs[-1][1] != level:
+                runs.append((ts, level))
+        expected.stretches[user] = runs
 
     for e in events:
         if e["page"] != "NextSong":
@@ -164,6 +176,15 @@ def default_period(data: Path) -> tuple[datetime, datetime]:
     return datetime(first.year, first.month, first.day), datetime(last.year, last.month, last.day) + timedelta(days=1)
 
 
+SMALL_GROUP = 5  # the page's minimum group size for ranking a share
+HOUR_MS = 3_600_000  # a level change undone within this is a reversal
+
+
+def _brief(starts: list, levels: list, i: int) -> bool:
+    """Whether stretch i lasted under an hour with the same level on both sides of it."""
+    return 0 < i < len(levels) - 1 and levels[i + 1] == levels[i - 1] and starts[i + 1] - starts[i] < HOUR_MS
+
+
 def insight_figures(data: Path, start: datetime | None = None, end: datetime | None = None,
                     expected: Expected | None = None) -> dict:
     """Every figure the insights report shows for the period [start, end) (by default the
@@ -213,12 +234,17 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
         "first_seen_users": sum(1 for d in first_seen.values() if in_period(datetime(d.year, d.month, d.day),
                                                                             start, end)),
     }
+    per_listener = Counter(e["userId"] for e in plays if e["userId"])
+    out["population"]["median_plays_per_listener"] = median(per_listener.values()) if per_listener else None
+    out["population"]["plays_of_top_5_listeners"] = sum(sorted(per_listener.values(), reverse=True)[:5])
+    out["population"]["listener_plays"] = sum(per_listener.values())
 
     hours = Counter()
     for e in plays:
         moment = start_time(e["ts"])
         hours[(moment.isoweekday() % 7, moment.hour)] += 1
     out["listening_hours"] = dict(hours)
+    out["weekdays_observed"] = Counter(d.isoweekday() % 7 for d in set(event_days))
 
     songs, artists, song_listeners, artist_listeners = Counter(), Counter(), defaultdict(set), defaultdict(set)
     matched_songs = defaultdict(bool)
@@ -249,6 +275,8 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
         platform[("operating system", classify_os(agent))] += 1
         platform[("device", classify_device(agent))] += 1
     out["levels"] = {lv: (len(level_users[lv]), level_plays[lv]) for lv in level_plays}
+    at_level = Counter((e["level"], e["userId"]) for e in plays)
+    out["median_plays"] = {lv: median(n for (level, _), n in at_level.items() if level == lv) for lv in level_plays}
     gender_plays, gender_users = Counter(), defaultdict(set)
     for e in plays:
         gender = expected.users[int(e["userId"])][2]
@@ -258,12 +286,15 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
     out["locations"] = {loc: (len(location_users[loc]), n) for loc, n in locations.items()}
     out["platforms"] = dict(platform)
 
-    # Sessions over all the data, in the period when their first event is.
+    # Sessions over all the data, in the period when their first event is. A session lasts
+    # from its first event to the end of its last song (start plus length) or its last event,
+    # whichever is later, in whole seconds of each stamp; songs per session and lengths are
+    # over the sessions with a play, the others counted apart.
     sessions: dict = defaultdict(list)
     for e in every:
         if e["userId"]:
             sessions[(e["userId"], e["sessionId"])].append(e)
-    by_level: dict = defaultdict(lambda: {"users": set(), "sessions": 0, "songs": [], "minutes": []})
+    by_level: dict = defaultdict(lambda: {"users": set(), "sessions": 0, "without": 0, "songs": [], "minutes": []})
     for (user, _), items in sessions.items():
         stamps = [e["ts"] for e in items]
         if not in_period(start_time(min(stamps)), start, end):
@@ -273,37 +304,62 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
         entry = by_level[level]
         entry["users"].add(user)
         entry["sessions"] += 1
-        entry["songs"].append(sum(e["page"] == "NextSong" for e in items))
-        # Whole seconds, each end truncated to the second, as the report computes them.
-        entry["minutes"].append((max(stamps) // 1000 - min(stamps) // 1000) / 60)
+        songs = [e for e in items if e["page"] == "NextSong"]
+        if not songs:
+            entry["without"] += 1
+            continue
+        entry["songs"].append(len(songs))
+        ends = max(max(stamps) // 1000, max(e["ts"] // 1000 + (e["length"] or 0) for e in songs))
+        entry["minutes"].append((ends - min(stamps) // 1000) / 60)
     out["engagement"] = {
-        level: (len(v["users"]), v["sessions"], v["sessions"] / len(v["users"]), sum(v["songs"]) / v["sessions"],
-                sum(v["minutes"]) / v["sessions"], median(v["minutes"]))
+        level: (len(v["users"]), v["sessions"], v["without"], v["sessions"] / len(v["users"]),
+                sum(v["songs"]) / len(v["songs"]) if v["songs"] else None,
+                sum(v["minutes"]) / len(v["minutes"]) if v["minutes"] else None,
+                median(v["minutes"]) if v["minutes"] else None)
         for level, v in by_level.items()}
 
-    # Level changes over each user's whole timeline, counted when they fall in the period.
+    # Level changes over each user's whole timeline, counted when they fall in the period. A
+    # stretch is the user's events on one level in a row, from its first event to the next
+    # stretch's; a change into a stretch that lasted under an hour with the same level on
+    # both sides, or out of one, is a reversal: neither an upgrade nor a downgrade.
     timeline = defaultdict(list)
     for e in every:
         if e["userId"]:
             timeline[e["userId"]].append((e["ts"], e["sessionId"], e["itemInSession"], e["level"]))
-    changes: dict = defaultdict(lambda: [0, 0])
-    upgraded_at, level_at_end = {}, {}
+    changes: dict = defaultdict(lambda: [0, 0, 0])
+    upgrades, level_at_end = {}, {}  # user -> (free stretch's first ts, upgrade ts, paid stretch's end ts or None)
     for user, items in timeline.items():
         items.sort()
         before_end = [item for item in items if start_time(item[0]) < end]
         if before_end:
             level_at_end[user] = before_end[-1][3]
-        for previous, current in zip(items, items[1:], strict=False):
-            if previous[3] != current[3] and in_period(start_time(current[0]), start, end):
-                day = start_time(current[0]).date()
-                changes[day][0 if current[3] == "paid" else 1] += 1
-                if current[3] == "paid" and user not in upgraded_at:
-                    upgraded_at[user] = current[0]
+        starts, levels = [], []
+        for ts, _, _, level in items:
+            if not levels or levels[-1] != level:
+                starts.append(ts)
+                levels.append(level)
+
+        for i in range(1, len(levels)):
+            if not in_period(start_time(starts[i]), start, end):
+                continue
+            day = start_time(starts[i]).date()
+            if _brief(starts, levels, i) or _brief(starts, levels, i - 1):
+                changes[day][2] += 1
+                continue
+            changes[day][0 if levels[i] == "paid" else 1] += 1
+            if levels[i] == "paid" and user not in upgrades:
+                upgrades[user] = (starts[i - 1], starts[i], starts[i + 1] if i + 1 < len(starts) else None)
     out["level_changes"] = {day: tuple(v) for day, v in changes.items()}
     around = defaultdict(lambda: {"users": set(), "plays": 0, "days": set()})
     for e in plays:
-        if e["userId"] in upgraded_at:
-            period = "before upgrade" if e["ts"] < upgraded_at[e["userId"]] else "after upgrade"
+        if e["userId"] in upgrades:
+            free_from, upgraded, paid_to = upgrades[e["userId"]]
+            if free_from <= e["ts"] < upgraded:
+                period = "before upgrade"
+            elif e["ts"] >= upgraded and (paid_to is None or e["ts"] < paid_to):
+                period = "after upgrade"
+            else:
+                continue
             around[period]["users"].add(e["userId"])
             around[period]["plays"] += 1
             around[period]["days"].add((e["userId"], start_time(e["ts"]).date()))
@@ -329,9 +385,14 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
                     ("operating system", classify_os(ua)), ("device", classify_device(ua))):
             groups[key][0] += 1
             groups[key][1] += paid
-    top_metros = sorted(by_location, key=lambda loc: (-by_location[loc], loc))[:10]
-    out["paid_share"] = {key: (n, paid, paid / n) for key, (n, paid) in groups.items()
-                         if key[0] != "location" or key[1] in top_metros}
+    # Metros of fewer than five listeners pooled into one row, as the page states.
+    pooled: dict = defaultdict(lambda: [0, 0])
+    for (dimension, value), (n, paid) in groups.items():
+        if dimension == "location" and by_location[value] < SMALL_GROUP:
+            value = f"metros with fewer than {SMALL_GROUP} listeners each"
+        pooled[(dimension, value)][0] += n
+        pooled[(dimension, value)][1] += paid
+    out["paid_share"] = {key: (n, paid, paid / n) for key, (n, paid) in pooled.items()}
 
     out["latest_event"] = max(start_time(e["ts"]) for e in unique)
     out["events"] = len(unique)
@@ -567,14 +628,22 @@ def weekly_cohort_retention(raw: RawData) -> list:
 CHURN_PAGES = ("Cancellation Confirmation", "Submit Downgrade")
 
 
+def reversed_downgrade(raw: RawData, e: dict) -> bool:
+    """A Submit Downgrade the user undid: back on paid less than an hour after it."""
+    stretches = raw.expected.stretches.get(e["userId"], [])
+    return e["page"] == "Submit Downgrade" and any(level == "paid" and e["ts"] < ts < e["ts"] + HOUR_MS
+                                                   for ts, level in stretches)
+
+
 @analysis
 def churn_summary(raw: RawData) -> list:
     rows = []
     for page in sorted(CHURN_PAGES):
         times = [e["ts"] for e in raw.events if e["page"] == page]
         users = {e["userId"] for e in raw.events if e["page"] == page and e["userId"]}
+        undone = sum(reversed_downgrade(raw, e) for e in raw.events if e["page"] == page)
         rows.append((page, len(times), len(users), start_time(min(times)) if times else None,
-                     start_time(max(times)) if times else None))
+                     start_time(max(times)) if times else None, undone))
     return rows
 
 
@@ -585,7 +654,7 @@ DAY_MS = 86_400_000
 def churned_users(raw: RawData) -> list:
     signals = defaultdict(dict)  # user -> page -> first ts
     for e in raw.events:
-        if e["page"] in CHURN_PAGES and e["userId"]:
+        if e["page"] in CHURN_PAGES and e["userId"] and not reversed_downgrade(raw, e):
             first = signals[e["userId"]].get(e["page"])
             signals[e["userId"]][e["page"]] = e["ts"] if first is None else min(first, e["ts"])
     rows = []

@@ -35,11 +35,13 @@ COHORT_B = {"registered": datetime(2019, 1, 8, 8), "users": {
 COHORT_C = {"registered": datetime(2019, 1, 15, 8), "users": {301: [2, 3], 302: [2], 303: [2], 304: [2]}}
 COHORTS = [COHORT_A, COHORT_B, COHORT_C]
 
+# A metro of one listener, who pays: 100% paid, and never ranked above the metros of five or more.
+TINY_METRO = "Tinytown, WY"
 GENDER = {101: "M", 102: "F", 103: "M", 104: "F", 105: "M", 106: "F", 107: "M", 108: "F", 109: "F", 110: "M",
           201: "F", 202: "M", 203: "F", 204: "M", 205: "F", 206: "M", 301: "F", 302: "M", 303: "F", 304: "M"}
 PAID_ALL_ALONG = {109, 110}
 LOCATION = {**{u: "Austin, TX" for u in COHORT_A["users"]}, **{u: "Boston, MA" for u in COHORT_B["users"]},
-            **{u: "Denver, CO" for u in COHORT_C["users"]}, 102: "Boston, MA", 109: "Boston, MA", 110: "Denver, CO"}
+            **{u: "Denver, CO" for u in COHORT_C["users"]}, 102: "Boston, MA", 109: TINY_METRO, 110: "Denver, CO"}
 AGENT = {**{u: WINDOWS for u in GENDER}, 102: MAC, 109: MAC, 110: MAC, 301: IPHONE}
 
 # Pages of each user's first session (W0), in order, before the plain sessions of later weeks.
@@ -55,9 +57,15 @@ FIRST_SESSION = {
     109: ["Home", "NextSong", "NextSong", "NextSong"],  # paid: no step of the free users' funnel
     110: ["Home", "NextSong", "NextSong", "NextSong"],
 }
+SKEWED_PLAYS = 120
 LATER_SESSION = {107: ["Home", "Help"]}  # everyone else: three plays
 SESSION_PAGES = {(101, 2): ["Downgrade"] + ["NextSong"] * 5,  # W2: 5 plays, days 8-14 before the downgrade
-                 (101, 3): ["Downgrade", "Downgrade", "NextSong", "NextSong"]}  # W3: 2 plays, days 1-7 before
+                 (101, 3): ["Downgrade", "Downgrade", "NextSong", "NextSong"],  # W3: 2 plays, days 1-7 before
+                 (110, 1): ["NextSong"] * SKEWED_PLAYS,  # a skewed listener: far above the median
+                 # A same-session reversal: paid user 109 submits a downgrade and upgrades again 60 seconds
+                 # later (two events on free, no Home: no step of the funnel). Neither change counts.
+                 (109, 2): ["NextSong", "Downgrade", "Submit Downgrade", "Upgrade", "Submit Upgrade", "NextSong"]}
+REVERSER = 109
 DOWNGRADE_AT = datetime(2019, 1, 24, 12)      # user 101 submits a downgrade (paid until then)
 CANCELLED_AT = datetime(2019, 1, 29, 12)      # user 102 cancels (their W4 session ends with it)
 EXTRA_DAYS = {109: [datetime(2019, 1, 1, 9), datetime(2019, 1, 31, 9)]}  # one play each: the month's first and last day
@@ -69,17 +77,20 @@ RETENTION = {  # (cohort week, week number) -> (cohort users, active users)
     **{(date(2019, 1, 7), n): (6, active) for n, active in enumerate([6, 3, 3, 0])},
     **{(date(2019, 1, 14), n): (4, active) for n, active in enumerate([4, 1, 0])},
 }
-CHURN = {"Submit Downgrade": (1, 1), "Cancellation Confirmation": (1, 1)}  # page -> (events, users)
+# page -> (events, users, reversed): 109's downgrade is submitted, and undone within the minute
+CHURN = {"Submit Downgrade": (2, 2, 1), "Cancellation Confirmation": (1, 1, 0)}
 DOWNGRADER = {"user_id": 101, "plays_days_8_to_14_before": 5, "plays_days_1_to_7_before": 2,
               "downgrade_visits_before": 4}  # W2: 1, W3: 2, and the one just before submitting
 POPULATION = {"users": 20, "listeners": 18, "new_users": 10, "first_seen_users": 20, "listeners_on_both_levels": 2}
 PAID_SHARE = {  # (dimension, value) -> (listeners, paid listeners at the end of the period: 102, 109, 110)
     ("all", "all listeners"): (18, 3), ("gender", "F"): (9, 2), ("gender", "M"): (9, 1),
-    ("location", "Boston, MA"): (8, 2), ("location", "Austin, TX"): (5, 0), ("location", "Denver, CO"): (5, 1),
+    ("location", "Boston, MA"): (7, 1), ("location", "Austin, TX"): (5, 0), ("location", "Denver, CO"): (5, 1),
+    ("location", "metros with fewer than 5 listeners each"): (1, 1),
     ("browser", "Safari"): (4, 3), ("browser", "Chrome"): (14, 0), ("operating system", "macOS"): (3, 3),
     ("operating system", "Windows"): (14, 0), ("operating system", "iOS"): (1, 0), ("device", "desktop"): (17, 3),
     ("device", "mobile"): (1, 0)}
-LEVEL_CHANGES = {date(2019, 1, 2): (2, 0), date(2019, 1, 24): (0, 1)}  # day -> (upgrades, downgrades)
+# day -> (upgrades, downgrades, reversed changes): 109's reversal on Jan 16 counts as neither
+LEVEL_CHANGES = {date(2019, 1, 2): (2, 0, 0), date(2019, 1, 16): (0, 0, 2), date(2019, 1, 24): (0, 1, 0)}
 PERIOD = (date(2019, 1, 1), date(2019, 1, 31))
 
 
@@ -107,6 +118,8 @@ def events() -> list[dict]:
         for item, page in enumerate(pages):
             moment = begin + timedelta(seconds=30 * item)
             level = _level(user, moment, level)
+            if user == REVERSER and item and pages[item - 1] in ("Submit Downgrade", "Submit Upgrade"):
+                level = "free" if pages[item - 1] == "Submit Downgrade" else "paid"
             title, artist, length = next(songs)
             out.append(event(str(user), session_id, item, page, _ms(moment), level, song=title, artist=artist,
                              length=length, first_name=f"U{user}", last_name="Planted", gender=GENDER[user],

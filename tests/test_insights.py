@@ -124,7 +124,9 @@ def test_every_table_is_a_csv_and_the_summary_names_the_report(case):
 
 def test_the_population_is_defined_once(case):
     row = case.read("population")[0]
-    got = {k: (date.fromisoformat(v) if k.endswith("_day") else int(v)) for k, v in row.items()}
+    got = {k: (date.fromisoformat(v) if k.endswith("_day") else (float(v) if v else None) if k.startswith("median")
+               else int(v))
+           for k, v in row.items()}
     assert got == case.figures["population"]
     # Listeners by level count an upgrader at each level, as the page says beside the figure.
     levels = case.read("level_share")
@@ -148,6 +150,16 @@ def test_activity_over_time(case):
 def test_listening_hours(case):
     rows = case.read("listening_hours")
     assert {(int(r["weekday"]), int(r["hour"])): int(r["plays"]) for r in rows} == case.figures["listening_hours"]
+    observed = case.figures["weekdays_observed"]
+    for r in rows:
+        assert int(r["weekdays_observed"]) == observed[int(r["weekday"])]
+        assert float(r["plays_per_weekday"]) == pytest.approx(int(r["plays"]) / observed[int(r["weekday"])], abs=0.006)
+    # The busiest slot is compared per occurrence of its weekday, and the sentence says so.
+    best = max(rows, key=lambda r: (float(r["plays_per_weekday"]), -int(r["weekday"]), -int(r["hour"])))
+    day = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"][int(best["weekday"])]
+    mean = float(best["plays_per_weekday"])
+    assert f"busiest slot per {day}: {day}s at {int(best['hour'])}:00, a mean of {mean:,.1f} songs played on " \
+           f"each of the {int(best['weekdays_observed'])} {day}s with events" in case.stdout
 
 
 def test_top_songs_and_artists_count_every_play(case):
@@ -170,6 +182,7 @@ def test_who_listens(case):
     oracle = case.figures
     assert {r["level"]: (int(r["listeners"]), int(r["plays"])) for r in case.read("level_share")} == \
         oracle["levels"]
+    assert {r["level"]: float(r["median_plays"]) for r in case.read("level_share")} == oracle["median_plays"]
     assert {r["gender"]: (int(r["listeners"]), int(r["plays"])) for r in case.read("gender_share")} == \
         oracle["gender"]
     locations = case.read("top_locations")
@@ -192,9 +205,11 @@ def test_who_the_paying_users_are(case):
 
 
 def test_engagement(case):
-    for r in case.read("engagement"):
-        users, sessions, per_user, songs, mean_minutes, median_minutes = case.figures["engagement"][r["level"]]
-        assert (int(r["users"]), int(r["sessions"])) == (users, sessions)
+    rows = case.read("engagement")
+    assert {r["level"] for r in rows} == set(case.figures["engagement"])
+    for r in rows:
+        users, sessions, without, per_user, songs, mean_minutes, median_minutes = case.figures["engagement"][r["level"]]
+        assert (int(r["users"]), int(r["sessions"]), int(r["sessions_without_plays"])) == (users, sessions, without)
         assert float(r["sessions_per_user"]) == pytest.approx(per_user, abs=0.006)
         assert float(r["songs_per_session"]) == pytest.approx(songs, abs=0.006)
         assert float(r["avg_session_minutes"]) == pytest.approx(mean_minutes, abs=0.051)
@@ -202,7 +217,7 @@ def test_engagement(case):
 
 
 def test_money(case):
-    changes = {date.fromisoformat(r["day"]): (int(r["upgrades"]), int(r["downgrades"]))
+    changes = {date.fromisoformat(r["day"]): (int(r["upgrades"]), int(r["downgrades"]), int(r["reversed_changes"]))
                for r in case.read("level_changes")}
     assert changes == case.figures["level_changes"]
     around = case.read("upgrade_engagement")
@@ -271,9 +286,11 @@ def test_takeaways_state_figures_from_the_data(report):
     # One statistic per sentence, each named and with its unit.
     engagement = next(line for line in out.splitlines() if line.startswith("  engagement"))
     sentences = [s for s in re.split(r"(?<=\.) ", engagement.split(None, 1)[1]) if s]
-    assert len(sentences) == 2
+    assert len(sentences) == 3
     assert "mean" in sentences[0] and "median" not in sentences[0] and sentences[0].count(" songs") == 2
     assert "median" in sentences[1] and "mean" not in sentences[1] and sentences[1].count(" minutes") == 2
+    assert "last song" in sentences[1] and sentences[2] == "This says how paid users listen, not what paying " \
+                                                          "makes them do."
     assert "before/after comparison of the same people, not an effect of upgrading" in out
     funnel = report.analyses["conversion_funnel"]
     assert f"Of the {funnel[0][2]} free users who opened Home, {funnel[-1][2]} submitted an upgrade" in out
@@ -285,7 +302,9 @@ def test_the_planted_month_gives_the_answers_it_was_built_with(planted_report):
     assert {(date.fromisoformat(r["cohort_week"]), int(r["week_number"])): (int(r["cohort_users"]),
                                                                             int(r["active_users"]))
             for r in read("weekly_cohort_retention")} == planted.RETENTION
-    assert {r["page"]: (int(r["events"]), int(r["users"])) for r in read("churn_summary")} == planted.CHURN
+    assert {r["page"]: (int(r["events"]), int(r["users"]), int(r["reversed"]))
+            for r in read("churn_summary")} == planted.CHURN
+    assert planted.REVERSER not in [int(r["user_id"]) for r in read("churned_users")]
     downgrader = next(r for r in read("churned_users") if int(r["user_id"]) == planted.DOWNGRADER["user_id"])
     assert {k: int(downgrader[k]) for k in planted.DOWNGRADER} == planted.DOWNGRADER
     population = read("population")[0]
@@ -294,24 +313,38 @@ def test_the_planted_month_gives_the_answers_it_was_built_with(planted_report):
         planted.PERIOD
     assert {(r["dimension"], r["value"]): (int(r["listeners"]), int(r["paid_listeners"]))
             for r in read("paid_share")} == planted.PAID_SHARE
-    assert {date.fromisoformat(r["day"]): (int(r["upgrades"]), int(r["downgrades"]))
+    assert {date.fromisoformat(r["day"]): (int(r["upgrades"]), int(r["downgrades"]), int(r["reversed_changes"]))
             for r in read("level_changes")} == planted.LEVEL_CHANGES
     out = planted_report.stdout
     assert "Of the 8 free users who opened Home, 2 submitted an upgrade (25%)" in out
-    assert "1 user submitted a downgrade and 1 user cancelled" in out
+    assert "2 users submitted a downgrade and 1 user cancelled (Cancellation Confirmation) in this period; 1 " \
+           "downgrade was undone within an hour (the user back on paid): a reversal, not churn" in out
+    assert "2 upgrades to paid and 1 downgrade to free in the level history (users whose level changed between " \
+           "two of their events); 2 changes undone within an hour count as neither." in out
     assert "3 of 18 listeners (17%) were on the paid level" in out
+    # The one-listener metro (100% paid) is pooled, not ranked; Denver's 1 of 5 leads the metros of five or more.
+    assert "of the 3 metros with at least 5 listeners, Denver, CO (1 of 5) has the highest paid share" in out
+    assert planted.TINY_METRO not in (planted_report.folder / "paid_share.csv").read_text()
+    # The skewed listener: the top five's share and the median listener, beside the mean.
+    people = planted_report.figures["population"]
+    assert people["plays_of_top_5_listeners"] >= planted.SKEWED_PLAYS
+    assert f"the median listener played {people['median_plays_per_listener']:.0f} songs" in out
     # Weeks cut by the period's edge (Dec 31 - Jan 6 begins before Jan 1) are not quoted.
     assert "Of the 10 users who signed up in the week of Dec 24, 40% were active in week 4" in out
 
 
-def test_no_churn_in_the_period_reads_none_rather_than_an_empty_chart(period_report, report):
+def test_no_churn_in_the_period_reads_none_rather_than_an_empty_chart(period_report, report, planted_report):
     page = (period_report.folder / "index.html").read_text(encoding="utf-8")
     assert "No downgrades (Submit Downgrade) and no cancellations (Cancellation Confirmation) in this period." in page
     assert "Listening in the two weeks before churning" not in page
-    # The whole month has one downgrade and no cancellation: a chart, and "none" for the other.
+    # The whole month's one downgrade (user 15) was undone four minutes later: said, not charted as churn.
     month = (report.folder / "index.html").read_text(encoding="utf-8")
-    assert "Listening in the two weeks before churning" in month
+    assert "1 user submitted a downgrade and none cancelled in this period; 1 downgrade was undone within an hour " \
+           "(the user back on paid): a reversal, not churn; so nobody churned." in month
+    assert "Listening in the two weeks before churning" not in month and report.read("churned_users") == []
     assert "Cancellation Confirmation: none in this period." in month
+    # The planted month's downgrader churned for good: a chart.
+    assert "Listening in the two weeks before churning" in (planted_report.folder / "index.html").read_text()
 
 
 def test_a_period_without_events_is_an_error_that_says_which_days_have_some(real_warehouse, tmp_path):
@@ -518,7 +551,8 @@ def test_churners_whose_two_weeks_before_are_not_all_in_the_period_are_not_compa
     month = Period(date(2018, 11, 1), date(2018, 11, 30), logs_begin=date(2018, 11, 1))
     assert [r["user_id"] for r in observed_churners(users, month)[0]] == [2]
     assert _churn(summary, users, month) == (
-        "2 users submitted a downgrade and none cancelled in this period; in the 7 days before, the 1 of them whose "
+        "2 users submitted a downgrade and none cancelled in this period; in the 7 days before churning, the 1 of them "
+        "whose "
         "two weeks before lie in the period played 3 songs against 7 in the 7 days before that, after 2 visits to "
         "the Downgrade page.")
     late = Period(date(2018, 11, 10), date(2018, 11, 30), chosen=True, logs_begin=date(2018, 11, 1))
