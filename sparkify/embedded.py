@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -38,6 +37,11 @@ from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql as pgsql
+
+try:
+    import fcntl
+except ImportError:  # Windows: the users' locks are flock()s; the other engines need none
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ OLD_STATE_FILE = ".handle_pids.json"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 LOCK_WAIT_S = 180.0
+FRESH_S = 10.0  # a user's file younger than this may still be waiting for its lock
 
 
 class EmbeddedServerError(Exception):
@@ -220,6 +225,8 @@ def users(data_dir: Path) -> list[User]:
             except BlockingIOError:
                 found.append(_describe(path))  # its process holds it: alive
                 continue
+            if path.suffix == ".tmp" and time.time() - os.fstat(fd).st_mtime < FRESH_S:
+                continue  # being made: its lock comes a moment after the file
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # nobody holds it: its process is gone (or never finished registering)
         finally:
@@ -328,6 +335,9 @@ def serve(data_dir: Path, port: int, what: str = "serve") -> dict:
 
 
 def _acquire(data_dir: Path, what: str, port: int | None) -> dict:
+    if fcntl is None:
+        raise EmbeddedServerError("the embedded warehouse runs on Linux and macOS (on Windows, in WSL); "
+                                  "or set [CLUSTER] HOST to a PostgreSQL server or Redshift")
     already = data_dir in _held
     if already and port is None:
         # This process uses the server already, so its keeper keeps it up: a run's later

@@ -144,6 +144,7 @@ def test_damaged_state_never_stops_the_next_command(warehouse):
     (users / "999999.dead.json").write_text('{"pid": 999999, "what": "serve"}')
     (users / "999998.cut.json").write_text('{"pid": 9')
     (users / "999997.half.tmp").write_text("")
+    os.utime(users / "999997.half.tmp", (time.time() - 60, time.time() - 60))  # a registration killed long ago
     (data_dir / "postmaster.pid").write_text("")
     assert_next_command_works(service, songs, "damaged state")
     assert sorted(path.name for path in users.iterdir()) == []
