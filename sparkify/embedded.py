@@ -377,6 +377,15 @@ def _ensure_running(data_dir: Path, port: int | None) -> Postmaster:
         server = None
     if server is None:
         return _start_keeper(data_dir, port)
+    if not server.ready:
+        # Started for someone killed while waiting for it: join once it accepts connections
+        # (or start again if it went away).
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while server is not None and not server.ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+            server = postmaster(data_dir)
+        if server is None:
+            return _start_keeper(data_dir, port)
     if hba_changed:
         _signal(server.pid, signal.SIGHUP)  # the postmaster rereads pg_hba.conf
     return server

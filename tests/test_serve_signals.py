@@ -61,6 +61,16 @@ def hit(process: subprocess.Popen, signum: int, group: bool) -> None:
         pass  # already gone
 
 
+def ended(process: subprocess.Popen, why: str) -> str:
+    """Its stderr once it has ended; a process that does not end fails the test, saying why."""
+    try:
+        return process.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        left = [" ".join(p.cmdline()) for p in psutil.Process(process.pid).children(recursive=True)]
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError(f"{why}: still running after 60 s, with {left}") from None
+
+
 def wait_until(condition, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -121,11 +131,11 @@ def test_any_signal_at_any_moment_leaves_no_server_and_the_next_command_works(wa
         if then_kill:
             time.sleep(draw.uniform(0.0, 0.3))
             hit(victim, signal.SIGKILL, group=target.endswith("group"))
-        errors = victim.communicate(timeout=60)[1]
+        errors = ended(victim, why)
         if victim is not first:
             assert first.poll() is None and service.server_running(), f"{why}: the first serve stopped serving"
             hit(first, signal.SIGINT, group=False)
-            errors += first.communicate(timeout=60)[1]
+            errors += ended(first, why + ", then SIGINT to the first")
         assert "Traceback" not in errors, f"{why}: {errors}"
         assert all("interrupted" in line for line in errors.splitlines() if line.startswith("Error:")), \
             f"{why}: {errors}"
