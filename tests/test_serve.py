@@ -302,3 +302,16 @@ def test_a_port_out_of_range_is_a_one_line_error_wherever_it_is_given(tmp_path):
         assert result.stderr.startswith("Error:") and result.stderr.count("\n") == 1, result.stderr
         assert where in result.stderr and "65535" in result.stderr and "delete" not in result.stderr
     assert not (tmp_path / ".pgdata").exists()
+
+
+def test_an_owner_named_like_the_read_only_login_is_one_line(tmp_path):
+    config = write_config(tmp_path / "dwh.cfg", user="analyst", log_data=str(DATA / "log_data"),
+                          song_data=str(DATA / "song_data"))
+    result = subprocess.run([sys.executable, "-m", "sparkify.psql", "--config", str(config), "-c", "select 1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("Error: [CLUSTER] DB_USER is analyst") and result.stderr.count("\n") == 1
+    deadline = time.monotonic() + 15
+    while embedded.running(tmp_path / ".pgdata") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not embedded.running(tmp_path / ".pgdata")

@@ -9,6 +9,7 @@ from a seeded generator, printed on failure, so a failing draw can be replayed."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shlex
@@ -67,7 +68,8 @@ def ended(process: subprocess.Popen, why: str) -> str:
         return process.communicate(timeout=60)[1]
     except subprocess.TimeoutExpired:
         left = [" ".join(p.cmdline()) for p in psutil.Process(process.pid).children(recursive=True)]
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         raise AssertionError(f"{why}: still running after 60 s, with {left}") from None
 
 
