@@ -36,6 +36,9 @@ class Keeper:
         self.child: subprocess.Popen | None = None
 
     def run(self) -> int:
+        # Whatever mask the starting process had (a caller may hold signals while it starts):
+        # the keeper and the postmaster must get theirs.
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._asked_to_stop)
         signal.signal(signal.SIGUSR1, lambda signum, frame: None)  # a user left: the loop looks now
