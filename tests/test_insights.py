@@ -31,7 +31,7 @@ PERIOD = (date(2018, 11, 10), date(2018, 11, 20))
 NAMES = ["population", "daily_activity", "listening_hours", "conversion_funnel", "weekly_cohort_retention",
          "churn_summary", "churned_users", "paid_share", "top_songs", "top_artists", "catalog_coverage",
          "level_share", "gender_share", "top_locations", "platforms", "engagement", "level_changes",
-         "upgrade_engagement", "load_health", "load_error_reasons"]
+         "upgrade_engagement", "load_health", "load_error_reasons", "schema_drift"]
 
 
 def load_in_process(warehouse) -> None:

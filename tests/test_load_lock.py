@@ -240,3 +240,43 @@ def test_a_load_that_waits_says_on_whom_while_it_waits(warehouse):
         holder.close()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
+
+
+def test_a_sigterm_after_create_tables_commits_says_the_tables_are_there(warehouse):
+    """create_tables.py commits the tables before it grants the analysts' role: an
+    interruption after that commit must not say that nothing was committed."""
+    env = dict(os.environ, SPARKIFY_PAUSE_AT="tables-committed")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "create_tables.py"), "--config", str(warehouse.config)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for_line(proc, "paused at tables-committed")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Interrupted after the tables were committed" in err.decode()
+    assert "nothing of this run was committed" not in err.decode()
+    assert warehouse.count("etl_lock") == 1
+
+
+def test_redshift_ends_an_earlier_attempts_session_only_while_this_user_holds_locks_with_it(warehouse):
+    """Redshift shows a session's client name to superusers only: an earlier attempt's
+    session is ended by its recorded pid while SVV_TRANSACTIONS lists a transaction of this
+    user with it, and left alone otherwise (a pid now another user's, or holding nothing)."""
+    warehouse.execute(REDSHIFT_LOCK_VIEWS)
+    sessions = [warehouse.server.connect(warehouse.dbname) for _ in range(2)]
+    try:
+        pids = []
+        for conn in sessions:
+            with conn.cursor() as cur:
+                cur.execute("select pg_backend_pid()")
+                pids.append(cur.fetchone()[0])
+        user = warehouse.scalar("select current_user")
+        warehouse.execute("insert into svv_transactions (txn_owner, pid, granted) values (%s, %s, true), "
+                          "('someone_else', %s, true)", (user, pids[0], pids[1]))
+        for pid in pids:
+            warehouse.query(dialects.REDSHIFT.terminate_own_session, {"pid": pid})
+        time.sleep(0.5)
+        alive = {row[0] for row in warehouse.query("select pid from pg_stat_activity where pid = any(%s)", (pids,))}
+        assert alive == {pids[1]}
+    finally:
+        for conn in sessions:
+            conn.close()
