@@ -14,14 +14,15 @@ what is new; `python3 create_tables.py` alone empties the warehouse.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
-# A Ctrl-C while Python is still loading ends as quietly as one later does (no traceback).
-signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
+# A Ctrl-C while Python is still loading ends as quietly as one later does: at once, with no
+# exception (one raised inside an import can surface as another error's traceback).
+signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
 
 import hashlib  # noqa: E402
-import os  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 SIGINT_GRACE_S = 2.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
 
 
 def _installed(requirements: str) -> None:
@@ -69,12 +71,27 @@ def _run(*args: str, held: tuple[int, ...] = ()) -> int:
     held: signals the child starts with blocked (POSIX), so one that arrives while its
     interpreter is still starting waits for the handlers the child unblocks them after,
     instead of ending it with a traceback from inside Python's start-up."""
-    child = subprocess.Popen([str(PYTHON), *args], cwd=ROOT, preexec_fn=_ended_with(os.getpid(), held))
-    passed_on = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    started: list[subprocess.Popen] = []
     interrupted: list[float] = []
+
+    def pass_on(signum, frame) -> None:
+        if started:
+            started[0].send_signal(signum)
+
+    # The stop signals are blocked from before this process's handlers change until the child
+    # exists with its own mask and handlers (see _prepared): one that comes meanwhile is not
+    # lost in the forked copy of this process, nor passed on before there is a child to take
+    # it; it waits, then counts.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if os.name == "posix" else None
     previous = {signal.SIGINT: signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(time.monotonic()))}
-    for signum in passed_on:
-        previous[signum] = signal.signal(signum, lambda signum, frame: child.send_signal(signum))
+    for signum in STOP_SIGNALS[1:]:
+        previous[signum] = signal.signal(signum, pass_on)
+    try:
+        child = subprocess.Popen([str(PYTHON), *args], cwd=ROOT, preexec_fn=_prepared(os.getpid(), held))
+        started.append(child)
+    finally:
+        if blocked is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     try:
         while True:
             try:
@@ -90,21 +107,26 @@ def _run(*args: str, held: tuple[int, ...] = ()) -> int:
             signal.signal(signum, handler)
 
 
-def _ended_with(parent: int, held: tuple[int, ...] = ()):
-    """Linux: in the child, before it runs: SIGTERM when parent dies (prctl PR_SET_PDEATHSIG);
-    the held signals blocked (the mask survives exec)."""
-    if not sys.platform.startswith("linux"):
+def _prepared(parent: int, held: tuple[int, ...] = ()):
+    """POSIX: in the child, before it runs: the stop signals back to their default actions and
+    unblocked but for held (the mask survives exec; a pending one now acts as it would have);
+    on Linux, SIGTERM when parent dies (prctl PR_SET_PDEATHSIG)."""
+    if os.name != "posix":
         return None
-    import ctypes
+    libc = None
+    if sys.platform.startswith("linux"):
+        import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)
 
     def prepare() -> None:
-        if held:
-            signal.pthread_sigmask(signal.SIG_BLOCK, held)
-        libc.prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        if libc is not None:
+            libc.prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before the signal was set
             os.kill(os.getpid(), signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum for signum in STOP_SIGNALS if signum not in held])
     return prepare
 
 
@@ -126,7 +148,7 @@ def _module(name: str, held: tuple[int, ...] = ()):
 
 
 # serve's stop signals, held until its handlers are in place (sparkify/serve.py unblocks them).
-SERVE_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
+SERVE_STOP_SIGNALS = STOP_SIGNALS
 
 
 def _browser() -> None:

@@ -63,6 +63,10 @@ def ensure(config: Config, params: dict) -> str | None:
     role = config.analyst_role
     if not role:
         return None
+    if LOGIN in (role, config.embedded_user):
+        key = "ANALYST_ROLE" if role == LOGIN else "DB_USER"
+        raise WarehouseError(f"[CLUSTER] {key} is {LOGIN}, the name of the analysts' read-only login; "
+                             f"choose another name in {config.path.name}")
     secret = password(config)
     try:
         conn = psycopg2.connect(dbname=config.db_name, **params)

@@ -21,10 +21,14 @@ configuration (dwh.cfg, the course template's sections and keys):
       HOST set        a server reached over psycopg2: Redshift when HOST ends in
                       .redshift.amazonaws.com, PostgreSQL otherwise
                       (ENGINE = postgres|redshift overrides the guess)
+      DB_PORT         1-65535; on the embedded warehouse the port `tasks.py serve`
+                      listens on, which the environment variable SPARKIFY_PORT (or
+                      serve's --port) overrides without editing this file
   [CLUSTER] ANALYST_ROLE
                       the read-only role create_tables.py grants SELECT on the star
                       schema, views and summaries (optional, default sparkify_analyst;
-                      empty: none)
+                      empty: none); on the embedded warehouse serve and tasks.py psql
+                      make the read-only login analyst in it
   [IAM_ROLE] ARN      the role Redshift's COPY reads S3 with (Redshift only)
   [S3] LOG_DATA LOG_JSONPATH SONG_DATA
                       s3:// URLs or local paths (relative to the config file)

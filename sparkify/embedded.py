@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -38,6 +37,11 @@ from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql as pgsql
+
+try:
+    import fcntl
+except ImportError:  # Windows: the users' locks are flock()s; the other engines need none
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ OLD_STATE_FILE = ".handle_pids.json"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 LOCK_WAIT_S = 180.0
+FRESH_S = 10.0  # a user's file younger than this may still be waiting for its lock
 
 
 class EmbeddedServerError(Exception):
@@ -220,6 +225,8 @@ def users(data_dir: Path) -> list[User]:
             except BlockingIOError:
                 found.append(_describe(path))  # its process holds it: alive
                 continue
+            if path.suffix == ".tmp" and time.time() - os.fstat(fd).st_mtime < FRESH_S:
+                continue  # being made: its lock comes a moment after the file
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # nobody holds it: its process is gone (or never finished registering)
         finally:
@@ -328,13 +335,24 @@ def serve(data_dir: Path, port: int, what: str = "serve") -> dict:
 
 
 def _acquire(data_dir: Path, what: str, port: int | None) -> dict:
+    if fcntl is None:
+        raise EmbeddedServerError("the embedded warehouse runs on Linux and macOS (on Windows, in WSL); "
+                                  "or set [CLUSTER] HOST to a PostgreSQL server or Redshift")
+    already = data_dir in _held
+    if already and port is None:
+        # This process uses the server already, so its keeper keeps it up: a run's later
+        # connections skip the control lock.
+        server = postmaster(data_dir)
+        if server is not None and server.keeper is not None and server.ready:
+            return {"host": str(server.socket_dir), "port": server.port, "user": SUPERUSER}
     _initialized(data_dir)
     with _control(data_dir):
         _register(data_dir, what)
         try:
             server = _ensure_running(data_dir, port)
         except BaseException:
-            release(data_dir, wait=False)
+            if not already:
+                release(data_dir, wait=False)
             raise
     return {"host": str(server.socket_dir), "port": server.port, "user": SUPERUSER}
 
@@ -359,6 +377,15 @@ def _ensure_running(data_dir: Path, port: int | None) -> Postmaster:
         server = None
     if server is None:
         return _start_keeper(data_dir, port)
+    if not server.ready:
+        # Started for someone killed while waiting for it: join once it accepts connections
+        # (or start again if it went away).
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while server is not None and not server.ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+            server = postmaster(data_dir)
+        if server is None:
+            return _start_keeper(data_dir, port)
     if hba_changed:
         _signal(server.pid, signal.SIGHUP)  # the postmaster rereads pg_hba.conf
     return server
@@ -483,8 +510,17 @@ def _open_to(user: str) -> None:
 
 
 def _socket_dir(data_dir: Path) -> Path:
-    """The data folder, unless its path is too long for a Unix socket's name."""
-    folder = _wheel().utils.find_suitable_socket_dir(data_dir, Path(_runtime_dir()) / "sparkify-sockets")
+    """The data folder, unless its path is too long for a Unix socket's name or holds a comma
+    (libpq reads a host with commas as a list of hosts): then a folder of the runtime
+    directory named by the data folder's path."""
+    runtime = Path(_runtime_dir()) / "sparkify-sockets"
+    if "," in str(data_dir):
+        import hashlib
+
+        folder = runtime / hashlib.sha256(str(data_dir).encode()).hexdigest()[:10]
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = _wheel().utils.find_suitable_socket_dir(data_dir, runtime)
     if system_user() is not None and folder != data_dir:
         _wheel().utils.ensure_prefix_permissions(folder)
         folder.chmod(0o777)

@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,9 @@ class Keeper:
         self.child: subprocess.Popen | None = None
 
     def run(self) -> int:
+        # Whatever mask the starting process had (a caller may hold signals while it starts):
+        # the keeper and the postmaster must get theirs.
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._asked_to_stop)
         signal.signal(signal.SIGUSR1, lambda signum, frame: None)  # a user left: the loop looks now
@@ -146,15 +150,22 @@ def _answer(line: str) -> None:
 
 
 def _last_error(log_path: Path, offset: int) -> str:
-    """The server's first FATAL (or last) line written since offset."""
+    """Why the server would not start, from what it logged since offset: its FATAL line and
+    the line before it (which often names the setting), without their time stamps."""
     try:
         with open(log_path, encoding="utf-8", errors="replace") as log:
             log.seek(offset)
-            lines = [line.strip() for line in log if line.strip()]
+            lines = [_LOG_PREFIX.sub("", line.strip()) for line in log if line.strip()]
     except OSError:
         return ""
-    fatal = [line for line in lines if "FATAL" in line or "could not" in line]
-    return (fatal or lines or [""])[0][:300]
+    fatal = next((i for i, line in enumerate(lines) if line.startswith(("FATAL", "PANIC"))), None)
+    if fatal is None:
+        return (lines or [""])[-1][:300]
+    said = lines[max(fatal - 1, 0):fatal + 1]
+    return "; ".join(" ".join(line.split()) for line in said)[:400]
+
+
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \S+ \S+ \[\d+\] ")
 
 
 def main(argv: list[str] | None = None) -> int:

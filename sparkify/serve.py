@@ -11,21 +11,22 @@ gone (sparkify/embedded.py), and even a SIGKILL leaves no server running for nob
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 if __name__ == "__main__":
-    # A stop signal while the modules below load (a second or so) ends quietly: nothing has
-    # started yet. serve() handles them from then on.
+    # A stop signal while the modules below load (a second or so) ends quietly and at once:
+    # nothing has started yet, and an exception raised inside an import can surface as
+    # another error's traceback. serve() handles them from then on.
     for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(_signum, lambda signum, frame: sys.exit(130))
+        signal.signal(_signum, lambda signum, frame: os._exit(130))
     # tasks.py starts this process with them blocked, so one sent while the interpreter was
     # still starting is pending, not a traceback: it arrives now, to the handler above.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
 
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
-import os  # noqa: E402
 import time  # noqa: E402
 
 import psycopg2  # noqa: E402

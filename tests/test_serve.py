@@ -233,6 +233,10 @@ def test_a_load_commits_while_readers_hold_transactions_open(served):
         started = time.monotonic()
         load = run_script("etl.py", "--config", str(served.config), timeout=120)
         assert "published" in load.stdout and time.monotonic() - started < 45
+        # What `tasks.py run` does first, and a rebuild (it deletes rows, never truncates).
+        run_script("create_tables.py", "--if-missing", "--config", str(served.config), timeout=60)
+        rebuilt = run_script("etl.py", "--rebuild", "--config", str(served.config), timeout=120)
+        assert "published" in rebuilt.stdout and time.monotonic() - started < 90
         cur.execute("select count(*) from songs")
         assert cur.fetchone()[0] == songs_before
         cur.execute("select count(*), max(batch_id) from batch_totals")
@@ -298,3 +302,16 @@ def test_a_port_out_of_range_is_a_one_line_error_wherever_it_is_given(tmp_path):
         assert result.stderr.startswith("Error:") and result.stderr.count("\n") == 1, result.stderr
         assert where in result.stderr and "65535" in result.stderr and "delete" not in result.stderr
     assert not (tmp_path / ".pgdata").exists()
+
+
+def test_an_owner_named_like_the_read_only_login_is_one_line(tmp_path):
+    config = write_config(tmp_path / "dwh.cfg", user="analyst", log_data=str(DATA / "log_data"),
+                          song_data=str(DATA / "song_data"))
+    result = subprocess.run([sys.executable, "-m", "sparkify.psql", "--config", str(config), "-c", "select 1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("Error: [CLUSTER] DB_USER is analyst") and result.stderr.count("\n") == 1
+    deadline = time.monotonic() + 15
+    while embedded.running(tmp_path / ".pgdata") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not embedded.running(tmp_path / ".pgdata")

@@ -9,8 +9,10 @@ from a seeded generator, printed on failure, so a failing draw can be replayed."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shlex
 import shutil
 import signal
 import subprocess
@@ -32,7 +34,7 @@ TARGETS = ("serve", "serve's group", "second serve", "second serve's group")
 def warehouse(tmp_path_factory):
     """A small loaded warehouse (the later song batch, a day of events) with its songs' count,
     not served."""
-    folder = tmp_path_factory.mktemp("signals")
+    folder = tmp_path_factory.mktemp("signals") / "a folder, with spaces"  # paths with spaces work
     shutil.copytree(LATER_SONGS, folder / "song_data")
     (folder / "log_data").mkdir()
     shutil.copy(min((DATA / "log_data").rglob("*.json")), folder / "log_data")
@@ -58,6 +60,17 @@ def hit(process: subprocess.Popen, signum: int, group: bool) -> None:
             process.send_signal(signum)
     except ProcessLookupError:
         pass  # already gone
+
+
+def ended(process: subprocess.Popen, why: str) -> str:
+    """Its stderr once it has ended; a process that does not end fails the test, saying why."""
+    try:
+        return process.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        left = [" ".join(p.cmdline()) for p in psutil.Process(process.pid).children(recursive=True)]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError(f"{why}: still running after 60 s, with {left}") from None
 
 
 def running_its_own_code(process: subprocess.Popen) -> None:
@@ -133,11 +146,11 @@ def test_any_signal_at_any_moment_leaves_no_server_and_the_next_command_works(wa
         if then_kill:
             time.sleep(draw.uniform(0.0, 0.3))
             hit(victim, signal.SIGKILL, group=target.endswith("group"))
-        errors = victim.communicate(timeout=60)[1]
+        errors = ended(victim, why)
         if victim is not first:
             assert first.poll() is None and service.server_running(), f"{why}: the first serve stopped serving"
             hit(first, signal.SIGINT, group=False)
-            errors += first.communicate(timeout=60)[1]
+            errors += ended(first, why + ", then SIGINT to the first")
         assert "Traceback" not in errors, f"{why}: {errors}"
         assert all("interrupted" in line for line in errors.splitlines() if line.startswith("Error:")), \
             f"{why}: {errors}"
@@ -174,6 +187,7 @@ def test_damaged_state_never_stops_the_next_command(warehouse):
     (users / "999999.dead.json").write_text('{"pid": 999999, "what": "serve"}')
     (users / "999998.cut.json").write_text('{"pid": 9')
     (users / "999997.half.tmp").write_text("")
+    os.utime(users / "999997.half.tmp", (time.time() - 60, time.time() - 60))  # a registration killed long ago
     (data_dir / "postmaster.pid").write_text("")
     assert_next_command_works(service, songs, "damaged state")
     assert sorted(path.name for path in users.iterdir()) == []
@@ -185,10 +199,43 @@ def test_a_server_an_older_version_left_running_is_taken_over(warehouse):
     started again under a keeper by the next command, which then works and leaves none."""
     service, songs = warehouse
     data_dir = (service.folder / ".pgdata").resolve()
-    subprocess.run([str(embedded.binary("pg_ctl")), "-D", str(data_dir), "-w", "-o", f"-h '' -k {data_dir}",
+    socket_dir = shlex.quote(f'"{data_dir}"')  # pg_ctl hands -o to a shell; the comma needs the quotes
+    subprocess.run([str(embedded.binary("pg_ctl")), "-D", str(data_dir), "-w", "-o", f"-h '' -k {socket_dir}",
                     "start"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    user=embedded.system_user(), start_new_session=True)
     orphan = embedded.postmaster(data_dir)
     assert orphan is not None and orphan.keeper is None
     assert_next_command_works(service, songs, "an older version's server")
     assert not psutil.pid_exists(orphan.pid) or psutil.Process(orphan.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_server_that_cannot_start_is_one_line_that_keeps_the_data(warehouse):
+    """A setting the server refuses: one Error line naming the log, never advice to delete
+    the data folder; fixed, the next command works on the same data."""
+    service, songs = warehouse
+    settings = service.folder / ".pgdata" / "postgresql.auto.conf"
+    kept = settings.read_text()
+    settings.write_text(kept + "shared_buffers = 'plenty'\n")
+    try:
+        result = subprocess.run([sys.executable, "-m", "sparkify.psql", "--config", str(service.config), "-c",
+                                 "select 1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        settings.write_text(kept)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("Error:") and result.stderr.count("\n") == 1, result.stderr
+    assert "shared_buffers" in result.stderr and "log" in result.stderr and "delete" not in result.stderr
+    assert_next_command_works(service, songs, "after the setting was fixed")
+
+
+def test_a_killed_keeper_takes_its_server_down_and_serve_says_so(warehouse):
+    """Nobody should kill the keeper, but if someone does (kill -9), the postmaster stops too
+    (its parent-death signal), serve ends with one line, and the next command works."""
+    service, songs = warehouse
+    serving = Served(service.folder, service.port, log_data=service.folder / "log_data").start()
+    server = embedded.postmaster((service.folder / ".pgdata").resolve())
+    assert server is not None and server.keeper is not None
+    os.kill(server.keeper, signal.SIGKILL)
+    assert wait_until(lambda: not service.server_running(), 15), "the postmaster outlived its keeper"
+    out, err = serving.process.communicate(timeout=30)
+    assert serving.process.returncode == 1 and "Traceback" not in err and err.startswith("Error:"), err
+    assert_next_command_works(service, songs, "after the keeper was killed")
