@@ -11,7 +11,6 @@ password itself never appears in a URL, a banner or a log.
 
 from __future__ import annotations
 
-import os
 import secrets
 import urllib.parse
 from pathlib import Path
@@ -41,11 +40,7 @@ def password(config: Config) -> str:
     except FileNotFoundError:
         pass
     value = secrets.token_urlsafe(24)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(f"*:*:*:{LOGIN}:{value}\n")
-    os.replace(temporary, path)
+    embedded.write_private(path, f"*:*:*:{LOGIN}:{value}\n")
     return value
 
 

@@ -615,12 +615,18 @@ def password(path: Path) -> str:
     except FileNotFoundError:
         pass
     value = secrets.token_urlsafe(24)
+    write_private(path, value + "\n")
+    return value
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes path whole or not at all (a temporary file renamed over it), readable by its
+    owner alone: a kill mid-write never leaves half a secret behind."""
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
+        handle.write(text)
     os.replace(temporary, path)
-    return value
 
 
 def _write_hba(data_dir: Path) -> bool:
