@@ -104,6 +104,8 @@ from events_by_user_day
 #      registration);
 #    first_seen_users: users whose first event in the warehouse falls in the period, which
 #      is everybody in the first month of the logs, so it is not a count of new users;
+#    first/last_registered_at: the span of every user's sign-up, which shows what the data is
+#      (a panel of users followed over time, or the app's sign-ups as they come);
 #    how skewed listening is: the median listener's plays, and the plays of the five most
 #      active listeners beside all logged-in plays (listener_plays).
 population = f"""
@@ -146,7 +148,9 @@ select
         as median_plays_per_listener,
     (select coalesce(sum(plays), 0) from (select plays from user_totals order by plays desc limit 5) top)
         as plays_of_top_5_listeners,
-    (select coalesce(sum(plays), 0) from user_totals) as listener_plays
+    (select coalesce(sum(plays), 0) from user_totals) as listener_plays,
+    (select min(registered_at) from users) as first_registered_at,
+    (select max(registered_at) from users) as last_registered_at
 """
 
 # 1. Activity over time, per UTC day: plays, active users (any event that day), new users

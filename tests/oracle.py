@@ -238,6 +238,9 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
     out["population"]["median_plays_per_listener"] = median(per_listener.values()) if per_listener else None
     out["population"]["plays_of_top_5_listeners"] = sum(sorted(per_listener.values(), reverse=True)[:5])
     out["population"]["listener_plays"] = sum(per_listener.values())
+    registered = [user[4] for user in expected.users.values() if user[4] is not None]
+    out["population"]["first_registered_at"] = min(registered) if registered else None
+    out["population"]["last_registered_at"] = max(registered) if registered else None
 
     hours = Counter()
     for e in plays:

@@ -125,7 +125,7 @@ def test_every_table_is_a_csv_and_the_summary_names_the_report(case):
 def test_the_population_is_defined_once(case):
     row = case.read("population")[0]
     got = {k: (date.fromisoformat(v) if k.endswith("_day") else (float(v) if v else None) if k.startswith("median")
-               else int(v))
+               else datetime.fromisoformat(v) if k.endswith("_at") else int(v))
            for k, v in row.items()}
     assert got == case.figures["population"]
     # Listeners by level count an upgrader at each level, as the page says beside the figure.
@@ -423,7 +423,7 @@ def chromium() -> str | None:
 
 # Every axis of every chart: its label and its tick labels with their rendered boxes.
 AXES_JS = """() => [...document.querySelectorAll('figure.chart svg')].map((svg, chart) => {
-    const section = svg.closest('section').id;
+    const section = svg.closest('section').id, visible = svg.getBoundingClientRect().width > 0;
     return [...svg.querySelectorAll('g[id^="matplotlib.axis"]')].map(axis => {
         const ticks = [...axis.querySelectorAll('g[id^="xtick"] text, g[id^="ytick"] text')]
             .filter(t => t.textContent.trim() !== '')
@@ -431,7 +431,7 @@ AXES_JS = """() => [...document.querySelectorAll('figure.chart svg')].map((svg, 
                         return {text: t.textContent.trim(), x: b.x, y: b.y, w: b.width, h: b.height}; });
         const label = [...axis.querySelectorAll('text')]
             .filter(t => !t.closest('g[id^="xtick"], g[id^="ytick"]')).map(t => t.textContent.trim()).join(' ');
-        return {section, chart, label, ticks};
+        return {section, chart, label, ticks, visible};
     });
 }).flat()"""
 # An axis whose label names a count (of users, plays, …) rather than a mean, median or share.
@@ -465,30 +465,62 @@ def browser():
         launched.close()
 
 
-def test_the_report_reads_well_in_a_browser(case, browser, tmp_path):
-    """Offline and quiet; no section scrolls sideways at 1280 px; no tick labels overlap; a
-    count's axis has whole numbers only; time axes span the period; coded values read as
+# Every visible text on the page as rendered: its size in CSS pixels (an SVG's text scaled
+# with its chart), and for chart text whether its box lies inside its chart (not cut).
+TEXT_JS = """() => {
+    const out = [];
+    for (const svg of document.querySelectorAll('figure.chart svg')) {
+        const box = svg.getBoundingClientRect();
+        if (!box.width) continue;                            // the other width's chart, hidden
+        const scale = box.width / svg.viewBox.baseVal.width;
+        for (const t of svg.querySelectorAll('text')) {
+            if (!t.textContent.trim()) continue;
+            const b = t.getBoundingClientRect();
+            const size = parseFloat(getComputedStyle(t).fontSize) * scale;
+            const cut = b.left < box.left - 1 || b.right > box.right + 1
+                || b.top < box.top - 1 || b.bottom > box.bottom + 1;
+            out.push({where: svg.closest('section').id, text: t.textContent.trim(), size, cut});
+        }
+    }
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+        const node = walker.currentNode, element = node.parentElement;
+        if (!node.textContent.trim() || element.closest('svg') || !element.getClientRects().length) continue;
+        out.push({where: 'page', text: node.textContent.trim().slice(0, 40),
+                  size: parseFloat(getComputedStyle(element).fontSize), cut: false});
+    }
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_report_reads_well_in_a_browser(case, browser, tmp_path, width):
+    """Offline and quiet; at a desktop's 1280 px and a phone's 390 px no section scrolls
+    sideways, no text is under 10 px or cut by its chart's edge, and no tick labels overlap;
+    a count's axis has whole numbers only; time axes span the period; coded values read as
     words; every section of the real month's report saved as a screenshot."""
     page_path = case.folder / "index.html"
     requests, problems = [], []
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": width, "height": 900})
     page.on("request", lambda r: requests.append(r.url))
     page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.goto(page_path.as_uri())
     widths = page.evaluate("""() => [document.documentElement.scrollWidth, window.innerWidth,
         [...document.querySelectorAll('section')].map(s => [s.id, s.scrollWidth, s.clientWidth])]""")
-    axes = page.evaluate(AXES_JS)
+    axes = [a for a in page.evaluate(AXES_JS) if a["visible"]]
+    texts = page.evaluate(TEXT_JS)
     text = page.inner_text("body")
     # What the previews show for coded columns: every cell of each, by its header.
-    coded = page.evaluate("""() => Object.fromEntries(['weekday', 'in_catalog', 'gender'].map(name => [name,
+    coded = page.evaluate("""() => Object.fromEntries(['weekday', 'in catalog', 'gender'].map(name => [name,
         [...document.querySelectorAll('table')].flatMap(table => {
             const column = [...table.querySelectorAll('th')].findIndex(th => th.textContent === name);
             return column < 0 ? [] : [...table.querySelectorAll('tbody tr')].map(tr => tr.children[column].textContent);
         })]))""")
+    headers = page.evaluate("() => [...document.querySelectorAll('th, dl.pairs dt')].map(h => h.textContent)")
     saved = []
     if case.name == "real":
-        shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+        shots = Path(SCREENSHOTS) / ("" if width == 1280 else "phone") if SCREENSHOTS else tmp_path
         shots.mkdir(parents=True, exist_ok=True)
         sections = page.locator("section")
         for n in range(sections.count()):
@@ -500,9 +532,13 @@ def test_the_report_reads_well_in_a_browser(case, browser, tmp_path):
     assert problems == []
     page_width, viewport, section_widths = widths
     assert page_width <= viewport
-    assert [s for s in section_widths if s[1] > s[2]] == [], "a section needs a sideways scroll at 1280 px"
+    assert [s for s in section_widths if s[1] > s[2]] == [], f"a section needs a sideways scroll at {width} px"
     assert len(section_widths) == 16
     assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (16 if case.name == "real" else 0)
+    small = [(t["where"], t["text"], round(t["size"], 1)) for t in texts if t["size"] < 10 - 1e-6]
+    assert small == [], f"text under 10 px at {width} px"
+    assert [(t["where"], t["text"]) for t in texts if t["cut"]] == [], f"text cut by its chart's edge at {width} px"
+    assert [h for h in headers if "_" in h] == [], "column names read as words on the page"
     assert [(a["section"], a["label"], overlapping(a["ticks"])) for a in axes if overlapping(a["ticks"])] == []
     counts = [a for a in axes if COUNT_LABEL.search(a["label"]) and not NOT_A_COUNT.search(a["label"])
               and a["ticks"] and all(NUMBER.match(t["text"]) for t in a["ticks"])]
@@ -515,10 +551,11 @@ def test_the_report_reads_well_in_a_browser(case, browser, tmp_path):
         ticks = [t["text"] for a in axes if a["section"] == section and a["label"].startswith("day")
                  for t in a["ticks"]]
         assert ticks and ticks[0] == f"{first:%b} {first.day}", (section, ticks)
-    assert coded["weekday"] and set(coded["weekday"]) <= {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday",
-                                                          "Friday", "Saturday"}
-    assert coded["in_catalog"] and set(coded["in_catalog"]) <= {"yes", "no"}
-    assert coded["gender"] and set(coded["gender"]) <= {"women", "men", "unknown"}
+    if width == 1280:  # on a phone each row is a card: the header row is hidden, the labels are in the cells
+        assert coded["weekday"] and set(coded["weekday"]) <= {"Sunday", "Monday", "Tuesday", "Wednesday",
+                                                              "Thursday", "Friday", "Saturday"}
+        assert coded["in catalog"] and set(coded["in catalog"]) <= {"yes", "no"}
+        assert coded["gender"] and set(coded["gender"]) <= {"women", "men", "unknown"}
     if case.name == "real":
         assert "Björk" in text and "BjÃ" not in text
 
