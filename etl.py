@@ -25,16 +25,18 @@ def main(argv=None) -> int:
                         help="print, in order, the statements one run sends to the configured engine, "
                              "secrets masked; connect to nothing and change nothing")
     args = parser.parse_args(argv)
+    committing = pipeline.Committing()  # an interruption after the COMMIT asks what landed
 
     def job(config):
         if args.dry_run:
             print(pipeline.dry_run_etl(config, rebuild=args.rebuild), end="")
             return 0
-        summary = pipeline.run_etl(config, rebuild=args.rebuild, full_checks=args.full_checks)
+        summary = pipeline.run_etl(config, rebuild=args.rebuild, full_checks=args.full_checks, committing=committing)
         print("\n".join(summary.lines()))
         return 0
 
-    return cli.main(args, job, (pipeline.EtlError,))
+    return cli.main(args, job, (pipeline.EtlError,),
+                    interrupted=lambda config: pipeline.interrupted_outcome(config, committing))
 
 
 if __name__ == "__main__":

@@ -135,11 +135,11 @@ FIRST_VALID_MS = 946_684_800_000  # 2000-01-01 00:00:00 UTC, in epoch millisecon
 VALID_AHEAD_MS = 86_400_000       # a time may lie up to a day past the run's clock (producers' clocks drift)
 USER_ID_MAX = 2_147_483_647       # users.user_id is an integer; user ids start at 1
 
-# The latest valid epoch millisecond (%s: the run's clock, a timestamp in whole seconds; on
-# Redshift EXTRACT takes epoch and returns an integer, AWS: "EXTRACT function", "Date parts
-# for date or timestamp functions").
-_LATEST_VALID_MS = (f"cast(extract(epoch from date_trunc('second', cast(%s as timestamp))) as bigint) * 1000"
-                    f" + {VALID_AHEAD_MS}")
+# The latest valid epoch millisecond is a parameter (%s), a BIGINT the run computes from its
+# clock (validvalues.latest_valid_ms). Not EXTRACT(epoch …) of the clock in SQL: on Redshift
+# that returns an INTEGER (AWS: "EXTRACT function", return type), which overflows after
+# 2038-01-19 03:14:07 UTC.
+_LATEST_VALID_MS = "cast(%s as bigint)"
 
 FRAGMENTS = {
     # An event's time, its first and last staged time, and a user's sign-up time.
@@ -667,15 +667,30 @@ order by 1, 2
 # The star schema (the facts and dimensions analysts query, and the level history).
 STAR_TABLES = ["songplays", "users", "songs", "artists", "time", "app_events", "user_levels"]
 ANALYST_TABLES = [*STAR_TABLES, *(t for t in ROLLUP_TABLES if t != "batch_totals"), *VIEWS]
+# Whether the role exists. On Redshift the RBAC views show a non-superuser only the roles it
+# owns or can reach (AWS: SVV_ROLES), so "absent" there may be a role an administrator
+# made: the grants are tried all the same (grant_analyst_role).
 role_exists = {
     "postgres": "select count(*) from pg_roles where rolname = %s",
     "redshift": "select count(*) from svv_roles where role_name = %s",
 }
-# Whether the connected user may create roles. PostgreSQL says so in pg_roles; on Redshift
-# an administrator runs create_tables.py, or creates the role beforehand.
+# Whether the connected user may create roles. PostgreSQL says so in pg_roles. On Redshift
+# CREATE ROLE needs a superuser or the CREATE ROLE system privilege (AWS: CREATE ROLE,
+# "Required privileges"): pg_user.usesuper, or a CREATE ROLE row in SVV_SYSTEM_PRIVILEGES,
+# which shows a non-superuser the privileges of itself and of the roles it has (AWS:
+# SVV_SYSTEM_PRIVILEGES).
 may_create_roles = {
     "postgres": "select count(*) from pg_roles where rolname = current_user and (rolcreaterole or rolsuper)",
-    "redshift": "select 1",
+    "redshift": """
+select (select count(*) from pg_user where usename = current_user and usesuper)
+     + (select count(*) from svv_system_privileges where system_privilege = 'CREATE ROLE')
+""",
+}
+# What an administrator runs to give an analyst a login with the role (AWS, Redshift: CREATE
+# USER, then GRANT ROLE role TO user; PostgreSQL: one CREATE ROLE … IN ROLE).
+analyst_login = {
+    "postgres": "create role ana login password '…' in role {role}",
+    "redshift": "create user ana password '…'; grant role {role} to ana",
 }
 role_create = "create role {role}"
 _ANALYST_READS = ", ".join(ANALYST_TABLES)
@@ -718,30 +733,33 @@ maxerror {max_errors}
 compupdate off statupdate off
 """
 
-# What the last COPY rejected and replaced, and what it read per file, from the SYS
-# monitoring views, which provisioned clusters and Redshift Serverless both have; the STL
-# tables (stl_load_errors, stl_replacements, stl_load_commits) exist on provisioned clusters
-# only (AWS, Redshift Database Developer Guide: "System monitoring (provisioned only)",
-# "System view mapping for migrating to SYS monitoring views"). Their query_id is what
-# pg_last_copy_id() returns (AWS: SYS_LOAD_DETAIL, sample queries). SYS_LOAD_ERROR_DETAIL
-# has no raw line, so a record Redshift rejected is kept without its excerpt, and gives a
-# JSON record's last line (AWS: SYS_LOAD_ERROR_DETAIL, line_number).
+# What a COPY rejected and replaced, and what it read per file, from the SYS monitoring
+# views, which provisioned clusters and Redshift Serverless both have; the STL tables
+# (stl_load_errors, stl_replacements, stl_load_commits) exist on provisioned clusters only
+# (AWS, Redshift Database Developer Guide: "System monitoring (provisioned only)", "System
+# view mapping for migrating to SYS monitoring views"). SYS_LOAD_ERROR_DETAIL has no raw
+# line, so a record Redshift rejected is kept without its excerpt, and gives a JSON record's
+# last line (AWS: SYS_LOAD_ERROR_DETAIL, line_number).
+#
+# Which COPY: its query_id from SYS_LOAD_HISTORY, one row per COPY, running or finished,
+# with its session, table, status and error count (AWS: SYS_LOAD_HISTORY). AWS's pages do
+# not establish that pg_last_copy_id() is the SYS views' query_id, and a failed COPY has
+# no "last COPY" at all: the newest COPY of this session into this table is the one that
+# just ran or failed (each run stages a table once per session). %s: the table. Its
+# error_count says how many rejections the detail views must show.
+redshift_copy_of_this_session = """
+select query_id, error_count, trim(status)
+from sys_load_history
+where session_id = pg_backend_pid() and trim(table_name) = %s
+order by query_id desc
+limit 1
+"""
 
-# Why the last COPY rejected records: file, line, column, reason (and no raw line).
+# Why that COPY rejected records: file, line, column, reason (and no raw line). %s: its query_id.
 redshift_copy_errors = """
 select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
 from sys_load_error_detail
-where query_id = pg_last_copy_id()
-order by file_name, line_number
-"""
-
-# The same after a COPY that failed (MAXERROR rejections or more, or a value over 4 MB): the
-# rows of this session's latest COPY with errors (the system views outlive the rollback).
-redshift_failed_copy_errors = """
-select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
-from sys_load_error_detail
-where session_id = pg_backend_pid()
-  and query_id = (select max(query_id) from sys_load_error_detail where session_id = pg_backend_pid())
+where query_id = %s
 order by file_name, line_number
 """
 
@@ -750,20 +768,21 @@ order by file_name, line_number
 redshift_copy_replacements = """
 select trim(file_name), line_number, trim(column_name), trim(raw_line)
 from sys_copy_replacements
-where query_id = pg_last_copy_id()
+where query_id = %s
 order by file_name, line_number
 """
 
 redshift_copy_count = "select pg_last_copy_count()"
 
-# The lines the last COPY scanned in each file, before rejections. Redshift counts lines,
-# not records (a pretty-printed record is several), and may log a file split across slices
-# in more than one row (AWS: SYS_LOAD_DETAIL, splits_scanned; STL_LOAD_COMMITS, is_partial):
-# the sum over them is the file's.
+# The lines that COPY scanned in each file, before rejections. Redshift counts lines, not
+# records (a pretty-printed record is several), and may log a file split across slices in
+# more than one row (AWS: SYS_LOAD_DETAIL, splits_scanned; STL_LOAD_COMMITS, is_partial):
+# the sum over them is the file's. file_name is character(256) (AWS: SYS_LOAD_DETAIL):
+# a longer URL is logged cut to its first 256 bytes (redshift.FILE_NAME_BYTES).
 redshift_copy_file_lines = """
 select trim(file_name), sum(lines_scanned)
 from sys_load_detail
-where query_id = pg_last_copy_id()
+where query_id = %s
 group by trim(file_name)
 """
 
@@ -822,8 +841,8 @@ def _invalid_staged_rows(table: str) -> str:
             + f"\nfrom {table}\nwhere {_breaks_a_range(table)}\nlimit %s")
 
 
-# The staged rows that break a range, each with the first column it breaks (%s: the run's
-# clock, once per use; then how many rows at most: MAXERROR + 1 are enough to fail the
+# The staged rows that break a range, each with the first column it breaks (%s: the latest
+# valid epoch millisecond, once per use; then how many rows at most: MAXERROR + 1 are enough to fail the
 # load). Then the same rows go.
 invalid_staged_rows = {table: _invalid_staged_rows(table) for table in STAGED_VALUE_VIOLATIONS}
 invalid_staged_rows_delete = {table: f"delete from {table}\nwhere {_breaks_a_range(table)}"
@@ -900,6 +919,10 @@ insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects
                          rejected, checks_passed, message)
 values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
+
+# Whether a batch whose COMMIT was interrupted landed: its row, with the run's own start time
+# (another run may have taken the same id if this one's commit did not land).
+batch_outcome = "select outcome from etl_batches where batch_id = %s and started_at = %s"
 
 # A full rebuild empties what the loads built (not the history of batches and errors), in
 # the run's transaction, then loads every source object again.

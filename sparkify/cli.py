@@ -68,8 +68,14 @@ def parser(prog: str, description: str, example: str, notes: str = "") -> argpar
     return p
 
 
-def main(args: argparse.Namespace, job: Callable[[Config], int], extra_errors: tuple = ()) -> int:
-    """Runs job(config); known failures become 'Error: …' on stderr and exit code 1."""
+NOTHING_COMMITTED = "Error: interrupted; nothing of this run was committed"
+
+
+def main(args: argparse.Namespace, job: Callable[[Config], int], extra_errors: tuple = (),
+         interrupted: Callable[[Config], str] | None = None) -> int:
+    """Runs job(config); known failures become 'Error: …' on stderr and exit code 1. An
+    interruption (Ctrl-C, SIGTERM) exits with 130 and says what it left: interrupted(config),
+    for a job that may have committed, asks the warehouse; otherwise nothing was committed."""
     quiet = args.quiet or getattr(args, "dry_run", False)  # a dry run prints statements, not progress
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
@@ -91,7 +97,10 @@ def main(args: argparse.Namespace, job: Callable[[Config], int], extra_errors: t
         print(f"Error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("Error: interrupted; nothing of this run was committed", file=sys.stderr)
+        outcome = NOTHING_COMMITTED
+        if interrupted is not None and config is not None:
+            outcome = config.redact(interrupted(config))
+        print(outcome, file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)

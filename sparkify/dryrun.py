@@ -18,6 +18,18 @@ _COLUMN = re.compile(r"^\s+(\w+)\s+(varchar|char|integer|bigint|smallint|double 
 _TYPES = {"varchar": "character varying", "char": "character", "timestamp": "timestamp without time zone"}
 
 
+class RunTimeValue(int):
+    """A number known only when a run runs (a COPY's query id, the run's latest valid time):
+    the dry run shows it by its name, :name, so the script stays the same from run to run."""
+
+    name: str
+
+    def __new__(cls, name: str) -> RunTimeValue:
+        value = super().__new__(cls, 0)
+        value.name = name
+        return value
+
+
 class _Cursor:
     rowcount = -1
     description = None
@@ -118,6 +130,8 @@ class DryRunWarehouse:
 def _literal(value) -> str:
     if value is None:
         return "null"
+    if isinstance(value, RunTimeValue):
+        return f":{value.name}"
     if isinstance(value, datetime):
         return ":timestamp"  # the clock at run time: a placeholder keeps the script reproducible
     if isinstance(value, (int, float)):

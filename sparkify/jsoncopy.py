@@ -582,9 +582,9 @@ class JsonCopy:
         for obj in objects:
             self.result.objects += 1
             loaded = 0
-            # A file's rejects wait until it yields a good record: a file with none at all
-            # (an image, a README dropped in the prefix) is one bad record, not thousands.
-            waiting: list[LoadError] = []
+            # Every bad record is one rejection, as Redshift's COPY counts them toward
+            # MAXERROR: a file with no good record at all (an image, a README dropped in the
+            # prefix) is as many rejections as it has records, and fails a load at MAXERROR.
             rejected = 0
             try:
                 handle = obj.open()
@@ -598,11 +598,11 @@ class JsonCopy:
                     if isinstance(record, RecordError):
                         if isinstance(record, TooLarge):
                             raise ObjectTooLarge(self.table, self._error(obj, number, record, raw),
-                                                 self.result.errors + waiting)
-                        waiting.append(self._error(obj, number, record, raw))
+                                                 self.result.errors)
+                        rejected += self._keep([self._error(obj, number, record, raw)])
                         continue
                     if type(record) is not dict and (type(record) is not list or not self.reads_arrays):
-                        waiting.append(self._error(obj, number, self._not_an_object(record), raw))
+                        rejected += self._keep([self._error(obj, number, self._not_an_object(record), raw)])
                         continue
                     try:
                         if fast_row is not None and type(record) is dict:
@@ -611,31 +611,21 @@ class JsonCopy:
                             line = "\t".join([convert(extract(record)) for extract, convert in pairs])
                         encoded = (line + "\n").encode("utf-8")
                     except RecordError as exc:
-                        waiting.append(self._error(obj, number, exc, raw))
+                        rejected += self._keep([self._error(obj, number, exc, raw)])
                         continue
                     except UnicodeEncodeError:
                         if not accept_invalid:
-                            waiting.append(self._error(obj, number, RecordError(
-                                "invalid Unicode (a lone surrogate escape); set ACCEPTINVCHARS"), raw))
+                            rejected += self._keep([self._error(obj, number, RecordError(
+                                "invalid Unicode (a lone surrogate escape); set ACCEPTINVCHARS"), raw)])
                             continue
                         replaced = True
                         encoded = (line + "\n").encode("utf-8", "sparkify-accept-inv-chars")
-                    if waiting:
-                        rejected += self._keep(waiting)
-                        waiting = []
                     if replaced:
                         self._keep([self._error(obj, number, RecordError(
                             "invalid UTF-8 replaced with '?'"), raw, REPLACED)])
                     loaded += 1
                     self.result.rows += 1
                     yield encoded
-            if waiting:
-                if loaded == 0 and len(waiting) > 1:
-                    first = waiting[0]
-                    waiting = [LoadError(REJECTED, self.table, obj.url, None, None,
-                                         f"no JSON record in the whole file ({len(waiting)} lines rejected; "
-                                         f"line {first.line_number}: {first.reason})", first.raw_excerpt)]
-                rejected += self._keep(waiting)
             self.result.per_object[obj.url] = (loaded, rejected)
 
     def _not_an_object(self, record) -> RecordError:

@@ -18,10 +18,20 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import sql_queries as q
 
-from .warehouse import LOCK_TIMEOUT_S, Session, WarehouseError, client_name, client_of, this_host
+from .warehouse import (
+    LOCK_NOT_AVAILABLE,
+    LOCK_TIMEOUT_S,
+    QUERY_CANCELED,
+    Session,
+    WarehouseError,
+    client_name,
+    client_of,
+    this_host,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +40,28 @@ class LoadLockBusy(WarehouseError):
     """Another session holds the load lock past the wait."""
 
 
+LOCK_WAIT_ENDED = {LOCK_NOT_AVAILABLE, QUERY_CANCELED}
+
+
 def take(wh: Session) -> None:
     """Takes the load lock for wh's transaction, ending dead runs' sessions that hold it."""
     if q.load_lock_holders[wh.dialect]:
         end_dead_holders(wh)
     for statement in q.lock_wait_bound[wh.dialect]:
         wh.execute(statement)
+    started = time.monotonic()
     try:
         wh.execute(q.etl_lock, label="load lock")
     except WarehouseError as exc:
-        if not any(words in str(exc) for words in ("statement timeout", "cancelled", "waited")):
+        # Decided by the SQLSTATE alone: the wait ended by lock_timeout (PostgreSQL) or by
+        # statement_timeout or a cancel (Redshift and PostgreSQL alike).
+        if exc.sqlstate not in LOCK_WAIT_ENDED:
             raise
+        waited = time.monotonic() - started
         wh.rollback()
-        raise LoadLockBusy(f"waited {LOCK_TIMEOUT_S} s for the load lock, held by {describe_holders(wh)}; "
-                           "wait for that load to finish, or end that session, then run again") from None
+        raise LoadLockBusy(f"waited {waited:.0f} s (at most {LOCK_TIMEOUT_S} s) for the load lock, held by "
+                           f"{describe_holders(wh)}; wait for that load to finish, or end that session, "
+                           "then run again") from None
     for statement in q.lock_wait_unbound[wh.dialect]:
         wh.execute(statement)
 

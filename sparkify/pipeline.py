@@ -19,7 +19,7 @@ import sql_queries as q
 
 from . import descriptions, faults, jsoncopy, loadlock, loads, parallelrows, redshift, sources, textrepair, validvalues
 from .config import Config, Source
-from .dryrun import DryRunWarehouse
+from .dryrun import DryRunWarehouse, RunTimeValue
 from .warehouse import ConnectionLost, Session, WarehouseError, connect, log_step
 
 log = logging.getLogger(__name__)
@@ -283,7 +283,8 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
         # As many as fail the load are enough to fail it (the LIMIT); MAXERROR counts them
         # together with COPY's own rejections, as for every other rejection.
         failing = loads.rejections_that_fail(options.max_errors)
-        found = wh.execute(select, [clock] * (select.count("%s") - 1) + [failing],
+        latest = validvalues.latest_valid_ms(clock) if wh.executes else RunTimeValue("latest_valid_ms")
+        found = wh.execute(select, [latest] * (select.count("%s") - 1) + [failing],
                            label=f"{result.table}: find values out of range").fetchall()
         for values in found:
             row = dict(zip(q.INVALID_STAGED_ROW_COLUMNS[result.table], values, strict=True))
@@ -297,7 +298,7 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
                 raise loads.TooManyErrors(result.table, result.errors, options.max_errors)
         if errors or not wh.executes:
             delete = q.render(q.invalid_staged_rows_delete[result.table], wh.dialect)
-            removed = wh.execute(delete, [clock] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
+            removed = wh.execute(delete, [latest] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
             result.rows -= max(removed.rowcount, 0)
 
 
@@ -441,10 +442,48 @@ def record_failed_batch(wh: Session, started_at: datetime, new_objects: int,
 
 # --- the run -----------------------------------------------------------------------------------------
 
+@dataclass
+class Committing:
+    """The batch a run has sent its COMMIT for, from then on: an interruption after that
+    point (even while the COMMIT is in flight) may have left the batch published or not,
+    and only the warehouse can say which (batch_landed)."""
+
+    batch_id: int | None = None
+    started_at: datetime | None = None
+
+
+def batch_landed(config: Config, batch_id: int, started_at: datetime) -> bool:
+    """Whether the batch is published: asked over a connection of its own, since the run's
+    own may be gone with its COMMIT."""
+    with connect(config) as wh:
+        landed = wh.scalar(q.batch_outcome, (batch_id, started_at)) == "published"
+        wh.rollback()
+    return landed
+
+
+def interrupted_outcome(config: Config, committing: Committing) -> str:
+    """What an interrupted etl.py run left, as its last word: before its COMMIT, nothing; after
+    it was sent, what the warehouse says."""
+    if committing.batch_id is None or committing.started_at is None:
+        return "Error: interrupted; nothing of this run was committed"
+    try:
+        landed = batch_landed(config, committing.batch_id, committing.started_at)
+    except (WarehouseError, KeyboardInterrupt) as exc:
+        return (f"Error: interrupted while committing ETL batch {committing.batch_id}, and the warehouse could "
+                f"not be asked whether it landed ({exc or 'interrupted again'}); see table etl_batches")
+    if landed:
+        return (f"Interrupted after the commit: ETL batch {committing.batch_id} is published (see table "
+                "etl_batches); run etl.py again to load what is newer")
+    return f"Error: interrupted while committing; ETL batch {committing.batch_id} did not land, nothing was published"
+
+
+
 def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | None = None,
-              full_checks: bool = False, sessions: list[int] | None = None) -> RunSummary:
+              full_checks: bool = False, sessions: list[int] | None = None,
+              committing: Committing | None = None) -> RunSummary:
     """One batch in one transaction. sessions: the backend pids of earlier attempts, ended
-    before this one takes the lock; this attempt's is added."""
+    before this one takes the lock; this attempt's is added. committing: set to the batch
+    before its COMMIT is sent."""
     started = time.perf_counter()
     started_at = _now()
     summary = RunSummary(target=config.describe_target(), replacements_capped=config.dialect == "redshift")
@@ -513,19 +552,31 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
                                         summary.checks_passed, None))
         faults.checkpoint("before-commit")
         committed = time.perf_counter()
-        wh.commit()
+        if committing is not None and wh.executes:
+            committing.batch_id, committing.started_at = batch_id, started_at
+        try:
+            wh.commit()
+        except ConnectionLost:
+            # The COMMIT may have landed before the connection went: ask, rather than load
+            # the batch again or say that nothing was committed.
+            if not batch_landed(config, batch_id, started_at):
+                raise
+            log.warning("the connection was lost during the commit, and batch %s is published", batch_id)
         log_step("commit", None, committed)
+        faults.checkpoint("after-commit")
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def run_etl(config: Config, rebuild: bool = False, full_checks: bool = False) -> RunSummary:
+def run_etl(config: Config, rebuild: bool = False, full_checks: bool = False,
+            committing: Committing | None = None) -> RunSummary:
     """Runs one batch; a lost connection restarts it (it is atomic) up to ATTEMPTS times,
-    each attempt ending the sessions of those before it."""
+    each attempt ending the sessions of those before it. committing: see run_batch."""
     sessions: list[int] = []
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return run_batch(config, rebuild=rebuild, full_checks=full_checks, sessions=sessions)
+            return run_batch(config, rebuild=rebuild, full_checks=full_checks, sessions=sessions,
+                             committing=committing)
         except ConnectionLost as exc:
             if attempt == ATTEMPTS:
                 raise WarehouseError(f"{exc} (gave up after {ATTEMPTS} attempts)") from None
@@ -610,9 +661,9 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_mis
                 wh.execute(statement)
             for statement in descriptions.comment_statements():
                 wh.execute(statement)
+        wh.commit()  # the tables are the warehouse's, whatever becomes of the analysts' role
         if config.analyst_role:
             done.analyst_role = grant_analyst_role(wh, config.analyst_role)
-        wh.commit()
     return done
 
 
@@ -631,22 +682,46 @@ def refuse_dependent_views(wh: Session) -> None:
                        "create_tables.py, then create them again; or load without dropping: python3 tasks.py run")
 
 
+# SQLSTATE of CREATE ROLE for a role that exists (duplicate_object), on both engines.
+DUPLICATE_OBJECT = "42710"
+
+
 def grant_analyst_role(wh: Session, role: str) -> str:
     """Creates the read-only role when missing (and allowed) and grants it SELECT on what
-    analysts read; returns what it did, for the output."""
-    if not wh.scalar(q.role_exists[wh.dialect], (role,)):
-        # A dry run shows the question, then what a run allowed to create roles sends.
-        if not wh.scalar(q.may_create_roles[wh.dialect]) and wh.executes:
-            return (f"analysts' role {role} not granted: it does not exist and {wh.config.db_user} may not create "
-                    f"roles; an administrator runs 'create role {role}', then: python create_tables.py --if-missing")
+    analysts read, each in a transaction of its own after the tables have committed;
+    returns what it did, for the output. A role that exists already is success, even when
+    CREATE ROLE is what says so; a role that cannot be made or granted is one line saying
+    what an administrator runs."""
+    exists = wh.scalar(q.role_exists[wh.dialect], (role,))
+    # A dry run shows the questions, then what a run allowed to create roles sends.
+    may_create = bool(exists) or bool(wh.scalar(q.may_create_roles[wh.dialect])) or not wh.executes
+    if not exists and may_create:
         try:
             wh.execute(q.render(q.role_create, wh.dialect, role=role))
+            wh.commit()
         except WarehouseError as exc:
-            raise EtlError(f"{exc}; ask an administrator to run: create role {role}; or set [CLUSTER] "
-                           "ANALYST_ROLE empty to create no analysts' role") from None
+            wh.rollback()
+            if exc.sqlstate != DUPLICATE_OBJECT:
+                return _ask_an_administrator(wh, role, str(exc))
+    # Granted also when the role looked absent: Redshift hides from a non-superuser the roles
+    # an administrator made that it cannot reach, and the GRANT is what tells.
     schema = wh.scalar(q.warehouse_schema) or "public"  # a dry run asks and shows public
     if not re.fullmatch(r"[a-z_][a-z0-9_$]*", schema):
         schema = '"' + schema.replace('"', '""') + '"'
-    for statement in q.role_grants[wh.dialect]:
-        wh.execute(q.render(statement, wh.dialect, role=role, schema=schema))
+    try:
+        for statement in q.role_grants[wh.dialect]:
+            wh.execute(q.render(statement, wh.dialect, role=role, schema=schema))
+        wh.commit()
+    except WarehouseError as exc:
+        wh.rollback()
+        reason = str(exc) if may_create else f"it does not exist and {wh.config.db_user} may not create roles"
+        return _ask_an_administrator(wh, role, reason)
     return f"analysts' role {role}: SELECT on the star schema, its views and summaries"
+
+
+def _ask_an_administrator(wh: Session, role: str, reason: str) -> str:
+    """The one line that says what an administrator runs for the analysts' role."""
+    login = q.render(q.analyst_login[wh.dialect], wh.dialect, role=role)
+    return (f"analysts' role {role} not granted ({reason}); the tables are created. An administrator runs "
+            f"'create role {role}', then python create_tables.py --if-missing grants its reads; "
+            f"each analyst's login: '{login}'")

@@ -1,7 +1,9 @@
 """Staging on Redshift: COPY straight from S3, and the reasons for every rejected record.
 
 What a COPY did is read back from the SYS monitoring views, which provisioned clusters and
-Redshift Serverless both have (sql_queries.redshift_copy_errors and the ones after it).
+Redshift Serverless both have, for that COPY's own query id from SYS_LOAD_HISTORY
+(sql_queries.redshift_copy_of_this_session and the ones after it); a failed COPY becomes a
+failed batch with its reason, and books that do not add up fail the batch loudly.
 
 The conversion options are the same CopyOptions the local COPY follows, so both engines
 load and reject the same records. A manifest names exactly the new files of a batch, so
@@ -14,13 +16,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sql_queries as q
 
 from . import loads
 from .config import Config
-from .warehouse import WarehouseError, log_step
+from .dryrun import RunTimeValue
+from .warehouse import ConnectionLost, WarehouseError, log_step
 
 
 def conversions(options: loads.CopyOptions) -> str:
@@ -55,31 +58,93 @@ def manifest_document(objects) -> bytes:
     return json.dumps({"entries": entries}, indent=1).encode("utf-8")
 
 
-def _load_errors(wh, table: str, statement: str = q.redshift_copy_errors) -> list[loads.LoadError]:
+# SYS_LOAD_DETAIL, SYS_LOAD_ERROR_DETAIL and SYS_COPY_REPLACEMENTS keep file_name as
+# character(256): a longer object URL is logged as its first 256 bytes.
+FILE_NAME_BYTES = 256
+
+
+class CopyBooksMissing(loads.LoadFailed):
+    """The SYS views do not account for a COPY that loaded or rejected rows: a report of zero
+    would be wrong, so the batch fails instead (and is recorded as failed)."""
+
+    def __reduce__(self):
+        return (CopyBooksMissing, (self.table, self.errors, str(self)))
+
+
+def _load_errors(wh, table: str, copy_id: int) -> list[loads.LoadError]:
     errors = []
-    for filename, line, column, reason, raw in wh.query(statement):
+    for filename, line, column, reason, raw in wh.query(q.redshift_copy_errors, (copy_id,)):
         column = column or None
         text = f"{column}: {reason}" if column else reason
         errors.append(loads.LoadError(loads.REJECTED, table, filename, line, column, text, (raw or "")[:300]))
     return errors
 
 
-def _replacements(wh, table: str) -> list[loads.LoadError]:
+def _replacements(wh, table: str, copy_id: int) -> list[loads.LoadError]:
     return [loads.LoadError(loads.REPLACED, table, filename, line, column or None,
                                "invalid UTF-8 replaced with '?'", (raw or "")[:300])
-            for filename, line, column, raw in wh.query(q.redshift_copy_replacements)]
+            for filename, line, column, raw in wh.query(q.redshift_copy_replacements, (copy_id,))]
 
 
-def read_books(wh, result: loads.CopyResult) -> None:
-    """What the session's last COPY into result.table loaded, rejected and replaced, in all
-    and per file, from the SYS monitoring views (provisioned clusters and Serverless alike)."""
-    result.errors = _load_errors(wh, result.table) + _replacements(wh, result.table)
+def this_sessions_copy(wh, table: str) -> tuple[int, int] | None:
+    """(query_id, error_count) of this session's newest COPY into table, from
+    SYS_LOAD_HISTORY; None when it has none (a COPY that failed before it started)."""
+    row = wh.query(q.redshift_copy_of_this_session, (table,))
+    if not wh.executes:  # a dry run shows the statements that read the COPY's books by its id
+        return RunTimeValue("query_id"), 0
+    return (row[0][0], row[0][1] or 0) if row else None
+
+
+def as_logged(url: str) -> str:
+    """An object URL as the SYS views' file_name keeps it: cut to 256 bytes."""
+    return url.encode("utf-8")[:FILE_NAME_BYTES].decode("utf-8", "ignore").rstrip()
+
+
+def read_books(wh, result: loads.CopyResult, urls: Sequence[str] = ()) -> None:
+    """What the session's COPY into result.table loaded, rejected and replaced, in all and
+    per file (keyed by each of urls, the batch's objects, when the views cut its name), from
+    the SYS monitoring views (provisioned clusters and Serverless alike). Raises
+    CopyBooksMissing when they do not account for what COPY says it did."""
+    result.rows = wh.scalar(q.redshift_copy_count) or 0
+    copy = this_sessions_copy(wh, result.table)
+    if copy is None:
+        if result.rows:
+            raise CopyBooksMissing(result.table, [],
+                f"COPY loaded {result.rows:,} rows into {result.table}, but SYS_LOAD_HISTORY has no COPY of this "
+                "session into it, so its rejections and per-file counts cannot be read; nothing was published")
+        return
+    copy_id, error_count = copy
+    result.errors = _load_errors(wh, result.table, copy_id) + _replacements(wh, result.table, copy_id)
     rejected = Counter(error.source for error in result.rejected)
     # Redshift knows no rows per file, only the lines it scanned in each: what is kept as
     # the file's count there is lines (less its rejected records), and is described so.
-    for filename, lines in wh.query(q.redshift_copy_file_lines):
-        result.per_object[filename] = (lines - rejected[filename], rejected[filename])
-    result.rows = wh.scalar(q.redshift_copy_count) or 0
+    logged = {as_logged(url): url for url in urls}
+    for filename, lines in wh.query(q.redshift_copy_file_lines, (copy_id,)):
+        result.per_object[logged.get(filename, filename)] = (lines - rejected[filename], rejected[filename])
+    missing = []
+    if result.rows and not result.per_object:
+        missing.append(f"COPY loaded {result.rows:,} rows but SYS_LOAD_DETAIL lists no file of query {copy_id}")
+    if error_count > len(result.rejected):
+        missing.append(f"SYS_LOAD_HISTORY counts {error_count:,} errors of query {copy_id} but "
+                       f"SYS_LOAD_ERROR_DETAIL lists {len(result.rejected):,}")
+    if missing:
+        raise CopyBooksMissing(result.table, result.errors,
+                               f"the books of the COPY into {result.table} do not add up: {'; '.join(missing)}; "
+                               "nothing was published rather than reporting zero")
+
+
+def failed_copy(wh, table: str, options: loads.CopyOptions, exc: WarehouseError) -> loads.LoadFailed:
+    """What a failed COPY becomes, after the rollback: a failed load with its own rejections
+    (its query_id from SYS_LOAD_HISTORY, never an earlier COPY's), and its reason."""
+    copy = this_sessions_copy(wh, table)
+    errors = _load_errors(wh, table, copy[0]) if copy else []
+    rejected = [error for error in errors if error.disposition == loads.REJECTED]
+    if rejected and len(rejected) >= loads.rejections_that_fail(options.max_errors):
+        return loads.TooManyErrors(table, errors, options.max_errors)
+    # Failed whole (a JSON object over 4 MB, an unreadable manifest, no access to the bucket)
+    # or with fewer rejections than MAXERROR: the error says why; the rejections are kept.
+    return loads.LoadFailed(table, errors, f"loading {table} failed on Redshift: {exc}; nothing of this batch "
+                                           "was published")
 
 
 def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int,
@@ -101,22 +166,14 @@ def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int
         started = time.perf_counter()
         try:
             wh.execute(statement, label=f"copy {item.table}")
+        except ConnectionLost:
+            raise  # the batch is retried from scratch
         except WarehouseError as exc:
-            if "load into table" not in str(exc).lower():
-                raise
-            # COPY rejected MAXERROR records or more, or met what fails it whole (a JSON
-            # object over 4 MB): say which and why, at once.
+            # Every COPY failure is a failed batch, recorded with its reason and the failed
+            # COPY's own rejections: at MAXERROR or more, or whole (a JSON object over 4 MB).
             wh.rollback()
-            errors = _load_errors(wh, item.table, q.redshift_failed_copy_errors)
-            if not errors:
-                raise
-            if len(errors) >= loads.rejections_that_fail(options.max_errors):
-                raise loads.TooManyErrors(item.table, errors, options.max_errors) from None
-            first = errors[0]
-            raise loads.LoadFailed(item.table, errors, (
-                f"loading {item.table} failed on Redshift at {first.source} line {first.line_number}: "
-                f"{first.reason}; nothing of this batch was published")) from None
-        read_books(wh, result)
+            raise failed_copy(wh, item.table, options, exc) from None
+        read_books(wh, result, [obj.url for obj in item.objects])
         log_step(f"stage {item.table}", result.rows, started,
                  f"  ({result.objects} files, {len(result.rejected)} rejected)")
     return results

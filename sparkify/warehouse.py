@@ -26,10 +26,23 @@ CONNECT_TIMEOUT_S = 10
 # PostgreSQL: give up on a table lock after this long instead of waiting forever behind
 # another session's open transaction (Redshift has no such setting).
 LOCK_TIMEOUT_S = 60
+# SQLSTATEs of a statement that stopped waiting. PostgreSQL's lock_timeout ends a lock wait
+# with 55P03 (lock_not_available); a statement_timeout, or a cancel, ends any statement with
+# 57014 (query_canceled), on Redshift as on PostgreSQL, whose words differ: Redshift says
+# "Query (150) canceled on user's request" (AWS, Redshift Database Developer Guide,
+# "statement_timeout", example), PostgreSQL "canceling statement due to statement timeout".
+LOCK_NOT_AVAILABLE = "55P03"
+QUERY_CANCELED = "57014"
 
 
 class WarehouseError(Exception):
-    """A failure the user can act on; the message is one line and holds no secret."""
+    """A failure the user can act on; the message is one line and holds no secret.
+    sqlstate: the server's error code (SQLSTATE), when the server sent one: what a caller
+    decides by, never the words, which differ between engines and versions."""
+
+    def __init__(self, message: str = "", sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 class ConnectionLost(WarehouseError):
@@ -156,7 +169,7 @@ class Warehouse:
     def _error(self, exc: psycopg2.Error, what: str) -> WarehouseError:
         lost = self.conn.closed or isinstance(exc, psycopg2.InterfaceError)
         kind = ConnectionLost if lost else WarehouseError
-        return kind(self._explain(exc, what))
+        return kind(self._explain(exc, what), sqlstate=exc.pgcode)
 
     def _explain(self, exc: psycopg2.Error, what: str) -> str:
         message = (exc.pgerror or str(exc)).strip().splitlines()
@@ -164,7 +177,7 @@ class Warehouse:
         first = first.removeprefix("ERROR:").strip()
         if "does not exist" in first and "relation" in first:
             first += "; run python create_tables.py first"
-        if "lock timeout" in first:
+        if exc.pgcode == LOCK_NOT_AVAILABLE:
             first = (f"waited {LOCK_TIMEOUT_S} s for a table that another session holds (an open "
                      "transaction or another run); end that session and run again")
         return self.config.redact(f"{what}: {first}")

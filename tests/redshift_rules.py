@@ -207,7 +207,19 @@ def order_violations(statements: list[str]) -> list[str]:
     return found
 
 
+# AWS, Redshift Database Developer Guide, "EXTRACT function", return type: INTEGER for a
+# TIMESTAMP, so EXTRACT(epoch FROM t) overflows for any t after 2038-01-19 03:14:07 UTC. The
+# load's statements compare against the run's clock, which gets there; they take an epoch
+# from the client as a BIGINT parameter instead. (The report's and analyses' queries take
+# differences of the epochs of loaded events: flagged above when not in whole seconds.)
+EPOCH_OVERFLOWS = ("EXTRACT(epoch ...) in a load statement: an INTEGER on Redshift, it overflows after "
+                   "2038-01-19 (pass the epoch as a BIGINT parameter)")
+
+
 def script_violations(statements: list[str]) -> list[str]:
-    """Every statement's violations and those of their order, for one session's script."""
+    """Every statement's violations and those of their order, for one session's script (a
+    run of the load: no EXTRACT(epoch ...) at all there)."""
     found = [reason for statement in statements for reason in violations(statement)]
+    if any(_EPOCH.search(re.sub(r"--[^\n]*", " ", statement).lower()) for statement in statements):
+        found.append(EPOCH_OVERFLOWS)
     return sorted(set(found + order_violations(statements)))

@@ -68,11 +68,12 @@ def test_each_kind_of_bad_record_is_kept_and_the_good_ones_load(warehouse):
     assert by_line[("2018-11-01-events.json", 9)][5] == "replaced"
     assert warehouse.scalar("select first_name from staging_events where first_name like 'Ann%%' "
                             "and first_name <> 'Ann'") == "Ann?"
-    notes = by_line[("notes.txt", None)]
-    assert notes[3].startswith("no JSON record in the whole file (3 lines rejected")
-    assert "bad records: 6 rejected, 1 loaded with invalid characters replaced" in result.stdout
+    # A file with no JSON record at all: each of its lines is a rejected record, as
+    # Redshift's COPY counts them.
+    assert [by_line[("notes.txt", line)][1] for line in (1, 2, 3)] == [1, 2, 3]
+    assert "bad records: 8 rejected, 1 loaded with invalid characters replaced" in result.stdout
     assert "(see table load_errors)" in result.stdout
-    assert warehouse.query("select rejected, outcome from etl_batches") == [(6, "published")]
+    assert warehouse.query("select rejected, outcome from etl_batches") == [(8, "published")]
 
 
 def test_blank_lines_crlf_bom_and_empty_files_are_valid(warehouse):
@@ -110,6 +111,25 @@ def test_as_many_bad_records_as_maxerror_fail_the_batch_and_publish_nothing(ware
     assert warehouse.query("select batch_id, outcome from etl_batches order by 1") == [(1, "published"),
                                                                                      (2, "failed")]
     assert warehouse.query("select batch_id, line_number from load_errors order by 2") == [(2, 2), (2, 3)]
+
+
+def test_a_file_of_nothing_but_bad_lines_counts_each_toward_maxerror(warehouse, capsys):
+    """Redshift's COPY counts every bad record toward MAXERROR, a file with no good one too:
+    MAXERROR = 2 and one file of two bad lines fail the load, and nothing is published."""
+    root = warehouse.config.parent
+    write_config(warehouse.config, host=warehouse.server.host, port=warehouse.server.port,
+                 db_name=warehouse.dbname, user=warehouse.server.user, password=warehouse.server.password,
+                 max_errors=2)
+    write_events(root, "2018-11-01-events.json", [event()])
+    write_song(root, song())
+    (root / "log_data" / "2018-11-02-events.json").write_text("{bad\n{worse\n")
+    code, out, err = run_etl(warehouse, capsys, create=True)
+    assert code == 1, out
+    assert err.strip().splitlines()[-1].startswith(
+        "Error: loading staging_events rejected 2 records, and MAXERROR = 2 fails a load at 2")
+    assert warehouse.count("songplays") == 0 and warehouse.count("loaded_objects") == 0
+    assert warehouse.query("select outcome, rejected from etl_batches") == [("failed", 2)]
+    assert warehouse.query("select line_number from load_errors order by 1") == [(1,), (2,)]
 
 
 # --- one bad value, one bad file: one rejection each, and everything else loads ---------------------
@@ -345,14 +365,12 @@ def test_hostile_lines_are_each_rejected_and_every_valid_record_loads(items, new
     for row, record in zip(rows, valid, strict=True):
         fields = row.rstrip("\n").split("\t")
         assert fields[1] == str(record["itemInSession"]) and fields[2] == str(record["ts"])
+    # Each bad line is one rejection, in a file with good records or none (as Redshift counts).
     rejected = copier.result.rejected
-    if valid:
-        assert len(rejected) == bad
-        expected_lines = [i + 1 for i, (kind, _) in enumerate(items) if kind == "bad"]
-        step = 2 if newline == b"\n\n" else 1
-        assert sorted(e.line_number for e in rejected) == [(n - 1) * step + 1 for n in expected_lines]
-    else:
-        assert len(rejected) == (1 if bad else 0)
+    assert len(rejected) == bad
+    expected_lines = [i + 1 for i, (kind, _) in enumerate(items) if kind == "bad"]
+    step = 2 if newline == b"\n\n" else 1
+    assert sorted(e.line_number for e in rejected) == [(n - 1) * step + 1 for n in expected_lines]
     assert all(e.reason for e in rejected)
 
 

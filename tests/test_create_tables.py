@@ -116,3 +116,37 @@ def test_a_reader_idle_in_a_transaction_never_holds_up_a_load(loaded, capsys):
         cur.execute("select count(*) from etl_batches")
         assert cur.fetchone()[0] == 2
     reader.close()
+
+
+def test_a_user_who_may_not_create_roles_gets_the_tables_and_one_line_for_an_administrator(warehouse, capsys):
+    """The analysts' role never decides whether the tables are created: a least-privilege
+    user's create_tables.py commits them and says, in one line, what an administrator runs;
+    once the role exists (made by someone else) the same user's --if-missing grants it."""
+    from conftest import write_config
+
+    user, role = f"lp_etl_{warehouse.dbname[-12:]}", f"lp_readers_{warehouse.dbname[-12:]}"
+    warehouse.execute(f"create role {user} login; create schema {user} authorization {user}")
+    config = write_config(warehouse.config.parent / "least.cfg", host=warehouse.server.host,
+                          port=warehouse.server.port, db_name=warehouse.dbname, user=user,
+                          log_data=str(warehouse.config.parent / "log_data"),
+                          song_data=str(warehouse.config.parent / "song_data"),
+                          extra="").read_text().replace("[IAM_ROLE]", f"ANALYST_ROLE = {role}\n\n[IAM_ROLE]")
+    path = warehouse.config.parent / "least.cfg"
+    path.write_text(config)
+    try:
+        capsys.readouterr()
+        assert create_tables.main(["--config", str(path), "-q"]) == 0
+        out = capsys.readouterr().out
+        line = next(text for text in out.splitlines() if text.startswith(f"Analysts' role {role} not granted"))
+        assert f"it does not exist and {user} may not create roles" in line
+        assert f"'create role {role}'" in line and "create_tables.py --if-missing" in line
+        assert f"in role {role}" in line  # the analyst's login, as PostgreSQL spells it
+        assert warehouse.scalar("select count(*) from information_schema.tables where table_schema = %s",
+                                (user,)) == len(q.TABLES) + len(q.VIEWS)
+        warehouse.execute(f"create role {role}")  # what the administrator runs
+        assert create_tables.main(["--config", str(path), "-q", "--if-missing"]) == 0
+        assert f"Analysts' role {role}: SELECT on the star schema" in capsys.readouterr().out
+        assert warehouse.scalar("select has_table_privilege(%s, %s, 'select')", (role, f"{user}.songplays"))
+    finally:
+        warehouse.execute(f"drop schema {user} cascade; drop owned by {role}; drop role if exists {role}; "
+                          f"drop role {user}")

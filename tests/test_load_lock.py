@@ -138,3 +138,57 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(warehouse):
     assert "Error: interrupted; nothing of this run was committed" in err.decode()
     assert "Traceback" not in err.decode()
     assert warehouse.count("songs") == 1  # the first batch's, and nothing of the interrupted one
+
+
+def test_a_lock_wait_cancelled_as_redshift_cancels_it_is_recognised_by_its_sqlstate(warehouse):
+    """Redshift ends a statement past statement_timeout with SQLSTATE 57014 and the words
+    "Query (N) canceled on user's request". PostgreSQL's cancel has the same code and words of
+    its own ("canceling statement due to user request"): only the code says what happened."""
+    import threading
+
+    run_script("create_tables.py", "--config", str(warehouse.config))
+    holder, backend = holding_lock(warehouse, client_name())
+    try:
+        with connect(load_config(warehouse.config)) as wh:
+            def cancel_the_wait():
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if warehouse.scalar("select count(*) from pg_stat_activity where pid = %s "
+                                        "and wait_event_type = 'Lock'", (wh.backend_pid,)):
+                        warehouse.scalar("select pg_cancel_backend(%s)", (wh.backend_pid,))
+                        return
+                    time.sleep(0.05)
+
+            canceller = threading.Thread(target=cancel_the_wait)
+            canceller.start()
+            with pytest.raises(loadlock.LoadLockBusy) as busy:
+                loadlock.take(wh)
+            canceller.join()
+        assert "for the load lock, held by session" in str(busy.value)
+        assert f"session {backend} (process {os.getpid()} on {this_host()}" in str(busy.value)
+    finally:
+        holder.close()
+
+
+@pytest.mark.parametrize("point, landed", [("before-commit", False), ("after-commit", True)])
+def test_a_sigterm_around_the_commit_says_whether_the_batch_landed(warehouse, point, landed):
+    """The run's last word is true: an interruption once the COMMIT is sent asks the
+    warehouse whether the batch landed, and says which (it once said "nothing of this run
+    was committed" of a published batch)."""
+    write_events(warehouse.config.parent, "2018-11-01-events.json", [event()])
+    write_song(warehouse.config.parent, song())
+    run_main("create_tables.py", "--config", str(warehouse.config))
+    proc = start_etl(warehouse, point)
+    wait_for_line(proc, f"paused at {point}")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 130 and "Traceback" not in text
+    published = warehouse.query("select batch_id from etl_batches where outcome = 'published'")
+    if landed:
+        assert published == [(1,)]
+        assert "Interrupted after the commit: ETL batch 1 is published" in text
+        assert "nothing of this run was committed" not in text
+    else:
+        assert published == [] and warehouse.count("songplays") == 0
+        assert "Error: interrupted; nothing of this run was committed" in text

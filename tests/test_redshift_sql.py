@@ -133,8 +133,11 @@ def test_copy_reads_s3_with_the_options_that_keep_real_data_loading(script):
             assert option in copy, (option, copy)
     assert "format as json 's3://udacity-dend/log_json_path.json'" in copies[0]
     assert "format as json 'auto'" in copies[1]
+    # Each COPY's books are read by its own query id, from SYS_LOAD_HISTORY by session and table.
+    assert script.count("from sys_load_history\nwhere session_id = pg_backend_pid() and trim(table_name) = ") == 4
     for view in ("sys_load_error_detail", "sys_copy_replacements", "sys_load_detail"):
-        assert f"from {view}\nwhere query_id = pg_last_copy_id()" in script, view
+        assert f"from {view}\nwhere query_id = :query_id" in script, view
+    assert "pg_last_copy_id" not in script
 
 
 def test_redshift_serverless_gets_the_same_script_as_a_provisioned_cluster(script, tmp_path):
@@ -238,6 +241,9 @@ def test_the_checker_accepts_an_epoch_of_whole_seconds():
      "EXTRACT(epoch ...) of a time not truncated"),
     ("select date_part('epoch', started_at) from s", "EXTRACT(epoch ...) of a time not truncated"),
     ("select extract(epoch from date_trunc('millisecond', t)) from s", "EXTRACT(epoch ...) of a time not"),
+    # The load's latest valid time, as it was computed from the run's clock until 2038 came into view.
+    ("select count(*) from staging_events where ts > cast(extract(epoch from date_trunc('second', "
+     "cast(:timestamp as timestamp))) as bigint) * 1000", "EXTRACT(epoch ...) in a load statement"),
 ])
 def test_the_checker_catches_what_redshift_rejects(bad, reason):
     found = script_violations(statements(bad + ";\n"))
@@ -245,49 +251,99 @@ def test_the_checker_catches_what_redshift_rejects(bad, reason):
 
 
 # The SYS monitoring views the load reads after a COPY, as AWS documents their columns
-# (SYS_LOAD_ERROR_DETAIL, SYS_COPY_REPLACEMENTS, SYS_LOAD_DETAIL), stood in for on
-# PostgreSQL with pg_last_copy_id() and pg_last_copy_count(): the queries and the books
-# kept from them run on a real engine, if not on Redshift.
+# (SYS_LOAD_HISTORY, SYS_LOAD_ERROR_DETAIL, SYS_COPY_REPLACEMENTS, SYS_LOAD_DETAIL), stood
+# in for on PostgreSQL with pg_last_copy_count(): the queries and the books kept from them
+# run on a real engine, if not on Redshift. {session}: this session's pid. Query 40 is
+# another session's COPY, 41 an earlier one of this session, 42 the one just run.
+LONG_URL = "s3://b/log/" + "d" * 300 + ".json"  # longer than file_name's 256 characters
 SYS_VIEW_STAND_INS = """
+create table sys_load_history (query_id bigint, session_id integer, table_name character(128),
+    status character(10), error_count bigint);
 create table sys_load_error_detail (query_id bigint, session_id integer, file_name character(256),
     line_number bigint, column_name character(127), error_message character(512));
 create table sys_copy_replacements (query_id bigint, file_name character(256), line_number bigint,
     column_name character(127), raw_line character(1024));
 create table sys_load_detail (query_id integer, file_name character(256), lines_scanned integer);
-create function pg_last_copy_id() returns integer language sql as 'select 42';
 create function pg_last_copy_count() returns bigint language sql as 'select cast(6 as bigint)';
+insert into sys_load_history values (40, 0, 'staging_events', 'completed', 0),
+    (41, {session}, 'staging_events', 'aborted', 1), (42, {session}, 'staging_events', 'completed', 1);
 insert into sys_load_error_detail values
-    (42, 0, 's3://b/log/a.json', 3, 'ts', 'Invalid digit, Value ''x'''),
-    (41, 0, 's3://b/log/old.json', 1, '', 'from an earlier COPY');
-insert into sys_copy_replacements values (42, 's3://b/log/b.json', 2, 'artist', '{"artist": "Bj?rk"}'),
+    (42, {session}, 's3://b/log/a.json', 3, 'ts', 'Invalid digit, Value ''x'''),
+    (41, {session}, 's3://b/log/old.json', 1, '', 'from an earlier COPY');
+insert into sys_copy_replacements values (42, 's3://b/log/b.json', 2, 'artist', '{{"artist": "Bj?rk"}}'),
     (40, 's3://b/log/b.json', 9, 'song', 'an earlier COPY');
 insert into sys_load_detail values (42, 's3://b/log/a.json', 3), (42, 's3://b/log/a.json', 2),
-    (42, 's3://b/log/b.json', 2), (41, 's3://b/log/a.json', 99);
+    (42, '{long}', 1), (41, 's3://b/log/a.json', 99);
 """
 
 
-def test_the_books_of_a_copy_come_from_the_sys_views_summed_over_splits(warehouse):
-    from sparkify import jsoncopy, redshift
+@pytest.fixture
+def sys_views(warehouse):
+    """A connection whose session the stand-in views' rows belong to."""
     from sparkify.config import load_config
     from sparkify.warehouse import connect
 
-    warehouse.execute(SYS_VIEW_STAND_INS)
     with connect(load_config(warehouse.config)) as wh:
-        result = jsoncopy.CopyResult("staging_events")
-        redshift.read_books(wh, result)
-        assert result.rows == 6
-        # a.json was read in two splits of 3 and 2 lines, one of its records rejected.
-        assert result.per_object == {"s3://b/log/a.json": (4, 1), "s3://b/log/b.json": (2, 0)}
-        assert [(e.disposition, e.source, e.line_number, e.column, e.reason, e.raw_excerpt)
-                for e in result.errors] == [
-            ("rejected", "s3://b/log/a.json", 3, "ts", "ts: Invalid digit, Value 'x'", ""),
-            ("replaced", "s3://b/log/b.json", 2, "artist", "invalid UTF-8 replaced with '?'",
-             '{"artist": "Bj?rk"}')]
-        # After a failed COPY: the rows of this session's latest COPY with errors.
-        wh.execute("update sys_load_error_detail set session_id = pg_backend_pid() where query_id = 41")
-        failed = redshift._load_errors(wh, "staging_events", q.redshift_failed_copy_errors)
-        assert [(e.source, e.reason) for e in failed] == [("s3://b/log/old.json", "from an earlier COPY")]
-        wh.rollback()
+        wh.execute(SYS_VIEW_STAND_INS.format(session=wh.backend_pid, long=LONG_URL[:256]))
+        wh.commit()
+        yield wh
+
+
+def test_the_books_of_a_copy_are_its_own_by_its_query_id_from_sys_load_history(sys_views):
+    from sparkify import jsoncopy, redshift
+
+    result = jsoncopy.CopyResult("staging_events")
+    redshift.read_books(sys_views, result, ["s3://b/log/a.json", LONG_URL])
+    assert result.rows == 6
+    # a.json was read in two splits of 3 and 2 lines, one of its records rejected; the long
+    # URL, logged cut to 256 characters, is counted under its own name.
+    assert result.per_object == {"s3://b/log/a.json": (4, 1), LONG_URL: (1, 0)}
+    assert [(e.disposition, e.source, e.line_number, e.column, e.reason, e.raw_excerpt)
+            for e in result.errors] == [
+        ("rejected", "s3://b/log/a.json", 3, "ts", "ts: Invalid digit, Value 'x'", ""),
+        ("replaced", "s3://b/log/b.json", 2, "artist", "invalid UTF-8 replaced with '?'", '{"artist": "Bj?rk"}')]
+
+
+def test_a_copy_that_failed_whole_is_a_failed_load_with_its_reason_not_an_earlier_copys_errors(sys_views):
+    """A COPY that fails whole (a JSON object over 4 MB logs no row error) once reported the
+    session's newest COPY with errors, another table's, even as "too many errors"."""
+    from sparkify import loads, redshift
+    from sparkify.warehouse import WarehouseError
+
+    sys_views.execute("insert into sys_load_history values (43, %s, 'staging_songs', 'aborted', 0)",
+                      (sys_views.backend_pid,))
+    failed = redshift.failed_copy(sys_views, "staging_songs", loads.CopyOptions(max_errors=1),
+                                  WarehouseError("copy staging_songs: Load into table 'staging_songs' failed"))
+    assert type(failed) is loads.LoadFailed and failed.errors == []
+    assert "loading staging_songs failed on Redshift: copy staging_songs: Load into table" in str(failed)
+    sys_views.rollback()
+
+
+def test_a_copy_that_fails_on_the_engine_is_a_failed_load_with_its_reason(sys_views):
+    """Whatever fails a COPY (here PostgreSQL's refusal of Redshift's COPY syntax) fails the
+    load with its reason, which the batch records as failed, instead of escaping raw."""
+    from sparkify import loads, pipeline, redshift
+    from sparkify.sources import SourceObject
+
+    config = sys_views.config
+    item = pipeline.Pending("staging_songs", config.song_data, "auto",
+                            [SourceObject("s3://b/song/a.json", "a.json", 10, "1")])
+    with pytest.raises(loads.LoadFailed, match="loading staging_songs failed on Redshift: copy staging_songs: "):
+        redshift.stage(sys_views, config, [item], loads.CopyOptions(), 1, lambda url, body: None)
+
+
+def test_books_that_do_not_add_up_fail_loudly_instead_of_reporting_zero(sys_views):
+    from sparkify import jsoncopy, redshift
+
+    sys_views.execute("delete from sys_load_detail; delete from sys_load_error_detail")
+    with pytest.raises(redshift.CopyBooksMissing) as missing:
+        redshift.read_books(sys_views, jsoncopy.CopyResult("staging_events"))
+    assert "COPY loaded 6 rows but SYS_LOAD_DETAIL lists no file of query 42" in str(missing.value)
+    assert "SYS_LOAD_HISTORY counts 1 errors of query 42 but SYS_LOAD_ERROR_DETAIL lists 0" in str(missing.value)
+    sys_views.execute("delete from sys_load_history")
+    with pytest.raises(redshift.CopyBooksMissing, match="SYS_LOAD_HISTORY has no COPY of this session"):
+        redshift.read_books(sys_views, jsoncopy.CopyResult("staging_events"))
+    sys_views.rollback()
 
 
 @pytest.mark.parametrize("good", [
@@ -323,6 +379,13 @@ def test_create_tables_grants_the_analysts_role_on_redshift(script):
     (a dry run once showed the question alone, and the grants vanished from this script)."""
     create_tables = script.split("-- ===== python etl.py")[0]
     assert "create role sparkify_analyst;" in create_tables
+    # The tables commit before the role is touched: a CREATE ROLE the user may not run (it
+    # needs a superuser or the CREATE ROLE privilege, AWS: CREATE ROLE) never rolls them back.
+    tables, role = create_tables.split("create role sparkify_analyst;")
+    assert "create table if not exists songplays (" in tables.split("commit;")[0]
+    # Whether the user may create roles is asked for real, never assumed (once "select 1").
+    assert "from pg_user where usename = current_user and usesuper" in tables
+    assert "from svv_system_privileges where system_privilege = 'CREATE ROLE'" in tables
     assert "grant usage on schema public to role sparkify_analyst;" in create_tables
     assert re.search(r"grant select on songplays, .*\bplays, load_summary, load_error_reasons to role "
                      r"sparkify_analyst;", create_tables)

@@ -278,7 +278,7 @@ def test_the_sql_and_the_local_copy_agree_and_what_they_accept_converts(probe, r
                       for column, condition in q.STAGED_VALUE_VIOLATIONS["staging_events"].items()}
         flags = ", ".join(f"coalesce({condition}, false)" for condition in violations.values())
         cur.execute(f"select {flags} from probe order by n",
-                    [CLOCK] * sum(condition.count("%s") for condition in violations.values()))
+                    [LATEST] * sum(condition.count("%s") for condition in violations.values()))
         judged = cur.fetchall()
         for (user_id, ts, registration), sql_flags in zip(rows, judged, strict=True):
             values = {"user_id": user_id, "ts": ts, "registration": registration}
@@ -290,7 +290,7 @@ def test_the_sql_and_the_local_copy_agree_and_what_they_accept_converts(probe, r
         for column in RULES:
             expressions = ", ".join(_conversions(column)).replace("%", "%%")  # its modulo, not a parameter
             cur.execute(f"select {expressions} from probe where not coalesce({violations[column]}, false)",
-                        [CLOCK] * violations[column].count("%s"))
+                        [LATEST] * violations[column].count("%s"))
 
 
 class _Memory(SourceObject):
@@ -317,7 +317,6 @@ GOOD_RECORD = json.dumps({"userId": "1", "ts": q.FIRST_VALID_MS, "registration":
 def test_the_local_copy_s_fast_path_and_its_converters_judge_alike(records):
     """The generated row function checks the rules inline for common values; the converters
     check them for the rest: the same rows and the same rejections either way."""
-    # A good record last: a file with none would be one rejection for the whole file.
     lines = [json.dumps({"userId": u, "ts": t, "registration": r}).encode() for u, t, r in records] + [GOOD_RECORD]
     paths = [("userId",), ("ts",), ("registration",)]
     made = []

@@ -471,9 +471,12 @@ comment on column load_error_reasons.disposition is 'rejected (not loaded) or re
 comment on column load_error_reasons.reason is 'Why, as the load said it.';
 comment on column load_error_reasons.records is 'How many records.';
 comment on column load_error_reasons.last_seen is 'When the last of them was logged, UTC.';
+commit;
 select count(*) from svv_roles where role_name = 'sparkify_analyst';
-select 1;
+select (select count(*) from pg_user where usename = current_user and usesuper)
+     + (select count(*) from svv_system_privileges where system_privilege = 'CREATE ROLE');
 create role sparkify_analyst;
+commit;
 select current_schema();
 grant usage on schema public to role sparkify_analyst;
 grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, plays, load_summary, load_error_reasons to role sparkify_analyst;
@@ -501,19 +504,24 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
+select pg_last_copy_count();
+select query_id, error_count, trim(status)
+from sys_load_history
+where session_id = pg_backend_pid() and trim(table_name) = 'staging_events'
+order by query_id desc
+limit 1;
 select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
 from sys_load_error_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), line_number, trim(column_name), trim(raw_line)
 from sys_copy_replacements
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), sum(lines_scanned)
 from sys_load_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 group by trim(file_name);
-select pg_last_copy_count();
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
 copy staging_songs
@@ -524,37 +532,42 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
+select pg_last_copy_count();
+select query_id, error_count, trim(status)
+from sys_load_history
+where session_id = pg_backend_pid() and trim(table_name) = 'staging_songs'
+order by query_id desc
+limit 1;
 select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
 from sys_load_error_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), line_number, trim(column_name), trim(raw_line)
 from sys_copy_replacements
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), sum(lines_scanned)
 from sys_load_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 group by trim(file_name);
-select pg_last_copy_count();
 -- staging_events: find values out of range
 select
     case
         when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
-        when ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'ts'
-        when registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'registration'
+        when ts < 946684800000 or ts > cast(:latest_valid_ms as bigint) then 'ts'
+        when registration < 946684800000 or registration > cast(:latest_valid_ms as bigint) then 'registration'
     end as column_name,
     user_id, session_id, item_in_session, ts, registration
 from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
-   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
+   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint))
 limit 100;
 -- staging_events: remove rejected rows
 delete from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
-   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000);
+   or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
+   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint));
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
     union
@@ -1050,19 +1063,24 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
+select pg_last_copy_count();
+select query_id, error_count, trim(status)
+from sys_load_history
+where session_id = pg_backend_pid() and trim(table_name) = 'staging_events'
+order by query_id desc
+limit 1;
 select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
 from sys_load_error_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), line_number, trim(column_name), trim(raw_line)
 from sys_copy_replacements
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), sum(lines_scanned)
 from sys_load_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 group by trim(file_name);
-select pg_last_copy_count();
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
 copy staging_songs
@@ -1073,37 +1091,42 @@ manifest region 'us-west-2'
 maxerror 100
 acceptinvchars as '?' blanksasnull emptyasnull
 compupdate off statupdate off;
+select pg_last_copy_count();
+select query_id, error_count, trim(status)
+from sys_load_history
+where session_id = pg_backend_pid() and trim(table_name) = 'staging_songs'
+order by query_id desc
+limit 1;
 select trim(file_name), line_number, trim(column_name), trim(error_message), cast(null as varchar)
 from sys_load_error_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), line_number, trim(column_name), trim(raw_line)
 from sys_copy_replacements
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 order by file_name, line_number;
 select trim(file_name), sum(lines_scanned)
 from sys_load_detail
-where query_id = pg_last_copy_id()
+where query_id = :query_id
 group by trim(file_name);
-select pg_last_copy_count();
 -- staging_events: find values out of range
 select
     case
         when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
-        when ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'ts'
-        when registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000 then 'registration'
+        when ts < 946684800000 or ts > cast(:latest_valid_ms as bigint) then 'ts'
+        when registration < 946684800000 or registration > cast(:latest_valid_ms as bigint) then 'registration'
     end as column_name,
     user_id, session_id, item_in_session, ts, registration
 from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
-   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
+   or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
+   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint))
 limit 100;
 -- staging_events: remove rejected rows
 delete from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
-   or (ts < 946684800000 or ts > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000)
-   or (registration < 946684800000 or registration > cast(extract(epoch from date_trunc('second', cast(:timestamp as timestamp))) as bigint) * 1000 + 86400000);
+   or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
+   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint));
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
     union
