@@ -209,6 +209,40 @@ left join first_seen f on f.day = d.day
 order by d.day
 """
 
+# Trend, week on week (weeks from Monday, UTC): plays, active users (any event) and
+# listeners (a play), and the days of the week with events, so a week cut by the period's
+# or the data's edge shows as partial rather than as a drop.
+weekly_trend = f"""
+with user_weeks as (
+    select date_trunc('week', day) as week_start, user_id, sum(events) as events, sum(plays) as plays
+    from events_by_user_day
+    where {_in_period('day')}
+    group by date_trunc('week', day), user_id
+),
+
+week_days as (
+    select week_start, count(*) as days_with_events
+    from (
+        select date_trunc('week', day) as week_start, day
+        from events_by_user_day
+        where {_in_period('day')}
+        group by date_trunc('week', day), day
+    ) days
+    group by week_start
+)
+
+select
+    cast(u.week_start as date) as week_start,
+    d.days_with_events,
+    sum(u.plays) as plays,
+    sum(case when u.user_id is not null then 1 else 0 end) as active_users,
+    sum(case when u.user_id is not null and u.plays > 0 then 1 else 0 end) as listeners
+from user_weeks u
+join week_days d on d.week_start = u.week_start
+group by u.week_start, d.days_with_events
+order by week_start
+"""
+
 # 2. When people listen: plays by weekday (0 = Sunday) and hour, UTC, as the time
 # dimension defines them, and per occurrence of the weekday: a month can hold five Fridays
 # and four Tuesdays, so a slot's plays are divided by the days of its weekday with events in
@@ -733,6 +767,7 @@ limit 20
 QUERIES = [
     ("population", "Who counts as what", population),
     ("daily_activity", "Activity over time", daily_activity),
+    ("weekly_trend", "Trend, week on week", weekly_trend),
     ("listening_hours", "When people listen", listening_hours),
     ("conversion_funnel", "Conversion funnel", analysis("conversion_funnel")),
     ("weekly_cohort_retention", "Weekly cohort retention", analysis("weekly_cohort_retention")),

@@ -143,7 +143,25 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
         span, activity, newcomers, hours, _funnel(t["conversion_funnel"]),
         _retention(t["weekly_cohort_retention"], period),
         _churn(t["churn_summary"], t["churned_users"], period), _paying(t["paid_share"]),
-        *_listening(t), *_money(t), _health(t["load_health"].records()[0]), panel)
+        *_listening(t), *_money(t), _health(t["load_health"].records()[0]), panel,
+        _trend(t["weekly_trend"], period))
+
+
+def _trend(table: Table, period: Period) -> str:
+    """The first and the last whole week compared; partial weeks are named, never compared."""
+    weeks = table.records()
+    whole = [w for w in weeks if whole_week(w["week_start"], period)]
+    partial = [w for w in weeks if w not in whole]
+    named = _and(["the week of " + day_label(w["week_start"]) for w in partial]) if partial else ""
+    cut = (f" ({named}, only partly in the period or the data, {'is' if len(partial) == 1 else 'are'} "
+           f"left out)") if partial else ""
+    if len(whole) < 2:
+        return f"The period holds fewer than two whole weeks, so no week-on-week trend is stated{cut}."
+    a, b = whole[0], whole[-1]
+    change = f"{(b['plays'] - a['plays']) / a['plays']:+.0%}" if a["plays"] else "n/a"
+    return (f"Over the whole weeks{cut}, plays went from {a['plays']:,} in the week of {day_label(a['week_start'])} "
+            f"to {b['plays']:,} in the week of {day_label(b['week_start'])} ({change}), and weekly listeners from "
+            f"{a['listeners']:,} to {b['listeners']:,}.")
 
 
 def _funnel(table: Table) -> str:
@@ -369,7 +387,7 @@ def generate(config, folder: Path, since: date | None = None, until: date | None
 def summary_lines(found: Findings, page: Path, seconds: float) -> list[str]:
     lines = [f"Sparkify insights for {found.period}:"]
     for label, text in (("activity", f"{found.activity} {found.newcomers} {found.panel}".strip()),
-                        ("hours", found.hours),
+                        ("trend", found.trend), ("hours", found.hours),
                         ("funnel", found.funnel), ("retention", found.retention), ("churn", found.churn),
                         ("paying", found.paying), ("songs", found.songs), ("artists", found.artists),
                         ("free/paid", found.levels), ("platforms", found.platforms),

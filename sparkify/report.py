@@ -191,6 +191,30 @@ def chart_activity(t: Table, period: Period) -> str:
 
 
 @two_widths
+def chart_trend(t: Table, period: Period) -> str:
+    """Plays and listeners per week, one axis each; a partial week is drawn pale and its
+    label starred, so its low bar does not read as a drop."""
+    weeks = t.records()
+    if not weeks:
+        return ""
+    whole = [whole_week(w["week_start"], period) for w in weeks]
+    shown = (lambda d: f"{d:%b}\n{d.day}") if _layout["narrow"] else day_label  # a phone: month over day
+    labels = [shown(w["week_start"]) + ("" if full else "*") for w, full in zip(weeks, whole, strict=True)]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(_width(8), 4.4), sharex=True)
+    for ax, column, color, label in ((top, "plays", BLUE, "songs played"), (bottom, "listeners", GREEN, "listeners")):
+        values = [w[column] for w in weeks]
+        bars = ax.bar(range(len(weeks)), values, color=[color if full else "#cccccc" for full in whole])
+        _bar_values(ax, bars, values)
+        ax.set_ylabel(label)
+        _counts(ax.yaxis)
+        ax.margins(y=0.2)
+    top.set_title("Per week (from Monday, UTC); * = a partial week", loc="left")
+    bottom.set_xticks(range(len(weeks)), labels)
+    bottom.set_xlabel("week of")
+    return _svg(fig)
+
+
+@two_widths
 def chart_hours(t: Table) -> str:
     """Plays per occurrence of the weekday: a weekday the period holds five times is not
     drawn as busier than one it holds four times for that reason alone."""
@@ -597,6 +621,10 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
         ("definitions", "Who counts as what", [f"The period: {found.period}."], "", [], ["population"]),
         ("activity", "Activity over time", [found.activity, found.newcomers, *([found.panel] if found.panel else [])],
          chart_activity(tables["daily_activity"], period), [], ["daily_activity"]),
+        ("trend", "Trend, week on week", [found.trend], chart_trend(tables["weekly_trend"], period),
+         ["A week runs Monday to Sunday, UTC. Active users had any event in the week, listeners a play. A week "
+          "only partly in the period or the data (*, pale) counts only its days there (days with events), so it "
+          "is shown but never compared."], ["weekly_trend"]),
         ("hours", "When people listen", [found.hours], chart_hours(tables["listening_hours"]),
          ["Each cell is a slot's songs played divided by the days of its weekday with events in the period "
           "(weekdays_observed): a month can hold five Fridays and four Tuesdays."], ["listening_hours"]),

@@ -125,6 +125,7 @@ class Findings:
     upgrade: str
     health: str
     panel: str = ""
+    trend: str = ""
 
 
 def observed_churners(users: Table, period: Period) -> tuple[list[dict], int]:

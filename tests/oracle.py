@@ -242,6 +242,19 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
     out["population"]["first_registered_at"] = min(registered) if registered else None
     out["population"]["last_registered_at"] = max(registered) if registered else None
 
+    weeks: dict = defaultdict(lambda: {"days": set(), "plays": 0, "users": set(), "listeners": set()})
+    for e in unique:
+        moment = start_time(e["ts"])
+        week = weeks[_week_start(moment).date()]
+        week["days"].add(moment.date())
+        week["plays"] += e["page"] == "NextSong"
+        if e["userId"]:
+            week["users"].add(e["userId"])
+            if e["page"] == "NextSong":
+                week["listeners"].add(e["userId"])
+    out["weekly_trend"] = {w: (len(v["days"]), v["plays"], len(v["users"]), len(v["listeners"]))
+                           for w, v in weeks.items()}
+
     hours = Counter()
     for e in plays:
         moment = start_time(e["ts"])

@@ -19,7 +19,7 @@ from pathlib import Path
 import planted
 import pytest
 from conftest import DATA, fresh_database
-from oracle import analysis_results, compute, insight_figures
+from oracle import analysis_results, compute, default_period, insight_figures
 
 import create_tables
 import etl
@@ -28,10 +28,10 @@ import insights
 SCREENSHOTS = os.environ.get("SPARKIFY_REPORT_SCREENSHOTS")  # a folder to keep the section screenshots in
 # The real data's second and third weeks: no churn signal falls in them.
 PERIOD = (date(2018, 11, 10), date(2018, 11, 20))
-NAMES = ["population", "daily_activity", "listening_hours", "conversion_funnel", "weekly_cohort_retention",
-         "churn_summary", "churned_users", "paid_share", "top_songs", "top_artists", "catalog_coverage",
-         "level_share", "gender_share", "top_locations", "platforms", "engagement", "level_changes",
-         "upgrade_engagement", "load_health", "load_error_reasons"]
+NAMES = ["population", "daily_activity", "weekly_trend", "listening_hours", "conversion_funnel",
+         "weekly_cohort_retention", "churn_summary", "churned_users", "paid_share", "top_songs", "top_artists",
+         "catalog_coverage", "level_share", "gender_share", "top_locations", "platforms", "engagement",
+         "level_changes", "upgrade_engagement", "load_health", "load_error_reasons"]
 
 
 def load_in_process(warehouse) -> None:
@@ -145,6 +145,24 @@ def test_activity_over_time(case):
     got = {date.fromisoformat(r["day"]): (int(r["plays"]), int(r["active_users"]), int(r["new_users"]),
                                           int(r["first_seen_users"])) for r in rows}
     assert got == case.figures["daily_activity"]
+
+
+def test_weekly_trend(case):
+    got = {date.fromisoformat(r["week_start"]): (int(r["days_with_events"]), int(r["plays"]), int(r["active_users"]),
+                                                 int(r["listeners"])) for r in case.read("weekly_trend")}
+    assert got == case.figures["weekly_trend"]
+    data_first, data_end = default_period(case.data)  # a week is whole inside the period and the data
+    first_day = max(case.figures["period"][0], data_first).date()
+    last_day = (min(case.figures["period"][1], data_end) - timedelta(days=1)).date()
+    whole = sorted(w for w in got if first_day <= w and w + timedelta(days=6) <= last_day)
+    line = next(line for line in case.stdout.splitlines() if line.startswith("  trend"))
+    if len(whole) >= 2:
+        first, last = got[whole[0]], got[whole[-1]]
+        assert f"from {first[1]:,} in the week of {whole[0]:%b} {whole[0].day} to {last[1]:,} in the week of " \
+               f"{whole[-1]:%b} {whole[-1].day}" in line
+        assert f"listeners from {first[3]:,} to {last[3]:,}" in line
+    else:
+        assert "fewer than two whole weeks" in line
 
 
 def test_listening_hours(case):
@@ -533,8 +551,8 @@ def test_the_report_reads_well_in_a_browser(case, browser, tmp_path, width):
     page_width, viewport, section_widths = widths
     assert page_width <= viewport
     assert [s for s in section_widths if s[1] > s[2]] == [], f"a section needs a sideways scroll at {width} px"
-    assert len(section_widths) == 16
-    assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (16 if case.name == "real" else 0)
+    assert len(section_widths) == 17
+    assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (17 if case.name == "real" else 0)
     small = [(t["where"], t["text"], round(t["size"], 1)) for t in texts if t["size"] < 10 - 1e-6]
     assert small == [], f"text under 10 px at {width} px"
     assert [(t["where"], t["text"]) for t in texts if t["cut"]] == [], f"text cut by its chart's edge at {width} px"
