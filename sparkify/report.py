@@ -207,8 +207,8 @@ def chart_trend(t: Table, period: Period) -> str:
         _bar_values(ax, bars, values)
         ax.set_ylabel(label)
         _counts(ax.yaxis)
-        ax.margins(y=0.2)
-    top.set_title("Per week (from Monday, UTC); * = a partial week", loc="left")
+        ax.margins(y=0.25)
+    top.set_title("Per week (from Monday, UTC); * = a partial week", loc="left", pad=16)
     bottom.set_xticks(range(len(weeks)), labels)
     bottom.set_xlabel("week of")
     return _svg(fig)
@@ -277,13 +277,14 @@ def chart_retention(t: Table, period: Period) -> str:
     label = "{d}\n({n:,})" if _layout["narrow"] else "week of {d} ({n:,} users)"
     ax.set_yticks(range(len(cohorts)), [label.format(d=day_label(c), n=sizes[c]) for c in cohorts])
     ax.set_xticks(range(weeks), [str(w) for w in range(weeks)])
-    ax.set_xlabel(_wrap("weeks since the sign-up week (0 = the week of signing up; blank = not observed; "
+    ax.set_xlabel("weeks since the sign-up week\n(* = a partial week)" if _layout["narrow"] else
+                  _wrap("weeks since the sign-up week (0 = the week of signing up; blank = not observed; "
                         "* = a week only partly in the data or the period)", 70))
     ax.set_title(_wrap("Share of each sign-up week's users active in each later week", 60), loc="left")
     ax.spines[["left", "bottom"]].set_visible(False)
     bar = fig.colorbar(image, ax=ax, format=PercentFormatter(1.0),
                        orientation="horizontal" if _layout["narrow"] else "vertical",
-                       pad=0.35 if _layout["narrow"] else 0.05)
+                       pad=0.45 if _layout["narrow"] else 0.05)
     bar.set_label("share of the cohort active")
     return _svg(fig)
 
