@@ -734,6 +734,52 @@ group by period
 order by period desc
 """
 
+# Net paid growth over the period, among its listeners: each one's level at the start (the
+# stretch in force at the period's first moment, or for a listener whose level history
+# begins in the period, its first stretch) and at the end (the stretch in force at its last
+# moment). Those who went from free to paid moved to paid, from paid to free moved to free,
+# so paid_at_start + moved_to_paid - moved_to_free = paid_at_end (a change undone inside the
+# period moves nobody).
+paid_growth = f"""
+with listeners as (
+    select user_id
+    from plays_by_user_day
+    where {_in_period('day')} and user_id is not null
+    group by user_id
+),
+
+ranked as (
+    select
+        l.user_id,
+        s.level,
+        row_number() over (partition by l.user_id
+                           order by case when s.valid_from <= {PERIOD_START} then 0 else 1 end,
+                                    case when s.valid_from <= {PERIOD_START} then s.valid_from end desc,
+                                    s.valid_from) as from_start,
+        row_number() over (partition by l.user_id order by s.valid_from desc) as from_end
+    from listeners l
+    join user_levels s on s.user_id = l.user_id
+    where s.valid_from < {PERIOD_END}
+),
+
+levels as (
+    select
+        user_id,
+        max(case when from_start = 1 then level end) as start_level,
+        max(case when from_end = 1 then level end) as end_level
+    from ranked
+    group by user_id
+)
+
+select
+    count(*) as listeners,
+    sum(case when start_level = 'paid' then 1 else 0 end) as paid_at_start,
+    sum(case when start_level = 'free' and end_level = 'paid' then 1 else 0 end) as moved_to_paid,
+    sum(case when start_level = 'paid' and end_level = 'free' then 1 else 0 end) as moved_to_free,
+    sum(case when end_level = 'paid' then 1 else 0 end) as paid_at_end
+from levels
+"""
+
 # 7. Data health. The loads (batches, files, rejected records, repairs) are counted over
 # every load, through the views made for analysts (load_summary, load_error_reasons: the
 # report runs under the analysts' read-only role); the events, plays and matches over the
@@ -782,6 +828,7 @@ QUERIES = [
     ("top_locations", "Who listens", top_locations),
     ("platforms", "Who listens", platforms),
     ("engagement", "Engagement", engagement),
+    ("paid_growth", "Net paid growth", paid_growth),
     ("level_changes", "Money", level_changes),
     ("upgrade_engagement", "Money", upgrade_engagement),
     ("load_health", "Data health", load_health),

@@ -144,7 +144,7 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
         _retention(t["weekly_cohort_retention"], period),
         _churn(t["churn_summary"], t["churned_users"], period), _paying(t["paid_share"]),
         *_listening(t), *_money(t), _health(t["load_health"].records()[0]), panel,
-        _trend(t["weekly_trend"], period))
+        _trend(t["weekly_trend"], period), _growth(t["paid_growth"].records()[0]))
 
 
 def _trend(table: Table, period: Period) -> str:
@@ -162,6 +162,14 @@ def _trend(table: Table, period: Period) -> str:
     return (f"Over the whole weeks{cut}, plays went from {a['plays']:,} in the week of {day_label(a['week_start'])} "
             f"to {b['plays']:,} in the week of {day_label(b['week_start'])} ({change}), and weekly listeners from "
             f"{a['listeners']:,} to {b['listeners']:,}.")
+
+
+def _growth(row: dict) -> str:
+    if not row["listeners"]:
+        return "No listeners in this period."
+    return (f"Paid listeners went from {row['paid_at_start']:,} at the start of the period to "
+            f"{row['paid_at_end']:,} at its end (of {plural(row['listeners'], 'listener')}): "
+            f"{row['moved_to_paid']:,} moved from free to paid and {row['moved_to_free']:,} from paid to free.")
 
 
 def _funnel(table: Table) -> str:
@@ -389,7 +397,8 @@ def summary_lines(found: Findings, page: Path, seconds: float) -> list[str]:
     for label, text in (("activity", f"{found.activity} {found.newcomers} {found.panel}".strip()),
                         ("trend", found.trend), ("hours", found.hours),
                         ("funnel", found.funnel), ("retention", found.retention), ("churn", found.churn),
-                        ("paying", found.paying), ("songs", found.songs), ("artists", found.artists),
+                        ("paying", found.paying), ("growth", found.growth), ("songs", found.songs),
+                        ("artists", found.artists),
                         ("free/paid", found.levels), ("platforms", found.platforms),
                         ("engagement", found.engagement), ("money", f"{found.changes} {found.upgrade}"),
                         ("data health", found.health)):

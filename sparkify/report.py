@@ -313,6 +313,24 @@ def chart_churn(users: Table, period: Period, limit: int = 20) -> str:
     return _svg(fig)
 
 
+@two_widths
+def chart_growth(t: Table) -> str:
+    """Paid listeners at the start, the moves each way, and at the end: four bars, none
+    negative, each with its value."""
+    row = t.records()[0]
+    if not row["listeners"]:
+        return ""
+    labels = ["paid at\nthe start", "moved\nto paid", "moved\nto free", "paid at\nthe end"]
+    values = [row["paid_at_start"], row["moved_to_paid"], row["moved_to_free"], row["paid_at_end"]]
+    fig, ax = plt.subplots(figsize=(_width(6), 2.8))
+    _bar_values(ax, ax.bar(labels, values, color=[GREY, BLUE, ORANGE, BLUE]), values)
+    ax.set_ylabel("listeners")
+    ax.set_title("Net paid growth over the period", loc="left")
+    _counts(ax.yaxis)
+    ax.margins(y=0.2)
+    return _svg(fig)
+
+
 PAID_GROUPS = [("gender", "Gender", BLUE), ("location", "Metro", GREEN), ("browser", "Browser", ORANGE),
                ("operating system", "OS", PURPLE), ("device", "Device", GREY)]
 
@@ -648,6 +666,10 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
           f"in the period. A metro (the logs' metropolitan area) is shown and ranked only with at least "
           f"{MIN_GROUP} listeners; smaller ones are pooled in one row. Each bar says its listeners."],
          ["paid_share"]),
+        ("growth", "Net paid growth", [found.growth], chart_growth(tables["paid_growth"]),
+         ["Each listener's level at the start is the one in force at the period's first moment (for a listener "
+          "whose level history begins in the period, their first level), and at the end the one in force at its "
+          "last. A change undone inside the period moves nobody."], ["paid_growth"]),
         ("songs", "What they play: songs", [found.songs], chart_songs(tables["top_songs"]), [],
          ["top_songs", "catalog_coverage"]),
         ("artists", "What they play: artists", [found.artists], chart_artists(tables["top_artists"]), [],

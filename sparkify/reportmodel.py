@@ -126,6 +126,7 @@ class Findings:
     health: str
     panel: str = ""
     trend: str = ""
+    growth: str = ""
 
 
 def observed_churners(users: Table, period: Period) -> tuple[list[dict], int]:

@@ -366,6 +366,21 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
             if levels[i] == "paid" and user not in upgrades:
                 upgrades[user] = (starts[i - 1], starts[i], starts[i + 1] if i + 1 < len(starts) else None)
     out["level_changes"] = {day: tuple(v) for day, v in changes.items()}
+    # Net paid growth among the listeners: the level in force at the start (or the first one
+    # in the period, for a history that begins in it) against the one in force at the end.
+    growth = [0, 0, 0, 0, 0]
+    for user in listeners:
+        runs = [(ts, level) for ts, level in expected.stretches.get(user, []) if start_time(ts) < end]
+        if not runs:
+            continue
+        before = [level for ts, level in runs if start_time(ts) <= start]
+        first, last = (before[-1] if before else runs[0][1]), runs[-1][1]
+        growth[0] += 1
+        growth[1] += first == "paid"
+        growth[2] += first == "free" and last == "paid"
+        growth[3] += first == "paid" and last == "free"
+        growth[4] += last == "paid"
+    out["paid_growth"] = tuple(growth)
     around = defaultdict(lambda: {"users": set(), "plays": 0, "days": set()})
     for e in plays:
         if e["userId"] in upgrades:

@@ -31,7 +31,8 @@ PERIOD = (date(2018, 11, 10), date(2018, 11, 20))
 NAMES = ["population", "daily_activity", "weekly_trend", "listening_hours", "conversion_funnel",
          "weekly_cohort_retention", "churn_summary", "churned_users", "paid_share", "top_songs", "top_artists",
          "catalog_coverage", "level_share", "gender_share", "top_locations", "platforms", "engagement",
-         "level_changes", "upgrade_engagement", "load_health", "load_error_reasons"]
+         "paid_growth", "level_changes", "upgrade_engagement", "load_health",
+         "load_error_reasons"]
 
 
 def load_in_process(warehouse) -> None:
@@ -232,6 +233,15 @@ def test_engagement(case):
         assert float(r["songs_per_session"]) == pytest.approx(songs, abs=0.006)
         assert float(r["avg_session_minutes"]) == pytest.approx(mean_minutes, abs=0.051)
         assert float(r["median_session_minutes"]) == pytest.approx(median_minutes, abs=0.051)
+
+
+def test_net_paid_growth(case):
+    row = case.read("paid_growth")[0]
+    got = tuple(int(row[k]) for k in ("listeners", "paid_at_start", "moved_to_paid", "moved_to_free", "paid_at_end"))
+    assert got == case.figures["paid_growth"]
+    assert got[1] + got[2] - got[3] == got[4]
+    line = next(line for line in case.stdout.splitlines() if line.startswith("  growth"))
+    assert f"Paid listeners went from {got[1]:,} at the start of the period to {got[4]:,} at its end" in line
 
 
 def test_money(case):
@@ -551,8 +561,8 @@ def test_the_report_reads_well_in_a_browser(case, browser, tmp_path, width):
     page_width, viewport, section_widths = widths
     assert page_width <= viewport
     assert [s for s in section_widths if s[1] > s[2]] == [], f"a section needs a sideways scroll at {width} px"
-    assert len(section_widths) == 17
-    assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (17 if case.name == "real" else 0)
+    assert len(section_widths) == 18
+    assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (18 if case.name == "real" else 0)
     small = [(t["where"], t["text"], round(t["size"], 1)) for t in texts if t["size"] < 10 - 1e-6]
     assert small == [], f"text under 10 px at {width} px"
     assert [(t["where"], t["text"]) for t in texts if t["cut"]] == [], f"text cut by its chart's edge at {width} px"
