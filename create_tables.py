@@ -2,7 +2,11 @@
 
 import sys
 
-from sparkify import cli, pipeline
+from sparkify import bootstrap
+
+bootstrap.use_project_environment()
+
+from sparkify import cli, schema  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -21,16 +25,23 @@ def main(argv=None) -> int:
                         help="drop nothing: create only the tables and views that do not exist yet, keeping "
                              "what is loaded (python3 tasks.py run does this)")
     args = parser.parse_args(argv)
+    committed = []  # the tables were committed: an interruption after it must not say "nothing"
 
     def job(config):
         if args.dry_run:
-            print(pipeline.dry_run_create_tables(config), end="")
+            print(schema.dry_run_create_tables(config), end="")
             return 0
-        done = pipeline.create_tables(config, if_missing=args.if_missing)
+        done = schema.create_tables(config, if_missing=args.if_missing, committed=lambda: committed.append(True))
         print("\n".join(done.lines(config.describe_target())))
         return 0
 
-    return cli.main(args, job, (pipeline.EtlError,))
+    def interrupted(config) -> str:
+        if not committed:
+            return cli.NOTHING_COMMITTED
+        return ("Interrupted after the tables were committed, while granting the analysts' role; "
+                "python create_tables.py --if-missing grants it without dropping anything")
+
+    return cli.main(args, job, (schema.SchemaError,), interrupted=interrupted)
 
 
 if __name__ == "__main__":

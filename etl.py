@@ -2,7 +2,11 @@
 
 import sys
 
-from sparkify import cli, pipeline
+from sparkify import bootstrap
+
+bootstrap.use_project_environment()
+
+from sparkify import cli, pipeline  # noqa: E402
 
 
 def main(argv=None) -> int:

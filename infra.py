@@ -4,11 +4,15 @@ Redshift cluster."""
 import argparse
 import sys
 
-from botocore.exceptions import BotoCoreError, ClientError
+from sparkify import bootstrap
 
-from sparkify import cli
-from sparkify.config import Config
-from sparkify.infra import (
+bootstrap.use_project_environment()
+
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+
+from sparkify import cli  # noqa: E402
+from sparkify.config import Config  # noqa: E402
+from sparkify.infra import (  # noqa: E402
     PUBLIC_BUCKET,
     Infra,
     InfraError,

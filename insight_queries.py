@@ -430,7 +430,8 @@ with labelled as (
     ) agent_plays
 )
 
-select 'browser' as dimension, browser as value, count(distinct user_id) as listeners, sum(plays) as plays
+select cast('browser' as varchar(32)) as dimension, browser as value, count(distinct user_id) as listeners,
+       sum(plays) as plays
 from labelled
 group by browser
 union all

@@ -6,8 +6,12 @@ import time
 from datetime import date
 from pathlib import Path
 
-from sparkify import cli
-from sparkify.insights import NothingToReport, generate, summary_lines
+from sparkify import bootstrap
+
+bootstrap.use_project_environment()
+
+from sparkify import cli  # noqa: E402
+from sparkify.insights import NothingToReport, generate, summary_lines  # noqa: E402
 
 
 def _day(text: str) -> date:

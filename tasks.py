@@ -14,18 +14,24 @@ what is new; `python3 create_tables.py` alone empties the warehouse.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 import signal
-import subprocess
 import sys
-import venv
-from pathlib import Path
+
+# A Ctrl-C while Python is still loading ends as quietly as one later does (no traceback).
+signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
+
+import hashlib  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import venv  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+SIGINT_GRACE_S = 2.0
 
 
 def _installed(requirements: str) -> None:
@@ -35,29 +41,65 @@ def _installed(requirements: str) -> None:
     if not PYTHON.exists():
         print(f"creating {VENV.name}/ ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    digest = hashlib.sha256()
-    for name in ("requirements.txt", requirements):
-        digest.update((ROOT / name).read_bytes())
-    stamp = VENV / f".installed-{requirements}"
-    if stamp.exists() and stamp.read_text() == digest.hexdigest():
-        return
+    if _current(requirements) or (requirements == "requirements.txt" and _current("requirements-dev.txt")):
+        return  # the test tools' set includes the runtime's
     print(f"installing {requirements} into {VENV.name}/ ...", flush=True)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     "-r", str(ROOT / requirements)], check=True)
-    stamp.write_text(digest.hexdigest())
+    (VENV / f".installed-{requirements}").write_text(_digest(requirements))
+
+
+def _digest(requirements: str) -> str:
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", requirements):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _current(requirements: str) -> bool:
+    """Whether .venv has requirements installed as they are now."""
+    stamp = VENV / f".installed-{requirements}"
+    return stamp.exists() and stamp.read_text() == _digest(requirements)
 
 
 def _run(*args: str) -> int:
     """Runs the venv's Python; Ctrl-C reaches the child (same terminal), which decides how to
-    stop, and a SIGTERM to this process is passed on to it."""
-    child = subprocess.Popen([str(PYTHON), *args], cwd=ROOT)
-    previous = (signal.signal(signal.SIGINT, signal.SIG_IGN),
-                signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum)))
+    stop; a SIGTERM or SIGHUP to this process is passed on to it, and on Linux the child gets
+    a SIGTERM when this process dies, even by SIGKILL: no `serve` or load outlives it."""
+    child = subprocess.Popen([str(PYTHON), *args], cwd=ROOT, preexec_fn=_ended_with(os.getpid()))
+    passed_on = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    interrupted: list[float] = []
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(time.monotonic()))}
+    for signum in passed_on:
+        previous[signum] = signal.signal(signum, lambda signum, frame: child.send_signal(signum))
     try:
-        return child.wait()
+        while True:
+            try:
+                return child.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                # A Ctrl-C reached the child too (the terminal's whole job); a SIGINT sent to
+                # this process alone did not: pass it on once the child has had time to end.
+                if interrupted and time.monotonic() - interrupted[0] > SIGINT_GRACE_S:
+                    interrupted.clear()
+                    child.send_signal(signal.SIGINT)
     finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _ended_with(parent: int):
+    """Linux: in the child, before it runs: SIGTERM when parent dies (prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def prepare() -> None:
+        libc.prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the signal was set
+            os.kill(os.getpid(), signal.SIGTERM)
+    return prepare
 
 
 def run(extra: list[str]) -> int:

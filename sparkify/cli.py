@@ -86,7 +86,9 @@ def main(args: argparse.Namespace, job: Callable[[Config], int], extra_errors: t
     for library in ("boto3", "botocore", "urllib3"):
         logging.getLogger(library).setLevel(logging.WARNING)
     config = None
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM (kill, timeout) and SIGHUP (the terminal closed) end a run as Ctrl-C does.
+    stops = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {signum: signal.signal(signum, _interrupt) for signum in stops}
     try:
         config = load_config(args.config)
         return job(config)
@@ -103,9 +105,10 @@ def main(args: argparse.Namespace, job: Callable[[Config], int], extra_errors: t
         print(outcome, file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _interrupt(signum, frame):
-    """SIGTERM ends a run as Ctrl-C does: the transaction rolls back and workers stop."""
+    """SIGTERM and SIGHUP end a run as Ctrl-C does: the transaction rolls back and workers stop."""
     raise KeyboardInterrupt

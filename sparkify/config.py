@@ -16,7 +16,9 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "dwh.cfg"
 
 ENGINES = ("embedded", "postgres", "redshift")
 REDSHIFT_HOST_SUFFIXES = (".redshift.amazonaws.com", ".redshift-serverless.amazonaws.com")
-MAXERROR_LIMIT = 100_000  # Redshift's COPY (AWS: "Data load operations", MAXERROR)
+MAXERROR_LIMIT = 100_000
+# The embedded warehouse's port for `tasks.py serve`, chosen without editing the tracked dwh.cfg.
+PORT_ENV = "SPARKIFY_PORT"  # Redshift's COPY (AWS: "Data load operations", MAXERROR)
 
 
 class ConfigError(Exception):
@@ -207,7 +209,10 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     if engine != "embedded" and not db_user:
         raise ConfigError(f"{cfg_path}: [CLUSTER] DB_USER is empty; set the database user for {host}")
     default_port = 5439 if engine == "redshift" else 5432
-    db_port = _int(parser, "CLUSTER", "DB_PORT", cfg_path, required=True, default=default_port)
+    raw_port = _value(parser, "CLUSTER", "DB_PORT", cfg_path)
+    db_port = port_value(raw_port, f"{cfg_path}: [CLUSTER] DB_PORT") if raw_port else default_port
+    if engine == "embedded" and os.environ.get(PORT_ENV, "").strip():
+        db_port = port_value(os.environ[PORT_ENV], f"the environment variable {PORT_ENV}")
     iam_role_arn = _value(parser, "IAM_ROLE", "ARN", cfg_path)
     if engine == "redshift" and not iam_role_arn:
         raise ConfigError(f"{cfg_path}: [IAM_ROLE] ARN is empty; Redshift's COPY needs a role that can read the bucket")
@@ -238,6 +243,23 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
                 raise ConfigError(f"{cfg_path}: [S3] {key} is a local path, but Redshift's COPY reads only "
                                   "S3; set it to an s3:// URL")
     return config
+
+
+def port_value(raw: str, where: str) -> int:
+    """A TCP port given as text (an environment variable, --port), checked."""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{where} = {raw} is not a port number; use a whole number from 1 to 65535, "
+                          "e.g. 5433") from None
+    return check_port(value, where)
+
+
+def check_port(value: int, where: str) -> int:
+    """A TCP port is 1 to 65535; 0 would let the system pick one that nobody could be told."""
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"{where} = {value} is not a TCP port; use a number from 1 to 65535, e.g. 5433")
+    return value
 
 
 def _max_errors(parser: configparser.ConfigParser, path: Path) -> int:

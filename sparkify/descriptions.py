@@ -213,10 +213,12 @@ DESCRIPTIONS: dict[str, Described] = {
             "start_time": "Time of the play, UTC, millisecond precision (songplays.start_time).",
             "hour": "Hour of the day, 0-23.",
             "day": "Day of the month, 1-31.",
-            "week": "ISO week number, 1-53.",
+            "week": "ISO week number, 1-53, with no ISO year beside it: 2018-12-31 is in week 1. "
+                    "Group weeks by date_trunc('week', start_time) (the Monday), which keeps the year.",
             "month": "Month, 1-12.",
             "year": "Year, e.g. 2018.",
-            "weekday": "Day of the week: 0 = Sunday ... 6 = Saturday.",
+            "weekday": "Day of the week: 0 = Sunday ... 6 = Saturday (PostgreSQL's and Redshift's dow; "
+                       "not ISO's 1 = Monday ... 7 = Sunday, nor Python's 0 = Monday).",
         },
     ),
     "songplays": Described(
@@ -235,7 +237,9 @@ DESCRIPTIONS: dict[str, Described] = {
             "session_id": "Session id; unique per user only.",
             "item_in_session": "Position of the event in its session, from 0.",
             "location": "User's metropolitan area and state at the play.",
-            "user_agent": "Browser user agent at the play.",
+            "user_agent": "Browser user agent at the play, as logged: most values keep the double quotes "
+                          "around them (\"Mozilla/5.0 ...\"); trim them (btrim(user_agent, '\"')) before "
+                          "matching the start.",
             "song_title": "Song title as played (the event's song, double-encoded UTF-8 repaired).",
             "artist_name": "Artist name as played (the event's artist, double-encoded UTF-8 repaired).",
             "song_duration": "Song duration in seconds as played (the event's length).",
@@ -358,7 +362,10 @@ DESCRIPTIONS: dict[str, Described] = {
             "song_id": "The matched song (songs.song_id); NULL when the play matched no song.",
             "artist_id": "The matched song's artist (artists.artist_id); NULL when it matched none.",
             "song_title": "The catalog's title when matched, else the title as played.",
-            "artist_name": "The artist's name in artists when matched, else the name as played.",
+            "artist_name": "The artist's name in artists when matched, else the name as played: an artist "
+                           "whose catalog spelling differs from the events' is split in two when grouped "
+                           "by this column; group by artist_id for matched plays, or use "
+                           "songplays.artist_name (always as played).",
             "song_duration": "Duration in seconds: the catalog's when matched, else as played.",
             "in_catalog": "true when the play matched a song of the catalog.",
         },
@@ -389,6 +396,26 @@ DESCRIPTIONS: dict[str, Described] = {
         },
     ),
 }
+
+
+# What analysts trip over, on the data dictionary page: (where, what happens, what to do).
+PITFALLS = [
+    ("time.week", "An ISO week number with no ISO year column: the last days of December can be week 1 "
+     "(of the next year) and the first days of January week 52 or 53 (of the year before), so grouping "
+     "by (year, week) mixes weeks.", "Group by date_trunc('week', start_time), the week's Monday."),
+    ("time.weekday", "0 = Sunday ... 6 = Saturday, as PostgreSQL's and Redshift's dow; ISO numbers "
+     "Monday 1 to Sunday 7 and Python's weekday() Monday 0 to Sunday 6.",
+     "Label days from the number as the column says, or use to_char(start_time, 'Dy')."),
+    ("user_agent", "Most values keep the double quotes of the log (\"Mozilla/5.0 ...\"), some do not, "
+     "so like 'Mozilla%' misses most rows.", "Compare btrim(user_agent, '\"')."),
+    ("plays.artist_name", "Matched plays show the catalog's spelling, unmatched ones the event's: an "
+     "artist spelt differently in the two has its plays split over two names.",
+     "Group matched plays by artist_id, or use songplays.artist_name (always as played)."),
+    ("songplays join songs", "Only the plays that matched the catalog (about 5 % on the real data) find a "
+     "song: top songs over that join leave most plays out.", "Count plays through the view plays."),
+    ("batch_totals", "Per load, not per day: the rows each load added to time and the plays it matched.",
+     "Sum over batches for totals."),
+]
 
 
 @dataclass(frozen=True)

@@ -137,9 +137,31 @@ def render(relations: list[Relation]) -> str:
     ]
     lines += [f"| {j.left} | {j.right} | `{_cell(j.on)}` | {_cell(j.covers)} | {'yes' if j.redshift_key else 'no'} |"
               for j in descriptions.JOINS]
+    readable = set(q.ANALYST_TABLES)
+    lines += [
+        "",
+        "## Who may read what",
+        "",
+        "| login or role | reads |",
+        "|---|---|",
+        "| the owner, `DB_USER` (loads, `create_tables.py`, admin) | every table and view, and writes them |",
+        "| the analysts' role (`[CLUSTER] ANALYST_ROLE`, default `sparkify_analyst`), and the read-only "
+        "login `analyst` that `tasks.py serve` makes in it on the embedded warehouse | "
+        + ", ".join(f"[{r.name}](#{r.name})" for r in relations if r.name in readable) + "; nothing else, "
+        "and it writes and creates nothing |",
+        "| nobody but the owner: staging and the load's bookkeeping | "
+        + ", ".join(f"[{r.name}](#{r.name})" for r in relations if r.name not in readable) + " |",
+        "",
+        "## Pitfalls",
+        "",
+        "| where | what happens | what to do |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{where}` | {_cell(what)} | {_cell(fix)} |" for where, what, fix in descriptions.PITFALLS]
     lines += ["", "## Tables and views"]
     for r in relations:
-        lines += ["", f"### {r.name}", "", f"*{r.kind}.* {_cell(r.comment) or '(no comment)'}", "",
+        reads = "The analysts' role reads it." if r.name in readable else "The owner's alone."
+        lines += ["", f"### {r.name}", "", f"*{r.kind}.* {_cell(r.comment) or '(no comment)'} {reads}", "",
                   "| column | type | nullable | comment |", "|---|---|---|---|"]
         for c in r.columns:
             nullable = "-" if r.kind == "view" else ("yes" if c.nullable else "no")

@@ -12,6 +12,7 @@ from datetime import datetime
 import sql_queries as q
 
 from .config import Config
+from .dialects import of
 
 _COLUMN = re.compile(r"^\s+(\w+)\s+(varchar|char|integer|bigint|smallint|double precision|timestamp)"
                      r"(?:\((\d+)\))?(\s+not null)?", re.MULTILINE)
@@ -52,14 +53,11 @@ class DryRunWarehouse:
 
     def __init__(self, config: Config):
         self.config = config
+        self.dialect = of(config.dialect)  # the dialect a connection to config's engine has
         self.lines: list[str] = [
             f"-- Dry run on {config.describe_target()}: the statements a run sends, in order.",
             "-- Nothing was executed. Secrets are masked as ***.",
         ]
-
-    @property
-    def dialect(self) -> str:
-        return self.config.dialect
 
     def note(self, text: str) -> None:
         self.lines.append(f"-- {text}")
@@ -71,7 +69,9 @@ class DryRunWarehouse:
         self.lines.append(self.config.redact(text) + ";")
 
     def execute(self, statement: str, params=None, label: str | None = None):
-        if params:
+        if isinstance(params, dict):
+            statement = statement % {name: _literal(p) for name, p in params.items()}
+        elif params:
             statement = statement % tuple(_literal(p) for p in params)
         self._record(statement, label)
         return _Cursor()
@@ -102,7 +102,7 @@ class DryRunWarehouse:
     def table_columns(self, table: str) -> list[tuple[str, str, int | None, bool]]:
         """The columns a table will have, read from its CREATE statement."""
         for statement in q.create_table_queries:
-            statement = q.render(statement, self.dialect)
+            statement = self.dialect.render(statement)
             if re.search(rf"\b(table|table if not exists)\s+{table}\s*\(", statement):
                 return [(name, _TYPES.get(kind, kind), int(length) if length else None, not required)
                         for name, kind, length, required in _COLUMN.findall(statement)]

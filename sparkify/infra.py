@@ -53,15 +53,21 @@ def s3_read_policy(urls: list[str]) -> dict:
     """An IAM policy that lets COPY read exactly these prefixes. AWS, Redshift Database
     Developer Guide, "Permissions to access other AWS Resources": COPY from S3 needs to LIST
     the bucket and GET the objects it loads, the manifest file and the JSONPaths file. LIST
-    is granted on those buckets only and GET on the objects under the prefixes (a COPY
-    prefix takes every key that starts with it, hence the trailing *)."""
-    buckets, objects = set(), set()
+    is granted per bucket and only under its prefixes (the s3:prefix condition key of
+    ListBucket, AWS, Service Authorization Reference: "Actions, resources, and condition keys
+    for Amazon S3"), and GET on the objects under them (a COPY prefix takes every key that
+    starts with it, hence the trailing *)."""
+    prefixes: dict[str, set[str]] = {}
+    objects = set()
     for url in urls:
         bucket, _, key = url[len("s3://"):].partition("/")
-        buckets.add(f"arn:aws:s3:::{bucket}")
+        prefixes.setdefault(bucket, set()).add(f"{key}*")
         objects.add(f"arn:aws:s3:::{bucket}/{key}*")
+    listing = [{"Sid": f"ListTheSources{number}", "Effect": "Allow", "Action": "s3:ListBucket",
+                "Resource": f"arn:aws:s3:::{bucket}", "Condition": {"StringLike": {"s3:prefix": sorted(keys)}}}
+               for number, (bucket, keys) in enumerate(sorted(prefixes.items()), 1)]
     return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "ListTheSourceBuckets", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": sorted(buckets)},
+        *listing,
         {"Sid": "ReadTheSources", "Effect": "Allow", "Action": "s3:GetObject", "Resource": sorted(objects)},
     ]}
 

@@ -3,7 +3,10 @@
 Every run takes an exclusive lock on etl_lock, a table nobody reads, for the length of its
 transaction (sql_queries.etl_lock). The wait for it is bounded on both engines: PostgreSQL's
 lock_timeout (set per connection) and, around the LOCK, Redshift's statement_timeout, whose
-LOCK would otherwise wait forever. A run that cannot get it says who holds it.
+LOCK would otherwise wait forever. A run that has to wait says on whom (pid, client, user,
+state, since when, last statement), and one that cannot get it says who holds it. On
+Redshift the holders come from SVV_TRANSACTIONS and their client names from
+SYS_CONNECTION_LOG, which only superusers see (dialects: load_lock_holders).
 
 A killed run can leave its database session behind, holding the lock: a client whose
 connection hangs half-open, or a session the server has not yet noticed is orphaned.
@@ -19,6 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
+from datetime import datetime
 
 import sql_queries as q
 
@@ -43,11 +48,45 @@ class LoadLockBusy(WarehouseError):
 LOCK_WAIT_ENDED = {LOCK_NOT_AVAILABLE, QUERY_CANCELED}
 
 
+@dataclass(frozen=True)
+class Holder:
+    """A session that holds the load lock, as the engine shows it (load_lock_holders)."""
+
+    pid: int
+    application: str | None
+    user: str | None
+    state: str | None
+    since: datetime | None
+    query: str | None
+
+    def __str__(self) -> str:
+        client = client_of(self.application)
+        who = f"process {client[1]} on {client[0]}" if client else (self.application or "a client without a name")
+        since = f" since {self.since:%Y-%m-%d %H:%M:%S}" if self.since else ""
+        text = f"session {self.pid} ({who}, {self.state or 'unknown state'}{since}, user {self.user or 'unknown'}"
+        query = " ".join((self.query or "").split())
+        return text + (f", last statement: {query[:120]}" if query else "") + ")"
+
+
+def holders(wh: Session) -> list[Holder]:
+    """The sessions holding the load lock, as far as the engine shows them to this user (none
+    when it cannot say)."""
+    try:
+        return [Holder(*row) for row in wh.query(wh.dialect.load_lock_holders)]
+    except WarehouseError as exc:
+        wh.rollback()
+        log.debug("who holds the load lock: %s", exc)
+        return []
+
+
 def take(wh: Session) -> None:
-    """Takes the load lock for wh's transaction, ending dead runs' sessions that hold it."""
-    if q.load_lock_holders[wh.dialect]:
-        end_dead_holders(wh)
-    for statement in q.lock_wait_bound[wh.dialect]:
+    """Takes the load lock for wh's transaction: ends dead runs' sessions that hold it, says
+    on whom it waits when a live one does, and waits a bounded time."""
+    live = [holder for holder in holders(wh) if not _ended_if_dead(wh, holder)]
+    if live:
+        log.warning("waiting up to %s s for the load lock, held by %s", LOCK_TIMEOUT_S,
+                    "; ".join(str(holder) for holder in live))
+    for statement in wh.dialect.lock_wait_bound:
         wh.execute(statement)
     started = time.monotonic()
     try:
@@ -62,44 +101,36 @@ def take(wh: Session) -> None:
         raise LoadLockBusy(f"waited {waited:.0f} s (at most {LOCK_TIMEOUT_S} s) for the load lock, held by "
                            f"{describe_holders(wh)}; wait for that load to finish, or end that session, "
                            "then run again") from None
-    for statement in q.lock_wait_unbound[wh.dialect]:
+    for statement in wh.dialect.lock_wait_unbound:
         wh.execute(statement)
 
 
 def end_dead_holders(wh: Session) -> list[int]:
     """Ends the sessions holding the load lock whose client process on this machine is gone;
     returns their backend pids."""
-    ended = []
-    for backend, application, *_ in wh.query(q.load_lock_holders[wh.dialect]):
-        client = client_of(application)
-        if client is None or client[0] != this_host() or process_exists(client[1]):
-            continue
-        wh.scalar(q.terminate_session, (backend,))
-        log.warning("ended database session %s: it held the load lock for process %s, which no longer "
-                    "exists (a killed run)", backend, client[1])
-        ended.append(backend)
-    return ended
+    return [holder.pid for holder in holders(wh) if _ended_if_dead(wh, holder)]
+
+
+def _ended_if_dead(wh: Session, holder: Holder) -> bool:
+    """Ends holder's session only when it provably is a run of this toolkit, on this machine,
+    whose process is gone: a session without the toolkit's client name is never ended."""
+    client = client_of(holder.application)
+    if client is None or client[0] != this_host() or process_exists(client[1]):
+        return False
+    wh.scalar(q.terminate_session, (holder.pid,))
+    log.warning("ended database session %s: it held the load lock for process %s, which no longer "
+                "exists (a killed run)", holder.pid, client[1])
+    return True
 
 
 def describe_holders(wh: Session) -> str:
     """Who holds the load lock, as far as the engine says."""
-    statement = q.load_lock_holders[wh.dialect]
-    if not statement:
-        return "another session (Redshift: see stv_locks for table etl_lock)"
-    try:
-        holders = wh.query(statement)
-    except WarehouseError:
-        holders = []
-    finally:
-        wh.rollback()
-    if not holders:
-        return "another session, which has ended since"
-    parts = []
-    for backend, application, state, since in holders:
-        client = client_of(application)
-        who = f"process {client[1]} on {client[0]}" if client else (application or "a client without a name")
-        parts.append(f"session {backend} ({who}, {state or 'unknown state'} since {since:%Y-%m-%d %H:%M:%S})")
-    return "; ".join(parts)
+    found = holders(wh)
+    wh.rollback()
+    if not found:
+        return ("another session, which has ended since or which this user may not see (Redshift's "
+                "SVV_TRANSACTIONS shows a user the transactions of its own sessions)")
+    return "; ".join(str(holder) for holder in found)
 
 
 def end_sessions(wh: Session, backends: list[int]) -> None:
@@ -109,10 +140,8 @@ def end_sessions(wh: Session, backends: list[int]) -> None:
         if backend is None or backend == wh.backend_pid:
             continue
         try:
-            # Only a session that still bears this process's name: a pid the server has given
-            # to another session since is left alone.
-            params = (backend, client_name()) if wh.dialect == "postgres" else (backend,)
-            wh.scalar(q.terminate_own_session[wh.dialect], params)
+            # Where the engine names sessions, only one that still bears this process's name.
+            wh.scalar(wh.dialect.terminate_own_session, {"pid": backend, "client": client_name()})
             wh.commit()
         except WarehouseError as exc:
             wh.rollback()

@@ -10,16 +10,16 @@ was, so running again is always the recovery.
 from __future__ import annotations
 
 import logging
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import descriptions, faults, jsoncopy, loadlock, loads, parallelrows, redshift, sources, textrepair, validvalues
+from . import faults, jsoncopy, loadlock, loads, parallelrows, redshift, sources, textrepair, validvalues
 from .config import Config, Source
 from .dryrun import DryRunWarehouse, RunTimeValue
+from .summary import RunSummary, StagedTable
 from .warehouse import ConnectionLost, Session, WarehouseError, connect, log_step
 
 log = logging.getLogger(__name__)
@@ -42,82 +42,6 @@ class QualityGateFailed(EtlError):
     pass
 
 
-@dataclass
-class StagedTable:
-    table: str
-    objects: int
-    rows: int
-    rejected: int
-
-
-@dataclass
-class RunSummary:
-    target: str
-    batch_id: int | None = None
-    new_objects: int = 0
-    known_objects: int = 0
-    gone_objects: int = 0
-    replaced_events: int = 0
-    staged: list[StagedTable] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
-    songplays_matched: int = 0
-    songplays_recovered_by_repair: int = 0
-    text_repairs: int = 0
-    errors: list[loads.LoadError] = field(default_factory=list)
-    checks_passed: int = 0
-    checks_scope: str = ""
-    seconds: float = 0.0
-    # Redshift logs the records whose invalid UTF-8 it replaced only for the first 100 rows
-    # per slice of each COPY (AWS: SYS_COPY_REPLACEMENTS, STL_REPLACEMENTS): a floor there.
-    replacements_capped: bool = False
-
-    @property
-    def rejected(self) -> list[loads.LoadError]:
-        return [e for e in self.errors if e.disposition == loads.REJECTED]
-
-    def gone_lines(self) -> list[str]:
-        if not self.gone_objects:
-            return []
-        return [f"  source files gone since they were loaded: {self.gone_objects:,}; what they loaded stays "
-                "(etl.py --rebuild loads only the files there are)"]
-
-    def lines(self) -> list[str]:
-        if self.batch_id is None:
-            out = [f"Nothing new to load: all {self.known_objects:,} source files are loaded already "
-                   f"({self.seconds:.1f} s on {self.target})", *self.gone_lines()]
-            if self.checks_scope:  # --full-checks: the gate ran on the warehouse as it is
-                out.append(f"  quality gate: all {self.checks_passed} checks passed "
-                           f"(on {self.checks_scope})")
-            return out
-        out = [f"ETL batch {self.batch_id} published in {self.seconds:.1f} s on {self.target}",
-               f"  new or changed source files: {self.new_objects:,} (already loaded: {self.known_objects:,})"]
-        if self.replaced_events:
-            out.append(f"  events replaced by their changed files' versions: {self.replaced_events:,}")
-        out += self.gone_lines()
-        for staged in self.staged:
-            out.append(f"  staged {staged.table:<15} {staged.rows:>10,} rows from {staged.objects:,} files"
-                       f"  ({staged.rejected:,} rejected)")
-        out.append("  tables:")
-        for table, count in self.rows.items():
-            out.append(f"    {table:<12} {count:>10,}")
-        plays = self.rows.get("songplays", 0)
-        share = 100.0 * self.songplays_matched / plays if plays else 0.0
-        out.append(f"  songplays matched to the catalog: {self.songplays_matched:,} of {plays:,} ({share:.1f}%),"
-                   f" {self.songplays_recovered_by_repair:,} of this run's thanks to repairing"
-                   f" double-encoded UTF-8 ({self.text_repairs:,} names repaired)")
-        replaced = len(self.errors) - len(self.rejected)
-        capped = " or more: Redshift logs only the first 100 rows per slice" if self.replacements_capped else ""
-        out.append(f"  bad records: {len(self.rejected):,} rejected"
-                   + (f", {replaced:,} loaded with invalid characters replaced{capped}" if replaced else "")
-                   + (" (see table load_errors)" if self.errors else ""))
-        for error in self.errors[:5]:
-            where = f"{error.source}:{error.line_number}" if error.line_number else error.source
-            out.append(f"    {where}: {error.reason}")
-        out.append(f"  quality gate: all {self.checks_passed} checks passed "
-                   f"(on {self.checks_scope})")
-        return out
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -131,7 +55,7 @@ def stage_json(wh: Session, table: str, objects: list[sources.SourceObject], map
     break the table's value rules (validvalues, measured by the run's clock) is rejected."""
     copier = jsoncopy.JsonCopy(table, wh.table_columns(table), mapping, options, RECORD_NAMES.get(table, "record"),
                                rules=validvalues.rules(table, clock))
-    statement = q.render(q.copy_from_stdin, wh.dialect, table=table, columns=", ".join(copier.columns))
+    statement = wh.dialect.render(q.copy_from_stdin, table=table, columns=", ".join(copier.columns))
     started = time.perf_counter()
     workers = parallelrows.worker_count(objects)
     rows = (parallelrows.rows(copier, objects, workers, inherited_fds=wh.connection_fds()) if workers > 1
@@ -244,11 +168,12 @@ def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
           s3: sources.S3 | None, clock: datetime) -> list[loads.CopyResult]:
     options = copy_options(config)
     for statement in q.empty_staging_queries:
-        wh.execute(q.render(statement, wh.dialect))
-    if wh.dialect == "redshift":
+        wh.execute(wh.dialect.render(statement))
+    if wh.dialect.copies_from_s3:
         if wh.executes:
             if s3 is None:  # a Redshift config names s3:// sources only (config.load_config)
                 raise EtlError("Redshift loads from S3, and no [S3] source is an s3:// URL")
+            redshift.check_regions(config, s3)
             write = s3.write
         else:
             def write(url, body):
@@ -276,7 +201,7 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
         if (result.table not in q.invalid_staged_rows
                 or set(q.STAGED_VALUE_VIOLATIONS[result.table]) <= result.checked_rules):
             continue
-        select = q.render(q.invalid_staged_rows[result.table], wh.dialect)
+        select = wh.dialect.render(q.invalid_staged_rows[result.table])
         rules = validvalues.rules(result.table, clock)
         source = f"{result.table}, after COPY (which does not say the row's file)"
         errors = []
@@ -297,7 +222,7 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
             if len(result.rejected) >= failing:
                 raise loads.TooManyErrors(result.table, result.errors, options.max_errors)
         if errors or not wh.executes:
-            delete = q.render(q.invalid_staged_rows_delete[result.table], wh.dialect)
+            delete = wh.dialect.render(q.invalid_staged_rows_delete[result.table])
             removed = wh.execute(delete, [latest] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
             result.rows -= max(removed.rowcount, 0)
 
@@ -322,12 +247,12 @@ def transform(wh: Session, batch_id: int) -> int:
     written = q.RowsWritten()
     for step in q.transform_steps:
         if step.analyze:
-            if wh.dialect == "redshift" and step.analyze in q.CREATED_BY_CTAS:
-                continue  # Redshift analyzed it when CREATE TABLE AS made it
+            if wh.dialect.analyzes_created_tables and step.analyze in q.CREATED_BY_CTAS:
+                continue  # the engine analyzed it when CREATE TABLE AS made it
             if not analyze_due(wh, step.analyze, written):
                 log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
                 continue
-        rows = wh.execute(q.render(step.sql, wh.dialect), label=step.label).rowcount
+        rows = wh.execute(wh.dialect.render(step.sql), label=step.label).rowcount
         if step.counts:
             setattr(written, step.counts, rows)
         if step.sql == q.songplay_table_insert:
@@ -335,9 +260,9 @@ def transform(wh: Session, batch_id: int) -> int:
     for step in q.rollup_inserts:
         wh.execute(step.sql, (batch_id,), label=step.label)
     wh.execute(q.time_rows_added_insert, (batch_id, max(written.times or 0, 0)), label="batch_totals: time rows")
-    wh.execute(q.render(q.matched_plays_added_insert, wh.dialect), (batch_id, max(written.late_matches or 0, 0)),
+    wh.execute(wh.dialect.render(q.matched_plays_added_insert), (batch_id, max(written.late_matches or 0, 0)),
                label="batch_totals: matched plays")
-    for step in q.brin_new_blocks_queries[wh.dialect]:
+    for step in wh.dialect.brin_new_blocks_queries:
         wh.execute(step.sql, label=step.label)
     return written.events if written.events is not None else -1
 
@@ -355,7 +280,7 @@ def rows_now(wh: Session, table: str, written: q.RowsWritten) -> int:
     written); for a dimension, a count."""
     if table in q.ROWS_ADDED_BY:
         return wh.scalar(q.ROLLUP_ROW_COUNTS[table]) + max(getattr(written, q.ROWS_ADDED_BY[table]), 0)
-    return wh.scalar(q.render(q.row_count, wh.dialect, table=table))
+    return wh.scalar(wh.dialect.render(q.row_count, table=table))
 
 
 def analyze_due(wh: Session, table: str, written: q.RowsWritten) -> bool:
@@ -364,7 +289,7 @@ def analyze_due(wh: Session, table: str, written: q.RowsWritten) -> bool:
     or creates has only new rows. Otherwise the batch asks PostgreSQL with the rows it knows
     the table holds, so statistics another process left stale cannot skip it (a dry run
     shows the question and the ANALYZE after it)."""
-    if wh.dialect == "redshift" or table in q.REWRITTEN_EACH_BATCH:
+    if wh.dialect.skips_needless_analyze or table in q.REWRITTEN_EACH_BATCH:
         return True
     rows = rows_now(wh, table, written)
     due = wh.scalar(q.analyze_due, (rows, q.ANALYZE_THRESHOLD, q.ANALYZE_THRESHOLD, table))
@@ -486,9 +411,10 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
     before its COMMIT is sent."""
     started = time.perf_counter()
     started_at = _now()
-    summary = RunSummary(target=config.describe_target(), replacements_capped=config.dialect == "redshift")
+    summary = RunSummary(target=config.describe_target())
     s3 = None if dry_run else s3_client(config)
     with dry_run or connect(config) as wh:
+        summary.replacements_capped = wh.dialect.caps_replacement_log
         if sessions is not None:
             loadlock.end_sessions(wh, sessions)
             sessions.append(wh.backend_pid)
@@ -542,9 +468,9 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
         counted = time.perf_counter()
         for table in q.STAR_TABLES:
             count = q.ROLLUP_ROW_COUNTS.get(table, q.row_count)
-            summary.rows[table] = wh.scalar(q.render(count, wh.dialect, table=table))
+            summary.rows[table] = wh.scalar(wh.dialect.render(count, table=table))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
-        summary.songplays_recovered_by_repair = wh.scalar(q.render(q.batch_plays_recovered, wh.dialect))
+        summary.songplays_recovered_by_repair = wh.scalar(wh.dialect.render(q.batch_plays_recovered))
         summary.replaced_events = wh.scalar(q.replaced_events_count) or 0
         log_step("count rows for the summary", None, counted)
         wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "published", summary.new_objects,
@@ -592,136 +518,3 @@ def dry_run_etl(config: Config, rebuild: bool = False) -> str:
     recorder = DryRunWarehouse(config)
     run_batch(config, rebuild=rebuild, dry_run=recorder)
     return recorder.text()
-
-
-def dry_run_create_tables(config: Config) -> str:
-    recorder = DryRunWarehouse(config)
-    create_tables(config, dry_run=recorder)
-    return recorder.text()
-
-
-@dataclass
-class CreatedTables:
-    """What create_tables did: the tables it created, and the rows it dropped per table
-    (for etl_batches: the published batches)."""
-
-    created: list[str]
-    dropped: dict[str, int] = field(default_factory=dict)
-    kept: list[str] = field(default_factory=list)
-    analyst_role: str = ""
-
-    def lines(self, target: str) -> list[str]:
-        out = []
-        if self.dropped:
-            batches = self.dropped.get("etl_batches", 0)
-            rows = ", ".join(f"{table} {count:,}" for table, count in self.dropped.items() if table != "etl_batches")
-            out.append(f"Dropped {batches:,} loaded batch{'' if batches == 1 else 'es'} ({rows} rows)")
-        if self.kept:
-            out.append(f"Kept the {len(self.kept)} tables the warehouse on {target} already has, and their data")
-            if self.created:
-                out.append(f"Created the {len(self.created)} missing: {', '.join(self.created)}")
-        else:
-            out.append(f"Created {len(self.created)} tables on {target}: {', '.join(self.created)}")
-        if self.analyst_role:
-            out.append(self.analyst_role[0].upper() + self.analyst_role[1:])
-        return out
-
-
-DROP_REPORTED = ["etl_batches", "songplays", "app_events", "users", "songs", "artists", "time"]
-
-
-def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_missing: bool = False) -> CreatedTables:
-    """Drops and re-creates every table and view (with if_missing: creates only what is
-    missing and drops nothing); then grants the analysts' role its reads. Refuses, changing
-    nothing, when views the toolkit does not own read its tables. Works under the load lock,
-    so it never changes tables under a running load (it waits for the load, or says who
-    holds the lock); with if_missing and nothing missing it only renews the grants."""
-    with dry_run or connect(config) as wh:
-        existing = {row[0] for row in wh.query(q.existing_relations)}
-        if "etl_lock" in existing:
-            loadlock.take(wh)
-        if if_missing:
-            done = CreatedTables(created=[t for t in q.TABLES if t not in existing],
-                                 kept=[t for t in q.TABLES if t in existing])
-        else:
-            refuse_dependent_views(wh)
-            done = CreatedTables(created=list(q.TABLES))
-            for table in DROP_REPORTED:
-                if table in existing:
-                    count = q.published_batches if table == "etl_batches" else q.row_count
-                    done.dropped[table] = wh.scalar(q.render(count, wh.dialect, table=table))
-            for statement in q.drop_view_queries + q.drop_table_queries:
-                wh.execute(statement)
-        for table in done.created:
-            wh.execute(q.render(q.CREATE_TABLES[table], wh.dialect))
-        views = [v for view, v in zip(q.VIEWS, q.create_view_queries, strict=True)
-                 if view not in existing or not if_missing]
-        if done.created or views:
-            for statement in q.create_index_queries[wh.dialect] + views + [q.etl_lock_row_insert]:
-                wh.execute(statement)
-            for statement in descriptions.comment_statements():
-                wh.execute(statement)
-        wh.commit()  # the tables are the warehouse's, whatever becomes of the analysts' role
-        if config.analyst_role:
-            done.analyst_role = grant_analyst_role(wh, config.analyst_role)
-    return done
-
-
-def refuse_dependent_views(wh: Session) -> None:
-    """Raises EtlError naming the views, not the toolkit's, that read its tables or views:
-    dropping the tables would fail on them (or, with CASCADE, silently take them along)."""
-    ours = set(q.TABLES) | set(q.VIEWS)
-    theirs: dict[str, list[str]] = {}
-    for view, source in wh.query(q.dependent_views):
-        if source in ours and view not in q.VIEWS:
-            theirs.setdefault(view, []).append(source)
-    if theirs:
-        named = "; ".join(f"{view} (reads {', '.join(sources)})" for view, sources in sorted(theirs.items()))
-        raise EtlError(f"views that are not the toolkit's read the tables create_tables.py would drop: {named}. "
-                       "Nothing was dropped. Save their definitions, drop them (drop view NAME), run "
-                       "create_tables.py, then create them again; or load without dropping: python3 tasks.py run")
-
-
-# SQLSTATE of CREATE ROLE for a role that exists (duplicate_object), on both engines.
-DUPLICATE_OBJECT = "42710"
-
-
-def grant_analyst_role(wh: Session, role: str) -> str:
-    """Creates the read-only role when missing (and allowed) and grants it SELECT on what
-    analysts read, each in a transaction of its own after the tables have committed;
-    returns what it did, for the output. A role that exists already is success, even when
-    CREATE ROLE is what says so; a role that cannot be made or granted is one line saying
-    what an administrator runs."""
-    exists = wh.scalar(q.role_exists[wh.dialect], (role,))
-    # A dry run shows the questions, then what a run allowed to create roles sends.
-    may_create = bool(exists) or bool(wh.scalar(q.may_create_roles[wh.dialect])) or not wh.executes
-    if not exists and may_create:
-        try:
-            wh.execute(q.render(q.role_create, wh.dialect, role=role))
-            wh.commit()
-        except WarehouseError as exc:
-            wh.rollback()
-            if exc.sqlstate != DUPLICATE_OBJECT:
-                return _ask_an_administrator(wh, role, str(exc))
-    # Granted also when the role looked absent: Redshift hides from a non-superuser the roles
-    # an administrator made that it cannot reach, and the GRANT is what tells.
-    schema = wh.scalar(q.warehouse_schema) or "public"  # a dry run asks and shows public
-    if not re.fullmatch(r"[a-z_][a-z0-9_$]*", schema):
-        schema = '"' + schema.replace('"', '""') + '"'
-    try:
-        for statement in q.role_grants[wh.dialect]:
-            wh.execute(q.render(statement, wh.dialect, role=role, schema=schema))
-        wh.commit()
-    except WarehouseError as exc:
-        wh.rollback()
-        reason = str(exc) if may_create else f"it does not exist and {wh.config.db_user} may not create roles"
-        return _ask_an_administrator(wh, role, reason)
-    return f"analysts' role {role}: SELECT on the star schema, its views and summaries"
-
-
-def _ask_an_administrator(wh: Session, role: str, reason: str) -> str:
-    """The one line that says what an administrator runs for the analysts' role."""
-    login = q.render(q.analyst_login[wh.dialect], wh.dialect, role=role)
-    return (f"analysts' role {role} not granted ({reason}); the tables are created. An administrator runs "
-            f"'create role {role}', then python create_tables.py --if-missing grants its reads; "
-            f"each analyst's login: '{login}'")

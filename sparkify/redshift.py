@@ -21,9 +21,34 @@ from collections.abc import Callable, Sequence
 import sql_queries as q
 
 from . import loads
-from .config import Config
+from .config import Config, ConfigError
+from .dialects import REDSHIFT
 from .dryrun import RunTimeValue
 from .warehouse import ConnectionLost, WarehouseError, log_step
+
+# What Redshift's COPY reads from S3, by config key: the data, the JSONPaths file and the
+# manifests. AWS, Redshift Database Developer Guide, COPY, "REGION": the manifest and the
+# data files must be in the region the COPY names (or the cluster's), else the COPY fails.
+COPY_READS = ("LOG_DATA", "LOG_JSONPATH", "SONG_DATA", "MANIFEST_PREFIX")
+
+
+def check_regions(config: Config, s3) -> None:
+    """Refuses, before anything runs, a bucket COPY would read that S3 says is in another
+    region than [S3] REGION: every COPY of the run would fail on it."""
+    checked: dict[str, str | None] = {}
+    for key in COPY_READS:
+        value = getattr(config, key.lower())
+        url = value if isinstance(value, str) else value.url
+        if not url.startswith("s3://"):
+            continue
+        bucket = url[len("s3://"):].split("/", 1)[0]
+        if bucket not in checked:
+            checked[bucket] = s3.bucket_region(bucket)
+        region = checked[bucket]
+        if region and region != config.s3_region:
+            raise ConfigError(f"{config.path}: [S3] {key} = {url} is in a bucket in {region}, but [S3] REGION = "
+                              f"{config.s3_region}, and Redshift's COPY reads its data and manifest only in REGION; "
+                              f"use a bucket in {config.s3_region}, or set REGION = {region} if every source is there")
 
 
 def conversions(options: loads.CopyOptions) -> str:
@@ -41,8 +66,8 @@ def conversions(options: loads.CopyOptions) -> str:
 
 def copy_statement(config: Config, table: str, source: str, json_format: str, manifest: bool,
                    options: loads.CopyOptions) -> str:
-    return q.render(
-        q.redshift_copy, "redshift", table=table, source=source, iam_role=config.iam_role_arn, json=json_format,
+    return REDSHIFT.render(
+        q.redshift_copy, table=table, source=source, iam_role=config.iam_role_arn, json=json_format,
         manifest="manifest " if manifest else "", region=config.s3_region,
         max_errors=options.max_errors, conversions=conversions(options),
     )

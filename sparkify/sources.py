@@ -158,6 +158,15 @@ class S3:
         except Exception as exc:
             raise SourceError(self.explain(exc, url)) from None
 
+    def bucket_region(self, bucket: str) -> str | None:
+        """The region a bucket is in, from HeadBucket's x-amz-bucket-region header, which S3
+        sends also with a redirect or a refusal; None when the store does not say."""
+        try:
+            response = self.client.head_bucket(Bucket=bucket)
+        except Exception as exc:  # botocore raises many kinds; an answer with headers still says
+            response = getattr(exc, "response", None) or {}
+        return response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
+
     def _opener(self, bucket: str, key: str, size: int) -> Callable[[], BinaryIO]:
         def open_object() -> BinaryIO:
             return io.BufferedReader(_ResumingReader(self, bucket, key, size), READ_BUFFER)

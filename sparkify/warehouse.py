@@ -19,13 +19,13 @@ import psycopg2.extras
 
 from . import embedded
 from .config import Config
+from .dialects import LOCK_TIMEOUT_S, Dialect, of
+
+__all__ = ["LOCK_TIMEOUT_S"]  # the load lock's bound, as loadlock reads it
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
-# PostgreSQL: give up on a table lock after this long instead of waiting forever behind
-# another session's open transaction (Redshift has no such setting).
-LOCK_TIMEOUT_S = 60
 # SQLSTATEs of a statement that stopped waiting. PostgreSQL's lock_timeout ends a lock wait
 # with 55P03 (lock_not_available); a statement_timeout, or a cancel, ends any statement with
 # 57014 (query_canceled), on Redshift as on PostgreSQL, whose words differ: Redshift says
@@ -54,11 +54,10 @@ class Session(Protocol):
     connection; dryrun.DryRunWarehouse records them and runs nothing (executes is False)."""
 
     config: Config
+    dialect: Dialect
     backend_pid: int | None
     executes: bool
 
-    @property
-    def dialect(self) -> str: ...
     def execute(self, statement: str, params=None, label: str | None = None) -> Any: ...
     def query(self, statement: str, params=None) -> list[tuple]: ...
     def scalar(self, statement: str, params=None) -> Any: ...
@@ -73,18 +72,15 @@ class Session(Protocol):
 
 
 class Warehouse:
-    """The open connection plus the facts about its engine that the SQL depends on."""
+    """The open connection plus its engine's dialect, which the SQL depends on."""
 
     executes = True
 
-    def __init__(self, conn, config: Config, backend_pid: int | None = None):
+    def __init__(self, conn, config: Config, backend_pid: int | None = None, dialect: Dialect | None = None):
         self.conn = conn
         self.config = config
+        self.dialect = dialect or of(config.dialect)
         self.backend_pid = backend_pid  # the server's process for this session
-
-    @property
-    def dialect(self) -> str:
-        return self.config.dialect
 
     def execute(self, statement: str, params=None, label: str | None = None):
         """Runs one statement; returns the cursor (rowcount, fetch)."""
@@ -184,7 +180,9 @@ class Warehouse:
 
 
 def connect(config: Config, database: str | None = None) -> Warehouse:
-    """Opens a connection to the configured engine, starting the embedded server if needed."""
+    """Opens a connection to the configured engine, starting the embedded server if needed;
+    the engine's dialect is chosen here, once."""
+    dialect = of(config.dialect)
     if config.engine == "embedded":
         params = embedded_params(config)
         params["dbname"] = database or config.db_name
@@ -201,8 +199,8 @@ def connect(config: Config, database: str | None = None) -> Warehouse:
     # TCP keepalives, so a connection that a NAT or firewall dropped while a long COPY or
     # statement ran is noticed instead of hanging (libpq ignores them on a Unix socket).
     params.update(keepalives=1, keepalives_idle=60, keepalives_interval=10, keepalives_count=6)
-    if config.dialect == "postgres":
-        params["options"] = f"-c lock_timeout={LOCK_TIMEOUT_S * 1000}"
+    if dialect.connect_options:
+        params["options"] = dialect.connect_options
     try:
         conn = psycopg2.connect(**params)
     except psycopg2.OperationalError as exc:
@@ -210,18 +208,16 @@ def connect(config: Config, database: str | None = None) -> Warehouse:
         refused = "refused user" in message or "does not exist" in message or "unknown" in message
         raise (WarehouseError if refused else ConnectionLost)(message) from None
     with conn.cursor() as cur:
-        if config.dialect == "postgres":
-            # libpq has the session's process from the handshake; Redshift says it when asked.
+        if dialect.pid_from_handshake:
             backend_pid = conn.get_backend_pid()
-            if conn.server_version >= 140000:
-                # Stop a query whose client died (SIGKILL) at once instead of when it finishes,
-                # so the locks it holds do not make the next run wait.
-                cur.execute("set client_connection_check_interval = 1000")
         else:
             cur.execute("select pg_backend_pid()")
             backend_pid = cur.fetchone()[0]
+        for since_version, statement in dialect.session_setup:
+            if conn.server_version >= since_version:
+                cur.execute(statement)
     conn.commit()
-    return Warehouse(conn, config, backend_pid)
+    return Warehouse(conn, config, backend_pid, dialect)
 
 
 APPLICATION = "sparkify-etl"
@@ -279,8 +275,10 @@ def _explain_connect(exc: psycopg2.OperationalError, config: Config) -> str:
     if "could not translate host name" in text:
         return f"host {config.host} is unknown; check [CLUSTER] HOST"
     if config.engine == "embedded":
-        return (f"cannot connect to the embedded PostgreSQL ({_first_line(text)}); "
-                f"delete {config.embedded_dir} to start afresh")
+        # Never advise deleting the folder: it holds the loaded warehouse.
+        return (f"cannot connect to the embedded PostgreSQL ({_first_line(text)}); see the end of "
+                f"{config.embedded_dir / 'log'}, then run the command again (the data in "
+                f"{config.embedded_dir} is kept)")
     return (f"cannot reach the database at {target} ({_first_line(text)}); "
             "check [CLUSTER] HOST and DB_PORT, and that the server accepts connections")
 

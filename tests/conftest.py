@@ -294,8 +294,10 @@ SUMMARY_TOTALS = {
 
 
 def snapshot(warehouse) -> dict:
-    """Every row of every star table, and every summary's totals, in a stable order."""
-    rows = {table: warehouse.query(f"select * from {table} order by 1") for table in STAR}
+    """Every row of every star table, and every summary's totals, in a stable order (by the
+    whole row: a first column such as user_levels' user_id need not be unique, and the
+    engine's order among its equals changes with the plan)."""
+    rows = {table: sorted(warehouse.query(f"select * from {table}"), key=repr) for table in STAR}
     for table, totals in SUMMARY_TOTALS.items():
         rows[table] = sorted(warehouse.query(totals), key=repr)
     return rows

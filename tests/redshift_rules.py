@@ -159,7 +159,35 @@ def violations(sql: str) -> list[str]:
             found.append(f"column named {node.name} (a PostgreSQL system column name)")
     if any(sort_based_with_distinct(select) for select in tree.find_all(exp.Select)):
         found.append(SORT_BASED_WITH_DISTINCT)
+    if untyped_union_literals(tree):
+        found.append(UNTYPED_IN_UNION)
     return sorted(set(found))
+
+
+# AWS, Redshift Database Developer Guide, "UNION, INTERSECT, and EXCEPT": the branches must
+# have "compatible data types", and set operations "don't allow implicit conversion between
+# different categories of data types" ("Type compatibility and conversion"). A bare string
+# literal or NULL has no type of its own; where the first branch, which names the columns,
+# has one, the engine guesses the column's type (a CHAR of the literal's length, or a type
+# from the other branches), and the engines guess differently. So the first branch casts
+# each such value, and the other branches follow its type.
+UNTYPED_IN_UNION = ("an untyped literal ('text' or NULL) in the first branch of UNION/INTERSECT/EXCEPT: "
+                    "cast it (cast('…' as varchar(n)))")
+
+
+def untyped_union_literals(tree) -> bool:
+    """Whether the first branch of a set operation in tree selects a bare string literal or NULL."""
+    for operation in tree.find_all(exp.SetOperation):
+        first = operation.left
+        while isinstance(first, exp.SetOperation):
+            first = first.left
+        if not isinstance(first, exp.Select):
+            continue
+        for expression in first.expressions:
+            value = expression.this if isinstance(expression, exp.Alias) else expression
+            if isinstance(value, exp.Null) or (isinstance(value, exp.Literal) and value.is_string):
+                return True
+    return False
 
 
 def _is_sort_based(node) -> bool:
@@ -223,3 +251,172 @@ def script_violations(statements: list[str]) -> list[str]:
     if any(_EPOCH.search(re.sub(r"--[^\n]*", " ", statement).lower()) for statement in statements):
         found.append(EPOCH_OVERFLOWS)
     return sorted(set(found + order_violations(statements)))
+
+
+# AWS, Redshift Database Developer Guide, "Table constraints" (t_Defining_constraints.html):
+# uniqueness, primary key and foreign key constraints are informational only, the planner
+# uses them and assumes they are valid, and "if your application allows invalid foreign keys
+# or primary keys, some queries could return incorrect results. For example, a SELECT
+# DISTINCT query might return duplicate rows if the primary key is not unique." A check of a
+# key, or a view analysts rely on, must therefore not be a query the planner may answer from
+# the declared key: no GROUP BY or DISTINCT of exactly a declared key, no anti-join (LEFT JOIN
+# … WHERE parent key IS NULL) on a declared key's bare columns. Comparing an expression of
+# the key (a cast) asks the data instead.
+RELIES_ON_DECLARED_KEY = "a query the planner may answer from a declared key: "
+
+
+def declared_keys(create_statements: list[str]) -> dict[str, list[tuple[str, ...]]]:
+    """Each table's declared primary keys, as column tuples, from its (rendered) CREATE
+    statements: a column's own 'primary key' or a 'primary key (…)' of the table."""
+    keys: dict[str, list[tuple[str, ...]]] = {}
+    for statement in create_statements:
+        named = re.search(r"create\s+(?:unlogged\s+|temp\s+)?table\s+(?:if\s+not\s+exists\s+)?(\w+)", statement, re.I)
+        if not named:
+            continue
+        found = [tuple(c.strip() for c in cols.split(","))
+                 for cols in re.findall(r"primary\s+key\s*\(([^)]*)\)", statement, re.I)]
+        found += [(column,) for column in re.findall(r"^\s*(\w+)\s+[^\n]*?\bprimary\s+key\b(?!\s*\()", statement,
+                                                     re.I | re.M)]
+        keys[named[1].lower()] = found
+    return keys
+
+
+def _tables_by_alias(select: exp.Select) -> dict[str, str]:
+    """The tables of one SELECT's FROM and JOINs, by alias (or name)."""
+    tables = {}
+    for table in [*select.find_all(exp.Table)]:
+        if table.find_ancestor(exp.Select) is select:
+            tables[(table.alias_or_name or table.name).lower()] = table.name.lower()
+    return tables
+
+
+def _key_column(column: exp.Expression, tables: dict[str, str],
+                keys: dict[str, list[tuple[str, ...]]]) -> tuple[str, str] | None:
+    """(table, column) when column is a bare column of a single-column declared key."""
+    if not isinstance(column, exp.Column):
+        return None
+    owners = [tables[column.table.lower()]] if column.table else list(tables.values())
+    for table in owners:
+        if (column.name.lower(),) in keys.get(table, []):
+            return table, column.name.lower()
+    return None
+
+
+def declared_key_reliance(sql: str, keys: dict[str, list[tuple[str, ...]]]) -> list[str]:
+    """Where sql may be answered from a declared key instead of the data (see above)."""
+    found = []
+    tree = sqlglot.parse_one(sql, read="postgres")
+    for select in tree.find_all(exp.Select):
+        tables = _tables_by_alias(select)
+        group = select.args.get("group")
+        if group is not None and all(isinstance(e, exp.Column) for e in group.expressions):
+            grouped = tuple(e.name.lower() for e in group.expressions)
+            for table in tables.values():
+                if grouped in keys.get(table, []):
+                    found.append(f"{RELIES_ON_DECLARED_KEY}GROUP BY the declared key {table} ({', '.join(grouped)})")
+        if select.args.get("distinct") is not None:
+            for expression in select.expressions:
+                key = _key_column(expression.unalias(), tables, keys)
+                if key:
+                    found.append(f"{RELIES_ON_DECLARED_KEY}SELECT DISTINCT of the declared key {key[0]}.{key[1]}")
+        where = select.args.get("where")
+        nulls = [n.this for n in (where.find_all(exp.Is) if where else []) if isinstance(n.expression, exp.Null)]
+        for join in select.args.get("joins") or []:
+            if join.side.lower() != "left" or join.args.get("on") is None:
+                continue
+            for equal in join.args["on"].find_all(exp.EQ):
+                for side in (equal.this, equal.expression):
+                    key = _key_column(side, tables, keys)
+                    if key and any(isinstance(n, exp.Column) and n.sql() == side.sql() for n in nulls):
+                        found.append(f"{RELIES_ON_DECLARED_KEY}an anti-join on the declared key {key[0]}.{key[1]}")
+    return sorted(set(found))
+
+
+# AWS, Redshift Database Developer Guide, "Performing a merge operation by replacing existing
+# rows" / "Creating a temporary staging table": when the join is not on the distribution key,
+# "add a redundant join predicate on the distribution key columns to enable a collocated
+# join"; and "Choose the best distribution style": a join of tables distributed on the same
+# key is collocated (DS_DIST_NONE) only when the join condition includes that key. So every
+# join between two tables distributed on user_id, an IN (subquery) semi-join among them, must
+# equate their user_id columns. A subquery of the logged-out rows alone (user_id is null), which
+# equality can never match, is the exception: their few rows all lie on one slice.
+MISSING_DISTKEY_PREDICATE = "a join of tables distributed on {key} without {key} = {key} (data would move): "
+_DISTKEY = re.compile(r"create\s+(?:temp\s+)?table\s+(?:if\s+not\s+exists\s+)?(\w+)[^;]*?distkey\s*\((\w+)\)",
+                      re.I | re.S)
+
+
+def distributed_on(statements: list[str], key: str = "user_id") -> set[str]:
+    """The tables the (rendered Redshift) CREATE statements distribute on key."""
+    return {table.lower() for statement in statements for table, column in _DISTKEY.findall(statement)
+            if column.lower() == key}
+
+
+def _source_tables(query: exp.Expression) -> list[str]:
+    """The tables a query reads directly (FROM, JOIN, USING, and DELETE's target), not those
+    of the queries nested in it; a derived table counts as the tables it reads."""
+    found = []
+    for table in query.find_all(exp.Table):
+        owner = table.find_ancestor(exp.Select, exp.Delete, exp.Update)
+        if owner is query:
+            found.append(table.name.lower())
+    for subquery in query.find_all(exp.Subquery):
+        if (isinstance(subquery.parent, (exp.From, exp.Join)) and isinstance(subquery.this, exp.Select)
+                and subquery.find_ancestor(exp.Select, exp.Delete, exp.Update) is query):
+            found += _source_tables(subquery.this)
+    return found
+
+
+def _equates_key(condition: exp.Expression | None, key: str) -> bool:
+    return condition is not None and any(
+        isinstance(eq.this, exp.Column) and isinstance(eq.expression, exp.Column)
+        and eq.this.name.lower() == key and eq.expression.name.lower() == key
+        and eq.this.table != eq.expression.table
+        for eq in condition.find_all(exp.EQ))
+
+
+def _only_null_keys(query: exp.Expression, key: str) -> bool:
+    where = query.args.get("where")
+    return where is not None and any(isinstance(node.this, exp.Column) and node.this.name.lower() == key
+                                     and isinstance(node.expression, exp.Null)
+                                     for node in where.find_all(exp.Is))
+
+
+def missing_distkey_predicates(sql: str, distributed: set[str], key: str = "user_id") -> list[str]:
+    """The joins and semi-joins in sql between two tables of distributed that do not equate key."""
+    found = []
+    tree = sqlglot.parse_one(sql, read="postgres")
+    for query in [tree, *tree.find_all(exp.Select)]:
+        if not isinstance(query, (exp.Select, exp.Delete, exp.Update)):
+            continue
+        joins = query.args.get("joins") or []
+        outer = [t for t in _source_tables(query) if t in distributed]
+        # Explicit joins (and DELETE … USING): the ON, or the WHERE, must equate key.
+        for join in joins:
+            joined = [t for t in _source_tables_of(join.this) if t in distributed]
+            if joined and [t for t in outer if t not in joined] and not _equates_key(join.args.get("on"), key):
+                found.append(f"{MISSING_DISTKEY_PREDICATE.format(key=key)}{', '.join(sorted(set(outer)))}")
+        if isinstance(query, exp.Delete) and query.args.get("using"):
+            used = [t.name.lower() for t in query.args["using"] if isinstance(t, exp.Table)]
+            if outer and any(t in distributed for t in used) and not _equates_key(query.args.get("where"), key):
+                found.append(f"{MISSING_DISTKEY_PREDICATE.format(key=key)}{', '.join(sorted(set(outer)))}")
+        # Semi- and anti-joins: x IN (SELECT … FROM another distributed table).
+        if not outer:
+            continue
+        for member in query.find_all(exp.In):
+            inner = member.args.get("query")
+            if inner is None or member.find_ancestor(exp.Select, exp.Delete, exp.Update) is not query:
+                continue
+            inner = inner.this if isinstance(inner, exp.Subquery) else inner
+            if not isinstance(inner, exp.Select):
+                continue
+            if any(t in distributed for t in _source_tables(inner)) and not _only_null_keys(inner, key):
+                found.append(f"{MISSING_DISTKEY_PREDICATE.format(key=key)}{member.sql()[:80]}")
+    return sorted(set(found))
+
+
+def _source_tables_of(node: exp.Expression) -> list[str]:
+    if isinstance(node, exp.Table):
+        return [node.name.lower()]
+    if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Select):
+        return _source_tables(node.this)
+    return []

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, fresh_database, write_config
 
 import sql_queries as q
-from sparkify import descriptions, dictionary, pipeline
+from sparkify import descriptions, dictionary, schema
 from sparkify.config import load_config
 from sparkify.warehouse import connect
 
@@ -29,7 +29,7 @@ def created(server, tmp_path_factory):
     (folder / "song_data").mkdir()
     with fresh_database(server, folder) as warehouse:
         config = load_config(warehouse.config)
-        pipeline.create_tables(config)
+        schema.create_tables(config)
         with connect(config) as wh:
             yield warehouse, dictionary.read_catalog(wh)
 

@@ -54,3 +54,31 @@ def test_no_module_imports_itself_back():
         if start not in done:
             visit(start, [start])
     assert cycles == [], "import cycles: " + "; ".join(cycles)
+
+
+# The modules that run a load or create the schema ask their warehouse's dialect
+# (sparkify/dialects.py) and never which engine they are on.
+ENGINE_BLIND = ["sparkify.pipeline", "sparkify.loadlock", "sparkify.warehouse", "sparkify.dryrun", "sql_queries"]
+ENGINE_NAMES = {"postgres", "redshift"}
+
+
+def engine_questions(tree: ast.Module) -> list[str]:
+    """Comparisons with a dialect's name, or of anything called dialect. (Whether to start
+    the embedded server is how to connect, not which SQL to send.)"""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        names = [o.value for o in operands if isinstance(o, ast.Constant) and o.value in ENGINE_NAMES]
+        asked = [o.attr for o in operands if isinstance(o, ast.Attribute) and o.attr == "dialect"]
+        if names or asked:
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_the_pipeline_never_asks_which_engine_it_is_on():
+    modules = project_modules()
+    assert engine_questions(ast.parse('if wh.dialect == "redshift": pass')), "the check finds nothing"
+    asked = {name: engine_questions(modules[name]) for name in ENGINE_BLIND}
+    assert asked == {name: [] for name in ENGINE_BLIND}

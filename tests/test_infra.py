@@ -11,7 +11,7 @@ import boto3
 import pytest
 from conftest import DATA, ROOT, S3_ENV, write_config
 
-from sparkify.config import load_config
+from sparkify.config import ConfigError, load_config
 
 PASSWORD = "Infra-Test-Pa55"
 
@@ -86,8 +86,10 @@ def test_create_is_idempotent_and_writes_the_endpoint_and_role(aws, tmp_path):
     assert attached == []
     policy = clients["iam"].get_role_policy(RoleName="sparkify-redshift-s3-read", PolicyName="sparkify-s3-read")
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
-    assert statements["ListTheSourceBuckets"]["Action"] == "s3:ListBucket"
-    assert statements["ListTheSourceBuckets"]["Resource"] == ["arn:aws:s3:::udacity-dend"]
+    # LIST only under the sources' prefixes (the s3:prefix condition), one statement per bucket.
+    assert statements["ListTheSources1"] == {
+        "Sid": "ListTheSources1", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::udacity-dend",
+        "Condition": {"StringLike": {"s3:prefix": ["log_data*", "log_json_path.json*", "song_data*"]}}}
     assert statements["ReadTheSources"]["Action"] == "s3:GetObject"
     assert statements["ReadTheSources"]["Resource"] == ["arn:aws:s3:::udacity-dend/log_data*",
                                                         "arn:aws:s3:::udacity-dend/log_json_path.json*",
@@ -112,12 +114,14 @@ def test_the_policy_names_a_manifest_prefix_and_the_buckets_of_other_sources(aws
     assert result.returncode == 0, result.stderr
     policy = clients["iam"].get_role_policy(RoleName="sparkify-redshift-s3-read", PolicyName="sparkify-s3-read")
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
-    assert statements["ListTheSourceBuckets"]["Resource"] == [
-        "arn:aws:s3:::our-songs", "arn:aws:s3:::sparkify-work", "arn:aws:s3:::udacity-dend"]
+    assert [(s["Resource"], s["Condition"]["StringLike"]["s3:prefix"]) for s in statements.values()
+            if s["Action"] == "s3:ListBucket"] == [("arn:aws:s3:::our-songs", ["2024*"]),
+                                                   ("arn:aws:s3:::sparkify-work", ["etl/manifests/*"]),
+                                                   ("arn:aws:s3:::udacity-dend", ["log_data*", "log_json_path.json*"])]
     assert statements["ReadTheSources"]["Resource"] == [
         "arn:aws:s3:::our-songs/2024*", "arn:aws:s3:::sparkify-work/etl/manifests/*",
         "arn:aws:s3:::udacity-dend/log_data*", "arn:aws:s3:::udacity-dend/log_json_path.json*"]
-    assert json.dumps(policy["PolicyDocument"]).count("*") == 4  # no bucket read whole
+    assert json.dumps(policy["PolicyDocument"]).count("*") == 8  # no bucket read or listed whole
 
 
 def test_a_role_and_cluster_made_before_are_narrowed_and_moved(aws, tmp_path):
@@ -181,3 +185,28 @@ def test_no_credentials_is_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == ("Error: no AWS credentials found; configure them as for the AWS CLI "
                                      "(aws configure, or AWS_PROFILE)")
+
+
+def test_a_bucket_copy_reads_in_another_region_than_region_is_refused_before_anything_runs(
+        aws, tmp_path, monkeypatch):
+    """Redshift's COPY reads its manifest and data only in [S3] REGION: a MANIFEST_PREFIX
+    bucket elsewhere would fail every COPY, so the run refuses it first, naming the key."""
+    from sparkify import redshift, sources
+
+    env, _ = aws
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "x")
+    for bucket, region in (("sparkify-eu-work", "eu-west-1"), ("sparkify-us-work", "us-west-2")):
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=region, aws_access_key_id="x",
+                     aws_secret_access_key="y").create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    for bucket, fails in (("sparkify-us-work", False), ("sparkify-eu-work", True)):
+        path = config_for(tmp_path, extra=f"MANIFEST_PREFIX = s3://{bucket}/manifests\n"
+                                          f"ENDPOINT_URL = {env['AWS_ENDPOINT_URL']}\n")
+        config = load_config(path)
+        if fails:
+            with pytest.raises(ConfigError, match=r"\[S3\] MANIFEST_PREFIX = s3://sparkify-eu-work/manifests is in a "
+                                                  r"bucket in eu-west-1, but \[S3\] REGION = us-west-2"):
+                redshift.check_regions(config, sources.S3(config))
+        else:
+            redshift.check_regions(config, sources.S3(config))

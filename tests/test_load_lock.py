@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, event, load, run_main, run_script, song, write_events, write_song
 
 import sql_queries as q
-from sparkify import loadlock, parallelrows, pipeline
+from sparkify import dialects, loadlock, parallelrows, pipeline
 from sparkify.config import load_config
 from sparkify.warehouse import client_name, connect, this_host
 
@@ -192,3 +192,51 @@ def test_a_sigterm_around_the_commit_says_whether_the_batch_landed(warehouse, po
     else:
         assert published == [] and warehouse.count("songplays") == 0
         assert "Error: interrupted; nothing of this run was committed" in text
+
+
+# SVV_TRANSACTIONS and SYS_CONNECTION_LOG as AWS documents their columns, stood in for on
+# PostgreSQL (whose pg_class and pg_namespace Redshift has too): the Redshift holders'
+# query runs on a real engine.
+REDSHIFT_LOCK_VIEWS = """
+create table svv_transactions (txn_owner text, txn_db text, xid bigint, pid integer, txn_start timestamp,
+    lock_mode text, lockable_object_type text, relation integer, granted boolean);
+create table sys_connection_log (event character(50), record_time timestamp, session_id integer,
+    user_name character(50), application_name character(250));
+"""
+
+
+def test_redshift_finds_the_lock_holder_in_svv_transactions_and_its_client_by_the_session_start(warehouse):
+    """A PID is not unique over time: the client name is the newest session start with that
+    PID before the holder's transaction began, not an older or a later session's."""
+    run_script("create_tables.py", "--config", str(warehouse.config))
+    dead, alive = dead_pid(), os.getpid()
+    warehouse.execute(REDSHIFT_LOCK_VIEWS)
+    warehouse.execute(
+        "insert into svv_transactions select 'sparkify_etl', 'sparkify', 7, 4242, timestamp '2026-12-03 10:00', "
+        "'AccessExclusiveLock', 'relation', cast(oid as integer), true from pg_class where relname = 'etl_lock'; "
+        "insert into svv_transactions values ('ana', 'sparkify', 8, 4343, timestamp '2026-12-03 10:05', "
+        "'AccessShareLock', 'relation', 1, true)")
+    for when, process in (("09:00", alive), ("09:59", dead), ("10:30", alive)):
+        warehouse.execute("insert into sys_connection_log values ('initiating session', %s, 4242, 'sparkify_etl', "
+                          "%s)", (f"2026-12-03 {when}", f"sparkify-etl {this_host()} {process}"))
+    rows = warehouse.query(dialects.REDSHIFT.load_lock_holders)
+    assert [row[:4] for row in rows] == [(4242, f"sparkify-etl {this_host()} {dead}", "sparkify_etl", "holding it")]
+    holder = loadlock.Holder(*rows[0])
+    assert str(holder).startswith(f"session 4242 (process {dead} on {this_host()}, holding it since 2026-12-03 "
+                                  "10:00:00, user sparkify_etl")
+
+
+def test_a_load_that_waits_says_on_whom_while_it_waits(warehouse):
+    run_script("create_tables.py", "--config", str(warehouse.config))
+    write_events(warehouse.config.parent, "2018-11-01-events.json", [event()])
+    write_song(warehouse.config.parent, song())
+    holder, backend = holding_lock(warehouse, "an analyst's notebook")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "etl.py"), "--config", str(warehouse.config)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_line(proc, f"waiting up to 60 s for the load lock, held by session {backend} (an analyst's "
+                            "notebook, idle in transaction since")
+    finally:
+        holder.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()

@@ -81,3 +81,109 @@ def test_every_insights_query_runs_on_it(loaded, tmp_path):
         with open(tmp_path / "report" / f"{name}.csv", encoding="utf-8") as handle:
             assert len(list(csv.reader(handle))) > 1, name  # a header and rows
     assert env["PASSWORD"] not in report.stdout + report.stderr
+
+
+def _connect(config):
+    from sparkify.config import load_config
+    from sparkify.warehouse import connect
+
+    return connect(load_config(config))
+
+
+def test_every_loaded_files_count_comes_from_its_own_copys_books(loaded):
+    """Item 5: the COPY's books are read by its query id from SYS_LOAD_HISTORY; if that join
+    did not hold, the per-file counts would be zero (the run fails loudly instead)."""
+    config, _, _ = loaded
+    with _connect(config) as wh:
+        files, counted, empty = wh.query(
+            "select count(*), sum(row_count), sum(case when row_count = 0 then 1 else 0 end) from loaded_objects "
+            "where table_name = 'staging_events'")[0]
+        assert files == 30 and counted == 8056 and empty == 0
+        assert wh.scalar("select count(*) from loaded_objects where table_name = 'staging_songs' "
+                         "and row_count = 0") == 0
+
+
+def test_a_copy_that_fails_whole_is_a_failed_batch_with_its_own_reason(loaded, tmp_path):
+    """Item 3: a JSON object over 4 MB fails Redshift's COPY whole, with no row error: the
+    batch is recorded as failed with that COPY's reason, never an earlier COPY's rejections.
+    Needs a bucket of yours: the MANIFEST_PREFIX's."""
+    config, _, env = loaded
+    if not env["MANIFEST_PREFIX"]:
+        pytest.skip("set SPARKIFY_REDSHIFT_MANIFEST_PREFIX (a bucket this machine can write) to put a 5 MB song there")
+    from sparkify import sources
+    from sparkify.config import load_config
+
+    prefix = env["MANIFEST_PREFIX"].rstrip("/") + f"/test-big-{os.getpid()}"
+    s3 = sources.S3(load_config(config))
+    s3.write(f"{prefix}/TRBIG.json", ('{"song_id": "SOBIG", "title": "' + "x" * (5 << 20) + '"}').encode())
+    big = tmp_path / "big.cfg"
+    big.write_text(config.read_text().replace("SONG_DATA = s3://udacity-dend/song_data", f"SONG_DATA = {prefix}"))
+    result = run_script("etl.py", "--config", str(big), check=False, timeout=1800)
+    assert result.returncode == 1
+    assert "Error: loading staging_songs failed on Redshift: copy staging_songs:" in result.stderr
+    with _connect(config) as wh:
+        outcome, message = wh.query("select outcome, message from etl_batches order by batch_id desc limit 1")[0]
+        assert outcome == "failed" and "loading staging_songs failed on Redshift" in message
+
+
+def test_create_tables_as_a_user_who_may_not_create_roles(loaded, tmp_path):
+    """Item 2: the tables commit, and one line says what an administrator runs: on Redshift
+    CREATE ROLE, then for each analyst CREATE USER and GRANT ROLE."""
+    config, _, env = loaded
+    user, role, password = f"sparkify_lp_{os.getpid()}", f"sparkify_lp_readers_{os.getpid()}", "Least-Priv-9x"
+    with _connect(config) as admin:
+        admin.conn.autocommit = True
+        admin.execute(f"create user {user} password '{password}'")
+        admin.execute(f"create schema {user} authorization {user}")
+        admin.execute(f"alter user {user} set search_path to {user}")
+    try:
+        least = tmp_path / "least.cfg"
+        text = config.read_text().replace(f"DB_USER = {env['USER']}", f"DB_USER = {user}")
+        text = text.replace(f"DB_PASSWORD = {env['PASSWORD']}", f"DB_PASSWORD = {password}")
+        least.write_text(text.replace("[IAM_ROLE]", f"ANALYST_ROLE = {role}\n\n[IAM_ROLE]"))
+        result = run_script("create_tables.py", "--config", str(least))
+        line = next(text for text in result.stdout.splitlines() if text.startswith(f"Analysts' role {role} not"))
+        assert f"'create role {role}'" in line and f"grant role {role} to ana" in line
+        with _connect(config) as admin:
+            assert admin.scalar("select count(*) from information_schema.tables where table_schema = %s",
+                                (user,)) == len(q.TABLES) + len(q.VIEWS)
+    finally:
+        with _connect(config) as admin:
+            admin.conn.autocommit = True
+            admin.execute(f"drop schema if exists {user} cascade")
+            admin.execute(f"drop user if exists {user}")
+
+
+def test_a_dead_runs_session_holding_the_load_lock_is_found_in_svv_transactions(loaded):
+    """Item 8: the holder is found through SVV_TRANSACTIONS (on Serverless too); a superuser,
+    who sees SYS_CONNECTION_LOG, proves it is a dead run of this machine's and ends it."""
+    import subprocess
+    import sys
+
+    from sparkify import loadlock
+    from sparkify.warehouse import this_host
+
+    config, _, env = loaded
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    import psycopg2
+
+    holder = psycopg2.connect(host=env["HOST"], port=int(env["PORT"] or 5439), dbname=env["DB"], user=env["USER"],
+                              password=env["PASSWORD"], application_name=f"sparkify-etl {this_host()} {dead}")
+    try:
+        with holder.cursor() as cur:
+            cur.execute("lock table etl_lock")
+            cur.execute("select pg_backend_pid()")
+            backend = cur.fetchone()[0]
+        with _connect(config) as wh:
+            found = loadlock.holders(wh)
+            assert [h.pid for h in found] == [backend]
+            superuser = wh.scalar("select count(*) from pg_user where usename = current_user and usesuper")
+            if superuser:
+                assert found[0].application == f"sparkify-etl {this_host()} {dead}"
+                assert loadlock.end_dead_holders(wh) == [backend]
+            else:
+                assert found[0].application is None  # not proven ours: named, never ended
+                assert loadlock.end_dead_holders(wh) == []
+    finally:
+        holder.close()

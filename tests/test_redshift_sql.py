@@ -18,10 +18,19 @@ from datetime import datetime
 import pytest
 import sqlglot
 from conftest import DATA, ROOT, run_main, run_script, write_config
-from redshift_rules import script_violations, violations
+from redshift_rules import (
+    declared_key_reliance,
+    declared_keys,
+    distributed_on,
+    missing_distkey_predicates,
+    script_violations,
+    violations,
+)
+from sqlglot import exp
 
 import insight_queries as iq
 import sql_queries as q
+from sparkify.dialects import REDSHIFT
 
 GOLDEN_SCRIPT = ROOT / "tests" / "golden" / "redshift.sql"
 # The analysts' sample queries, one statement per file, run as they are on either engine.
@@ -124,6 +133,17 @@ def test_every_lock_waits_a_bounded_time(script):
         assert script_violations(run) == []
 
 
+def test_every_lock_first_looks_for_its_holders_where_serverless_shows_them(script):
+    """A dead run's session on Redshift is found through SVV_TRANSACTIONS (both deployments,
+    every user its own sessions), never STV_LOCKS (provisioned, superusers): each LOCK is
+    preceded by that question, and the hints name no provisioned-only view."""
+    for run in sessions(script):
+        for index, body in enumerate(run):
+            if body.startswith("lock table etl_lock"):
+                asked = [b for b in run[:index] if "from svv_transactions t" in b]
+                assert asked and "sys_connection_log" in asked[-1], run[:index][-3:]
+
+
 def test_copy_reads_s3_with_the_options_that_keep_real_data_loading(script):
     copies = [b for b in statements(script) if b.startswith("copy ")]
     assert len(copies) == 4  # both staging tables, for a batch and for a rebuild
@@ -178,7 +198,7 @@ def test_the_dry_run_shows_no_secret(script):
 
 def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_engines():
     """The logical statements are one text for both engines: checking them here covers PostgreSQL too."""
-    texts = [q.render(step.sql, "redshift") for step in q.transform_steps]
+    texts = [REDSHIFT.render(step.sql) for step in q.transform_steps]
     texts += [statement for _, statement in q.quality_checks]
     texts += [statement for _, statement in q.batch_quality_checks]
     # The report's queries as written (everything) and as run for a period (for_period raises
@@ -186,8 +206,8 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     texts += [statement for _, _, statement in iq.QUERIES]
     texts += [statement for _, _, statement in iq.statements(datetime(2018, 11, 10), datetime(2018, 11, 21))]
     texts += [step.sql % (1,) for step in q.rollup_inserts]
-    texts += [q.time_rows_added_insert % (1, 1), q.render(q.matched_plays_added_insert, "redshift") % (1, 0)]
-    texts += [q.text_repair_candidates, q.render(q.batch_plays_recovered, "redshift"), q.songplays_matched]
+    texts += [q.time_rows_added_insert % (1, 1), REDSHIFT.render(q.matched_plays_added_insert) % (1, 0)]
+    texts += [q.text_repair_candidates, REDSHIFT.render(q.batch_plays_recovered), q.songplays_matched]
     texts += q.batch_tables_drop
     assert ANALYSES_SQL
     texts += [path.read_text(encoding="utf-8") for path in ANALYSES_SQL]
@@ -241,6 +261,9 @@ def test_the_checker_accepts_an_epoch_of_whole_seconds():
      "EXTRACT(epoch ...) of a time not truncated"),
     ("select date_part('epoch', started_at) from s", "EXTRACT(epoch ...) of a time not truncated"),
     ("select extract(epoch from date_trunc('millisecond', t)) from s", "EXTRACT(epoch ...) of a time not"),
+    # Untyped literals in a set operation's branches (the rollups check and two report queries did this).
+    ("select 'plays_by_user_day' as summary, 1 union all select 'plays_by_hour', 2", "an untyped literal"),
+    ("select user_id, null as level from a union all select user_id, level from b", "an untyped literal"),
     # The load's latest valid time, as it was computed from the run's clock until 2038 came into view.
     ("select count(*) from staging_events where ts > cast(extract(epoch from date_trunc('second', "
      "cast(:timestamp as timestamp))) as bigint) * 1000", "EXTRACT(epoch ...) in a load statement"),
@@ -353,6 +376,8 @@ def test_books_that_do_not_add_up_fail_loudly_instead_of_reporting_zero(sys_view
     "select a.level, a.users, b.m from a join b on b.level = a.level",
     "select count(distinct u), (select median(m) from t2) from t",  # the median is another query's
     "select listagg(distinct level, ',') from users",  # LISTAGG's own DISTINCT is allowed
+    # The first branch's cast types the column; the later branches' literals follow it.
+    "select cast('plays' as varchar(32)) as summary, 1 as n union all select 'events', 2",
 ])
 def test_the_checker_accepts_what_redshift_runs(good):
     assert violations(good) == []
@@ -389,3 +414,70 @@ def test_create_tables_grants_the_analysts_role_on_redshift(script):
     assert "grant usage on schema public to role sparkify_analyst;" in create_tables
     assert re.search(r"grant select on songplays, .*\bplays, load_summary, load_error_reasons to role "
                      r"sparkify_analyst;", create_tables)
+
+
+REDSHIFT_KEYS = declared_keys([REDSHIFT.render(statement) for statement in q.create_table_queries])
+
+
+def test_no_check_or_analysts_view_may_be_answered_from_a_declared_key():
+    """#19 item 4: Redshift assumes declared keys hold; the gate proves them, so it must ask the data."""
+    assert ("songplay_id",) in REDSHIFT_KEYS["songplays"] and ("user_id",) in REDSHIFT_KEYS["users"]
+    assert ("user_id", "valid_from") in REDSHIFT_KEYS["user_levels"]
+    texts = [statement for _, statement in q.quality_checks + q.batch_quality_checks] + q.create_view_queries
+    for text in texts:
+        assert declared_key_reliance(text, REDSHIFT_KEYS) == [], text
+
+
+def test_the_declared_key_rule_finds_each_form_it_names():
+    relies = [
+        "select songplay_id, count(*) from songplays group by songplay_id having count(*) > 1",
+        "select user_id, valid_from, count(*) from user_levels group by user_id, valid_from having count(*) > 1",
+        "select child.user_id from songplays child left join users parent on parent.user_id = child.user_id "
+        "where child.user_id is not null and parent.user_id is null",
+        "select distinct s.song_id from songs s",
+    ]
+    for text in relies:
+        assert declared_key_reliance(text, REDSHIFT_KEYS), text
+    # Grouping by a column that is no declared key, and a join that keeps both sides, are fine.
+    assert declared_key_reliance("select level, count(*) from users group by level", REDSHIFT_KEYS) == []
+    assert declared_key_reliance("select p.user_id, u.level from songplays p left join users u "
+                                 "on u.user_id = p.user_id", REDSHIFT_KEYS) == []
+
+
+def test_every_join_of_tables_distributed_on_user_id_equates_user_id(script):
+    """#19 item 10: joins of the facts and the batch tables keep to their slices on Redshift."""
+    bodies = statements(script)
+    distributed = distributed_on(bodies)
+    assert {"songplays", "app_events", "batch_events", "batch_plays", "batch_replaced"} <= distributed
+    assert "users" not in distributed and "staging_events" not in distributed
+    parsed = [body for body in bodies if sqlglot.parse_one(body, read="postgres").find(exp.Select)]
+    assert len(parsed) > 40
+    for body in parsed:
+        assert missing_distkey_predicates(body, distributed) == [], body
+    for _, statement in q.quality_checks + q.batch_quality_checks:
+        assert missing_distkey_predicates(statement, distributed) == [], statement
+
+
+def test_the_distribution_key_rule_finds_a_join_without_it():
+    distributed = {"songplays", "batch_plays", "app_events", "batch_replaced"}
+    missing = [
+        "select count(*) from batch_plays p join songplays s on s.songplay_id = p.songplay_id",
+        "select count(*) from songplays where songplay_id in (select songplay_id from batch_plays)",
+        "delete from app_events where event_id in (select event_id from batch_replaced)",
+        "delete from app_events using batch_replaced r where app_events.event_id = r.event_id",
+        "select count(*) from batch_plays p left join (select songplay_id from songplays where x = 1) s "
+        "on s.songplay_id = p.songplay_id",
+    ]
+    for text in missing:
+        assert missing_distkey_predicates(text, distributed), text
+    fine = [
+        "select count(*) from batch_plays p join songplays s on s.songplay_id = p.songplay_id "
+        "and s.user_id = p.user_id",
+        "delete from app_events using batch_replaced r where app_events.event_id = r.event_id "
+        "and app_events.user_id = r.user_id",
+        "select count(*) from songplays where user_id is null "
+        "and songplay_id in (select songplay_id from batch_plays where user_id is null)",
+        "select count(*) from songplays s join users u on u.user_id = s.user_id",
+    ]
+    for text in fine:
+        assert missing_distkey_predicates(text, distributed) == [], text

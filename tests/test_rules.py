@@ -205,6 +205,7 @@ def test_a_logged_out_play_already_stored_is_not_added_again(warehouse):
     not (the batch then does not replace it first), so only the anti-join stands between
     the play and a second copy."""
     import sql_queries as q
+    from sparkify.dialects import POSTGRES
 
     write_events(folder(warehouse), "2018-11-01-events.json", [
         event(user_id="", item=0, level="free"), event(user_id="5", item=1, ts=BASE_TS + MINUTE)])
@@ -216,7 +217,7 @@ def test_a_logged_out_play_already_stored_is_not_added_again(warehouse):
     try:
         with conn.cursor() as cur:
             for statement in [q.batch_events_create, q.batch_plays_create]:
-                cur.execute(q.render(statement, "postgres"))
+                cur.execute(POSTGRES.render(statement))
             cur.execute("select count(*) from batch_events where replaces = 0")
             assert cur.fetchone()[0] == 2
             cur.execute("select count(*) from batch_plays")

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg2
@@ -18,6 +19,7 @@ import pytest
 from conftest import DATA, ROOT, assert_notebook_summary, run_notebook, run_script, write_config
 from oracle import compute
 
+import sql_queries as q
 from sparkify import embedded
 
 LATER_SONGS = ROOT / "tests" / "fixtures" / "later_batch" / "song_data"
@@ -32,17 +34,20 @@ def free_port() -> int:
 class Served:
     """A `serve` process on a folder of its own: its config, banner and password."""
 
-    def __init__(self, folder: Path, port: int):
+    def __init__(self, folder: Path, port: int, log_data: Path = DATA / "log_data"):
         self.folder = folder
         self.port = port
-        self.config = write_config(folder / "dwh.cfg", port=port, log_data=str(DATA / "log_data"),
+        self.config = write_config(folder / "dwh.cfg", port=port, log_data=str(log_data),
                                    song_data=str(folder / "song_data"))
         self.process: subprocess.Popen | None = None
         self.banner = ""
 
-    def start(self, timeout: float = 60) -> Served:
-        self.process = subprocess.Popen([sys.executable, "-m", "sparkify.serve", "--config", str(self.config)],
-                                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def start(self, timeout: float = 60, *command: str) -> Served:
+        """Starts `serve` (or command, e.g. tasks.py serve) in a session of its own, as a
+        terminal's job is; returns once it has printed its banner."""
+        self.process = subprocess.Popen(
+            list(command or (sys.executable, "-m", "sparkify.serve")) + ["--config", str(self.config)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         lines = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -50,20 +55,31 @@ class Served:
             if not line:
                 raise AssertionError(f"serve ended: {self.process.wait()} {self.process.stderr.read()}")
             lines.append(line)
-            if line.startswith("  read-only:"):
+            if line.startswith("  owner:"):
                 self.banner = "".join(lines)
                 return self
         raise AssertionError("serve printed no banner")
 
     @property
     def password(self) -> str:
+        """The owner's."""
         return (self.folder / ".pgdata.password").read_text().strip()
 
     @property
     def url(self) -> str:
-        """The banner's URL with the password filled in, as an analyst would."""
+        """The read-only login's URL, exactly as the banner prints it."""
         line = next(line for line in self.banner.splitlines() if "URL:" in line)
-        return line.split("URL:", 1)[1].strip().replace("***", self.password)
+        return line.split("URL:", 1)[1].strip()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        line = next(line for line in self.banner.splitlines() if "pandas:" in line)
+        return line.split('create_engine("', 1)[1].split('"', 1)[0]
+
+    @property
+    def owner_url(self) -> str:
+        line = next(line for line in self.banner.splitlines() if "owner:" in line)
+        return line.split("owner:", 1)[1].split()[0].replace("***", self.password)
 
     def connect(self, **options):
         return psycopg2.connect(self.url, **options)
@@ -98,12 +114,15 @@ def expected():
     return compute(DATA)
 
 
-def test_banner_gives_url_psql_line_and_password_place_never_the_password(served):
-    assert f"postgresql://sparkify:***@127.0.0.1:{served.port}/sparkify" in served.banner
+def test_banner_gives_the_read_only_url_and_psql_line_never_a_password(served):
+    assert f"postgresql://analyst@127.0.0.1:{served.port}/sparkify?passfile=" in served.url
     assert "python3 tasks.py psql" in served.banner
+    assert f"postgresql://sparkify:***@127.0.0.1:{served.port}/sparkify" in served.banner  # the owner's
     assert str(served.folder / ".pgdata.password") in served.banner
-    assert served.password and served.password not in served.banner
-    assert (served.folder / ".pgdata.password").stat().st_mode & 0o777 == 0o600
+    for secret in (served.password, (served.folder / ".pgdata.analyst.pgpass").read_text().strip().rsplit(":", 1)[1]):
+        assert secret and secret not in served.banner
+    for name in (".pgdata.password", ".pgdata.analyst.pgpass"):
+        assert (served.folder / name).stat().st_mode & 0o777 == 0o600
 
 
 def test_listens_on_loopback_only_and_wants_the_password(served):
@@ -112,28 +131,24 @@ def test_listens_on_loopback_only_and_wants_the_password(served):
         cur.execute("show listen_addresses")
         assert cur.fetchone()[0] == "127.0.0.1"
         cur.execute("select current_user, inet_server_addr()::text")
-        assert cur.fetchone() == ("sparkify", "127.0.0.1/32")
+        assert cur.fetchone() == ("analyst", "127.0.0.1/32")
     conn.close()
     with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
-        psycopg2.connect(served.url.replace(served.password, "wrong"))
+        psycopg2.connect(served.owner_url.replace(served.password, "wrong"))
 
 
 def test_psql_over_the_printed_url(served, expected):
     psql = embedded.psql_binary()
-    env = dict(os.environ, PGPASSWORD=served.password)
-    url = served.url.replace(f":{served.password}@", "@")
-    result = subprocess.run([str(psql), url, "-At", "-c", "select count(*) from plays"],
-                            capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run([str(psql), served.url, "-At", "-c", "select count(*) from plays"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout.strip()) == expected.songplays
 
 
-def test_pandas_read_sql_over_a_sqlalchemy_url(served, expected):
+def test_pandas_read_sql_over_the_printed_sqlalchemy_url(served, expected):
     pandas = pytest.importorskip("pandas")
     sqlalchemy = pytest.importorskip("sqlalchemy")
-    line = next(line for line in served.banner.splitlines() if "pandas:" in line)
-    url = line.split('create_engine("', 1)[1].split('"', 1)[0].replace("***", served.password)
-    engine = sqlalchemy.create_engine(url)
+    engine = sqlalchemy.create_engine(served.sqlalchemy_url)
     try:
         frame = pandas.read_sql("select user_id, count(*) as plays from plays group by user_id", engine)
     finally:
@@ -144,38 +159,83 @@ def test_pandas_read_sql_over_a_sqlalchemy_url(served, expected):
     assert dict(zip(frame["user_id"], frame["plays"], strict=True)) == per_user
 
 
-def test_tasks_psql_runs_one_statement_and_exits_with_its_status(served):
-    ok = subprocess.run([sys.executable, "-m", "sparkify.psql", "--config", str(served.config), "-At",
-                         "-c", "select count(*) from users"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+def test_every_sample_query_runs_as_the_read_only_login_with_counts_as_integers(served):
+    """All the analyses/ files through pandas by the printed URL: each runs, and every column
+    that is not a share, an average or a duration comes as integers or text, never floats."""
+    pandas = pytest.importorskip("pandas")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    fractional = ("share", "avg_", "median", "minutes", "retention", "stickiness", "coverage")
+    engine = sqlalchemy.create_engine(served.sqlalchemy_url)
+    try:
+        for path in sorted((ROOT / "analyses").glob("*.sql")):
+            frame = pandas.read_sql(path.read_text(encoding="utf-8"), engine)
+            for column in frame.columns:
+                if not any(word in column for word in fractional):
+                    assert not pandas.api.types.is_float_dtype(frame[column]), f"{path.name}: {column} is float"
+                    decimals = frame[column].map(lambda value: isinstance(value, Decimal))
+                    assert not decimals.any(), f"{path.name}: {column} is numeric"
+    finally:
+        engine.dispose()
+
+
+def test_tasks_psql_is_the_read_only_login_unless_asked_for_the_owner(served):
+    def psql(*args):
+        return subprocess.run([sys.executable, "-m", "sparkify.psql", "--config", str(served.config), *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    ok = psql("-At", "-c", "select current_user, count(*) from users")
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.strip() == "97"
-    bad = subprocess.run([sys.executable, "-m", "sparkify.psql", "--config", str(served.config),
-                          "-c", "select * from no_such_table"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert ok.stdout.strip() == "analyst|97"
+    assert psql("--owner", "-At", "-c", "select current_user").stdout.strip() == "sparkify"
+    bad = psql("-c", "select * from no_such_table")
     assert bad.returncode != 0 and "no_such_table" in bad.stderr
+    denied = psql("-c", "drop table songs")
+    assert denied.returncode != 0 and "Traceback" not in denied.stderr
+
+
+def test_the_read_only_login_reads_every_analyst_table_and_writes_nothing(served):
+    """Through the printed URL: SELECT on each table and view the analysts' role is granted;
+    no INSERT, DELETE, DROP, CREATE (not even a temporary table), nor GRANT to itself."""
+    conn = served.connect()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for table in q.ANALYST_TABLES:
+            cur.execute(f"select count(*) from {table}")
+            assert cur.fetchone()[0] >= 0
+        for statement in ("insert into users (user_id) values (-1)", "delete from songs", "drop table songplays",
+                          "drop view plays", "truncate time", "create table mine (x int)",
+                          "create temporary table mine (x int)", "create view mine as select 1",
+                          "select * from staging_events", "select * from etl_lock",
+                          "set default_transaction_read_only = off; create temporary table mine (x int)",
+                          "grant sparkify to analyst", "alter table songs owner to analyst"):
+            with pytest.raises(psycopg2.Error):
+                cur.execute(statement)
+    conn.close()
 
 
 def test_a_load_commits_while_readers_hold_transactions_open(served):
-    """A reader idle in a transaction on songplays and etl_batches never holds up a load;
-    it sees the old state until it commits, then the new one."""
+    """The read-only login idle in a transaction on every table and view it can read never
+    holds up a load; a reader sees the old state until it commits, then the new one."""
     reader = served.connect()
     reader.set_session(isolation_level="REPEATABLE READ")
     idle = served.connect()  # read committed, left idle in its transaction
     with reader.cursor() as cur, idle.cursor() as idle_cur:
         cur.execute("select count(*) from songs")
         songs_before = cur.fetchone()[0]
-        cur.execute("select count(*), max(batch_id) from etl_batches")
+        cur.execute("select count(*), max(batch_id) from batch_totals")
         batches_before = cur.fetchone()
-        idle_cur.execute("select count(*) from songplays join etl_batches on true")
+        for table in q.ANALYST_TABLES:
+            idle_cur.execute(f"select * from {table} limit 1")
         for path in sorted(LATER_SONGS.rglob("*.json")):
             target = served.folder / "song_data" / path.relative_to(LATER_SONGS)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
         started = time.monotonic()
         load = run_script("etl.py", "--config", str(served.config), timeout=120)
-        assert "published" in load.stdout and time.monotonic() - started < 60
+        assert "published" in load.stdout and time.monotonic() - started < 45
         cur.execute("select count(*) from songs")
         assert cur.fetchone()[0] == songs_before
-        cur.execute("select count(*), max(batch_id) from etl_batches")
+        cur.execute("select count(*), max(batch_id) from batch_totals")
         assert cur.fetchone() == batches_before
     reader.commit()
     with reader.cursor() as cur:
@@ -191,9 +251,7 @@ def test_the_notebook_queries_the_served_warehouse_by_its_url(served):
     of the data served (the real logs and the later song batch)."""
     from oracle import analysis_results
 
-    line = next(line for line in served.banner.splitlines() if "pandas:" in line)
-    url = line.split('create_engine("', 1)[1].split('"', 1)[0].replace("***", served.password)
-    summary = run_notebook(ROOT / "analyses" / "explore.ipynb", url)
+    summary = run_notebook(ROOT / "analyses" / "explore.ipynb", served.url)
     data = served.folder / "oracle-data"
     data.mkdir(exist_ok=True)
     for name in ("log_data", "song_data"):
@@ -202,35 +260,41 @@ def test_the_notebook_queries_the_served_warehouse_by_its_url(served):
     assert_notebook_summary(summary, analysis_results(data))
 
 
+def test_a_second_serve_joins_and_leaves_the_first_serving(served):
+    second = Served(served.folder, served.port).start()
+    assert "Joined" in second.banner and str(served.process.pid) in second.banner
+    assert second.stop(signal.SIGTERM) == 0
+    assert f"keeps serving for process {served.process.pid} (serve)" in second.process.stdout.read()
+    conn = served.connect()
+    conn.close()
+
+
 def test_port_taken_is_a_one_line_error_naming_it(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         (tmp_path / "song_data").mkdir()
-        service = Served(tmp_path, port)
-        result = subprocess.run([sys.executable, "-m", "sparkify.serve", "--config", str(service.config)],
-                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        service = Served(tmp_path, free_port())
+        result = subprocess.run([sys.executable, "-m", "sparkify.serve", "--config", str(service.config),
+                                 "--port", str(port)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and f"port {port}" in errors[0] and "DB_PORT" in errors[0]
+    assert len(errors) == 1 and f"port {port}" in errors[0] and "--port" in errors[0]
     assert "Traceback" not in result.stderr
+    assert not embedded.running(tmp_path / ".pgdata")
 
 
-def test_killed_serve_leaves_no_server_behind_a_later_run(tmp_path):
-    (tmp_path / "song_data").mkdir()
-    shutil.copytree(LATER_SONGS, tmp_path / "song_data", dirs_exist_ok=True)
-    service = Served(tmp_path, free_port()).start()
-    service.process.kill()
-    service.process.wait(timeout=30)
-    assert service.server_running()  # orphaned, for now
-    run_script("create_tables.py", "--config", str(service.config))
-    assert not service.server_running()  # the later run was its last user and stopped it
-    again = Served(tmp_path, service.port).start()
-    conn = again.connect()
-    conn.close()
-    assert again.stop() == 0
-    deadline = time.monotonic() + 30
-    while service.server_running() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not service.server_running()  # Ctrl-C stopped it
+def test_a_port_out_of_range_is_a_one_line_error_wherever_it_is_given(tmp_path):
+    for where, port in (("DB_PORT", "70000"), ("DB_PORT", "0"), ("SPARKIFY_PORT", "65536"),
+                        ("SPARKIFY_PORT", "100000000000000000000"), ("--port", "0"), ("--port", "-1")):
+        config = write_config(tmp_path / "dwh.cfg", port=int(port) if where == "DB_PORT" else 5432,
+                              log_data=str(DATA / "log_data"), song_data=str(DATA / "song_data"))
+        env = dict(os.environ, SPARKIFY_PORT=port) if where == "SPARKIFY_PORT" else os.environ
+        args = ("--port", port) if where == "--port" else ()
+        result = subprocess.run([sys.executable, "-m", "sparkify.serve", "--config", str(config), *args], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60, env=env)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("Error:") and result.stderr.count("\n") == 1, result.stderr
+        assert where in result.stderr and "65535" in result.stderr and "delete" not in result.stderr
+    assert not (tmp_path / ".pgdata").exists()

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 import sql_queries as q
 from sparkify import jsoncopy, pipeline, validvalues
 from sparkify.config import load_config
+from sparkify.dialects import POSTGRES
 from sparkify.sources import SourceObject
 from sparkify.warehouse import connect
 
@@ -274,7 +275,7 @@ def test_the_sql_and_the_local_copy_agree_and_what_they_accept_converts(probe, r
         cur.execute("truncate probe")
         for n, row in enumerate(rows):
             cur.execute("insert into probe values (%s, %s, %s, %s)", (n, *row))
-        violations = {column: q.render(condition, "postgres")
+        violations = {column: POSTGRES.render(condition)
                       for column, condition in q.STAGED_VALUE_VIOLATIONS["staging_events"].items()}
         flags = ", ".join(f"coalesce({condition}, false)" for condition in violations.values())
         cur.execute(f"select {flags} from probe order by n",

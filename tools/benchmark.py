@@ -5,8 +5,12 @@ folder), measure the ceiling (COPY FROM STDIN of the same events pre-rendered as
 staging_events), run create_tables.py + etl.py as a user would and report each phase's
 time, events/s, the client's peak memory and the database size; then load one more day
 into the largest warehouse, time insights.py on it, and print the ratios the targets are
-judged by. Results go to stdout and to results.md in the work folder, each etl.py run's
-per-statement log to etl-<size>.log (etl-one-more-day.log) beside it.
+judged by. Beside the time it prints what the design costs: the statements one run sends
+(all, and after staging) and the rows it writes per event staged; and, in the same run on
+the same files, the anchors: a plain orjson -> COPY -> INSERT ... SELECT load of the same
+star with no bookkeeping (reference), and DuckDB building that star from the files. Results
+go to stdout and to results.md in the work folder, each etl.py run's per-statement log to
+etl-<size>.log (etl-one-more-day.log) beside it.
 
     python tools/benchmark.py                 # 1M and 10M events, 100k songs (about 12 minutes
                                               # on 2 cores, 3 of them generating the data)
@@ -164,6 +168,167 @@ def ceiling(config_path: Path) -> tuple[int, float]:
     return copier.result.rows, seconds
 
 
+# Steps whose count is not rows written: reads, statistics, locks, BRIN ranges summarized.
+NOT_WRITES = ("analyze ", "find new", "count rows", "commit", "load lock", "quality checks", "copy ")
+NOT_WRITES_IN = (": find values out of range", "summarize new blocks", "skipped, changed too little")
+
+
+def rows_written(steps: Path) -> int:
+    """The rows etl.py wrote (inserted, deleted, updated or created as a table, staging
+    included), from its step log."""
+    written = 0
+    for step in map(json.loads, steps.read_text(encoding="utf-8").splitlines()):
+        label = step["label"]
+        if step.get("unit", "rows") != "rows" or label.startswith(NOT_WRITES) or any(
+                part in label for part in NOT_WRITES_IN):
+            continue
+        written += max(step["count"] or 0, 0)
+    return written
+
+
+def statements_per_run(config_path: Path) -> tuple[int, int]:
+    """(statements one etl.py run sends, those after staging), read from its dry run on the
+    same config: the same code path, so the count is what a run sends."""
+    from sparkify import pipeline
+    from sparkify.config import load_config
+
+    bodies = []
+    for chunk in pipeline.dry_run_etl(load_config(config_path)).split(";\n"):
+        body = "\n".join(line for line in chunk.splitlines() if not line.startswith("--")).strip()
+        if body and body not in ("commit", "rollback"):
+            bodies.append(body)
+    copies = [n for n, body in enumerate(bodies) if body.startswith("copy ")]
+    return len(bodies), len(bodies) - (copies[-1] + 1 if copies else 0)
+
+
+def _copy_text(values) -> bytes:
+    """One row of COPY's text format."""
+    out = []
+    for value in values:
+        if value is None:
+            out.append("\\N")
+        else:
+            text = str(value)
+            out.append(text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                       .replace("\r", "\\r"))
+    return ("\t".join(out) + "\n").encode("utf-8")
+
+
+EVENT_KEYS = ["userId", "firstName", "lastName", "gender", "level", "sessionId", "itemInSession", "page", "ts",
+              "song", "artist", "length", "location", "userAgent"]
+SONG_KEYS = ["song_id", "title", "artist_id", "artist_name", "artist_location", "artist_latitude",
+             "artist_longitude", "duration", "year"]
+# The reference's star, and DuckDB's: the same five tables by the same rules as the toolkit's
+# (one play per NextSong event, users by their latest event, artists by their most used
+# spelling reduced to one row each, time per distinct play time), in SQL both engines run.
+STAR_SQL = [
+    """create table songs as select song_id, min(title) as title, min(artist_id) as artist_id,
+       min(artist_name) as artist_name, min(nullif(year, 0)) as year, min(duration) as duration
+       from songs_raw where song_id is not null group by song_id""",
+    """create table artists as select artist_id, name, location, latitude, longitude from (
+       select artist_id, artist_name as name, artist_location as location, artist_latitude as latitude,
+              artist_longitude as longitude,
+              row_number() over (partition by artist_id order by artist_name, song_id) as choice
+       from songs_raw where artist_id is not null) a where choice = 1""",
+    """create table songplays as select md5(coalesce(e.user_id, '') || '|' || cast(e.session_id as varchar) || '|'
+              || cast(e.item_in_session as varchar) || '|' || cast(e.ts as varchar)) as songplay_id,
+              {start_time} as start_time, cast(nullif(e.user_id, '') as integer) as user_id, e.level,
+              s.song_id, s.artist_id, e.session_id, e.item_in_session, e.location, e.user_agent
+       from events e
+       left join (select min(song_id) as song_id, min(artist_id) as artist_id, title, artist_name, duration
+                  from songs_raw group by title, artist_name, duration) s
+         on s.title = e.song and s.artist_name = e.artist and s.duration = e.length
+       where e.page = 'NextSong'""",
+    """create table users as select user_id, first_name, last_name, gender, level from (
+       select cast(user_id as integer) as user_id, first_name, last_name, gender, level,
+              row_number() over (partition by user_id order by ts desc, session_id desc, item_in_session desc) as r
+       from events where user_id <> '') u where r = 1""",
+    """create table time as select start_time, extract(hour from start_time) as hour, extract(day from start_time)
+       as day, extract(week from start_time) as week, extract(month from start_time) as month,
+       extract(year from start_time) as year, extract(dow from start_time) as weekday
+       from (select distinct start_time from songplays) t""",
+]
+
+
+def reference_load(config_path: Path) -> tuple[int, float]:
+    """The plain anchor in a schema of its own, dropped after: orjson parses the files, COPY
+    FROM STDIN loads them, one CREATE TABLE AS per star table (INSERT ... SELECT into new
+    tables), no bookkeeping, checks or history. Returns (events, seconds end to end)."""
+    import orjson
+
+    from sparkify import sources
+    from sparkify.config import load_config
+    from sparkify.warehouse import connect
+
+    config = load_config(config_path)
+    started = time.perf_counter()
+    events = 0
+    with connect(config) as wh:
+        wh.execute("drop schema if exists reference cascade")
+        wh.execute("create schema reference")
+        wh.execute("set search_path to reference")
+        wh.execute("create unlogged table events (user_id varchar, first_name varchar, last_name varchar, "
+                   "gender varchar, level varchar, session_id bigint, item_in_session integer, page varchar, "
+                   "ts bigint, song varchar, artist varchar, length double precision, location varchar, "
+                   "user_agent varchar)")
+        wh.execute("create unlogged table songs_raw (song_id varchar, title varchar, artist_id varchar, "
+                   "artist_name varchar, artist_location varchar, artist_latitude double precision, "
+                   "artist_longitude double precision, duration double precision, year integer)")
+        for table, source, keys in (("events", config.log_data, EVENT_KEYS), ("songs_raw", config.song_data,
+                                                                               SONG_KEYS)):
+            with tempfile.TemporaryFile() as rows:
+                for obj in sources.list_objects(source):
+                    for line in Path(obj.url).read_bytes().splitlines():
+                        if line.strip():
+                            record = orjson.loads(line)
+                            rows.write(_copy_text(record.get(key) for key in keys))
+                            events += table == "events"
+                rows.seek(0)
+                wh.conn.cursor().copy_expert(f"copy {table} from stdin", rows, size=1 << 20)
+        start_time = ("timestamp 'epoch' + (e.ts / 1000) * interval '1 second' "
+                      "+ (e.ts % 1000) * interval '1 millisecond'")
+        for statement in STAR_SQL:
+            wh.execute(statement.format(start_time=start_time))
+        wh.commit()
+        seconds = time.perf_counter() - started
+        wh.execute("drop schema reference cascade")
+        wh.commit()
+    return events, seconds
+
+
+def duckdb_load(data: Path, work: Path) -> tuple[int, float]:
+    """DuckDB building the same star from the same files (read_json over the log and song
+    files, the same CREATE TABLE AS statements), in a database file of its own, on the
+    machine's cores. Returns (events, seconds end to end)."""
+    import duckdb
+
+    path = work / "anchor.duckdb"
+    path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    con = duckdb.connect(str(path))
+    event_columns = {"userId": "VARCHAR", "firstName": "VARCHAR", "lastName": "VARCHAR", "gender": "VARCHAR",
+                     "level": "VARCHAR", "sessionId": "BIGINT", "itemInSession": "INTEGER", "page": "VARCHAR",
+                     "ts": "BIGINT", "song": "VARCHAR", "artist": "VARCHAR", "length": "DOUBLE",
+                     "location": "VARCHAR", "userAgent": "VARCHAR"}
+    song_columns = {"song_id": "VARCHAR", "title": "VARCHAR", "artist_id": "VARCHAR", "artist_name": "VARCHAR",
+                    "artist_location": "VARCHAR", "artist_latitude": "DOUBLE", "artist_longitude": "DOUBLE",
+                    "duration": "DOUBLE", "year": "INTEGER"}
+    con.execute(f"""create table events as select "userId" as user_id, "firstName" as first_name,
+        "lastName" as last_name, gender, level, "sessionId" as session_id, "itemInSession" as item_in_session,
+        page, ts, song, artist, length, location, "userAgent" as user_agent
+        from read_json('{data / "log_data"}/**/*.json', format = 'newline_delimited', columns = {event_columns})""")
+    con.execute(f"""create table songs_raw as select * from read_json('{data / "song_data"}/**/*.json',
+        format = 'newline_delimited', columns = {song_columns})""")
+    start_time = "make_timestamp(e.ts * 1000)"
+    for statement in STAR_SQL:
+        con.execute(statement.format(start_time=start_time))
+    [(events,)] = con.execute("select count(*) from events").fetchall()
+    con.close()
+    seconds = time.perf_counter() - started
+    path.unlink(missing_ok=True)
+    return events, seconds
+
+
 def database_mb(config_path: Path) -> float:
     from sparkify.config import load_config
     from sparkify.warehouse import connect
@@ -177,6 +342,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated event counts")
     parser.add_argument("--songs", type=int, default=100_000, help="catalog size")
     parser.add_argument("--workdir", default=str(ROOT / "output" / "benchmark"))
+    parser.add_argument("--no-anchors", action="store_true", help="skip the reference and DuckDB loads")
+    parser.add_argument("--no-day", action="store_true", help="skip the one more day and insights.py")
     args = parser.parse_args()
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -195,51 +362,75 @@ def main() -> int:
         wall, peak, out, err = run_etl(config, steps)
         (work / f"etl-{label}.log").write_text(err)
         staged = staged_events(steps)
+        statements, after_staging = statements_per_run(config)
         result = {"label": label, "events": staged, "ceiling_rows_per_s": rows / copy_seconds,
                   "etl_seconds": wall, "events_per_s": staged / wall, "peak_rss_mb": peak,
-                  "db_mb": database_mb(config), "phases": phases(steps)}
+                  "db_mb": database_mb(config), "phases": phases(steps), "statements": statements,
+                  "statements_after_staging": after_staging, "rows_written_per_event": rows_written(steps) / staged}
         print(f"  ceiling {result['ceiling_rows_per_s']:,.0f} rows/s; etl {wall:.1f} s = "
-              f"{result['events_per_s']:,.0f} events/s; peak client RSS {peak} MB; database {result['db_mb']:,.0f} MB",
-              flush=True)
+              f"{result['events_per_s']:,.0f} events/s; peak client RSS {peak} MB; database {result['db_mb']:,.0f} MB; "
+              f"{statements} statements ({after_staging} after staging); "
+              f"{result['rows_written_per_event']:.2f} rows written per event", flush=True)
+        if not args.no_anchors:
+            ref_events, ref_seconds = reference_load(config)
+            result["reference_events_per_s"] = ref_events / ref_seconds
+            print(f"  reference (orjson -> COPY -> INSERT ... SELECT): {ref_seconds:.1f} s = "
+                  f"{result['reference_events_per_s']:,.0f} events/s", flush=True)
+            duck_events, duck_seconds = duckdb_load(data, work)
+            result["duckdb_events_per_s"] = duck_events / duck_seconds
+            print(f"  DuckDB (read_json -> the same star): {duck_seconds:.1f} s = "
+                  f"{result['duckdb_events_per_s']:,.0f} events/s", flush=True)
         results.append(result)
     largest = results[-1]
-    data = work / f"data-{largest['label']}"
-    config = work / f"bench-{largest['label']}.cfg"
-    generate(data, sizes[-1], args.songs, extra_day=True)
-    day_steps = work / "etl-one-more-day.steps.jsonl"
-    day_wall, day_peak, day_out, day_err = run_etl(config, day_steps)
-    (work / "etl-one-more-day.log").write_text(day_err)
-    day_phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases(day_steps).items())
-    day_events = staged_events(day_steps)
-    insights_wall, _, _, _ = run("insights.py", "--config", str(config), "--output", str(work / "insights"))
-    day_share = day_events / largest["events_per_s"]
     ratios = {
         "end-to-end events/s / COPY ceiling rows/s (1st size)": results[0]["events_per_s"]
         / results[0]["ceiling_rows_per_s"],
         "end-to-end events/s / COPY ceiling rows/s (largest)": largest["events_per_s"] / largest["ceiling_rows_per_s"],
         "time per event, largest / smallest": (largest["etl_seconds"] / largest["events"])
         / (results[0]["etl_seconds"] / results[0]["events"]),
-        "incremental day / its share of a full load": day_wall / day_share,
     }
+    for r in results:
+        for anchor in ("reference", "duckdb"):
+            if f"{anchor}_events_per_s" in r:
+                ratios[f"etl.py events/s / {anchor} events/s ({r['label']})"] = (r["events_per_s"]
+                                                                              / r[f"{anchor}_events_per_s"])
+                ratios[f"{anchor} events/s / COPY ceiling rows/s ({r['label']})"] = (r[f"{anchor}_events_per_s"]
+                                                                                   / r["ceiling_rows_per_s"])
+    day_line, day_seconds, insights_wall = "", None, None
+    if not args.no_day:
+        data = work / f"data-{largest['label']}"
+        config = work / f"bench-{largest['label']}.cfg"
+        generate(data, sizes[-1], args.songs, extra_day=True)
+        day_steps = work / "etl-one-more-day.steps.jsonl"
+        day_seconds, day_peak, _, day_err = run_etl(config, day_steps)
+        (work / "etl-one-more-day.log").write_text(day_err)
+        day_phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases(day_steps).items())
+        day_events = staged_events(day_steps)
+        insights_wall, _, _, _ = run("insights.py", "--config", str(config), "--output", str(work / "insights"))
+        ratios["incremental day / its share of a full load"] = day_seconds / (day_events / largest["events_per_s"])
+        day_line = (f"one more day on the {largest['label']} warehouse: {day_events:,} events in {day_seconds:.1f} s "
+                    f"(peak client RSS {day_peak} MB: {day_phases}); insights.py on it: {insights_wall:.1f} s")
     lines = [f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"embedded PostgreSQL; command: python tools/benchmark.py --sizes {args.sizes} --songs {args.songs}", "",
              "| size | events | COPY ceiling rows/s | etl.py s | events/s | stage events s | stage songs s | "
-             "transform s | checks s | bookkeeping s | peak client RSS MB | database MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "transform s | checks s | bookkeeping s | peak client RSS MB | database MB | statements (after "
+             "staging) | rows written per event | reference events/s | DuckDB events/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         p = r["phases"]
+        anchors = " | ".join(f"{r[key]:,.0f}" if key in r else "—"
+                             for key in ("reference_events_per_s", "duckdb_events_per_s"))
         lines.append(f"| {r['label']} | {r['events']:,} | {r['ceiling_rows_per_s']:,.0f} | {r['etl_seconds']:.1f} | "
                      f"{r['events_per_s']:,.0f} | {p['stage events']:.1f} | {p['stage songs']:.1f} | "
                      f"{p['repair + transform']:.1f} | {p['quality checks']:.1f} | {p['bookkeeping']:.1f} | "
-                     f"{r['peak_rss_mb']} | "
-                     f"{r['db_mb']:,.0f} |")
-    lines += ["", f"one more day on the {largest['label']} warehouse: {day_events:,} events in {day_wall:.1f} s "
-              f"(peak client RSS {day_peak} MB: {day_phases}); insights.py on it: {insights_wall:.1f} s", ""]
-    lines += [f"- {name}: {value:.2f}" for name, value in ratios.items()]
+                     f"{r['peak_rss_mb']} | {r['db_mb']:,.0f} | {r['statements']} ({r['statements_after_staging']}) | "
+                     f"{r['rows_written_per_event']:.2f} | {anchors} |")
+    lines += ["", day_line, ""] if day_line else [""]
+    lines += [f"- {name}: {value:.3f}" for name, value in ratios.items()]
     report = "\n".join(lines)
     print("\n" + report)
     (work / "results.md").write_text(report + "\n")
-    (work / "results.json").write_text(json.dumps({"results": results, "ratios": ratios, "day_seconds": day_wall,
+    (work / "results.json").write_text(json.dumps({"results": results, "ratios": ratios, "day_seconds": day_seconds,
                                                    "insights_seconds": insights_wall}, indent=1, default=str))
     return 0
 

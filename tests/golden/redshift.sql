@@ -372,10 +372,10 @@ comment on table time is 'Grain: one row per distinct start_time of a song play,
 comment on column time.start_time is 'Time of the play, UTC, millisecond precision (songplays.start_time).';
 comment on column time.hour is 'Hour of the day, 0-23.';
 comment on column time.day is 'Day of the month, 1-31.';
-comment on column time.week is 'ISO week number, 1-53.';
+comment on column time.week is 'ISO week number, 1-53, with no ISO year beside it: 2018-12-31 is in week 1. Group weeks by date_trunc(''week'', start_time) (the Monday), which keeps the year.';
 comment on column time.month is 'Month, 1-12.';
 comment on column time.year is 'Year, e.g. 2018.';
-comment on column time.weekday is 'Day of the week: 0 = Sunday ... 6 = Saturday.';
+comment on column time.weekday is 'Day of the week: 0 = Sunday ... 6 = Saturday (PostgreSQL''s and Redshift''s dow; not ISO''s 1 = Monday ... 7 = Sunday, nor Python''s 0 = Monday).';
 comment on table songplays is 'Grain: one row per song play, i.e. per NextSong event, identified by (userId, sessionId, itemInSession, ts). Fact: the play''s own title, artist name and duration stay on the row, so a play counts whether or not it matched the catalog.';
 comment on column songplays.songplay_id is 'MD5 of the event key (userId|sessionId|itemInSession|ts), 32 hex digits: a reloaded event maps to the same row. Equals app_events.event_id.';
 comment on column songplays.start_time is 'Time of the play, UTC, millisecond precision (the event''s ts).';
@@ -386,7 +386,7 @@ comment on column songplays.artist_id is 'That song''s artist (artists.artist_id
 comment on column songplays.session_id is 'Session id; unique per user only.';
 comment on column songplays.item_in_session is 'Position of the event in its session, from 0.';
 comment on column songplays.location is 'User''s metropolitan area and state at the play.';
-comment on column songplays.user_agent is 'Browser user agent at the play.';
+comment on column songplays.user_agent is 'Browser user agent at the play, as logged: most values keep the double quotes around them ("Mozilla/5.0 ..."); trim them (btrim(user_agent, ''"'')) before matching the start.';
 comment on column songplays.song_title is 'Song title as played (the event''s song, double-encoded UTF-8 repaired).';
 comment on column songplays.artist_name is 'Artist name as played (the event''s artist, double-encoded UTF-8 repaired).';
 comment on column songplays.song_duration is 'Song duration in seconds as played (the event''s length).';
@@ -454,7 +454,7 @@ comment on column plays.user_agent is 'Browser user agent at the play.';
 comment on column plays.song_id is 'The matched song (songs.song_id); NULL when the play matched no song.';
 comment on column plays.artist_id is 'The matched song''s artist (artists.artist_id); NULL when it matched none.';
 comment on column plays.song_title is 'The catalog''s title when matched, else the title as played.';
-comment on column plays.artist_name is 'The artist''s name in artists when matched, else the name as played.';
+comment on column plays.artist_name is 'The artist''s name in artists when matched, else the name as played: an artist whose catalog spelling differs from the events'' is split in two when grouped by this column; group by artist_id for matched plays, or use songplays.artist_name (always as played).';
 comment on column plays.song_duration is 'Duration in seconds: the catalog''s when matched, else as played.';
 comment on column plays.in_catalog is 'true when the play matched a song of the catalog.';
 comment on view load_summary is 'Grain: one row for the whole warehouse. View for analysts (and the insights report): the loader''s bookkeeping as counts, over every load; the bookkeeping tables themselves stay the loader''s.';
@@ -479,12 +479,25 @@ create role sparkify_analyst;
 commit;
 select current_schema();
 grant usage on schema public to role sparkify_analyst;
-grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, plays, load_summary, load_error_reasons to role sparkify_analyst;
+grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, batch_totals, plays, load_summary, load_error_reasons to role sparkify_analyst;
 commit;
 
 -- ===== python etl.py --dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
+select pid, application_name, txn_owner, 'holding it' as state, txn_start, cast(null as varchar)
+from (
+    select t.pid, trim(c.application_name) as application_name, trim(t.txn_owner) as txn_owner, t.txn_start,
+           row_number() over (partition by t.pid order by c.record_time desc) as newest
+    from svv_transactions t
+    left join sys_connection_log c
+      on c.session_id = t.pid and c.record_time <= t.txn_start and trim(c.event) = 'initiating session'
+    where t.lockable_object_type = 'relation' and t.granted and t.pid <> pg_backend_pid()
+      and t.relation = (select oid from pg_class where relname = 'etl_lock'
+                        and relnamespace = (select oid from pg_namespace where nspname = current_schema()))
+) holders
+where newest = 1
+order by pid;
 set statement_timeout to 60000;
 -- load lock
 lock table etl_lock;
@@ -621,24 +634,44 @@ where copy_number = 1
 order by ts;
 -- batch: events replaced by changed files
 create temp table batch_replaced diststyle key distkey (user_id) as
+select a.event_id, a.start_time, a.user_id, a.level, a.session_id, a.item_in_session, a.page
+from (select * from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) a
+join batch_events b on b.event_id = a.event_id and b.user_id = a.user_id
+where b.replaces = 1
+union all
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_events where replaces = 1);
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_events where replaces = 1 and user_id is null);
 -- batch: plays replaced by changed files
 create temp table batch_replaced_plays diststyle key distkey (user_id) as
+select p.songplay_id, p.start_time, p.user_id, p.level, p.location, p.user_agent, p.song_title, p.artist_name,
+       p.song_id
+from (select * from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) p
+join batch_replaced r on r.event_id = p.songplay_id and r.user_id = p.user_id
+union all
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select event_id from batch_replaced);
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select event_id from batch_replaced where user_id is null);
 -- songplays: remove replaced versions
 delete from songplays
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select songplay_id from batch_replaced_plays);
+using batch_replaced_plays r
+where songplays.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplays.songplay_id = r.songplay_id and songplays.user_id = r.user_id;
+-- songplays: remove replaced logged-out versions
+delete from songplays
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select songplay_id from batch_replaced_plays where user_id is null);
 -- app_events: remove replaced versions
 delete from app_events
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_replaced);
+using batch_replaced r
+where app_events.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and app_events.event_id = r.event_id and app_events.user_id = r.user_id;
+-- app_events: remove replaced logged-out versions
+delete from app_events
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_replaced where user_id is null);
 -- batch: plays
 create temp table batch_plays diststyle key distkey (user_id) as
 select
@@ -942,16 +975,18 @@ insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 
 -- batch_totals: matched plays
 insert into batch_totals (batch_id, measure, row_count)
 select 1, 'matched plays', count(*) + 0 - (select count(*) from batch_replaced_plays where song_id is not null)
-from songplays
-where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)
-  and songplay_id in (select songplay_id from batch_plays) and song_id is not null;
-select songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (songplay_id in (select songplay_id from batch_plays)) group by songplay_id having count(*) > 1;
-select user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by user_id having count(*) > 1;
-select song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by song_id having count(*) > 1;
-select artist_id, count(*) as copies from artists where (artist_id in (select artist_id from batch_artists)) group by artist_id having count(*) > 1;
-select start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) and (start_time in (select start_time from batch_plays)) group by start_time having count(*) > 1;
-select event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) and (event_id in (select event_id from batch_events)) group by event_id having count(*) > 1;
-select user_id, valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users)) group by user_id, valid_from having count(*) > 1;
+    + (select count(*) from songplays
+       where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
+         and songplay_id in (select songplay_id from batch_plays where user_id is null))
+from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null) s
+join batch_plays p on p.songplay_id = s.songplay_id and p.user_id = s.user_id;
+select min(t.songplay_id) as songplay_id, count(*) as copies from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) t join batch_plays s on s.songplay_id = t.songplay_id and s.user_id = t.user_id group by cast(t.songplay_id as varchar) having count(*) > 1 union all select min(songplay_id) as songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (user_id is null) and (songplay_id in (select songplay_id from batch_plays where user_id is null)) group by cast(songplay_id as varchar) having count(*) > 1;
+select min(user_id) as user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by cast(user_id as varchar) having count(*) > 1;
+select min(song_id) as song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by cast(song_id as varchar) having count(*) > 1;
+select min(artist_id) as artist_id, count(*) as copies from artists where (artist_id in (select artist_id from batch_artists)) group by cast(artist_id as varchar) having count(*) > 1;
+select min(start_time) as start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) and (start_time in (select start_time from batch_plays)) group by cast(start_time as varchar) having count(*) > 1;
+select min(t.event_id) as event_id, count(*) as copies from (select event_id, user_id from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) t join batch_events s on s.event_id = t.event_id and s.user_id = t.user_id group by cast(t.event_id as varchar) having count(*) > 1 union all select min(event_id) as event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) and (user_id is null) and (event_id in (select event_id from batch_events where user_id is null)) group by cast(event_id as varchar) having count(*) > 1;
+select min(user_id) as user_id, min(valid_from) as valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users)) group by cast(user_id as varchar), cast(valid_from as varchar) having count(*) > 1;
 select * from batch_plays where (songplay_id is null);
 select * from batch_users where (user_id is null);
 select * from staging_songs where (song_id is null);
@@ -960,16 +995,16 @@ select * from batch_plays where (start_time is null);
 select * from batch_events where (event_id is null);
 select * from user_levels where (user_id is null or valid_from is null) and (user_id in (select user_id from batch_users));
 select * from batch_plays where (start_time is null);
-select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
-select child.start_time from songplays child left join time parent on parent.start_time = child.start_time and parent.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times) where (child.start_time is not null) and (parent.start_time is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
-select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where (child.song_id is not null) and (parent.song_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
-select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
-select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null) and (child.song_id in (select song_id from staging_songs));
+select child.user_id from songplays child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
+select child.start_time from songplays child left join time parent on cast(parent.start_time as varchar) = cast(child.start_time as varchar) and parent.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times) where (child.start_time is not null) and (parent.start_time is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
+select child.song_id from songplays child left join songs parent on cast(parent.song_id as varchar) = cast(child.song_id as varchar) where (child.song_id is not null) and (parent.song_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
+select child.artist_id from songplays child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
+select child.artist_id from songs child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null) and (child.song_id in (select song_id from staging_songs));
 select level, count(*) as row_count from songplays where (level is null or level not in ('free', 'paid')) and (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) group by level;
 select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
 select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
-select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events));
-select child.user_id from user_levels child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null) and (child.user_id in (select user_id from batch_users));
+select child.user_id from app_events child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events));
+select child.user_id from user_levels child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.user_id in (select user_id from batch_users));
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level) and (u.user_id in (select user_id from batch_users));
@@ -998,10 +1033,13 @@ select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measu
 select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day;
 select count(*) from user_levels;
 select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'matched plays';
-select count(*)
+select count(*) + (select count(*) from songplays
+                   where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
+                     and songplay_id in (select songplay_id from batch_plays
+                                         where user_id is null and was_repaired = 1))
 from batch_plays p
-join (select songplay_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
-    on s.songplay_id = p.songplay_id
+join (select songplay_id, user_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
+    on s.songplay_id = p.songplay_id and s.user_id = p.user_id
 where p.was_repaired = 1 and s.song_id is not null;
 select count(*) from batch_replaced;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
@@ -1012,6 +1050,19 @@ commit;
 -- ===== python etl.py --rebuild--dry-run
 -- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
 -- Nothing was executed. Secrets are masked as ***.
+select pid, application_name, txn_owner, 'holding it' as state, txn_start, cast(null as varchar)
+from (
+    select t.pid, trim(c.application_name) as application_name, trim(t.txn_owner) as txn_owner, t.txn_start,
+           row_number() over (partition by t.pid order by c.record_time desc) as newest
+    from svv_transactions t
+    left join sys_connection_log c
+      on c.session_id = t.pid and c.record_time <= t.txn_start and trim(c.event) = 'initiating session'
+    where t.lockable_object_type = 'relation' and t.granted and t.pid <> pg_backend_pid()
+      and t.relation = (select oid from pg_class where relname = 'etl_lock'
+                        and relnamespace = (select oid from pg_namespace where nspname = current_schema()))
+) holders
+where newest = 1
+order by pid;
 set statement_timeout to 60000;
 -- load lock
 lock table etl_lock;
@@ -1180,24 +1231,44 @@ where copy_number = 1
 order by ts;
 -- batch: events replaced by changed files
 create temp table batch_replaced diststyle key distkey (user_id) as
+select a.event_id, a.start_time, a.user_id, a.level, a.session_id, a.item_in_session, a.page
+from (select * from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) a
+join batch_events b on b.event_id = a.event_id and b.user_id = a.user_id
+where b.replaces = 1
+union all
 select event_id, start_time, user_id, level, session_id, item_in_session, page
 from app_events
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_events where replaces = 1);
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_events where replaces = 1 and user_id is null);
 -- batch: plays replaced by changed files
 create temp table batch_replaced_plays diststyle key distkey (user_id) as
+select p.songplay_id, p.start_time, p.user_id, p.level, p.location, p.user_agent, p.song_title, p.artist_name,
+       p.song_id
+from (select * from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) p
+join batch_replaced r on r.event_id = p.songplay_id and r.user_id = p.user_id
+union all
 select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
 from songplays
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select event_id from batch_replaced);
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select event_id from batch_replaced where user_id is null);
 -- songplays: remove replaced versions
 delete from songplays
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select songplay_id from batch_replaced_plays);
+using batch_replaced_plays r
+where songplays.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplays.songplay_id = r.songplay_id and songplays.user_id = r.user_id;
+-- songplays: remove replaced logged-out versions
+delete from songplays
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and songplay_id in (select songplay_id from batch_replaced_plays where user_id is null);
 -- app_events: remove replaced versions
 delete from app_events
-where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_replaced);
+using batch_replaced r
+where app_events.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and app_events.event_id = r.event_id and app_events.user_id = r.user_id;
+-- app_events: remove replaced logged-out versions
+delete from app_events
+where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
+  and event_id in (select event_id from batch_replaced where user_id is null);
 -- batch: plays
 create temp table batch_plays diststyle key distkey (user_id) as
 select
@@ -1501,16 +1572,18 @@ insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 
 -- batch_totals: matched plays
 insert into batch_totals (batch_id, measure, row_count)
 select 1, 'matched plays', count(*) + 0 - (select count(*) from batch_replaced_plays where song_id is not null)
-from songplays
-where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)
-  and songplay_id in (select songplay_id from batch_plays) and song_id is not null;
-select songplay_id, count(*) as copies from songplays group by songplay_id having count(*) > 1;
-select user_id, count(*) as copies from users group by user_id having count(*) > 1;
-select song_id, count(*) as copies from songs group by song_id having count(*) > 1;
-select artist_id, count(*) as copies from artists group by artist_id having count(*) > 1;
-select start_time, count(*) as copies from time group by start_time having count(*) > 1;
-select event_id, count(*) as copies from app_events group by event_id having count(*) > 1;
-select user_id, valid_from, count(*) as copies from user_levels group by user_id, valid_from having count(*) > 1;
+    + (select count(*) from songplays
+       where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
+         and songplay_id in (select songplay_id from batch_plays where user_id is null))
+from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null) s
+join batch_plays p on p.songplay_id = s.songplay_id and p.user_id = s.user_id;
+select min(songplay_id) as songplay_id, count(*) as copies from songplays group by cast(songplay_id as varchar) having count(*) > 1;
+select min(user_id) as user_id, count(*) as copies from users group by cast(user_id as varchar) having count(*) > 1;
+select min(song_id) as song_id, count(*) as copies from songs group by cast(song_id as varchar) having count(*) > 1;
+select min(artist_id) as artist_id, count(*) as copies from artists group by cast(artist_id as varchar) having count(*) > 1;
+select min(start_time) as start_time, count(*) as copies from time group by cast(start_time as varchar) having count(*) > 1;
+select min(event_id) as event_id, count(*) as copies from app_events group by cast(event_id as varchar) having count(*) > 1;
+select min(user_id) as user_id, min(valid_from) as valid_from, count(*) as copies from user_levels group by cast(user_id as varchar), cast(valid_from as varchar) having count(*) > 1;
 select * from songplays where (songplay_id is null);
 select * from users where (user_id is null);
 select * from songs where (song_id is null);
@@ -1519,23 +1592,23 @@ select * from time where (start_time is null);
 select * from app_events where (event_id is null);
 select * from user_levels where (user_id is null or valid_from is null);
 select * from songplays where (start_time is null);
-select child.user_id from songplays child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
-select child.start_time from songplays child left join time parent on parent.start_time = child.start_time where (child.start_time is not null) and (parent.start_time is null);
-select child.song_id from songplays child left join songs parent on parent.song_id = child.song_id where (child.song_id is not null) and (parent.song_id is null);
-select child.artist_id from songplays child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null);
-select child.artist_id from songs child left join artists parent on parent.artist_id = child.artist_id where (child.artist_id is not null) and (parent.artist_id is null);
+select child.user_id from songplays child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null);
+select child.start_time from songplays child left join time parent on cast(parent.start_time as varchar) = cast(child.start_time as varchar) where (child.start_time is not null) and (parent.start_time is null);
+select child.song_id from songplays child left join songs parent on cast(parent.song_id as varchar) = cast(child.song_id as varchar) where (child.song_id is not null) and (parent.song_id is null);
+select child.artist_id from songplays child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null);
+select child.artist_id from songs child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null);
 select level, count(*) as row_count from songplays where (level is null or level not in ('free', 'paid')) group by level;
 select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) group by level;
 select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) group by level;
-select child.user_id from app_events child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
-select child.user_id from user_levels child left join users parent on parent.user_id = child.user_id where (child.user_id is not null) and (parent.user_id is null);
+select child.user_id from app_events child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null);
+select child.user_id from user_levels child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null);
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level);
 select summary, summarized, in_facts
 from (
-    select 'plays_by_user_day' as summary, (select sum(plays) from plays_by_user_day) as summarized,
-           (select count(*) from songplays) as in_facts
+    select cast('plays_by_user_day' as varchar(32)) as summary,
+           (select sum(plays) from plays_by_user_day) as summarized, (select count(*) from songplays) as in_facts
     union all
     select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
     union all
@@ -1578,10 +1651,13 @@ select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measu
 select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day;
 select count(*) from user_levels;
 select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'matched plays';
-select count(*)
+select count(*) + (select count(*) from songplays
+                   where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
+                     and songplay_id in (select songplay_id from batch_plays
+                                         where user_id is null and was_repaired = 1))
 from batch_plays p
-join (select songplay_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
-    on s.songplay_id = p.songplay_id
+join (select songplay_id, user_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
+    on s.songplay_id = p.songplay_id and s.user_id = p.user_id
 where p.was_repaired = 1 and s.song_id is not null;
 select count(*) from batch_replaced;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
