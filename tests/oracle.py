@@ -617,12 +617,20 @@ def session_length_by_level(raw: RawData) -> list:
 FUNNEL_STEPS = ["Home", "NextSong", "Upgrade", "Submit Upgrade"]
 
 
+def reversing_upgrade(raw: RawData, e: dict) -> bool:
+    """A Submit Upgrade that undoes a downgrade: the user was on paid less than an hour before."""
+    runs = raw.expected.stretches.get(e["userId"], [])
+    return e["page"] == "Submit Upgrade" and any(
+        level == "paid" and n + 1 < len(runs) and e["ts"] - HOUR_MS < runs[n + 1][0] <= e["ts"]
+        for n, (_, level) in enumerate(runs))
+
+
 @analysis
 def conversion_funnel(raw: RawData) -> list:
     """Free users only: their events on the free level, each step after the one before."""
     timelines = defaultdict(list)
     for e in raw.events:
-        if e["userId"] and e["level"] == "free":
+        if e["userId"] and e["level"] == "free" and not reversing_upgrade(raw, e):
             timelines[e["userId"]].append((e["ts"], e["page"]))
     reached = Counter()
     for items in timelines.values():

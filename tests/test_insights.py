@@ -321,6 +321,7 @@ def test_takeaways_state_figures_from_the_data(report):
                                                           "makes them do."
     assert "before/after comparison of the same people, not an effect of upgrading" in out
     funnel = report.analyses["conversion_funnel"]
+    assert funnel[-1][2] == 7  # of 8 submissions: user 15's re-upgrade four minutes after a downgrade is a reversal
     assert f"Of the {funnel[0][2]} free users who opened Home, {funnel[-1][2]} submitted an upgrade" in out
 
 
