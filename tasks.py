@@ -62,11 +62,14 @@ def _current(requirements: str) -> bool:
     return stamp.exists() and stamp.read_text() == _digest(requirements)
 
 
-def _run(*args: str) -> int:
+def _run(*args: str, held: tuple[int, ...] = ()) -> int:
     """Runs the venv's Python; Ctrl-C reaches the child (same terminal), which decides how to
     stop; a SIGTERM or SIGHUP to this process is passed on to it, and on Linux the child gets
-    a SIGTERM when this process dies, even by SIGKILL: no `serve` or load outlives it."""
-    child = subprocess.Popen([str(PYTHON), *args], cwd=ROOT, preexec_fn=_ended_with(os.getpid()))
+    a SIGTERM when this process dies, even by SIGKILL: no `serve` or load outlives it.
+    held: signals the child starts with blocked (POSIX), so one that arrives while its
+    interpreter is still starting waits for the handlers the child unblocks them after,
+    instead of ending it with a traceback from inside Python's start-up."""
+    child = subprocess.Popen([str(PYTHON), *args], cwd=ROOT, preexec_fn=_ended_with(os.getpid(), held))
     passed_on = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     interrupted: list[float] = []
     previous = {signal.SIGINT: signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(time.monotonic()))}
@@ -87,8 +90,9 @@ def _run(*args: str) -> int:
             signal.signal(signum, handler)
 
 
-def _ended_with(parent: int):
-    """Linux: in the child, before it runs: SIGTERM when parent dies (prctl PR_SET_PDEATHSIG)."""
+def _ended_with(parent: int, held: tuple[int, ...] = ()):
+    """Linux: in the child, before it runs: SIGTERM when parent dies (prctl PR_SET_PDEATHSIG);
+    the held signals blocked (the mask survives exec)."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
@@ -96,6 +100,8 @@ def _ended_with(parent: int):
     libc = ctypes.CDLL(None, use_errno=True)
 
     def prepare() -> None:
+        if held:
+            signal.pthread_sigmask(signal.SIG_BLOCK, held)
         libc.prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before the signal was set
             os.kill(os.getpid(), signal.SIGTERM)
@@ -111,12 +117,16 @@ def run(extra: list[str]) -> int:
     return 0
 
 
-def _module(name: str):
+def _module(name: str, held: tuple[int, ...] = ()):
     """A command that runs one of the package's modules in .venv (after set-up)."""
     def command(extra: list[str]) -> int:
         _installed("requirements.txt")
-        return _run("-m", name, *extra)
+        return _run("-m", name, *extra, held=held)
     return command
+
+
+# serve's stop signals, held until its handlers are in place (sparkify/serve.py unblocks them).
+SERVE_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
 
 
 def _browser() -> None:
@@ -150,8 +160,8 @@ def test(extra: list[str]) -> int:
     return _run("-m", "pytest", "-n", "3", "--dist", "loadfile", *extra)
 
 
-COMMANDS = {"run": run, "test": test, "serve": _module("sparkify.serve"), "psql": _module("sparkify.psql"),
-            "dictionary": _module("sparkify.dictionary")}
+COMMANDS = {"run": run, "test": test, "serve": _module("sparkify.serve", held=SERVE_STOP_SIGNALS),
+            "psql": _module("sparkify.psql"), "dictionary": _module("sparkify.dictionary")}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

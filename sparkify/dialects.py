@@ -78,7 +78,8 @@ class Dialect:
     # Around the LOCK of etl_lock: what bounds the wait, and what lifts the bound again.
     lock_wait_bound: list[str]
     lock_wait_unbound: list[str]
-    # The sessions holding the load lock (pid, application, user, state, since, query).
+    # The sessions holding the load lock: (pid, client name, user, state, since, last
+    # statement), any of the last five NULL where the engine does not say it.
     load_lock_holders: str
     # Ends an earlier attempt's session (%(pid)s; %(client)s: this process's client name).
     terminate_own_session: str
@@ -182,11 +183,12 @@ select (select count(*) from pg_user where usename = current_user and usesuper)
     lock_wait_unbound=["reset statement_timeout"],
     # SVV_TRANSACTIONS (pid, relation, granted, txn_owner, txn_start) shows every user the
     # transactions of its own sessions, on provisioned clusters and Serverless (AWS:
-    # SVV_TRANSACTIONS), where STV_LOCKS would be provisioned-only and superusers' only. The
+    # SVV_TRANSACTIONS), where STV_LOCKS is provisioned-only and superusers' only. The
     # client's name (warehouse.client_name) is in SYS_CONNECTION_LOG, which only superusers
-    # see (AWS: SYS_CONNECTION_LOG): a PID is not unique over time, so the name taken is that
-    # of the newest session start with this PID before the holder's transaction began; for
-    # other users it is NULL, and a session without a name is never ended, only named.
+    # see (AWS: SYS_CONNECTION_LOG): a PID is not unique over time, so the name taken is
+    # that of the newest session start with this PID before the holder's transaction began;
+    # for other users it is NULL, and a session without a name is never ended
+    # (loadlock.end_dead_holders), only named.
     load_lock_holders="""
 select pid, application_name, txn_owner, 'holding it' as state, txn_start, cast(null as varchar)
 from (
@@ -202,9 +204,9 @@ from (
 where newest = 1
 order by pid
 """,
-    # Redshift shows a session's client name to superusers only: an earlier attempt's session
-    # is ended by the pid this process recorded for it, and only while a transaction of this
-    # user holds it (SVV_TRANSACTIONS): a session that holds nothing is no obstacle.
+    # An earlier attempt's session, by the pid this process recorded for it, and only while a
+    # transaction of this user holds something (SVV_TRANSACTIONS): a session that holds
+    # nothing is no obstacle, and is left alone.
     terminate_own_session="""
 select pg_terminate_backend(pid)
 from (select distinct pid from svv_transactions where pid = %(pid)s and trim(txn_owner) = current_user) ours

@@ -6,7 +6,7 @@ lock_timeout (set per connection) and, around the LOCK, Redshift's statement_tim
 LOCK would otherwise wait forever. A run that has to wait says on whom (pid, client, user,
 state, since when, last statement), and one that cannot get it says who holds it. On
 Redshift the holders come from SVV_TRANSACTIONS and their client names from
-SYS_CONNECTION_LOG, which only superusers see (dialects: load_lock_holders).
+SYS_CONNECTION_LOG, which only superusers see (dialects.REDSHIFT.load_lock_holders).
 
 A killed run can leave its database session behind, holding the lock: a client whose
 connection hangs half-open, or a session the server has not yet noticed is orphaned.

@@ -19,6 +19,9 @@ if __name__ == "__main__":
     # started yet. serve() handles them from then on.
     for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(_signum, lambda signum, frame: sys.exit(130))
+    # tasks.py starts this process with them blocked, so one sent while the interpreter was
+    # still starting is pending, not a traceback: it arrives now, to the handler above.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
 
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402

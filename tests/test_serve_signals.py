@@ -60,6 +60,18 @@ def hit(process: subprocess.Popen, signum: int, group: bool) -> None:
         pass  # already gone
 
 
+def running_its_own_code(process: subprocess.Popen) -> None:
+    """Waits until tasks.py runs its own code (it has started its child, or ended). A signal
+    before that meets the interpreter's own start-up (its site imports), which no program
+    can handle; from then on tasks.py handles them, and its child starts with them held."""
+    def started() -> bool:
+        try:
+            return process.poll() is not None or bool(psutil.Process(process.pid).children())
+        except psutil.NoSuchProcess:
+            return True
+    assert wait_until(started, 30), "tasks.py serve started no child in 30 s"
+
+
 def wait_until(condition, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -115,6 +127,7 @@ def test_any_signal_at_any_moment_leaves_no_server_and_the_next_command_works(wa
             else:
                 raise AssertionError(f"{why}: serve did not start: {first.communicate()[1]}")
             victim = serve_process(service)
+        running_its_own_code(victim)
         time.sleep(delay)
         hit(victim, signum, group=target.endswith("group"))
         if then_kill:
@@ -130,6 +143,23 @@ def test_any_signal_at_any_moment_leaves_no_server_and_the_next_command_works(wa
             f"{why}: {errors}"
         assert_nothing_left(service, why)
     assert_next_command_works(service, songs, f"seed {seed}, after all rounds")
+
+
+def test_a_stop_signal_while_serve_s_interpreter_starts_ends_it_quietly(warehouse):
+    """Ctrl-C (SIGINT to the job's group) in the first hundredths of a second of serve's child,
+    while its interpreter is still importing: tasks.py starts it with the stop signals held,
+    so the signal waits for serve's handlers instead of ending Python with a traceback."""
+    service, songs = warehouse
+    for delay in (0.0, 0.005, 0.01, 0.02, 0.03, 0.05):
+        why = f"SIGINT to serve's group {delay:.3f} s after its child started"
+        victim = serve_process(service)
+        running_its_own_code(victim)
+        time.sleep(delay)
+        hit(victim, signal.SIGINT, group=True)
+        errors = victim.communicate(timeout=60)[1]
+        assert "Traceback" not in errors and victim.returncode == 130, f"{why}: rc {victim.returncode}: {errors}"
+        assert_nothing_left(service, why)
+    assert_next_command_works(service, songs, "after the early signals")
 
 
 def test_damaged_state_never_stops_the_next_command(warehouse):
