@@ -810,6 +810,15 @@ order by records desc, table_name, reason
 limit 20
 """
 
+# Every load's schema drift (sparkify/drift.py) by change and key, through the analysts'
+# view: when first and last seen, in how many files; the same whatever the period.
+schema_drift = """
+select table_name, change_kind, field_path, json_type, expected, files, records, first_seen, last_seen
+from schema_changes
+order by last_seen desc, table_name, field_path
+limit 20
+"""
+
 # (name of the report table and its CSV, question it answers, query), in report order.
 QUERIES = [
     ("population", "Who counts as what", population),
@@ -834,10 +843,11 @@ QUERIES = [
     ("upgrade_engagement", "Money", upgrade_engagement),
     ("load_health", "Data health", load_health),
     ("load_error_reasons", "Data health", load_error_reasons),
+    ("schema_drift", "Data health", schema_drift),
 ]
 
 # Tables about the loads themselves rather than the events: the same whatever the period.
-EVERY_LOAD = {"load_error_reasons"}
+EVERY_LOAD = {"load_error_reasons", "schema_drift"}
 
 
 def statements(start: datetime | None = None, end: datetime | None = None) -> list[tuple[str, str, str]]:

@@ -4,7 +4,7 @@ One text per statement serves both engines, and the logic is never written twice
 is a template with named {placeholders}, sent only as the engine's dialect renders it
 (sparkify/dialects.py, Dialect.render), which fills:
 - its physical design on that engine, where Redshift and PostgreSQL differ (distribution,
-  sort keys, logging): {staging}, {fact}, {dimension}, {empty}, … (the dialect's physical);
+  sort keys, logging): {staging}, {fact}, {dimension}, … (the dialect's physical);
 - a fragment several statements share, the same on both (FRAGMENTS): {event_time} (ts as a
   timestamp), {batch_events_window} (start_time within the time window of batch_events), …
   A fragment over an argument is one named fragment per argument in use, its name saying
@@ -99,6 +99,7 @@ FIRST_VALID_DAY = "2000-01-01"
 FIRST_VALID_MS = 946_684_800_000  # 2000-01-01 00:00:00 UTC, in epoch milliseconds
 VALID_AHEAD_MS = 86_400_000       # a time may lie up to a day past the run's clock (producers' clocks drift)
 USER_ID_MAX = 2_147_483_647       # users.user_id is an integer; user ids start at 1
+LEVELS = ("free", "paid")         # a user's level: the accepted values, staged and checked
 
 # The latest valid epoch millisecond is a parameter (%s), a BIGINT the run computes from its
 # clock (validvalues.latest_valid_ms). Not EXTRACT(epoch …) of the clock in SQL: on Redshift
@@ -168,6 +169,7 @@ TIME_ORDERED_TABLES = ["songplays", "app_events", "time"]
 # In creation order: a table after those its Redshift foreign keys reference (the dimensions
 # before the facts). Dropped in reverse, so Redshift never drops a referenced table first.
 TABLES = ["staging_events", "staging_songs", "etl_lock", "etl_batches", "loaded_objects", "load_errors",
+          "schema_drift",
           "song_catalog", "text_repairs", "users", "artists", "songs", "time", "songplays",
           "app_events", "user_levels", "plays_by_user_day", "plays_by_hour", "plays_by_song",
           "events_by_user_day", "session_parts", "batch_totals"]
@@ -300,6 +302,27 @@ create table if not exists load_errors (
     column_name varchar(128),
     reason      varchar(1024) not null,
     raw_excerpt varchar(1024)
+) {staging}
+"""
+
+# One row per change a batch found in the shape of its source records (sparkify/drift.py):
+# per source object, a new key, a key that vanished, or a value of another JSON type than
+# the published batches recorded; for a staging table's first batch, its schema (baseline,
+# one row per key and type). The known schema is what the published batches' rows say.
+schema_drift_table_create = """
+create table if not exists schema_drift (
+    batch_id    integer not null,
+    seen_at     timestamp not null,
+    table_name  varchar(64) not null,
+    source      varchar(1024) not null,
+    change_kind varchar(16) not null,
+    field_path  varchar(256) not null,
+    json_type   varchar(16) not null,
+    expected    varchar(64),
+    records     bigint not null,
+    line_number bigint,
+    example     varchar(256),
+    source_version varchar(256)
 ) {staging}
 """
 
@@ -503,6 +526,7 @@ create_table_queries = [
     etl_batches_table_create,
     loaded_objects_table_create,
     load_errors_table_create,
+    schema_drift_table_create,
     song_catalog_table_create,
     text_repairs_table_create,
     user_table_create,
@@ -573,8 +597,21 @@ from load_errors
 group by table_name, disposition, reason
 """
 
-VIEWS = ["plays", "load_summary", "load_error_reasons"]
-create_view_queries = [plays_view_create, load_summary_view_create, load_error_reasons_view_create]
+# One row per staging table, change, key and type of the schema drift the loads recorded
+# (not a first batch's schema, no value's text): in how many files and records, first and
+# last seen.
+schema_changes_view_create = """
+create view schema_changes as
+select table_name, change_kind, field_path, json_type, expected, count(distinct source) as files,
+       sum(records) as records, min(seen_at) as first_seen, max(seen_at) as last_seen
+from schema_drift
+where change_kind <> 'baseline'
+group by table_name, change_kind, field_path, json_type, expected
+"""
+
+VIEWS = ["plays", "load_summary", "load_error_reasons", "schema_changes"]
+create_view_queries = [plays_view_create, load_summary_view_create, load_error_reasons_view_create,
+                       schema_changes_view_create]
 drop_view_queries = [f"drop view if exists {view}" for view in VIEWS]
 
 # --- what is there, before create_tables.py changes it -------------------------------------
@@ -615,9 +652,15 @@ warehouse_schema = "select current_schema()"
 CREATE_TABLES = dict(zip(TABLES, create_table_queries, strict=True))
 
 # --- staging -----------------------------------------------------------------------------
-staging_events_empty = "{empty} staging_events"
-staging_songs_empty = "{empty} staging_songs"
-empty_staging_queries = [staging_events_empty, staging_songs_empty]
+# A load stages into temporary copies of the staging tables, its session's own: a temporary
+# table comes first in the search path on both engines, so every statement below reads the
+# copy by the same name, and the copy is gone when the run ends (AWS, Redshift Database
+# Developer Guide, CREATE TABLE: TEMPORARY, "LIKE parent_table"). The permanent tables stay
+# empty, there for their shape and their documentation: a reader holding them (or anything
+# else it may read) never holds up a load, nothing is emptied with TRUNCATE or DELETE, and
+# Redshift has no staging rows to vacuum.
+STAGING_TABLES = ["staging_events", "staging_songs"]
+staging_copy_queries = [f"create temp table {table} (like {table})" for table in STAGING_TABLES]
 
 # PostgreSQL engines: the toolkit reads the JSON itself (Redshift's rules: JSONPaths for the
 # events, 'auto' for the songs) and streams rows into the same tables.
@@ -698,6 +741,58 @@ insert into load_errors (batch_id, logged_at, disposition, table_name, source, l
 values %s
 """
 
+schema_drift_insert = """
+insert into schema_drift (batch_id, seen_at, table_name, source, change_kind, field_path, json_type,
+                          expected, records, line_number, example, source_version)
+values %s
+"""
+
+# The source objects a batch failed under the freeze contract, by the version it saw: held
+# back while they are unchanged (and the contract is freeze), so later files still load.
+refused_source_versions = """
+select distinct d.table_name, d.source, d.source_version
+from schema_drift d
+join etl_batches b on b.batch_id = d.batch_id
+where b.outcome = 'failed' and d.source_version is not null
+"""
+
+# The schema of the source records as the published batches recorded it: per staging table,
+# each key path and the JSON types it held (absent: some records lacked it).
+known_source_schema = """
+select distinct d.table_name, d.field_path, d.json_type
+from schema_drift d
+join etl_batches b on b.batch_id = d.batch_id
+where b.outcome = 'published'
+"""
+
+# --- etl.py --status: what the bookkeeping says, read without loading ----------------------
+# The last batches, newest first (%s: how many).
+status_batches = """
+select batch_id, started_at, finished_at, outcome, new_objects, staged_rows, rejected, message
+from etl_batches
+order by batch_id desc
+limit %s
+"""
+# Failed batches since the last published one (or the last few), newest first, with reasons.
+status_failed_batches = """
+select batch_id, finished_at, message
+from etl_batches
+where outcome = 'failed'
+  and batch_id > (select coalesce(max(batch_id), 0) from etl_batches where outcome = 'published')
+order by batch_id desc
+limit %s
+"""
+# The newest event the warehouse holds: what freshness is measured on.
+status_latest_event = "select max(start_time) from app_events"
+# Drift found since a time (%s), newest first: the changes, not the first batch's schema.
+status_recent_drift = """
+select seen_at, batch_id, table_name, source, change_kind, field_path, json_type, expected, line_number
+from schema_drift
+where change_kind <> 'baseline' and seen_at >= %s
+order by seen_at desc, batch_id desc
+limit %s
+"""
+
 # --- the staged values the transforms convert, and their valid ranges ----------------------
 # The transforms cast userId to an integer and turn ts and registration (epoch milliseconds)
 # into timestamps, whose parts the time table keeps as smallints. A value those conversions
@@ -724,6 +819,9 @@ STAGED_VALUE_VIOLATIONS = {
                     "or (length(user_id) = 10 and user_id > '{user_id_max}'))"),
         "ts": "ts < {first_valid_ms} or ts > {latest_valid_ms}",
         "registration": "registration < {first_valid_ms} or registration > {latest_valid_ms}",
+        # A level outside the accepted set is a rejected record (the gate's accepted-values
+        # check would refuse the whole batch, naming no file or line).
+        "level": "level <> '' and level not in (" + ", ".join(f"'{level}'" for level in LEVELS) + ")",
     },
 }
 # What load_errors keeps of such a row: its key (Redshift does not say which file a staged row
@@ -755,12 +853,9 @@ invalid_staged_rows_delete = {table: f"delete from {table}\nwhere {_breaks_a_ran
                               for table in STAGED_VALUE_VIOLATIONS}
 
 # --- batches and their sources ------------------------------------------------------------
-# Taken first in every run's transaction, so two runs never load at once: the second waits
-# until the first commits, then finds its objects already loaded. LOCK TABLE is the same
-# statement on both engines, and ACCESS EXCLUSIVE on both (it blocks even readers), so it
-# is taken on etl_lock, a table of its own that nothing reads: readers of the warehouse
-# never wait for a load, and a reader's open transaction never holds a load up.
-etl_lock = "lock table etl_lock"
+# The load lock (the dialect's load_lock, on etl_lock) is taken first in every run's
+# transaction, so two runs never load at once: the second waits until the first commits,
+# then finds its objects already loaded.
 
 # Ends a session (both engines). Bounding the wait for the lock, and finding who holds it,
 # differ by engine: sparkify/dialects.py.
@@ -1618,7 +1713,6 @@ def _check(check, batch: bool) -> tuple[str, str]:
     raise TypeError(f"not a check: {check!r}")
 
 
-LEVELS = ("free", "paid")
 # The facts, distributed on user_id on Redshift ({fact}), as the batch tables made {batch_by_user} are.
 USER_DISTRIBUTED = ["songplays", "app_events"]
 # Each table's key, unique and not null.

@@ -45,6 +45,13 @@ configuration (dwh.cfg, the course template's sections and keys):
   [ETL] TRUNCATECOLUMNS
                       cut values longer than their column instead of rejecting the
                       record (optional, default false)
+  [ETL] SCHEMA_CONTRACT
+                      report: record schema drift (new, vanished or retyped keys) and
+                      load; freeze: fail the batch on any, naming file and line
+                      (optional, default report)
+  [ETL] FRESHNESS_WARN_AFTER FRESHNESS_ERROR_AFTER
+                      etl.py --status exits 1 / 2 when the newest event is older,
+                      e.g. 36h and 3d (optional; empty: not checked)
   [INFRA] ...         infra.py only: see python infra.py --help
 
 default config: {DEFAULT_CONFIG.name} beside the scripts

@@ -10,6 +10,7 @@ import configparser
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "dwh.cfg"
@@ -65,6 +66,9 @@ class Config:
     truncate_columns: bool = False
     accept_invalid_chars: bool = True
     analyst_role: str = "sparkify_analyst"
+    schema_contract: str = "report"
+    freshness_warn_after: timedelta | None = None
+    freshness_error_after: timedelta | None = None
 
     @property
     def dialect(self) -> str:
@@ -236,13 +240,50 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         truncate_columns=_bool(parser, "ETL", "TRUNCATECOLUMNS", cfg_path, default=False),
         accept_invalid_chars=_bool(parser, "ETL", "ACCEPTINVCHARS", cfg_path, default=True),
         analyst_role=_role(parser, cfg_path),
+        schema_contract=_schema_contract(parser, cfg_path),
+        freshness_warn_after=_duration(parser, "FRESHNESS_WARN_AFTER", cfg_path),
+        freshness_error_after=_duration(parser, "FRESHNESS_ERROR_AFTER", cfg_path),
     )
+    if (config.freshness_warn_after and config.freshness_error_after
+            and config.freshness_warn_after > config.freshness_error_after):
+        raise ConfigError(f"{cfg_path}: [ETL] FRESHNESS_WARN_AFTER is longer than FRESHNESS_ERROR_AFTER; "
+                          "warn first: make it shorter or equal")
     if engine == "redshift":
         for key in ("LOG_DATA", "LOG_JSONPATH", "SONG_DATA"):
             if not getattr(config, key.lower()).is_s3:
                 raise ConfigError(f"{cfg_path}: [S3] {key} is a local path, but Redshift's COPY reads only "
                                   "S3; set it to an s3:// URL")
     return config
+
+
+# dlt's schema contract modes that apply to a whole batch: evolve (here: report, record and
+# load the change) and freeze (fail the batch). evolve is taken as report.
+SCHEMA_CONTRACTS = {"report": "report", "evolve": "report", "freeze": "freeze"}
+
+
+def _schema_contract(parser: configparser.ConfigParser, path: Path) -> str:
+    raw = _value(parser, "ETL", "SCHEMA_CONTRACT", path, required=False).lower()
+    if raw == "":
+        return "report"
+    if raw not in SCHEMA_CONTRACTS:
+        raise ConfigError(f"{path}: [ETL] SCHEMA_CONTRACT = {raw} is not a contract; write report (record "
+                          "schema changes and load) or freeze (fail the batch on any change)")
+    return SCHEMA_CONTRACTS[raw]
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([mhd])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(parser: configparser.ConfigParser, key: str, path: Path) -> timedelta | None:
+    """[ETL] FRESHNESS_*: a duration such as 90m, 36h or 2d; empty: no threshold."""
+    raw = _value(parser, "ETL", key, path, required=False).lower()
+    if raw == "":
+        return None
+    match = _DURATION.fullmatch(raw)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{path}: [ETL] {key} = {raw} is not a duration; write e.g. 90m, 36h or 2d")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
 
 
 def port_value(raw: str, where: str) -> int:

@@ -30,8 +30,9 @@ DESCRIPTIONS: dict[str, Described] = {
     # --- staging -------------------------------------------------------------------------
     "staging_events": Described(
         "Grain: one row per log line of the files the current batch loads. Staging: the "
-        "event logs (log_data) as loaded, one column per JSON field renamed to snake_case; "
-        "emptied and refilled by every batch. Empty or blank strings load as NULL.",
+        "event logs (log_data) as loaded, one column per JSON field renamed to snake_case. "
+        "Each load stages into a temporary copy of this table, its session's own, so this one "
+        "stays empty. Empty or blank strings load as NULL.",
         {
             "artist": "Artist name of the played song (field artist), as logged: may be double-encoded "
                       "UTF-8; NULL when the page is not NextSong.",
@@ -63,8 +64,9 @@ DESCRIPTIONS: dict[str, Described] = {
     ),
     "staging_songs": Described(
         "Grain: one row per song object of the files the current batch loads. Staging: the song "
-        "catalog (song_data) as loaded, column names equal to the JSON keys; emptied and refilled "
-        "by every batch. Empty or blank strings load as NULL.",
+        "catalog (song_data) as loaded, column names equal to the JSON keys. Each load stages "
+        "into a temporary copy of this table, its session's own, so this one stays empty. Empty "
+        "or blank strings load as NULL.",
         {
             "num_songs": "Songs in the source object (always 1 in the dataset).",
             "artist_id": "Artist id (key artist_id), e.g. ARJIE2Y1187B994AB7.",
@@ -138,6 +140,31 @@ DESCRIPTIONS: dict[str, Described] = {
             "raw_excerpt": "The start of the record as it was in the file; for a staged row rejected "
                            "after COPY, its key (userId, sessionId, itemInSession, ts); empty for a record "
                            "Redshift's COPY rejected (SYS_LOAD_ERROR_DETAIL keeps no raw line).",
+        },
+    ),
+    "schema_drift": Described(
+        "Grain: one row per change in the shape of the source records a batch found, per source "
+        "object: a new key, a vanished key, or a value of another JSON type; for a staging table's "
+        "first batch, its schema (one baseline row per key and type). Bookkeeping: the known schema "
+        "is what published batches recorded; kept for failed batches too.",
+        {
+            "batch_id": "The batch that found it (etl_batches.batch_id).",
+            "seen_at": "When that batch saw it, UTC: the first-seen time of a change is its earliest row.",
+            "table_name": "Staging table the records were loading into.",
+            "source": "The file (URL or path) whose records changed; past 20 files for one change, "
+                      "one row says how many more.",
+            "change_kind": "new_key, vanished_key, type_change, refused_value (a value outside what the "
+                           "schema accepts, under the freeze contract), or baseline (the first batch's schema).",
+            "field_path": "The key, as a path: a.b for a key of a nested object, a[] for an array's "
+                          "elements.",
+            "json_type": "The JSON type found: string, number, boolean, object, array, null; absent for "
+                         "a vanished key (and for a baseline key some records lacked).",
+            "expected": "The types the known schema had for the key; NULL for a new key.",
+            "records": "Records of the file with the change (for a vanished key: without the key).",
+            "line_number": "First line of the file with the change, from 1.",
+            "example": "The first value found, as JSON; NULL for a vanished key.",
+            "source_version": "The file's version the change was seen in (as in loaded_objects); a file a "
+                              "batch failed under the freeze contract is held back while this is its version.",
         },
     ),
     "song_catalog": Described(
@@ -393,6 +420,22 @@ DESCRIPTIONS: dict[str, Described] = {
             "reason": "Why, as the load said it.",
             "records": "How many records.",
             "last_seen": "When the last of them was logged, UTC.",
+        },
+    ),
+    "schema_changes": Described(
+        "Grain: one row per staging table, change, key and type of the schema drift the loads recorded "
+        "(schema_drift without a first batch's schema). View for analysts (and the insights report): "
+        "counts only, never a value.",
+        {
+            "table_name": "The staging table the records were for.",
+            "change_kind": "new_key, vanished_key, type_change or refused_value.",
+            "field_path": "The key, as a path (a.b nested, a[] an array's elements).",
+            "json_type": "The JSON type found (absent for a vanished key).",
+            "expected": "The types the known schema had for the key; NULL for a new key.",
+            "files": "Source files with the change.",
+            "records": "Records with the change.",
+            "first_seen": "When a batch first saw it, UTC.",
+            "last_seen": "When a batch last saw it, UTC.",
         },
     ),
 }

@@ -35,7 +35,6 @@ LOCK_TIMEOUT_S = 60
 # staging table"); CTAS takes DISTSTYLE and DISTKEY before AS ("CREATE TABLE AS", syntax).
 POSTGRES_PHYSICAL = {
     "staging_table": "create unlogged table",
-    "empty": "truncate table",
     "staging": "",
     "fact": "",
     "dimension": "",
@@ -46,8 +45,6 @@ POSTGRES_PHYSICAL = {
 }
 REDSHIFT_PHYSICAL = {
     "staging_table": "create table",
-    # TRUNCATE commits the open transaction on Redshift; DELETE keeps the batch atomic.
-    "empty": "delete from",
     "staging": "diststyle even",
     "fact": "diststyle key distkey (user_id) compound sortkey (start_time)",
     "dimension": "diststyle all",
@@ -75,7 +72,9 @@ class Dialect:
     analyst_login: str
     # The analysts' grants ({role}, {schema}: the caller's).
     role_grants: list[str]
-    # Around the LOCK of etl_lock: what bounds the wait, and what lifts the bound again.
+    # The load lock, on etl_lock (a table of its own, read by nobody), and around it what
+    # bounds the wait and what lifts the bound again.
+    load_lock: str
     lock_wait_bound: list[str]
     lock_wait_unbound: list[str]
     # The sessions holding the load lock: (pid, client name, user, state, since, last
@@ -131,6 +130,9 @@ POSTGRES = Dialect(
     analyst_login="create role ana login password '…' in role {role}",
     role_grants=["grant usage on schema {schema} to {role}",
                  f"grant select on {_ANALYST_READS} to {{role}}"],
+    # EXCLUSIVE conflicts with itself (one load at a time) and not with ACCESS SHARE, so a
+    # session that has read etl_lock, even the owner's idle transaction, holds up no load.
+    load_lock="lock table etl_lock in exclusive mode",
     # PostgreSQL bounds every statement's lock waits with lock_timeout (connect_options).
     lock_wait_bound=[],
     lock_wait_unbound=[],
@@ -139,7 +141,7 @@ select a.pid, a.application_name, a.usename, a.state, coalesce(a.state_change, a
 from pg_locks l
 join pg_stat_activity a on a.pid = l.pid
 where l.locktype = 'relation' and l.relation = 'etl_lock'::regclass and l.granted
-  and l.pid <> pg_backend_pid()
+  and l.mode in ('ExclusiveLock', 'AccessExclusiveLock') and l.pid <> pg_backend_pid()
 order by a.pid
 """,
     # Only a session that still bears this process's name: a pid the server has given to
@@ -179,6 +181,9 @@ select (select count(*) from pg_user where usename = current_user and usesuper)
     analyst_login="create user ana password '…'; grant role {role} to ana",
     role_grants=["grant usage on schema {schema} to role {role}",
                  f"grant select on {_ANALYST_READS} to role {{role}}"],
+    # LOCK has no modes on Redshift: it is ACCESS EXCLUSIVE (AWS: LOCK), and etl_lock is
+    # granted to no analyst, so only the owner's own reads of it could hold a load up.
+    load_lock="lock table etl_lock",
     lock_wait_bound=[f"set statement_timeout to {LOCK_TIMEOUT_S * 1000}"],
     lock_wait_unbound=["reset statement_timeout"],
     # SVV_TRANSACTIONS (pid, relation, granted, txn_owner, txn_start) shows every user the

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-POINTS = ("mid-copy", "mid-transform", "before-commit", "after-commit")
+POINTS = ("mid-copy", "mid-transform", "before-commit", "after-commit", "tables-committed")
 
 
 def checkpoint(point: str) -> None:

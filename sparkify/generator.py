@@ -22,6 +22,7 @@ from pathlib import Path
 
 import orjson
 
+from . import progress
 from .textrepair import repair_mojibake
 
 START, END = "<start>", "<end>"
@@ -198,10 +199,14 @@ def generate(cal: Calibration, spec: Spec, writer: Writer) -> dict:
     """Writes the catalog and the logs; returns counts of what was written."""
     rng = random.Random(spec.seed)
     catalog = build_catalog(cal, spec.catalog, rng)
-    for song in catalog if spec.write_catalog else []:
-        track = "TR" + song["song_id"][2:]
-        key = f"song_data/{track[2]}/{track[3]}/{track[4]}/{track}.json"
-        writer.write(key, orjson.dumps(song, option=orjson.OPT_SORT_KEYS))
+    written = progress.Progress("write song files", len(catalog) if spec.write_catalog else 0, unit="files")
+    with written:
+        for number, song in enumerate(catalog if spec.write_catalog else [], 1):
+            track = "TR" + song["song_id"][2:]
+            key = f"song_data/{track[2]}/{track[3]}/{track[4]}/{track}.json"
+            writer.write(key, orjson.dumps(song, option=orjson.OPT_SORT_KEYS))
+            if number % 1000 == 0 or number == len(catalog):
+                written.update(number)
 
     # Songs outside the catalog: the real ones, then invented ones, enough that most plays
     # are of a song played only a few times, as in the real logs (capped to bound memory).
@@ -227,6 +232,7 @@ def generate(cal: Calibration, spec: Spec, writer: Writer) -> dict:
     # own block of a million ids, so a later day never reuses an earlier day's events' keys.
     first_day = (spec.start.date() - datetime(2018, 1, 1).date()).days
     counts: Counter[str] = Counter()
+    days = progress.Progress("write log days", spec.days, unit="days")
     for day in range(spec.days):
         midnight = spec.start + timedelta(days=day)
         day_start = int((midnight - EPOCH).total_seconds() * 1000)
@@ -257,6 +263,8 @@ def generate(cal: Calibration, spec: Spec, writer: Writer) -> dict:
         counts["bad"] += _spoil(body, spec.bad_share, rng)
         key = f"log_data/{midnight:%Y}/{midnight:%m}/{midnight:%Y-%m-%d}-events.json"
         writer.write(key, b"\n".join(body))
+        days.update(day + 1, events=sum(v for k, v in counts.items() if k != "bad"))
+    days.close()
     return {"songs": len(catalog), "events": sum(v for k, v in counts.items() if k != "bad"),
             "plays": counts["NextSong"], "bad_records": counts["bad"], "days": spec.days, "users": spec.users}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import insight_queries as iq
 
-from . import report
+from . import progress, report
 from .reportmodel import (
     WEEKDAYS,
     Findings,
@@ -55,12 +55,16 @@ def resolve_period(wh, since: date | None, until: date | None) -> Period:
 
 def run_queries(wh, period: Period) -> dict[str, Table]:
     tables = {}
-    for name, question, statement in iq.statements(period.start, period.end):
-        started = time.perf_counter()
-        cur = wh.execute(statement)
-        rows = [tuple(_plain(v) for v in row) for row in cur.fetchall()]
-        columns = [d[0] for d in cur.description]
-        tables[name] = Table(name, question, columns, rows, time.perf_counter() - started)
+    queries = iq.statements(period.start, period.end)
+    # On a large warehouse the queries take minutes: a bar on a terminal, lines elsewhere.
+    with progress.Progress("report queries", len(queries), unit="queries") as running:
+        for number, (name, question, statement) in enumerate(queries, 1):
+            started = time.perf_counter()
+            cur = wh.execute(statement)
+            rows = [tuple(_plain(v) for v in row) for row in cur.fetchall()]
+            columns = [d[0] for d in cur.description]
+            tables[name] = Table(name, question, columns, rows, time.perf_counter() - started)
+            running.update(number, last=name)
     return tables
 
 

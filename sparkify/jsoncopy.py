@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from .drift import ObjectShape, ShapePool
 from .loads import (
     REJECTED,
     REPLACED,
@@ -572,7 +573,8 @@ class JsonCopy:
                 [steps[0] for steps in mapping] if not isinstance(mapping, str)
                 and all(len(steps) == 1 and isinstance(steps[0], str) for steps in mapping) else None)
         self.fast_row = _fast_row(keys, columns, self.converters, options, column_rules) if keys else None
-        self.result = CopyResult(table, checked_rules=frozenset(rules))
+        self.result = CopyResult(table, checked_rules=frozenset(rules), declared_keys=declared_keys(mapping, names))
+        self.shape_pool = ShapePool()  # the layouts and first examples the objects' shapes share
 
     def rows(self, objects: Iterable[SourceObject]) -> Generator[bytes, None, None]:
         """COPY text, one encoded line per loadable record; rejects go to self.result."""
@@ -593,15 +595,24 @@ class JsonCopy:
                 self.result.per_object[obj.url] = (0, self._keep([LoadError(
                     REJECTED, self.table, obj.url, None, None, str(exc), "")]))
                 continue
+            # The keys and types of every record, for schema drift (drift.py): a dict
+            # look-up per record whose layout was seen before.
+            shape = self.result.shapes[obj.url] = ObjectShape(self.shape_pool)
+            observe = shape.observe
+            result = self.result
+            read_before = result.bytes_read
             with handle:
                 for number, record, raw, replaced in iter_records(handle, accept_invalid):
+                    result.bytes_read += len(raw) + 1  # about: the object's size is set at its end
                     if isinstance(record, RecordError):
                         if isinstance(record, TooLarge):
                             raise ObjectTooLarge(self.table, self._error(obj, number, record, raw),
                                                  self.result.errors)
                         rejected += self._keep([self._error(obj, number, record, raw)])
                         continue
-                    if type(record) is not dict and (type(record) is not list or not self.reads_arrays):
+                    if type(record) is dict:
+                        observe(number, record)
+                    elif type(record) is not list or not self.reads_arrays:
                         rejected += self._keep([self._error(obj, number, self._not_an_object(record), raw)])
                         continue
                     try:
@@ -627,6 +638,8 @@ class JsonCopy:
                     self.result.rows += 1
                     yield encoded
             self.result.per_object[obj.url] = (loaded, rejected)
+            result.bytes_read = read_before + obj.size
+            shape.finish()
 
     def _not_an_object(self, record) -> RecordError:
         if type(record) is list:
@@ -647,6 +660,14 @@ class JsonCopy:
         if rejections and self.result.rejected_count >= rejections_that_fail(self.options.max_errors):
             raise TooManyErrors(self.table, self.result.errors, self.options.max_errors)
         return rejections
+
+
+def declared_keys(mapping: str | list[tuple], columns: list[str]) -> tuple[str, ...]:
+    """The top-level keys a mapping reads: a JSONPaths file's first steps, or the columns
+    'auto' fills."""
+    if isinstance(mapping, str):
+        return tuple(columns)
+    return tuple(dict.fromkeys(steps[0] for steps in mapping if isinstance(steps[0], str)))
 
 
 def _fast_row(keys: list[str], columns, converters, options: CopyOptions, rules: list):

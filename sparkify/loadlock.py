@@ -90,7 +90,7 @@ def take(wh: Session) -> None:
         wh.execute(statement)
     started = time.monotonic()
     try:
-        wh.execute(q.etl_lock, label="load lock")
+        wh.execute(wh.dialect.load_lock, label="load lock")
     except WarehouseError as exc:
         # Decided by the SQLSTATE alone: the wait ended by lock_timeout (PostgreSQL) or by
         # statement_timeout or a cancel (Redshift and PostgreSQL alike).

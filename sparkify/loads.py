@@ -8,6 +8,7 @@ these, and the pipeline reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class LoadFailed(Exception):
@@ -97,12 +98,19 @@ class CopyResult:
     errors: list[LoadError] = field(default_factory=list)       # rejected and replaced
     # url -> (rows, rejected); from Redshift's COPY, (lines scanned less rejected, rejected)
     per_object: dict[str, tuple[int, int]] = field(default_factory=dict)
+    bytes_read: int = 0      # of the source objects, as read so far (progress)
     rejected_count: int = 0  # kept as errors arrive: MAXERROR is checked on every rejection
     # Objects that could not be read at all: they are not recorded as loaded, so each run
     # tries (and reports) them again until they read.
     unread: set[str] = field(default_factory=set)
     # The columns whose value rules this COPY checked on every record (Redshift's checks none).
     checked_rules: frozenset[str] = frozenset()
+    # url -> the shape of the object's records (keys and JSON types): a drift.ObjectShape,
+    # which knows this module (its SchemaFrozen is a LoadFailed), hence Any here
+    shapes: dict[str, Any] = field(default_factory=dict)
+    # The top-level keys COPY reads (the JSONPaths' keys, or the columns 'auto' fills): a
+    # table's first batch takes them as its schema, and a key beyond them as new.
+    declared_keys: tuple[str, ...] = ()
 
     @property
     def rejected(self) -> list[LoadError]:

@@ -85,10 +85,14 @@ def rows(copier: JsonCopy, objects: list[SourceObject], workers: int,
             kind = message[0]
             if kind == "rows":
                 result.rows += message[2]
+                result.bytes_read += message[3]
                 yield message[1]
             elif kind == "object":
-                _, index, loaded, rejected, errors, unread = message
+                _, index, loaded, rejected, errors, unread, shape, unreported_bytes = message
                 result.objects += 1
+                result.bytes_read += unreported_bytes
+                if shape is not None:
+                    result.shapes[objects[index].url] = shape
                 result.per_object[objects[index].url] = (loaded, rejected)
                 if unread:
                     result.unread.add(objects[index].url)
@@ -135,19 +139,22 @@ def _work(copier: JsonCopy, objects: list[SourceObject], tasks, results, parent:
     try:
         while (index := tasks.get()) is not None:
             copier.result = CopyResult(copier.table)
-            chunk, size, count = [], 0, 0
+            chunk, size, count, reported = [], 0, 0, 0
             for line in copier.rows([objects[index]]):
                 chunk.append(line)
                 size += len(line)
                 count += 1
                 if size >= CHUNK_BYTES:
-                    put(("rows", b"".join(chunk), count))
+                    put(("rows", b"".join(chunk), count, copier.result.bytes_read - reported))
+                    reported = copier.result.bytes_read
                     chunk, size, count = [], 0, 0
             if chunk:
-                put(("rows", b"".join(chunk), count))
+                put(("rows", b"".join(chunk), count, copier.result.bytes_read - reported))
+                reported = copier.result.bytes_read
             url = objects[index].url
             loaded, rejected = copier.result.per_object[url]
-            put(("object", index, loaded, rejected, copier.result.errors, url in copier.result.unread))
+            put(("object", index, loaded, rejected, copier.result.errors, url in copier.result.unread,
+                 copier.result.shapes.get(url), copier.result.bytes_read - reported))
     except BaseException as exc:  # handed to the caller, who raises it as the serial path would
         put(("failed", exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}")))
     put(("done",))

@@ -16,7 +16,19 @@ from datetime import datetime, timezone
 
 import sql_queries as q
 
-from . import faults, jsoncopy, loadlock, loads, parallelrows, redshift, sources, textrepair, validvalues
+from . import (
+    drift,
+    faults,
+    jsoncopy,
+    loadlock,
+    loads,
+    parallelrows,
+    progress,
+    redshift,
+    sources,
+    textrepair,
+    validvalues,
+)
 from .config import Config, Source
 from .dryrun import DryRunWarehouse, RunTimeValue
 from .summary import RunSummary, StagedTable
@@ -60,7 +72,15 @@ def stage_json(wh: Session, table: str, objects: list[sources.SourceObject], map
     workers = parallelrows.worker_count(objects)
     rows = (parallelrows.rows(copier, objects, workers, inherited_fds=wh.connection_fds()) if workers > 1
             else copier.rows(sources.prefetched(objects)))
-    reader = jsoncopy.ChunkedReader(_with_checkpoint(rows))
+    result = copier.result
+    bar = progress.Progress(f"stage {table}", sum(obj.size for obj in objects))
+
+    def measure() -> tuple[float, dict]:
+        return result.bytes_read, {"files": f"{result.objects:,}/{len(objects):,}", "records": result.rows}
+
+    # A row at a time from one process, a megabyte chunk at a time from workers.
+    tracked = progress.track(rows, bar, measure, every=1 if workers > 1 else 2048)
+    reader = jsoncopy.ChunkedReader(_with_checkpoint(tracked))
     try:
         wh.copy_from_stdin(statement, reader, label=f"copy {table}")
     except WarehouseError:
@@ -68,8 +88,8 @@ def stage_json(wh: Session, table: str, objects: list[sources.SourceObject], map
             raise reader.error from None
         raise
     finally:
+        tracked.close()
         rows.close()  # stops the workers if COPY ended early
-    result = copier.result
     log_step(f"stage {table}", result.rows, started,
              f"  ({result.objects} files, {len(result.rejected)} rejected"
              + (f", rendered by {workers} processes)" if workers > 1 else ")"))
@@ -130,30 +150,38 @@ def staging_sources(config: Config, jsonpaths: Mapping) -> list[tuple[str, Sourc
             ("staging_songs", config.song_data, "auto", "SONG_DATA")]
 
 
-def find_new_objects(wh: Session, config: Config, s3: sources.S3 | None) -> tuple[list[Pending], int, int]:
-    """The objects under each prefix that are new or changed; how many are unchanged; and
-    how many loaded ones are gone from their prefix (what they loaded stays)."""
+def find_new_objects(wh: Session, config: Config, s3: sources.S3 | None
+                     ) -> tuple[list[Pending], int, list[str], list[str]]:
+    """The objects under each prefix that are new or changed; how many are unchanged; the
+    loaded ones that are gone from their prefix (what they loaded stays); and, under the
+    freeze contract, those held back: new or changed, but failed by a batch under it in the
+    version they have now (so the files after them still load)."""
     try:
         jsonpaths = jsoncopy.parse_jsonpaths(sources.read_bytes(config.log_jsonpath, s3))
     except ValueError as exc:
         raise EtlError(f"[S3] LOG_JSONPATH {config.log_jsonpath}: {exc}") from None
     rows = wh.query(q.loaded_object_versions)
     loaded = {(table, key): (size, version) for table, key, size, version, _ in rows}
+    refused = set(wh.query(q.refused_source_versions)) if config.schema_contract == drift.FREEZE else set()
+    held: list[str] = []
     pending: list[Pending] = []
-    known = gone = 0
+    known = 0
+    gone: list[str] = []
     for table, source, mapping, prefix_key in staging_sources(config, jsonpaths):
         objects = sources.list_objects(source, s3)
         if not objects:
             raise EtlError(f"no files found under {source}; check [S3] {prefix_key}")
         new = [o for o in objects if loaded.get((table, o.key)) != (o.size, o.version)]
+        held += [o.url for o in new if (table, o.url, drift.object_version(o)) in refused]
+        new = [o for o in new if (table, o.url, drift.object_version(o)) not in refused]
         known += len(objects) - len(new)
         pending.append(Pending(table, source, mapping, new))
         # Gone: loaded from under this prefix, and not there now (files loaded from another
         # prefix, before [S3] pointed here, are not this prefix's to miss).
         listed = {o.key for o in objects}
         under = str(source).rstrip("/") + "/"
-        gone += sum(1 for t, key, _, _, url in rows if t == table and url.startswith(under) and key not in listed)
-    return pending, known, gone
+        gone += sorted(url for t, key, _, _, url in rows if t == table and url.startswith(under) and key not in listed)
+    return pending, known, gone, held
 
 
 def placeholder_objects(config: Config) -> list[Pending]:
@@ -167,8 +195,8 @@ def placeholder_objects(config: Config) -> list[Pending]:
 def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
           s3: sources.S3 | None, clock: datetime) -> list[loads.CopyResult]:
     options = copy_options(config)
-    for statement in q.empty_staging_queries:
-        wh.execute(wh.dialect.render(statement))
+    for statement in q.staging_copy_queries:
+        wh.execute(statement)
     if wh.dialect.copies_from_s3:
         if wh.executes:
             if s3 is None:  # a Redshift config names s3:// sources only (config.load_config)
@@ -178,7 +206,8 @@ def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
         else:
             def write(url, body):
                 wh.note(f"write {url}: a manifest of this batch's new files")
-        return redshift.stage(wh, config, pending, options, batch_id, write)
+        read_head = s3.read if s3 is not None and wh.executes else None
+        return redshift.stage(wh, config, pending, options, batch_id, write, read_head)
     results = []
     for item in pending:
         try:
@@ -225,6 +254,18 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
             delete = wh.dialect.render(q.invalid_staged_rows_delete[result.table])
             removed = wh.execute(delete, [latest] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
             result.rows -= max(removed.rowcount, 0)
+
+
+def schema_changes(wh: Session, results: list[loads.CopyResult], versions: dict[str, str]) -> list[drift.Change]:
+    """What the staged objects' records change in the schema the published batches recorded
+    (for a staging table's first batch: its schema)."""
+    started = time.perf_counter()
+    known = drift.known_schemas(wh)
+    changes = [change for result in results
+               for change in drift.compare(result.table, known.get(result.table), result.shapes, versions,
+                                           result.declared_keys)]
+    log_step("schema drift", len(drift.drifted(changes)), started, unit="chg")
+    return changes
 
 
 # --- repair, transform, checks -------------------------------------------------------------------
@@ -348,7 +389,7 @@ MESSAGE_BYTES = 4096  # etl_batches.message: VARCHAR lengths are bytes on Redshi
 
 
 def record_failed_batch(wh: Session, started_at: datetime, new_objects: int,
-                        message: str, errors: list[loads.LoadError]) -> None:
+                        message: str, errors: list[loads.LoadError], changes: list[drift.Change] | None = None) -> None:
     """After the rollback: keeps the batch's outcome and its bad records, in a transaction
     of their own that takes the load lock again, so the batch id it takes is no other's."""
     try:
@@ -359,6 +400,8 @@ def record_failed_batch(wh: Session, started_at: datetime, new_objects: int,
                                         sum(1 for e in errors if e.disposition == loads.REJECTED),
                                         0, text))
         record_errors(wh, batch_id, errors)
+        wh.insert_rows(q.schema_drift_insert, drift.rows_to_record(changes or [], batch_id, _now()),
+                       label="record schema drift")
         wh.commit()
     except WarehouseError as exc:
         wh.rollback()
@@ -411,7 +454,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
     before its COMMIT is sent."""
     started = time.perf_counter()
     started_at = _now()
-    summary = RunSummary(target=config.describe_target())
+    summary = RunSummary(target=config.describe_target(), schema_contract=config.schema_contract)
     s3 = None if dry_run else s3_client(config)
     with dry_run or connect(config) as wh:
         summary.replacements_capped = wh.dialect.caps_replacement_log
@@ -429,7 +472,8 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             wh.note("stage only the files that are new or changed since loaded_objects was written")
         else:
             listed = time.perf_counter()
-            pending, summary.known_objects, summary.gone_objects = find_new_objects(wh, config, s3)
+            pending, summary.known_objects, summary.gone_objects, summary.held_back = \
+                find_new_objects(wh, config, s3)
             log_step("find new or changed files", sum(len(item.objects) for item in pending), listed)
         summary.new_objects = sum(len(item.objects) for item in pending)
         if summary.new_objects == 0:
@@ -440,12 +484,17 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             summary.seconds = time.perf_counter() - started
             return summary
         errors: list[loads.LoadError] = []
+        changes: list[drift.Change] = []
         try:
             clock = validvalues.run_clock(started_at)
             results = stage(wh, config, pending, batch_id, s3, clock)
             reject_invalid_staged_rows(wh, results, clock, copy_options(config))
             for result in results:
                 errors.extend(result.errors)
+            versions = {obj.url: drift.object_version(obj) for item in pending for obj in item.objects}
+            changes = schema_changes(wh, results, versions)
+            if config.schema_contract == drift.FREEZE:
+                drift.enforce_freeze(changes, errors, versions)
             summary.text_repairs = repair_texts(wh)
             added_events = transform(wh, batch_id)
             every_row = full_checks or rebuild or brings_most_events(wh, added_events)
@@ -453,7 +502,8 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             summary.checks_scope = "every row" if every_row else "the rows this batch wrote"
         except loads.LoadFailed as exc:
             wh.rollback()
-            record_failed_batch(wh, started_at, summary.new_objects, str(exc), exc.errors)
+            record_failed_batch(wh, started_at, summary.new_objects, str(exc), exc.errors,
+                                getattr(exc, "changes", []))
             raise EtlError(str(exc)) from None
         except QualityGateFailed as exc:
             wh.rollback()
@@ -461,9 +511,12 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             raise
         summary.batch_id = batch_id
         summary.errors = errors
+        summary.drift = drift.drifted(changes)
         for result in results:
             summary.staged.append(StagedTable(result.table, result.objects, result.rows, len(result.rejected)))
         record_errors(wh, batch_id, errors)
+        wh.insert_rows(q.schema_drift_insert, drift.rows_to_record(changes, batch_id, _now()),
+                       label="record schema drift")
         record_objects(wh, batch_id, pending, results)
         counted = time.perf_counter()
         for table in q.STAR_TABLES:

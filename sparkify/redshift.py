@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import sql_queries as q
 
-from . import loads
+from . import drift, jsoncopy, loads
 from .config import Config, ConfigError
 from .dialects import REDSHIFT
 from .dryrun import RunTimeValue
@@ -172,15 +172,47 @@ def failed_copy(wh, table: str, options: loads.CopyOptions, exc: WarehouseError)
                                            "was published")
 
 
+def sample_shapes(objects, read_head: Callable[[str, int], bytes]) -> dict[str, drift.ObjectShape]:
+    """Each object's shape (keys and JSON types, for schema drift) from its first
+    drift.SAMPLE_BYTES, read with one ranged GET: COPY with JSONPaths ignores keys it does not
+    know and runs none of the toolkit's code, so this is where Redshift's records are seen. A
+    value the sample cuts off is left out."""
+    shapes = {}
+    pool = drift.ShapePool()
+    for obj in objects:
+        head = read_head(obj.url, drift.SAMPLE_BYTES)
+        lines = head.splitlines(keepends=True)
+        if len(head) < obj.size and lines:
+            lines = lines[:-1]
+        shape = drift.ObjectShape(pool)
+        for number, record, _, _ in jsoncopy.iter_records(lines):
+            if type(record) is dict:
+                shape.observe(number, record)
+        shape.finish()
+        shapes[obj.url] = shape
+    return shapes
+
+
 def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int,
-          write: Callable[[str, bytes], None]) -> list[loads.CopyResult]:
-    """COPY each staging table from S3; returns what was loaded and rejected, per file."""
+          write: Callable[[str, bytes], None],
+          read_head: Callable[[str, int], bytes] | None = None) -> list[loads.CopyResult]:
+    """COPY each staging table from S3; returns what was loaded and rejected, per file, and
+    the shape of each file's first records (read_head: the first bytes of an object; a dry
+    run has none and says what it would read)."""
     results = []
     for item in pending:
         result = loads.CopyResult(item.table, objects=len(item.objects))
         results.append(result)
         if not item.objects:
             continue
+        if read_head is not None:
+            sampled = time.perf_counter()
+            result.shapes = sample_shapes(item.objects, read_head)
+            result.declared_keys = jsoncopy.declared_keys(item.mapping, [c[0] for c in wh.table_columns(item.table)])
+            log_step(f"sample {item.table} for schema drift", len(item.objects), sampled, unit="objs")
+        else:
+            wh.note(f"read the first {drift.SAMPLE_BYTES // 1024} KiB of each new {item.table} object "
+                    "(one ranged S3 GET each) to find schema drift")
         if config.manifest_prefix:
             source, manifest = manifest_url(config, batch_id, item.table), True
             write(source, manifest_document(item.objects))

@@ -691,8 +691,10 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
          chart_changes(tables["level_changes"], tables["upgrade_engagement"], period), [],
          ["level_changes", "upgrade_engagement"]),
         ("health", "Data health", [found.health], "", ["Loads are counted over every load; events, plays and "
-                                                        "matches over the period."],
-         ["load_health", "load_error_reasons"]),
+                                                        "matches over the period.",
+                                                        "Schema drift: keys new, vanished or of another type in "
+                                                        "the source files, as the loads recorded them."],
+         ["load_health", "load_error_reasons", "schema_drift"]),
     ]
     parts = []
     for slug, title, takeaways, svg, notes, names in sections:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import sql_queries as q
 
-from . import descriptions, loadlock
+from . import descriptions, faults, loadlock
 from .config import Config
 from .dryrun import DryRunWarehouse
 from .warehouse import Session, WarehouseError, connect
@@ -96,6 +96,7 @@ def create_tables(config: Config, dry_run: DryRunWarehouse | None = None, if_mis
         wh.commit()  # the tables are the warehouse's, whatever becomes of the analysts' role
         if committed is not None:
             committed()
+        faults.checkpoint("tables-committed")
         if config.analyst_role:
             done.analyst_role = grant_analyst_role(wh, config.analyst_role)
     return done
@@ -156,6 +157,6 @@ def grant_analyst_role(wh: Session, role: str) -> str:
 def _ask_an_administrator(wh: Session, role: str, reason: str) -> str:
     """The one line that says what an administrator runs for the analysts' role."""
     login = wh.dialect.render(wh.dialect.analyst_login, role=role)
-    return (f"analysts' role {role} not granted ({reason}); the tables are created. An administrator runs "
-            f"'create role {role}', then python create_tables.py --if-missing grants its reads; "
-            f"each analyst's login: '{login}'")
+    return (f"analysts' role {role} not granted ({reason}); the tables are created. An administrator runs: "
+            f"create role {role}; then python create_tables.py --if-missing grants its reads; "
+            f"and for each analyst's login: {login}")

@@ -144,10 +144,12 @@ class S3:
         found.sort(key=lambda obj: obj.key)
         return found
 
-    def read(self, url: str) -> bytes:
+    def read(self, url: str, first_bytes: int | None = None) -> bytes:
+        """An object's bytes; with first_bytes, only those (one ranged GET)."""
         bucket, key = split_s3_url(url)
+        ranged = {"Range": f"bytes=0-{first_bytes - 1}"} if first_bytes else {}
         try:
-            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return self.client.get_object(Bucket=bucket, Key=key, **ranged)["Body"].read()
         except Exception as exc:
             raise SourceError(self.explain(exc, url)) from None
 

@@ -25,7 +25,7 @@ _MAX_DIGITS = len(_MAX_TEXT)
 # The source's name of each staged column a rejection names or shows (the JSONPaths file maps
 # them), so a reason reads as the file does.
 SOURCE_FIELDS = {"user_id": "userId", "session_id": "sessionId", "item_in_session": "itemInSession",
-                 "ts": "ts", "registration": "registration"}
+                 "ts": "ts", "registration": "registration", "level": "level"}
 
 
 def run_clock(now: datetime) -> datetime:
@@ -81,14 +81,32 @@ class TimeRule:
                 f"{SOURCE_FIELDS[self.column]} must be epoch milliseconds {self.low}..{self.high}")
 
 
-ValueRule = UserIdRule | TimeRule
+@dataclass(frozen=True)
+class AcceptedRule:
+    """A text value from a fixed set (a level: free or paid): another value is drift in the
+    source, rejected where it is staged, with its file and line."""
+
+    column: str
+    values: tuple[str, ...]
+    low = None  # no bounds for the local COPY's fast path
+    high = None
+
+    def accepts(self, text: str) -> bool:
+        return text in self.values
+
+    def reason(self, text: str) -> str:
+        return (f"{_show(text)} is not an accepted value: {SOURCE_FIELDS[self.column]} must be "
+                + " or ".join(self.values))
+
+
+ValueRule = UserIdRule | TimeRule | AcceptedRule
 
 
 def rules(table: str, clock: datetime) -> dict[str, ValueRule]:
     """The rules of a staging table's columns for a run with this clock (run_clock)."""
     latest = latest_valid_ms(clock)
     made: dict[str, ValueRule] = {"user_id": UserIdRule("user_id"), "ts": TimeRule("ts", latest),
-            "registration": TimeRule("registration", latest)}
+            "registration": TimeRule("registration", latest), "level": AcceptedRule("level", q.LEVELS)}
     return {column: made[column] for column in q.STAGED_VALUE_VIOLATIONS.get(table, {})}
 
 

@@ -303,6 +303,18 @@ def snapshot(warehouse) -> dict:
     return rows
 
 
+# The rows the latest published batch staged into a staging table (a load stages into a
+# temporary copy of its own, gone when it ends; loaded_objects keeps what each file gave).
+STAGED_ROWS = """
+select coalesce(sum(row_count), 0) from loaded_objects
+where table_name = %s and batch_id = (select max(batch_id) from etl_batches where outcome = 'published')
+"""
+
+
+def staged_rows(warehouse, table: str) -> int:
+    return warehouse.scalar(STAGED_ROWS, (table,))
+
+
 def copy_files(files: list[Path], source_root: Path, target_root: Path) -> None:
     """Copies files keeping their paths below the roots and their mtimes (a file's version)."""
     for path in files:

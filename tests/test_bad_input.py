@@ -20,6 +20,7 @@ from conftest import (
     load,
     run_main,
     song,
+    staged_rows,
     write_config,
     write_events,
     write_song,
@@ -52,7 +53,7 @@ def test_each_kind_of_bad_record_is_kept_and_the_good_ones_load(warehouse):
     write_song(root, song())
     result = load(warehouse)
 
-    assert warehouse.count("staging_events") == 4
+    assert staged_rows(warehouse, "staging_events") == 4
     assert warehouse.count("songplays") == 4
     errors = warehouse.query("select source, line_number, column_name, reason, raw_excerpt, disposition "
                              "from load_errors order by source, line_number")
@@ -66,8 +67,7 @@ def test_each_kind_of_bad_record_is_kept_and_the_good_ones_load(warehouse):
     assert "invalid JSON" in by_line[("2018-11-01-events.json", 7)][3]
     assert by_line[("2018-11-01-events.json", 7)][4] == "just some text"
     assert by_line[("2018-11-01-events.json", 9)][5] == "replaced"
-    assert warehouse.scalar("select first_name from staging_events where first_name like 'Ann%%' "
-                            "and first_name <> 'Ann'") == "Ann?"
+    assert warehouse.scalar("select first_name from users where user_id = 10") == "Ann?"  # the latest event
     # A file with no JSON record at all: each of its lines is a rejected record, as
     # Redshift's COPY counts them.
     assert [by_line[("notes.txt", line)][1] for line in (1, 2, 3)] == [1, 2, 3]
@@ -84,7 +84,7 @@ def test_blank_lines_crlf_bom_and_empty_files_are_valid(warehouse):
     write_events(root, "2018-11-02-events.json", [])  # empty file
     write_song(root, song())
     result = load(warehouse)
-    assert warehouse.count("staging_events") == 3
+    assert staged_rows(warehouse, "staging_events") == 3
     assert warehouse.count("load_errors") == 0
     assert "bad records: 0 rejected" in result.stdout
 
@@ -163,7 +163,7 @@ def test_a_nul_in_a_name_is_rejected_naming_the_column(warehouse, capsys):
     write_song(root, song())
     code, out, err = run_etl(warehouse, capsys, create=True)
     assert (code, err) == (0, "")
-    assert warehouse.count("staging_events") == 2
+    assert staged_rows(warehouse, "staging_events") == 2
     assert warehouse.scalar("select count(*) from songplays where artist_name like 'Foo%%'") == 0
     [(line, column, reason)] = errors_by_file(warehouse)["2018-11-01-events.json"]
     assert (line, column) == (2, "artist")

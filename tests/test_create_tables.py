@@ -139,7 +139,7 @@ def test_a_user_who_may_not_create_roles_gets_the_tables_and_one_line_for_an_adm
         out = capsys.readouterr().out
         line = next(text for text in out.splitlines() if text.startswith(f"Analysts' role {role} not granted"))
         assert f"it does not exist and {user} may not create roles" in line
-        assert f"'create role {role}'" in line and "create_tables.py --if-missing" in line
+        assert f"An administrator runs: create role {role}; then python create_tables.py --if-missing" in line
         assert f"in role {role}" in line  # the analyst's login, as PostgreSQL spells it
         assert warehouse.scalar("select count(*) from information_schema.tables where table_schema = %s",
                                 (user,)) == len(q.TABLES) + len(q.VIEWS)

@@ -6,7 +6,20 @@ import json
 import re
 import time
 
-from conftest import BASE_TS, DATA, ROOT, copy_files, event, load, run_main, snapshot, song, write_events, write_song
+from conftest import (
+    BASE_TS,
+    DATA,
+    ROOT,
+    copy_files,
+    event,
+    load,
+    run_main,
+    snapshot,
+    song,
+    staged_rows,
+    write_events,
+    write_song,
+)
 
 LATER_BATCH = ROOT / "tests" / "fixtures" / "later_batch"
 MINUTE = 60_000
@@ -82,7 +95,7 @@ def test_a_changed_log_file_is_reloaded_without_duplicates(warehouse):
     result = etl(warehouse)
     assert "new or changed source files: 1 (already loaded: 1)" in result.stdout
     assert warehouse.count("songplays") == 5
-    assert warehouse.count("staging_events") == 5
+    assert staged_rows(warehouse, "staging_events") == 5
     assert warehouse.query("select row_count, batch_id from loaded_objects where table_name = 'staging_events'") \
         == [(5, 2)]
 

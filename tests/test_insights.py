@@ -32,7 +32,7 @@ NAMES = ["population", "daily_activity", "weekly_trend", "listening_hours", "con
          "weekly_cohort_retention", "churn_summary", "churned_users", "paid_share", "top_songs", "top_artists",
          "catalog_coverage", "level_share", "gender_share", "top_locations", "platforms", "engagement",
          "paid_growth", "level_changes", "upgrade_engagement", "load_health",
-         "load_error_reasons"]
+         "load_error_reasons", "schema_drift"]
 
 
 def load_in_process(warehouse) -> None:

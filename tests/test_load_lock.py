@@ -12,11 +12,12 @@ import time
 
 import psutil
 import pytest
-from conftest import ROOT, event, load, run_main, run_script, song, write_events, write_song
+from conftest import BASE_TS, ROOT, event, load, run_main, run_script, song, write_events, write_song
 
 import sql_queries as q
 from sparkify import dialects, loadlock, parallelrows, pipeline
 from sparkify.config import load_config
+from sparkify.dialects import POSTGRES
 from sparkify.warehouse import client_name, connect, this_host
 
 several_cores = pytest.mark.skipif(parallelrows.usable_cores() < 2, reason="needs two cores for workers")
@@ -52,7 +53,7 @@ def holding_lock(warehouse, application: str):
     conn.set_session(autocommit=False)
     with conn.cursor() as cur:
         cur.execute("set application_name = %s", (application,))
-        cur.execute(q.etl_lock)
+        cur.execute(POSTGRES.load_lock)
         cur.execute("select pg_backend_pid()")
         return conn, cur.fetchone()[0]
 
@@ -240,3 +241,74 @@ def test_a_load_that_waits_says_on_whom_while_it_waits(warehouse):
         holder.close()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
+
+
+def test_a_sigterm_after_create_tables_commits_says_the_tables_are_there(warehouse):
+    """create_tables.py commits the tables before it grants the analysts' role: an
+    interruption after that commit must not say that nothing was committed."""
+    env = dict(os.environ, SPARKIFY_PAUSE_AT="tables-committed")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "create_tables.py"), "--config", str(warehouse.config)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for_line(proc, "paused at tables-committed")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Interrupted after the tables were committed" in err.decode()
+    assert "nothing of this run was committed" not in err.decode()
+    assert warehouse.count("etl_lock") == 1
+
+
+def test_redshift_ends_an_earlier_attempts_session_only_while_this_user_holds_locks_with_it(warehouse):
+    """Redshift shows a session's client name to superusers only: an earlier attempt's
+    session is ended by its recorded pid while SVV_TRANSACTIONS lists a transaction of this
+    user with it, and left alone otherwise (a pid now another user's, or holding nothing)."""
+    warehouse.execute(REDSHIFT_LOCK_VIEWS)
+    sessions = [warehouse.server.connect(warehouse.dbname) for _ in range(2)]
+    try:
+        pids = []
+        for conn in sessions:
+            with conn.cursor() as cur:
+                cur.execute("select pg_backend_pid()")
+                pids.append(cur.fetchone()[0])
+        user = warehouse.scalar("select current_user")
+        warehouse.execute("insert into svv_transactions (txn_owner, pid, granted) values (%s, %s, true), "
+                          "('someone_else', %s, true)", (user, pids[0], pids[1]))
+        for pid in pids:
+            warehouse.query(dialects.REDSHIFT.terminate_own_session, {"pid": pid})
+        time.sleep(0.5)
+        alive = {row[0] for row in warehouse.query("select pid from pg_stat_activity where pid = any(%s)", (pids,))}
+        assert alive == {pids[1]}
+    finally:
+        for conn in sessions:
+            conn.close()
+
+
+def test_an_idle_reader_of_any_table_holds_up_no_load(warehouse, monkeypatch):
+    """#19 item 9: the owner's idle transaction that has read every table and view, staging
+    and etl_lock among them, does not make a load wait. lock_timeout is 1 s here, so a load
+    that waited on it would fail instead of waiting 60 s."""
+    import dataclasses
+
+    from sparkify import warehouse as warehouse_module
+
+    root = warehouse.config.parent
+    write_events(root, "2018-11-01-events.json", [event(item=i, ts=BASE_TS + i) for i in range(3)])
+    write_song(root, song())
+    load(warehouse)
+    write_events(root, "2018-11-02-events.json", [event(user_id="20", item=0, ts=BASE_TS + 10**8)])
+    impatient = dataclasses.replace(POSTGRES, connect_options="-c lock_timeout=1000")
+    monkeypatch.setattr(warehouse_module, "of", lambda name: impatient)
+    reader = warehouse.server.connect(warehouse.dbname)
+    reader.set_session(autocommit=False)
+    try:
+        with reader.cursor() as cur:
+            for relation in q.TABLES + q.VIEWS:
+                cur.execute(f"select * from {relation} limit 1")
+        # The reader now sits idle in its transaction, holding ACCESS SHARE on every relation.
+        started = time.monotonic()
+        result = run_main("etl.py", "--config", str(warehouse.config), check=False)
+        assert result.returncode == 0, result.stderr
+        assert time.monotonic() - started < 30
+        assert "ETL batch 2 published" in result.stdout
+    finally:
+        reader.close()

@@ -143,7 +143,7 @@ def test_create_tables_as_a_user_who_may_not_create_roles(loaded, tmp_path):
         least.write_text(text.replace("[IAM_ROLE]", f"ANALYST_ROLE = {role}\n\n[IAM_ROLE]"))
         result = run_script("create_tables.py", "--config", str(least))
         line = next(text for text in result.stdout.splitlines() if text.startswith(f"Analysts' role {role} not"))
-        assert f"'create role {role}'" in line and f"grant role {role} to ana" in line
+        assert f"An administrator runs: create role {role};" in line and f"grant role {role} to ana" in line
         with _connect(config) as admin:
             assert admin.scalar("select count(*) from information_schema.tables where table_schema = %s",
                                 (user,)) == len(q.TABLES) + len(q.VIEWS)

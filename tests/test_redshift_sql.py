@@ -73,7 +73,8 @@ def redshift_script(folder, host: str = GOLDEN_HOST) -> str:
     config = folder / "redshift.cfg"
     config.write_text(GOLDEN_CONFIG_TEXT.replace(GOLDEN_HOST, host))
     parts = []
-    for script, args in (("create_tables.py", ()), ("etl.py", ()), ("etl.py", ("--rebuild",))):
+    for script, args in (("create_tables.py", ()), ("etl.py", ()), ("etl.py", ("--rebuild",)),
+                         ("etl.py", ("--status",))):
         result = run_main(script, "--dry-run", "--config", str(config), *args)
         assert result.stderr == ""
         parts.append(f"-- ===== python {script} {' '.join(args)}--dry-run\n{result.stdout}")
@@ -412,7 +413,7 @@ def test_create_tables_grants_the_analysts_role_on_redshift(script):
     assert "from pg_user where usename = current_user and usesuper" in tables
     assert "from svv_system_privileges where system_privilege = 'CREATE ROLE'" in tables
     assert "grant usage on schema public to role sparkify_analyst;" in create_tables
-    assert re.search(r"grant select on songplays, .*\bplays, load_summary, load_error_reasons to role "
+    assert re.search(r"grant select on songplays, .*\bplays, load_summary, load_error_reasons, schema_changes to role "
                      r"sparkify_analyst;", create_tables)
 
 

@@ -157,7 +157,8 @@ def test_a_stop_signal_while_serve_s_interpreter_starts_ends_it_quietly(warehous
         time.sleep(delay)
         hit(victim, signal.SIGINT, group=True)
         errors = victim.communicate(timeout=60)[1]
-        assert "Traceback" not in errors and victim.returncode == 130, f"{why}: rc {victim.returncode}: {errors}"
+        # 130: stopped while it was still loading; 0: stopped as serve() stops on Ctrl-C.
+        assert "Traceback" not in errors and victim.returncode in (0, 130), f"{why}: rc {victim.returncode}: {errors}"
         assert_nothing_left(service, why)
     assert_next_command_works(service, songs, "after the early signals")
 

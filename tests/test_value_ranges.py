@@ -240,6 +240,8 @@ user_ids = st.one_of(
 
 times = st.one_of(st.integers(-BIGINT, BIGINT - 1), st.integers(q.FIRST_VALID_MS - 2, q.FIRST_VALID_MS + 2),
                   st.integers(LATEST - 2, LATEST + 2), st.integers(q.FIRST_VALID_MS, LATEST))
+levels = st.one_of(st.sampled_from(["free", "paid", "gold", "Free", "free ", ""]), st.text(max_size=8)
+                   ).filter(lambda text: "\x00" not in text)
 registrations = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False),
                           st.floats(q.FIRST_VALID_MS - 1.0, LATEST + 1.0), times.map(float))
 
@@ -252,7 +254,7 @@ def probe(server, tmp_path_factory):
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("create temp table probe (n integer, user_id varchar(64), ts bigint, "
-                        "registration double precision)")
+                        "registration double precision, level varchar(16))")
         yield conn
         conn.close()
 
@@ -261,6 +263,8 @@ def _conversions(column: str) -> list[str]:
     """The transforms' conversions of a column's value, as sql_queries writes them."""
     if column == "user_id":
         return ["cast(nullif(user_id, '') as integer)"]
+    if column == "level":
+        return ["level"]  # no conversion: the accepted set is what the gate checks
     source = "ts" if column == "ts" else "cast(registration as bigint)"
     moment = q.START_TIME.format(ts=source)
     parts = ["hour", "day", "week", "month", "year", "dow"]
@@ -268,21 +272,21 @@ def _conversions(column: str) -> list[str]:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(user_ids, times, registrations),
+@given(st.lists(st.tuples(user_ids, times, registrations, levels),
                 min_size=1, max_size=20))
 def test_the_sql_and_the_local_copy_agree_and_what_they_accept_converts(probe, rows):
     with probe.cursor() as cur:
         cur.execute("truncate probe")
         for n, row in enumerate(rows):
-            cur.execute("insert into probe values (%s, %s, %s, %s)", (n, *row))
+            cur.execute("insert into probe values (%s, %s, %s, %s, %s)", (n, *row))
         violations = {column: POSTGRES.render(condition)
                       for column, condition in q.STAGED_VALUE_VIOLATIONS["staging_events"].items()}
         flags = ", ".join(f"coalesce({condition}, false)" for condition in violations.values())
         cur.execute(f"select {flags} from probe order by n",
                     [LATEST] * sum(condition.count("%s") for condition in violations.values()))
         judged = cur.fetchall()
-        for (user_id, ts, registration), sql_flags in zip(rows, judged, strict=True):
-            values = {"user_id": user_id, "ts": ts, "registration": registration}
+        for (user_id, ts, registration, level), sql_flags in zip(rows, judged, strict=True):
+            values = {"user_id": user_id, "ts": ts, "registration": registration, "level": level}
             for (column, rule), flagged in zip(RULES.items(), sql_flags, strict=True):
                 value = values[column]
                 local = value is not None and value != "" and not rule.accepts(value)
@@ -307,19 +311,21 @@ def _memory(lines: list[bytes]) -> SourceObject:
 
 
 STAGING_EVENTS = [("user_id", "character varying", 64, True), ("ts", "bigint", None, False),
-                  ("registration", "double precision", None, True)]
+                  ("registration", "double precision", None, True), ("level", "character varying", 16, True)]
 any_json_value = st.one_of(st.none(), st.booleans(), st.integers(-(2**65), 2**65),
-                           st.floats(allow_nan=False, allow_infinity=False), user_ids, times, registrations)
-GOOD_RECORD = json.dumps({"userId": "1", "ts": q.FIRST_VALID_MS, "registration": None}).encode()
+                           st.floats(allow_nan=False, allow_infinity=False), user_ids, times, registrations,
+                           levels)
+GOOD_RECORD = json.dumps({"userId": "1", "ts": q.FIRST_VALID_MS, "registration": None, "level": "free"}).encode()
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(any_json_value, any_json_value, any_json_value), min_size=1, max_size=10))
+@given(st.lists(st.tuples(any_json_value, any_json_value, any_json_value, any_json_value), min_size=1, max_size=10))
 def test_the_local_copy_s_fast_path_and_its_converters_judge_alike(records):
     """The generated row function checks the rules inline for common values; the converters
     check them for the rest: the same rows and the same rejections either way."""
-    lines = [json.dumps({"userId": u, "ts": t, "registration": r}).encode() for u, t, r in records] + [GOOD_RECORD]
-    paths = [("userId",), ("ts",), ("registration",)]
+    lines = [json.dumps({"userId": u, "ts": t, "registration": r, "level": v}).encode()
+             for u, t, r, v in records] + [GOOD_RECORD]
+    paths = [("userId",), ("ts",), ("registration",), ("level",)]
     made = []
     for fast in (True, False):
         copier = jsoncopy.JsonCopy("staging_events", STAGING_EVENTS, paths, jsoncopy.CopyOptions(max_errors=1000),
@@ -333,7 +339,7 @@ def test_the_local_copy_s_fast_path_and_its_converters_judge_alike(records):
     rows, rejected = made[0]
     assert len(rows) + len(rejected) == len(records) + 1
     for _, column, reason in rejected:
-        assert column in ("user_id", "ts", "registration") and reason.startswith(f"{column}: ")
+        assert column in ("user_id", "ts", "registration", "level") and reason.startswith(f"{column}: ")
 
 
 # --- property-based, end to end: a few values of every cast field through etl.py ---------------------

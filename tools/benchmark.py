@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import re
@@ -34,6 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: the scripts it runs are there
 sys.path.insert(0, str(ROOT))
+
+from sparkify import progress  # noqa: E402 - after the path above
 
 DAYS = 30
 START = datetime(2018, 11, 1)
@@ -306,6 +309,7 @@ def duckdb_load(data: Path, work: Path) -> tuple[int, float]:
     path.unlink(missing_ok=True)
     started = time.perf_counter()
     con = duckdb.connect(str(path))
+    con.execute("set enable_progress_bar = false")
     event_columns = {"userId": "VARCHAR", "firstName": "VARCHAR", "lastName": "VARCHAR", "gender": "VARCHAR",
                      "level": "VARCHAR", "sessionId": "BIGINT", "itemInSession": "INTEGER", "page": "VARCHAR",
                      "ts": "BIGINT", "song": "VARCHAR", "artist": "VARCHAR", "length": "DOUBLE",
@@ -318,7 +322,7 @@ def duckdb_load(data: Path, work: Path) -> tuple[int, float]:
         page, ts, song, artist, length, location, "userAgent" as user_agent
         from read_json('{data / "log_data"}/**/*.json', format = 'newline_delimited', columns = {event_columns})""")
     con.execute(f"""create table songs_raw as select * from read_json('{data / "song_data"}/**/*.json',
-        format = 'newline_delimited', columns = {song_columns})""")
+        format = 'auto', columns = {song_columns})""")
     start_time = "make_timestamp(e.ts * 1000)"
     for statement in STAR_SQL:
         con.execute(statement.format(start_time=start_time))
@@ -349,17 +353,33 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[dict[str, Any]] = []
+    # A run takes most of an hour at 10M: a bar over its steps on a terminal, else a plain
+    # line every 30 s (the scripts it runs write their own logs, not here).
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    overall = progress.Progress("benchmark", (4 + (0 if args.no_anchors else 2)) * len(sizes)
+                                + (0 if args.no_day else 3), unit="steps")
+    done = 0
+
+    def finished(step: str) -> None:
+        nonlocal done
+        done += 1
+        overall.update(done, last=step)
+
     for events in sizes:
         label = f"{events / 1e6:g}M" if events >= 1e6 else f"{events / 1e3:g}k"
         print(f"== {label} events, {args.songs:,} songs", flush=True)
         data = work / f"data-{label}"
         generate(data, events, args.songs)
+        finished(f"generate {label}")
         forget_extra_day(data)
         config = write_config(work / f"bench-{label}.cfg", f"bench_{label.lower()}", data)
         run("create_tables.py", "--config", str(config), "-q")
+        finished(f"create tables {label}")
         rows, copy_seconds = ceiling(config)
+        finished(f"COPY ceiling {label}")
         steps = work / f"etl-{label}.steps.jsonl"
         wall, peak, out, err = run_etl(config, steps)
+        finished(f"etl {label}")
         (work / f"etl-{label}.log").write_text(err)
         staged = staged_events(steps)
         statements, after_staging = statements_per_run(config)
@@ -373,10 +393,12 @@ def main() -> int:
               f"{result['rows_written_per_event']:.2f} rows written per event", flush=True)
         if not args.no_anchors:
             ref_events, ref_seconds = reference_load(config)
+            finished(f"reference load {label}")
             result["reference_events_per_s"] = ref_events / ref_seconds
             print(f"  reference (orjson -> COPY -> INSERT ... SELECT): {ref_seconds:.1f} s = "
                   f"{result['reference_events_per_s']:,.0f} events/s", flush=True)
             duck_events, duck_seconds = duckdb_load(data, work)
+            finished(f"DuckDB load {label}")
             result["duckdb_events_per_s"] = duck_events / duck_seconds
             print(f"  DuckDB (read_json -> the same star): {duck_seconds:.1f} s = "
                   f"{result['duckdb_events_per_s']:,.0f} events/s", flush=True)
@@ -401,15 +423,19 @@ def main() -> int:
         data = work / f"data-{largest['label']}"
         config = work / f"bench-{largest['label']}.cfg"
         generate(data, sizes[-1], args.songs, extra_day=True)
+        finished("generate one more day")
         day_steps = work / "etl-one-more-day.steps.jsonl"
         day_seconds, day_peak, _, day_err = run_etl(config, day_steps)
+        finished("etl one more day")
         (work / "etl-one-more-day.log").write_text(day_err)
         day_phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases(day_steps).items())
         day_events = staged_events(day_steps)
         insights_wall, _, _, _ = run("insights.py", "--config", str(config), "--output", str(work / "insights"))
+        finished("insights")
         ratios["incremental day / its share of a full load"] = day_seconds / (day_events / largest["events_per_s"])
         day_line = (f"one more day on the {largest['label']} warehouse: {day_events:,} events in {day_seconds:.1f} s "
                     f"(peak client RSS {day_peak} MB: {day_phases}); insights.py on it: {insights_wall:.1f} s")
+    overall.close()
     lines = [f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"embedded PostgreSQL; command: python tools/benchmark.py --sizes {args.sizes} --songs {args.songs}", "",
              "| size | events | COPY ceiling rows/s | etl.py s | events/s | stage events s | stage songs s | "

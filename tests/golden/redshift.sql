@@ -13,6 +13,7 @@ order by 1, 2;
 drop view if exists plays;
 drop view if exists load_summary;
 drop view if exists load_error_reasons;
+drop view if exists schema_changes;
 drop table if exists batch_totals;
 drop table if exists session_parts;
 drop table if exists events_by_user_day;
@@ -28,6 +29,7 @@ drop table if exists artists;
 drop table if exists users;
 drop table if exists text_repairs;
 drop table if exists song_catalog;
+drop table if exists schema_drift;
 drop table if exists load_errors;
 drop table if exists loaded_objects;
 drop table if exists etl_batches;
@@ -101,6 +103,20 @@ create table if not exists load_errors (
     column_name varchar(128),
     reason      varchar(1024) not null,
     raw_excerpt varchar(1024)
+) diststyle even;
+create table if not exists schema_drift (
+    batch_id    integer not null,
+    seen_at     timestamp not null,
+    table_name  varchar(64) not null,
+    source      varchar(1024) not null,
+    change_kind varchar(16) not null,
+    field_path  varchar(256) not null,
+    json_type   varchar(16) not null,
+    expected    varchar(64),
+    records     bigint not null,
+    line_number bigint,
+    example     varchar(256),
+    source_version varchar(256)
 ) diststyle even;
 create table if not exists song_catalog (
     song_id          varchar(32) not null primary key,
@@ -270,10 +286,16 @@ create view load_error_reasons as
 select table_name, disposition, reason, count(*) as records, max(logged_at) as last_seen
 from load_errors
 group by table_name, disposition, reason;
+create view schema_changes as
+select table_name, change_kind, field_path, json_type, expected, count(distinct source) as files,
+       sum(records) as records, min(seen_at) as first_seen, max(seen_at) as last_seen
+from schema_drift
+where change_kind <> 'baseline'
+group by table_name, change_kind, field_path, json_type, expected;
 insert into etl_lock (purpose)
 select 'etl.py takes this table''s lock for the length of a load'
 where not exists (select 1 from etl_lock);
-comment on table staging_events is 'Grain: one row per log line of the files the current batch loads. Staging: the event logs (log_data) as loaded, one column per JSON field renamed to snake_case; emptied and refilled by every batch. Empty or blank strings load as NULL.';
+comment on table staging_events is 'Grain: one row per log line of the files the current batch loads. Staging: the event logs (log_data) as loaded, one column per JSON field renamed to snake_case. Each load stages into a temporary copy of this table, its session''s own, so this one stays empty. Empty or blank strings load as NULL.';
 comment on column staging_events.artist is 'Artist name of the played song (field artist), as logged: may be double-encoded UTF-8; NULL when the page is not NextSong.';
 comment on column staging_events.auth is 'Authentication state (field auth), e.g. Logged In, Logged Out.';
 comment on column staging_events.first_name is 'User''s first name (field firstName); NULL for logged-out events.';
@@ -292,7 +314,7 @@ comment on column staging_events.status is 'HTTP status of the request, e.g. 200
 comment on column staging_events.ts is 'Time of the event, epoch milliseconds UTC (field ts).';
 comment on column staging_events.user_agent is 'Browser user agent (field userAgent); NULL for logged-out events.';
 comment on column staging_events.user_id is 'User id as logged, text (field userId); NULL for logged-out events (an empty userId).';
-comment on table staging_songs is 'Grain: one row per song object of the files the current batch loads. Staging: the song catalog (song_data) as loaded, column names equal to the JSON keys; emptied and refilled by every batch. Empty or blank strings load as NULL.';
+comment on table staging_songs is 'Grain: one row per song object of the files the current batch loads. Staging: the song catalog (song_data) as loaded, column names equal to the JSON keys. Each load stages into a temporary copy of this table, its session''s own, so this one stays empty. Empty or blank strings load as NULL.';
 comment on column staging_songs.num_songs is 'Songs in the source object (always 1 in the dataset).';
 comment on column staging_songs.artist_id is 'Artist id (key artist_id), e.g. ARJIE2Y1187B994AB7.';
 comment on column staging_songs.artist_latitude is 'Artist''s latitude in degrees (key artist_latitude); NULL when unknown.';
@@ -334,6 +356,19 @@ comment on column load_errors.line_number is 'Line of the record in the file, fr
 comment on column load_errors.column_name is 'Column whose value failed; NULL when the record as a whole did.';
 comment on column load_errors.reason is 'Why, in words.';
 comment on column load_errors.raw_excerpt is 'The start of the record as it was in the file; for a staged row rejected after COPY, its key (userId, sessionId, itemInSession, ts); empty for a record Redshift''s COPY rejected (SYS_LOAD_ERROR_DETAIL keeps no raw line).';
+comment on table schema_drift is 'Grain: one row per change in the shape of the source records a batch found, per source object: a new key, a vanished key, or a value of another JSON type; for a staging table''s first batch, its schema (one baseline row per key and type). Bookkeeping: the known schema is what published batches recorded; kept for failed batches too.';
+comment on column schema_drift.batch_id is 'The batch that found it (etl_batches.batch_id).';
+comment on column schema_drift.seen_at is 'When that batch saw it, UTC: the first-seen time of a change is its earliest row.';
+comment on column schema_drift.table_name is 'Staging table the records were loading into.';
+comment on column schema_drift.source is 'The file (URL or path) whose records changed; past 20 files for one change, one row says how many more.';
+comment on column schema_drift.change_kind is 'new_key, vanished_key, type_change, refused_value (a value outside what the schema accepts, under the freeze contract), or baseline (the first batch''s schema).';
+comment on column schema_drift.field_path is 'The key, as a path: a.b for a key of a nested object, a[] for an array''s elements.';
+comment on column schema_drift.json_type is 'The JSON type found: string, number, boolean, object, array, null; absent for a vanished key (and for a baseline key some records lacked).';
+comment on column schema_drift.expected is 'The types the known schema had for the key; NULL for a new key.';
+comment on column schema_drift.records is 'Records of the file with the change (for a vanished key: without the key).';
+comment on column schema_drift.line_number is 'First line of the file with the change, from 1.';
+comment on column schema_drift.example is 'The first value found, as JSON; NULL for a vanished key.';
+comment on column schema_drift.source_version is 'The file''s version the change was seen in (as in loaded_objects); a file a batch failed under the freeze contract is held back while this is its version.';
 comment on table song_catalog is 'Grain: one row per song_id, the version of the latest file that had it. Bookkeeping: the song catalog as loaded, kept so a later batch can recompute songs and artists from every song.';
 comment on column song_catalog.song_id is 'Song id (staging_songs.song_id).';
 comment on column song_catalog.title is 'Song title.';
@@ -471,6 +506,16 @@ comment on column load_error_reasons.disposition is 'rejected (not loaded) or re
 comment on column load_error_reasons.reason is 'Why, as the load said it.';
 comment on column load_error_reasons.records is 'How many records.';
 comment on column load_error_reasons.last_seen is 'When the last of them was logged, UTC.';
+comment on view schema_changes is 'Grain: one row per staging table, change, key and type of the schema drift the loads recorded (schema_drift without a first batch''s schema). View for analysts (and the insights report): counts only, never a value.';
+comment on column schema_changes.table_name is 'The staging table the records were for.';
+comment on column schema_changes.change_kind is 'new_key, vanished_key, type_change or refused_value.';
+comment on column schema_changes.field_path is 'The key, as a path (a.b nested, a[] an array''s elements).';
+comment on column schema_changes.json_type is 'The JSON type found (absent for a vanished key).';
+comment on column schema_changes.expected is 'The types the known schema had for the key; NULL for a new key.';
+comment on column schema_changes.files is 'Source files with the change.';
+comment on column schema_changes.records is 'Records with the change.';
+comment on column schema_changes.first_seen is 'When a batch first saw it, UTC.';
+comment on column schema_changes.last_seen is 'When a batch last saw it, UTC.';
 commit;
 select count(*) from svv_roles where role_name = 'sparkify_analyst';
 select (select count(*) from pg_user where usename = current_user and usesuper)
@@ -479,7 +524,7 @@ create role sparkify_analyst;
 commit;
 select current_schema();
 grant usage on schema public to role sparkify_analyst;
-grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, batch_totals, plays, load_summary, load_error_reasons to role sparkify_analyst;
+grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, batch_totals, plays, load_summary, load_error_reasons, schema_changes to role sparkify_analyst;
 commit;
 
 -- ===== python etl.py --dry-run
@@ -505,8 +550,9 @@ reset statement_timeout;
 select coalesce(max(batch_id), 0) + 1 from etl_batches;
 select table_name, object_key, size, version, url from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
-delete from staging_events;
-delete from staging_songs;
+create temp table staging_events (like staging_events);
+create temp table staging_songs (like staging_songs);
+-- read the first 64 KiB of each new staging_events object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest: a manifest of this batch's new files
 -- copy staging_events
 copy staging_events
@@ -535,6 +581,7 @@ select trim(file_name), sum(lines_scanned)
 from sys_load_detail
 where query_id = :query_id
 group by trim(file_name);
+-- read the first 64 KiB of each new staging_songs object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
 copy staging_songs
@@ -569,18 +616,25 @@ select
         when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
         when ts < 946684800000 or ts > cast(:latest_valid_ms as bigint) then 'ts'
         when registration < 946684800000 or registration > cast(:latest_valid_ms as bigint) then 'registration'
+        when level <> '' and level not in ('free', 'paid') then 'level'
     end as column_name,
-    user_id, session_id, item_in_session, ts, registration
+    user_id, session_id, item_in_session, ts, registration, level
 from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
    or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
    or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint))
+   or (level <> '' and level not in ('free', 'paid'))
 limit 100;
 -- staging_events: remove rejected rows
 delete from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
    or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
-   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint));
+   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint))
+   or (level <> '' and level not in ('free', 'paid'));
+select distinct d.table_name, d.field_path, d.json_type
+from schema_drift d
+join etl_batches b on b.batch_id = d.batch_id
+where b.outcome = 'published';
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
     union
@@ -1012,6 +1066,10 @@ join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.leve
 insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
                          column_name, reason, raw_excerpt)
 values (:batch_id, :logged_at, :disposition, :table_name, :source, :line_number, :column_name, :reason, :raw_excerpt);
+-- record schema drift: one row per value found at run time
+insert into schema_drift (batch_id, seen_at, table_name, source, change_kind, field_path, json_type,
+                          expected, records, line_number, example, source_version)
+values (:batch_id, :seen_at, :table_name, :source, :change_kind, :field_path, :json_type, :expected, :records, :line_number, :example, :source_version);
 drop table if exists batch_objects;
 create temp table batch_objects (like loaded_objects);
 -- record loaded objects: one row per value found at run time
@@ -1102,8 +1160,9 @@ delete from session_parts;
 delete from batch_totals;
 select table_name, object_key, size, version, url from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
-delete from staging_events;
-delete from staging_songs;
+create temp table staging_events (like staging_events);
+create temp table staging_songs (like staging_songs);
+-- read the first 64 KiB of each new staging_events object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest: a manifest of this batch's new files
 -- copy staging_events
 copy staging_events
@@ -1132,6 +1191,7 @@ select trim(file_name), sum(lines_scanned)
 from sys_load_detail
 where query_id = :query_id
 group by trim(file_name);
+-- read the first 64 KiB of each new staging_songs object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
 copy staging_songs
@@ -1166,18 +1226,25 @@ select
         when user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')) then 'user_id'
         when ts < 946684800000 or ts > cast(:latest_valid_ms as bigint) then 'ts'
         when registration < 946684800000 or registration > cast(:latest_valid_ms as bigint) then 'registration'
+        when level <> '' and level not in ('free', 'paid') then 'level'
     end as column_name,
-    user_id, session_id, item_in_session, ts, registration
+    user_id, session_id, item_in_session, ts, registration, level
 from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
    or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
    or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint))
+   or (level <> '' and level not in ('free', 'paid'))
 limit 100;
 -- staging_events: remove rejected rows
 delete from staging_events
 where (user_id <> '' and (user_id ~ '^0|[^0-9]' or length(user_id) > 10 or (length(user_id) = 10 and user_id > '2147483647')))
    or (ts < 946684800000 or ts > cast(:latest_valid_ms as bigint))
-   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint));
+   or (registration < 946684800000 or registration > cast(:latest_valid_ms as bigint))
+   or (level <> '' and level not in ('free', 'paid'));
+select distinct d.table_name, d.field_path, d.json_type
+from schema_drift d
+join etl_batches b on b.batch_id = d.batch_id
+where b.outcome = 'published';
 select distinct value from (
     select artist as value from staging_events where octet_length(artist) > length(artist)
     union
@@ -1630,6 +1697,10 @@ where coalesce(summarized, 0) <> in_facts;
 insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
                          column_name, reason, raw_excerpt)
 values (:batch_id, :logged_at, :disposition, :table_name, :source, :line_number, :column_name, :reason, :raw_excerpt);
+-- record schema drift: one row per value found at run time
+insert into schema_drift (batch_id, seen_at, table_name, source, change_kind, field_path, json_type,
+                          expected, records, line_number, example, source_version)
+values (:batch_id, :seen_at, :table_name, :source, :change_kind, :field_path, :json_type, :expected, :records, :line_number, :example, :source_version);
 drop table if exists batch_objects;
 create temp table batch_objects (like loaded_objects);
 -- record loaded objects: one row per value found at run time
@@ -1664,3 +1735,23 @@ insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects
                          rejected, checks_passed, message)
 values (1, :timestamp, :timestamp, 'published', 2, 0, 0, 27, null);
 commit;
+
+-- ===== python etl.py --status--dry-run
+-- Dry run on redshift://sparkify_etl:***@sparkify-dwh.c0ffee123abc.us-west-2.redshift.amazonaws.com:5439/sparkify: the statements a run sends, in order.
+-- Nothing was executed. Secrets are masked as ***.
+select batch_id, started_at, finished_at, outcome, new_objects, staged_rows, rejected, message
+from etl_batches
+order by batch_id desc
+limit 5;
+select batch_id, finished_at, message
+from etl_batches
+where outcome = 'failed'
+  and batch_id > (select coalesce(max(batch_id), 0) from etl_batches where outcome = 'published')
+order by batch_id desc
+limit 5;
+select max(start_time) from app_events;
+select seen_at, batch_id, table_name, source, change_kind, field_path, json_type, expected, line_number
+from schema_drift
+where change_kind <> 'baseline' and seen_at >= :timestamp
+order by seen_at desc, batch_id desc
+limit 10;
