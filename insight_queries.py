@@ -104,6 +104,8 @@ from events_by_user_day
 #      registration);
 #    first_seen_users: users whose first event in the warehouse falls in the period, which
 #      is everybody in the first month of the logs, so it is not a count of new users;
+#    first/last_registered_at: the span of every user's sign-up, which shows what the data is
+#      (a panel of users followed over time, or the app's sign-ups as they come);
 #    how skewed listening is: the median listener's plays, and the plays of the five most
 #      active listeners beside all logged-in plays (listener_plays).
 population = f"""
@@ -146,7 +148,9 @@ select
         as median_plays_per_listener,
     (select coalesce(sum(plays), 0) from (select plays from user_totals order by plays desc limit 5) top)
         as plays_of_top_5_listeners,
-    (select coalesce(sum(plays), 0) from user_totals) as listener_plays
+    (select coalesce(sum(plays), 0) from user_totals) as listener_plays,
+    (select min(registered_at) from users) as first_registered_at,
+    (select max(registered_at) from users) as last_registered_at
 """
 
 # 1. Activity over time, per UTC day: plays, active users (any event that day), new users
@@ -203,6 +207,40 @@ left join by_day b on b.day = d.day
 left join signups s on s.day = d.day
 left join first_seen f on f.day = d.day
 order by d.day
+"""
+
+# Trend, week on week (weeks from Monday, UTC): plays, active users (any event) and
+# listeners (a play), and the days of the week with events, so a week cut by the period's
+# or the data's edge shows as partial rather than as a drop.
+weekly_trend = f"""
+with user_weeks as (
+    select date_trunc('week', day) as week_start, user_id, sum(events) as events, sum(plays) as plays
+    from events_by_user_day
+    where {_in_period('day')}
+    group by date_trunc('week', day), user_id
+),
+
+week_days as (
+    select week_start, count(*) as days_with_events
+    from (
+        select date_trunc('week', day) as week_start, day
+        from events_by_user_day
+        where {_in_period('day')}
+        group by date_trunc('week', day), day
+    ) days
+    group by week_start
+)
+
+select
+    cast(u.week_start as date) as week_start,
+    d.days_with_events,
+    sum(u.plays) as plays,
+    sum(case when u.user_id is not null then 1 else 0 end) as active_users,
+    sum(case when u.user_id is not null and u.plays > 0 then 1 else 0 end) as listeners
+from user_weeks u
+join week_days d on d.week_start = u.week_start
+group by u.week_start, d.days_with_events
+order by week_start
 """
 
 # 2. When people listen: plays by weekday (0 = Sunday) and hour, UTC, as the time
@@ -697,6 +735,52 @@ group by period
 order by period desc
 """
 
+# Net paid growth over the period, among its listeners: each one's level at the start (the
+# stretch in force at the period's first moment, or for a listener whose level history
+# begins in the period, its first stretch) and at the end (the stretch in force at its last
+# moment). Those who went from free to paid moved to paid, from paid to free moved to free,
+# so paid_at_start + moved_to_paid - moved_to_free = paid_at_end (a change undone inside the
+# period moves nobody).
+paid_growth = f"""
+with listeners as (
+    select user_id
+    from plays_by_user_day
+    where {_in_period('day')} and user_id is not null
+    group by user_id
+),
+
+ranked as (
+    select
+        l.user_id,
+        s.level,
+        row_number() over (partition by l.user_id
+                           order by case when s.valid_from <= {PERIOD_START} then 0 else 1 end,
+                                    case when s.valid_from <= {PERIOD_START} then s.valid_from end desc,
+                                    s.valid_from) as from_start,
+        row_number() over (partition by l.user_id order by s.valid_from desc) as from_end
+    from listeners l
+    join user_levels s on s.user_id = l.user_id
+    where s.valid_from < {PERIOD_END}
+),
+
+levels as (
+    select
+        user_id,
+        max(case when from_start = 1 then level end) as start_level,
+        max(case when from_end = 1 then level end) as end_level
+    from ranked
+    group by user_id
+)
+
+select
+    count(*) as listeners,
+    sum(case when start_level = 'paid' then 1 else 0 end) as paid_at_start,
+    sum(case when start_level = 'free' and end_level = 'paid' then 1 else 0 end) as moved_to_paid,
+    sum(case when start_level = 'paid' and end_level = 'free' then 1 else 0 end) as moved_to_free,
+    sum(case when end_level = 'paid' then 1 else 0 end) as paid_at_end
+from levels
+"""
+
 # 7. Data health. The loads (batches, files, rejected records, repairs) are counted over
 # every load, through the views made for analysts (load_summary, load_error_reasons: the
 # report runs under the analysts' read-only role); the events, plays and matches over the
@@ -739,6 +823,7 @@ limit 20
 QUERIES = [
     ("population", "Who counts as what", population),
     ("daily_activity", "Activity over time", daily_activity),
+    ("weekly_trend", "Trend, week on week", weekly_trend),
     ("listening_hours", "When people listen", listening_hours),
     ("conversion_funnel", "Conversion funnel", analysis("conversion_funnel")),
     ("weekly_cohort_retention", "Weekly cohort retention", analysis("weekly_cohort_retention")),
@@ -753,6 +838,7 @@ QUERIES = [
     ("top_locations", "Who listens", top_locations),
     ("platforms", "Who listens", platforms),
     ("engagement", "Engagement", engagement),
+    ("paid_growth", "Net paid growth", paid_growth),
     ("level_changes", "Money", level_changes),
     ("upgrade_engagement", "Money", upgrade_engagement),
     ("load_health", "Data health", load_health),

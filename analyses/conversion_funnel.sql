@@ -7,11 +7,13 @@
 --   (user_id not null). A user reaches step 1 with their first such Home event; they reach
 --   each later step with the first event of its page strictly after the time they reached
 --   the step before (order matters: an upgrade submitted before ever visiting Home does not
---   count). share_of_first: the step's users over step 1's; share_of_previous: over the
---   step before's (NULL for step 1).
+--   count). A Submit Upgrade that undoes a downgrade within an hour (the user's level
+--   history, user_levels, had them on paid less than an hour before it) is a reversal, not a
+--   conversion, and reaches no step. share_of_first: the step's users over step 1's;
+--   share_of_previous: over the step before's (NULL for step 1).
 -- Period: the events between the two timestamps in period_events, [from, to) UTC; as
 --   written, everything. Change them to limit it (insights.py --since/--until does).
--- Covers: app_events.
+-- Covers: app_events and user_levels.
 -- Order: step.
 -- Runs unchanged on PostgreSQL and Redshift.
 
@@ -48,11 +50,24 @@ visited_upgrade as (
     group by e.user_id
 ),
 
+reversing_upgrades as (
+    select e.user_id, e.start_time
+    from period_events e
+    join user_levels l
+        on l.user_id = e.user_id
+        and l.level = 'paid'
+        and l.valid_to <= e.start_time
+        and l.valid_to > e.start_time - interval '1 hour'
+    where e.page = 'Submit Upgrade'
+    group by e.user_id, e.start_time
+),
+
 submitted_upgrade as (
     select e.user_id, min(e.start_time) as reached_at
     from period_events e
     join visited_upgrade v on v.user_id = e.user_id and e.start_time > v.reached_at
-    where e.page = 'Submit Upgrade'
+    left join reversing_upgrades r on r.user_id = e.user_id and r.start_time = e.start_time
+    where e.page = 'Submit Upgrade' and r.user_id is null
     group by e.user_id
 ),
 

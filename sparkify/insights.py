@@ -16,7 +16,18 @@ from pathlib import Path
 import insight_queries as iq
 
 from . import progress, report
-from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, pct, plural
+from .reportmodel import (
+    WEEKDAYS,
+    Findings,
+    Period,
+    Table,
+    day_label,
+    gender_label,
+    observed_churners,
+    pct,
+    plural,
+    whole_week,
+)
 
 # The funnel's pages as a reader says them.
 FUNNEL_STEPS = {"Home": "opened Home", "NextSong": "played a song", "Upgrade": "visited the Upgrade page",
@@ -39,7 +50,7 @@ def resolve_period(wh, since: date | None, until: date | None) -> Period:
     first = max(since, first_day) if since else first_day
     last = min(until, last_day) if until else last_day
     return Period(first, last, chosen=since is not None or until is not None, logs_begin=first_day,
-                  asked=(since, until))
+                  logs_end=last_day, asked=(since, until))
 
 
 def run_queries(wh, period: Period) -> dict[str, Table]:
@@ -124,11 +135,45 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
     else:
         hours = "No plays in this period."
 
+    panel = ""
+    if people["last_registered_at"] is not None:
+        first, last = people["first_registered_at"], people["last_registered_at"]
+        if last.date() < period.last:
+            panel = (f"Every user in the warehouse signed up between {day_label(first)}, {first.year} and "
+                     f"{day_label(last)}, {last.year}, and nobody after, though the period runs to "
+                     f"{day_label(period.last)}: the logs follow a fixed group of users (a panel), not the app's "
+                     f"sign-ups, so every cohort here is active by construction.")
     return Findings(
         span, activity, newcomers, hours, _funnel(t["conversion_funnel"]),
         _retention(t["weekly_cohort_retention"], period),
         _churn(t["churn_summary"], t["churned_users"], period), _paying(t["paid_share"]),
-        *_listening(t), *_money(t), _health(t["load_health"].records()[0]))
+        *_listening(t), *_money(t), _health(t["load_health"].records()[0]), panel,
+        _trend(t["weekly_trend"], period), _growth(t["paid_growth"].records()[0]))
+
+
+def _trend(table: Table, period: Period) -> str:
+    """The first and the last whole week compared; partial weeks are named, never compared."""
+    weeks = table.records()
+    whole = [w for w in weeks if whole_week(w["week_start"], period)]
+    partial = [w for w in weeks if w not in whole]
+    named = _and(["the week of " + day_label(w["week_start"]) for w in partial]) if partial else ""
+    cut = (f" ({named}, only partly in the period or the data, {'is' if len(partial) == 1 else 'are'} "
+           f"left out)") if partial else ""
+    if len(whole) < 2:
+        return f"The period holds fewer than two whole weeks, so no week-on-week trend is stated{cut}."
+    a, b = whole[0], whole[-1]
+    change = f"{(b['plays'] - a['plays']) / a['plays']:+.0%}" if a["plays"] else "n/a"
+    return (f"Over the whole weeks{cut}, plays went from {a['plays']:,} in the week of {day_label(a['week_start'])} "
+            f"to {b['plays']:,} in the week of {day_label(b['week_start'])} ({change}), and weekly listeners from "
+            f"{a['listeners']:,} to {b['listeners']:,}.")
+
+
+def _growth(row: dict) -> str:
+    if not row["listeners"]:
+        return "No listeners in this period."
+    return (f"Paid listeners went from {row['paid_at_start']:,} at the start of the period to "
+            f"{row['paid_at_end']:,} at its end (of {plural(row['listeners'], 'listener')}): "
+            f"{row['moved_to_paid']:,} moved from free to paid and {row['moved_to_free']:,} from paid to free.")
 
 
 def _funnel(table: Table) -> str:
@@ -156,8 +201,7 @@ def _retention(table: Table, period: Period) -> str:
     sizes = {r["cohort_week"]: r["cohort_users"] for r in rows}
     cohort = max(sizes, key=lambda week: (sizes[week], week))
     weeks = {r["week_number"]: r for r in rows if r["cohort_week"] == cohort
-             and period.first <= cohort + timedelta(weeks=r["week_number"])
-             and cohort + timedelta(weeks=r["week_number"], days=6) <= period.last}
+             and whole_week(cohort + timedelta(weeks=r["week_number"]), period)}
     text = f"Of the {plural(sizes[cohort], 'user')} who signed up in the week of {day_label(cohort)}, "
     if not weeks:
         return text + "none of the weeks after lies wholly inside the period (see the heatmap)."
@@ -354,9 +398,11 @@ def generate(config, folder: Path, since: date | None = None, until: date | None
 
 def summary_lines(found: Findings, page: Path, seconds: float) -> list[str]:
     lines = [f"Sparkify insights for {found.period}:"]
-    for label, text in (("activity", f"{found.activity} {found.newcomers}"), ("hours", found.hours),
+    for label, text in (("activity", f"{found.activity} {found.newcomers} {found.panel}".strip()),
+                        ("trend", found.trend), ("hours", found.hours),
                         ("funnel", found.funnel), ("retention", found.retention), ("churn", found.churn),
-                        ("paying", found.paying), ("songs", found.songs), ("artists", found.artists),
+                        ("paying", found.paying), ("growth", found.growth), ("songs", found.songs),
+                        ("artists", found.artists),
                         ("free/paid", found.levels), ("platforms", found.platforms),
                         ("engagement", found.engagement), ("money", f"{found.changes} {found.upgrade}"),
                         ("data health", found.health)):

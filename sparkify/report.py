@@ -11,10 +11,13 @@ none can overlap its neighbour; and every section fits 1280 px without a sideway
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import math
-from datetime import date, datetime, timezone
+import re
+import textwrap
+from datetime import date, datetime, timedelta, timezone
 
 import matplotlib
 
@@ -24,7 +27,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
 from insight_queries import MIN_GROUP  # noqa: E402
 
-from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, pct  # noqa: E402
+from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, pct, whole_week  # noqa: E402
 
 plt.rcParams.update({
     "svg.fonttype": "none",          # text stays text: crisp, searchable, small
@@ -39,21 +42,79 @@ BLUE, ORANGE, GREY, GREEN, PURPLE = "#1f77b4", "#ff7f0e", "#9e9e9e", "#2ca02c", 
 SHARE_COLUMNS = {"share_of_first", "share_of_previous", "retention", "paid_share"}
 
 
+# Every chart is drawn twice: wide for screens of 700 px and more, and narrow (NARROW_INCHES,
+# panels stacked, labels wrapped shorter) for phones, where the wide one scaled down would
+# shrink its text below 10 px. The page shows one of the two by a CSS media query.
+NARROW_INCHES = 3.6
+_layout = {"narrow": False}
+
+
+NARROW_POINTS = 250  # the widest a narrow chart may be: 333 CSS px, inside a 390 px screen's section
+
+
 def _svg(fig) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    """The figure as SVG, cut to what it draws. A narrow chart whose labels make it wider
+    than NARROW_POINTS is drawn again that much narrower, so the page never scales it down
+    (which would shrink its text below 10 px)."""
+    if _layout["narrow"]:
+        for ax in fig.axes:  # a phone's title on two lines rather than wider than the screen
+            if ax.get_title(loc="left"):
+                ax.set_title(_wrap(ax.get_title(loc="left"), 30), loc="left")
+    text = _save(fig)
+    width = float(re.search(r'<svg[^>]* width="([\d.]+)pt"', text).group(1))  # type: ignore[union-attr]
+    if _layout["narrow"] and width > NARROW_POINTS:
+        inches, height = fig.get_size_inches()
+        fig.set_size_inches(max(2.0, inches - (width - NARROW_POINTS + 4) / 72), height)
+        text = _save(fig)
     plt.close(fig)
-    text = buffer.getvalue()
     return text[text.index("<svg"):]
 
 
-def _short(label: str, limit: int = 48) -> str:
-    return label if len(label) <= limit else label[: limit - 1] + "…"
+def _save(fig) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def two_widths(draw):
+    """A chart function drawing its chart wide and narrow, each in its own box (nothing when
+    it draws nothing)."""
+    @functools.wraps(draw)
+    def both(*args, **kwargs) -> str:
+        wide = draw(*args, **kwargs)
+        if not wide:
+            return ""
+        _layout["narrow"] = True
+        try:
+            narrow = draw(*args, **kwargs)
+        finally:
+            _layout["narrow"] = False
+        return f"<div class=wide>{wide}</div><div class=narrow>{narrow}</div>"
+    return both
+
+
+def _width(inches: float) -> float:
+    return min(inches, NARROW_INCHES) if _layout["narrow"] else inches
+
+
+def _panels(count: int, width: float, height: float, **kwargs):
+    """count panels side by side (wide) or stacked (narrow)."""
+    if _layout["narrow"]:
+        ratios = kwargs.pop("width_ratios", None)
+        return plt.subplots(count, 1, figsize=(NARROW_INCHES, height * count * 0.9),
+                            **({"height_ratios": ratios} if ratios else {}), **kwargs)
+    return plt.subplots(1, count, figsize=(width, height), **kwargs)
+
+
+def _wrap(label: str, limit: int = 40) -> str:
+    """A long label on two or more lines, broken between words, never inside one."""
+    limit = min(limit, 24) if _layout["narrow"] else limit
+    return textwrap.fill(label, limit, break_long_words=False)
 
 
 def _counts(axis) -> None:
     """A count's axis: whole numbers only, from zero."""
-    axis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    axis.set_major_locator(MaxNLocator(nbins=4 if _layout["narrow"] else 5, integer=True))
     if axis is axis.axes.yaxis:
         axis.axes.set_ylim(bottom=0)
     else:
@@ -61,71 +122,119 @@ def _counts(axis) -> None:
 
 
 def _day_ticks(ax, days: list[date]) -> None:
-    """Day labels along the x axis at positions 0 … n-1, at most about ten, never rotated."""
-    step = max(1, math.ceil(len(days) / 10))
+    """Day labels along the x axis at positions 0 … n-1, at most about ten (four on a
+    phone), never rotated."""
+    step = max(1, math.ceil(len(days) / (4 if _layout["narrow"] else 10)))
     ax.set_xticks(range(0, len(days), step), [day_label(d) for d in days[::step]])
     ax.set_xlim(-0.6, len(days) - 0.4)
 
 
+def _bar_values(ax, bars, values, fmt="{:,}") -> None:
+    """Each bar's value beside it, so a bar too short to see still says what it is."""
+    ax.bar_label(bars, [fmt.format(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else ""
+                        for v in values], padding=2, fontsize=9)
+
+
+def _rows_height(labels: list[str]) -> float:
+    """Inches for one row per label, each as tall as the longest label (its lines of 10 pt
+    text), so wrapped labels of neighbouring rows never overlap."""
+    lines = max([label.count("\n") + 1 for label in labels] or [1])
+    return len(labels) * (0.17 * lines + 0.14)
+
+
 def _hbar(labels, values, xlabel, title, color=BLUE, notes=None):
-    labels = [_short(str(label)) for label in labels]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
+    labels = [_wrap(str(label)) for label in labels]
+    fig, ax = plt.subplots(figsize=(_width(7), _rows_height(labels) + 1.2))
     positions = range(len(labels))[::-1]
     ax.barh(list(positions), values, color=color)
     ax.set_yticks(list(positions), labels)
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(_wrap(xlabel, 60))
     ax.set_title(title, loc="left")
     _counts(ax.xaxis)
-    ax.set_xlim(right=max(values or [1]) * 1.15)
+    ax.set_xlim(right=max(values or [1]) * (1.6 if _layout["narrow"] and notes else 1.15))
     for y, v, note in zip(positions, values, notes or [""] * len(labels), strict=True):
-        ax.text(v, y, f" {v:,}{note}", va="center", fontsize=8)
+        text = f" {v:,}{note}"
+        ax.text(v, y, _wrap(text, 30) if _layout["narrow"] else text, va="center", fontsize=9)
     return _svg(fig)
 
 
+@two_widths
 def chart_activity(t: Table, period: Period) -> str:
+    """Three panels, one axis each: plays, active users, and sign-ups beside first-seen users."""
     days = period.days()
     rows = {r["day"]: r for r in t.records()}
     column = {name: [rows[d][name] if d in rows else 0 for d in days]
               for name in ("plays", "active_users", "new_users", "first_seen_users")}
     positions = list(range(len(days)))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.8), sharex=True, height_ratios=[2, 1])
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(_width(8), 6.4), sharex=True,
+                                              height_ratios=[2, 1.4, 1])
     top.bar(positions, column["plays"], color=BLUE)
-    top.set_ylabel("songs played per day")
-    top.set_title("Plays and active users per day (UTC)", loc="left")
+    top.set_ylabel("songs played")
+    top.set_title("Per day (UTC): plays, active users, sign-ups", loc="left")
     _counts(top.yaxis)
-    twin = top.twinx()
-    twin.plot(positions, column["active_users"], color=ORANGE, marker="o", markersize=3)
-    twin.set_ylabel("active users per day", color=ORANGE)
-    twin.spines["top"].set_visible(False)
-    _counts(twin.yaxis)
+    middle.plot(positions, column["active_users"], color=ORANGE, marker="o", markersize=3)
+    middle.set_ylabel("active users")
+    _counts(middle.yaxis)
     bottom.bar([p - 0.2 for p in positions], column["new_users"], width=0.4, color=GREEN,
                label="new users (signed up that day)")
     bottom.bar([p + 0.2 for p in positions], column["first_seen_users"], width=0.4, color=GREY,
                label="users first seen that day")
-    bottom.set_ylabel("users per day")
-    bottom.set_xlabel(f"day (UTC, {period.label()})")
-    bottom.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, never on bars
+    bottom.set_ylabel("users")
+    bottom.set_xlabel(_wrap(f"day (UTC, {period.label()})", 60))
+    if _layout["narrow"]:  # below the chart, never on the bars
+        bottom.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(0, -1.0))
+    else:
+        bottom.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1))
     _counts(bottom.yaxis)
     _day_ticks(bottom, days)
     return _svg(fig)
 
 
+@two_widths
+def chart_trend(t: Table, period: Period) -> str:
+    """Plays and listeners per week, one axis each; a partial week is drawn pale and its
+    label starred, so its low bar does not read as a drop."""
+    weeks = t.records()
+    if not weeks:
+        return ""
+    whole = [whole_week(w["week_start"], period) for w in weeks]
+    shown = (lambda d: f"{d:%b}\n{d.day}") if _layout["narrow"] else day_label  # a phone: month over day
+    labels = [shown(w["week_start"]) + ("" if full else "*") for w, full in zip(weeks, whole, strict=True)]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(_width(8), 4.4), sharex=True)
+    for ax, column, color, label in ((top, "plays", BLUE, "songs played"), (bottom, "listeners", GREEN, "listeners")):
+        values = [w[column] for w in weeks]
+        bars = ax.bar(range(len(weeks)), values, color=[color if full else "#cccccc" for full in whole])
+        _bar_values(ax, bars, values)
+        ax.set_ylabel(label)
+        _counts(ax.yaxis)
+        ax.margins(y=0.25)
+    top.set_title("Per week (from Monday, UTC); * = a partial week", loc="left", pad=16)
+    bottom.set_xticks(range(len(weeks)), labels)
+    bottom.set_xlabel("week of")
+    return _svg(fig)
+
+
+@two_widths
 def chart_hours(t: Table) -> str:
     """Plays per occurrence of the weekday: a weekday the period holds five times is not
     drawn as busier than one it holds four times for that reason alone."""
     grid = [[0.0] * 24 for _ in range(7)]
     for r in t.records():
         grid[r["weekday"]][r["hour"]] = r["plays_per_weekday"]
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = plt.subplots(figsize=(_width(8), 3.4))
     image = ax.imshow(grid, aspect="auto", cmap="Blues", vmin=0)
-    ax.set_yticks(range(7), WEEKDAYS)
-    ax.set_xticks(range(0, 24, 3), [f"{h}:00" for h in range(0, 24, 3)])
+    ax.set_yticks(range(7), [d[:3] for d in WEEKDAYS] if _layout["narrow"] else WEEKDAYS)
+    step = 6 if _layout["narrow"] else 3
+    ax.set_xticks(range(0, 24, step), [f"{h}:00" for h in range(0, 24, step)])
     ax.set_xlabel("hour of day (UTC)")
-    ax.set_title("Songs played per weekday occurrence, by hour (UTC)", loc="left")
-    fig.colorbar(image, ax=ax, label="mean songs played on one such day")
+    ax.set_title(_wrap("Songs played per weekday occurrence, by hour (UTC)", 60), loc="left")
+    bar = fig.colorbar(image, ax=ax, orientation="horizontal" if _layout["narrow"] else "vertical", pad=0.25
+                       if _layout["narrow"] else 0.05)
+    bar.set_label(_wrap("mean songs played on one such day", 60))
     return _svg(fig)
 
 
+@two_widths
 def chart_funnel(t: Table) -> str:
     steps = t.records()
     if not steps or not steps[0]["users"]:
@@ -135,15 +244,16 @@ def chart_funnel(t: Table) -> str:
     labels = [f"{s['step']}. {names.get(s['page'], s['page'])}" for s in steps]
     notes = []
     for s in steps:
-        note = f"  ({s['share_of_first']:.0%} of step 1"
+        note = f"  ({pct(s['users'], steps[0]['users'])} of step 1"
         if s["share_of_previous"] is not None and s["step"] > 1:
-            note += f"; {s['share_of_previous']:.0%} of step {s['step'] - 1}"
+            note += f"; {pct(s['users'], steps[s['step'] - 2]['users'])} of step {s['step'] - 1}"
         notes.append(note + ")")
     return _hbar(labels, [s["users"] for s in steps], "free users reaching the step",
                  "Conversion funnel of free users", color=GREEN, notes=notes)
 
 
-def chart_retention(t: Table) -> str:
+@two_widths
+def chart_retention(t: Table, period: Period) -> str:
     rows = t.records()
     if not rows:
         return ""
@@ -151,42 +261,73 @@ def chart_retention(t: Table) -> str:
     sizes = {r["cohort_week"]: r["cohort_users"] for r in rows}
     weeks = max(r["week_number"] for r in rows) + 1
     grid = [[math.nan] * weeks for _ in cohorts]
+    partial = set()
     for r in rows:
         grid[cohorts.index(r["cohort_week"])][r["week_number"]] = r["retention"]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(cohorts) + 1.6))
+        if not whole_week(r["cohort_week"] + timedelta(weeks=r["week_number"]), period):
+            partial.add((cohorts.index(r["cohort_week"]), r["week_number"]))
+    fig, ax = plt.subplots(figsize=(_width(8), 0.5 * len(cohorts) + 1.9))
     image = ax.imshow(grid, aspect="auto", cmap="Greens", vmin=0, vmax=1)
     for y, line in enumerate(grid):
         for x, share in enumerate(line):
             if not math.isnan(share):
-                ax.text(x, y, f"{share:.0%}", ha="center", va="center", fontsize=8,
+                mark = "*" if (y, x) in partial else ""
+                ax.text(x, y, f"{share:.0%}{mark}", ha="center", va="center", fontsize=9,
                         color="white" if share > 0.6 else "black")
-    ax.set_yticks(range(len(cohorts)), [f"week of {day_label(c)} ({sizes[c]:,} users)" for c in cohorts])
+    label = "{d}\n({n:,})" if _layout["narrow"] else "week of {d} ({n:,} users)"
+    ax.set_yticks(range(len(cohorts)), [label.format(d=day_label(c), n=sizes[c]) for c in cohorts])
     ax.set_xticks(range(weeks), [str(w) for w in range(weeks)])
-    ax.set_xlabel("weeks since the sign-up week (0 = the week of signing up; blank = not observed)")
-    ax.set_title("Share of each sign-up week's users active in each later week", loc="left")
+    ax.set_xlabel("weeks since the sign-up week\n(* = a partial week)" if _layout["narrow"] else
+                  _wrap("weeks since the sign-up week (0 = the week of signing up; blank = not observed; "
+                        "* = a week only partly in the data or the period)", 70))
+    ax.set_title(_wrap("Share of each sign-up week's users active in each later week", 60), loc="left")
     ax.spines[["left", "bottom"]].set_visible(False)
-    fig.colorbar(image, ax=ax, label="share of the cohort active", format=PercentFormatter(1.0))
+    bar = fig.colorbar(image, ax=ax, format=PercentFormatter(1.0),
+                       orientation="horizontal" if _layout["narrow"] else "vertical",
+                       pad=0.45 if _layout["narrow"] else 0.05)
+    bar.set_label("share of the cohort active")
     return _svg(fig)
 
 
+@two_widths
 def chart_churn(users: Table, period: Period, limit: int = 20) -> str:
     """The plays of the churners whose two weeks before lie in the period (the first 20)."""
     churners = observed_churners(users, period)[0][:limit]
     if not churners:
         return ""
     positions = list(range(len(churners)))
-    fig, ax = plt.subplots(figsize=(min(8, 2.5 + 0.6 * len(churners)), 3))
-    ax.bar([p - 0.2 for p in positions], [c["plays_days_8_to_14_before"] for c in churners], width=0.4,
-           color=GREY, label="days 8–14 before")
-    ax.bar([p + 0.2 for p in positions], [c["plays_days_1_to_7_before"] for c in churners], width=0.4,
-           color=ORANGE, label="days 1–7 before")
+    fig, ax = plt.subplots(figsize=(_width(min(8, 2.5 + 0.6 * len(churners))), 3))
+    earlier = ax.bar([p - 0.2 for p in positions], [c["plays_days_8_to_14_before"] for c in churners], width=0.4,
+                     color=GREY, label="days 8–14 before")
+    later = ax.bar([p + 0.2 for p in positions], [c["plays_days_1_to_7_before"] for c in churners], width=0.4,
+                   color=ORANGE, label="days 1–7 before")
+    _bar_values(ax, earlier, [c["plays_days_8_to_14_before"] for c in churners])
+    _bar_values(ax, later, [c["plays_days_1_to_7_before"] for c in churners])
     ax.set_xticks(positions, [str(c["user_id"]) for c in churners])
     ax.set_xlim(-0.6, len(churners) - 0.4)
-    ax.set_xlabel("user who downgraded or cancelled (user_id)")
+    ax.set_xlabel("user who downgraded or cancelled (user id)")
     ax.set_ylabel("songs played")
     ax.set_title("Listening in the two weeks before churning", loc="left")
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+    ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(0, -0.3) if _layout["narrow"] else (1, 1))
     _counts(ax.yaxis)
+    return _svg(fig)
+
+
+@two_widths
+def chart_growth(t: Table) -> str:
+    """Paid listeners at the start, the moves each way, and at the end: four bars, none
+    negative, each with its value."""
+    row = t.records()[0]
+    if not row["listeners"]:
+        return ""
+    labels = ["paid at\nthe start", "moved\nto paid", "moved\nto free", "paid at\nthe end"]
+    values = [row["paid_at_start"], row["moved_to_paid"], row["moved_to_free"], row["paid_at_end"]]
+    fig, ax = plt.subplots(figsize=(_width(6), 2.8))
+    _bar_values(ax, ax.bar(labels, values, color=[GREY, BLUE, ORANGE, BLUE]), values)
+    ax.set_ylabel("listeners")
+    ax.set_title("Net paid growth over the period", loc="left")
+    _counts(ax.yaxis)
+    ax.margins(y=0.2)
     return _svg(fig)
 
 
@@ -194,6 +335,7 @@ PAID_GROUPS = [("gender", "Gender", BLUE), ("location", "Metro", GREEN), ("brows
                ("operating system", "OS", PURPLE), ("device", "Device", GREY)]
 
 
+@two_widths
 def chart_paying(t: Table) -> str:
     rows = t.records()
     overall = next((r for r in rows if r["dimension"] == "all"), None)
@@ -203,117 +345,139 @@ def chart_paying(t: Table) -> str:
     for dimension, heading, color in PAID_GROUPS:
         for r in (r for r in rows if r["dimension"] == dimension):
             value = gender_label(r["value"]) if dimension == "gender" else r["value"]
-            labels.append(f"{heading}: {_short(value, 40)}")
+            labels.append(_wrap(f"{heading}: {value}"))
             shares.append(r["paid_share"])
             colors.append(color)
-            notes.append(f" {r['paid_share']:.0%} of {r['listeners']:,}")
-    fig, ax = plt.subplots(figsize=(8, 0.3 * len(labels) + 1.4))
+            notes.append(f" {pct(r['paid_listeners'], r['listeners'])} of {r['listeners']:,}")
+    fig, ax = plt.subplots(figsize=(_width(8), _rows_height(labels) + 1.6))
     positions = list(range(len(labels)))[::-1]
     ax.barh(positions, shares, color=colors)
     for y, share, note in zip(positions, shares, notes, strict=True):
-        ax.text(share, y, note, va="center", fontsize=8)
+        ax.text(share, y, note, va="center", fontsize=9)
     ax.axvline(overall["paid_share"], color="#444", linestyle="--", linewidth=1)
-    ax.text(overall["paid_share"], len(labels) - 0.3, f" all listeners: {overall['paid_share']:.0%}",
-            fontsize=8, color="#444")
+    everyone = pct(overall["paid_listeners"], overall["listeners"])
+    ax.text(overall["paid_share"], len(labels) - 0.3, f" all listeners: {everyone}", fontsize=9, color="#444")
     ax.set_yticks(positions, labels)
-    ax.set_xlim(0, 1.15)
+    ax.set_xlim(0, 1.45 if _layout["narrow"] else 1.15)
+    ax.set_xticks([0, 0.5, 1])
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("share of the group's listeners on the paid level at the end of the period")
-    ax.set_title("Paid share of listeners by group (label: paid share of the group's listeners)", loc="left")
+    ax.set_xlabel(_wrap("share of the group's listeners on the paid level at the end of the period", 60))
+    ax.set_title(_wrap("Paid share of listeners by group (label: paid share of the group's listeners)", 60),
+                 loc="left")
     return _svg(fig)
 
 
+@two_widths
 def chart_songs(t: Table) -> str:
     labels = [f"{r['song_title']} — {r['artist_name']}" + ("" if r["in_catalog"] else " *") for r in t.records()]
     return _hbar(labels, t.column("plays"), "songs played (every play; * = not in the catalog)", "Top 10 songs")
 
 
+@two_widths
 def chart_artists(t: Table) -> str:
     return _hbar(t.column("artist_name"), t.column("plays"), "songs played", "Top 10 artists")
 
 
+@two_widths
 def chart_levels(t: Table) -> str:
     levels, users, plays = t.column("level"), t.column("listeners"), t.column("plays")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 2.8))
-    left.bar(levels, users, color=[GREY, BLUE][: len(levels)])
+    fig, (left, right) = _panels(2, 8, 2.8)
+    _bar_values(left, left.bar(levels, users, color=[GREY, BLUE][: len(levels)]), users)
     left.set_ylabel("listeners")
     left.set_title("Listeners by level", loc="left")
-    right.bar(levels, plays, color=[GREY, BLUE][: len(levels)])
+    _bar_values(right, right.bar(levels, plays, color=[GREY, BLUE][: len(levels)]), plays)
     right.set_ylabel("songs played")
     right.set_title("Plays by level", loc="left")
     for ax in (left, right):
         ax.set_xlabel("level at the time of the play")
         _counts(ax.yaxis)
-    return _svg(fig)
-
-
-def chart_gender(t: Table) -> str:
-    fig, ax = plt.subplots(figsize=(5, 2.6))
-    ax.bar([gender_label(g) for g in t.column("gender")], t.column("plays"), color=BLUE)
-    ax.set_ylabel("songs played")
-    ax.set_xlabel("gender (as registered)")
-    ax.set_title("Plays by gender", loc="left")
-    _counts(ax.yaxis)
-    return _svg(fig)
-
-
-def chart_locations(t: Table) -> str:
-    return _hbar(t.column("location"), t.column("plays"), "songs played", "Top 10 locations")
-
-
-def chart_platforms(t: Table) -> str:
-    groups = ["browser", "operating system", "device"]
-    fig, axes = plt.subplots(1, 3, figsize=(9.5, 2.6))
-    for ax, group in zip(axes, groups, strict=True):
-        rows = [r for r in t.records() if r["dimension"] == group]
-        positions = list(range(len(rows)))[::-1]
-        ax.barh(positions, [r["plays"] for r in rows], color=BLUE)
-        ax.set_yticks(positions, [r["value"] for r in rows])
-        ax.set_title(group.capitalize(), loc="left")
-        ax.set_xlabel("songs played")
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
-        ax.set_xlim(left=0)
+        ax.margins(y=0.15)
     fig.tight_layout()
     return _svg(fig)
 
 
+@two_widths
+def chart_gender(t: Table) -> str:
+    fig, ax = plt.subplots(figsize=(_width(5), 2.6))
+    _bar_values(ax, ax.bar([gender_label(g) for g in t.column("gender")], t.column("plays"), color=BLUE),
+                t.column("plays"))
+    ax.set_ylabel("songs played")
+    ax.set_xlabel("gender (as registered)")
+    ax.set_title("Plays by gender", loc="left")
+    _counts(ax.yaxis)
+    ax.margins(y=0.15)
+    return _svg(fig)
+
+
+@two_widths
+def chart_locations(t: Table) -> str:
+    return _hbar(t.column("location"), t.column("plays"), "songs played", "Top 10 locations")
+
+
+@two_widths
+def chart_platforms(t: Table) -> str:
+    groups = ["browser", "operating system", "device"]
+    fig, axes = _panels(3, 9.5, 2.6)
+    for ax, group in zip(axes, groups, strict=True):
+        rows = [r for r in t.records() if r["dimension"] == group]
+        positions = list(range(len(rows)))[::-1]
+        plays = [r["plays"] for r in rows]
+        bars = ax.barh(positions, plays, color=BLUE)
+        ax.bar_label(bars, [f"{v:,}" for v in plays], padding=2, fontsize=9)
+        ax.set_yticks(positions, [r["value"] for r in rows])
+        ax.set_title(group.capitalize(), loc="left")
+        ax.set_xlabel("songs played")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+        ax.set_xlim(0, max(plays or [1]) * 1.3)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+@two_widths
 def chart_engagement(t: Table) -> str:
     levels = t.column("level")
-    fig, axes = plt.subplots(1, 3, figsize=(9, 2.8))
+    fig, axes = _panels(3, 9, 2.8)
     for ax, column, label in zip(axes, ("sessions_per_user", "songs_per_session", "median_session_minutes"),
                                  ("sessions per user (mean)", "songs per session (mean)",
                                   "session length, minutes (median)"),
                                  strict=True):
-        ax.bar(levels, [math.nan if v is None else v for v in t.column(column)], color=[GREY, BLUE][: len(levels)])
-        ax.set_ylabel(label)
+        values = [math.nan if v is None else v for v in t.column(column)]
+        _bar_values(ax, ax.bar(levels, values, color=[GREY, BLUE][: len(levels)]), values, "{:,.1f}")
+        ax.set_ylabel(_wrap(label, 20))
         ax.set_xlabel("level the session started on")
+        ax.margins(y=0.15)
     axes[0].set_title("Engagement by level", loc="left")
     fig.tight_layout()
     return _svg(fig)
 
 
+@two_widths
 def chart_changes(changes: Table, around: Table, period: Period) -> str:
     days = period.days()
     rows = {r["day"]: r for r in changes.records()}
     positions = list(range(len(days)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3), width_ratios=[2.2, 1])
+    fig, (left, right) = _panels(2, 10, 3, width_ratios=[2.2, 1])
     left.bar([p - 0.2 for p in positions], [rows[d]["upgrades"] if d in rows else 0 for d in days], width=0.4,
              color=BLUE, label="upgrades to paid")
     left.bar([p + 0.2 for p in positions], [rows[d]["downgrades"] if d in rows else 0 for d in days], width=0.4,
              color=ORANGE, label="downgrades to free")
     left.set_ylabel("users changing level")
     left.set_xlabel("day (UTC)")
-    left.legend(frameon=False, fontsize=8, loc="lower right", bbox_to_anchor=(1, 1), ncol=2)  # above, never on bars
-    left.set_title("Level changes per day", loc="left")
+    left.legend(frameon=False, fontsize=9, loc="lower right", bbox_to_anchor=(1, 1), ncol=1 if _layout["narrow"]
+                else 2)  # above, never on bars
+    left.set_title("Level changes per day", loc="left", pad=38 if _layout["narrow"] else 18)
     _counts(left.yaxis)
     left.set_ylim(top=max([1] + [max(r["upgrades"], r["downgrades"]) for r in rows.values()]) * 1.1)
     _day_ticks(left, days)
     periods = around.column("period")
     users = around.column("users")
-    right.bar(periods, around.column("plays_per_active_day"), color=[GREY, BLUE][: len(periods)])
-    right.set_ylabel("songs per active day (mean)")
-    right.set_xlabel(f"the same {max(users or [0]):,} upgraders, before and after")
+    values = around.column("plays_per_active_day")
+    _bar_values(right, right.bar(["free stretch" if p == "before upgrade" else "paid stretch" for p in periods],
+                                 values, color=[GREY, BLUE][: len(periods)]), values, "{:,.1f}")
+    right.set_ylabel(_wrap("songs per active day (mean)", 20))
+    right.set_xlabel(_wrap(f"the same {max(users or [0]):,} upgraders, before and after", 40))
     right.set_title("Listening around an upgrade", loc="left")
+    right.margins(y=0.15)
     fig.tight_layout()
     return _svg(fig)
 
@@ -326,9 +490,11 @@ def _table(t: Table, limit: int = 12) -> str:
         return "<p class=none>none</p>"
     if len(t.rows) == 1 and len(t.columns) > 4:
         return _pairs(t)
-    # A long column name may wrap after its underscores, never inside a word.
-    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in t.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c, v, record))}</td>" for c, v in record.items())
+    # Column names as words (the CSV keeps them as names); on a phone each row becomes a card
+    # of "name: value" lines (data-label), so no table is wider than the screen.
+    head = "".join(f"<th>{html.escape(_words(c))}</th>" for c in t.columns)
+    body = "".join("<tr>" + "".join(f"<td data-label=\"{html.escape(_words(c))}\">{html.escape(_cell(c, v, record))}"
+                                    f"</td>" for c, v in record.items())
                    + "</tr>" for record in t.records()[:limit])
     more = f"<p class=more>{len(t.rows) - limit} more rows in the CSV.</p>" if len(t.rows) > limit else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
@@ -336,15 +502,25 @@ def _table(t: Table, limit: int = 12) -> str:
 
 def _pairs(t: Table) -> str:
     record = t.records()[0]
-    items = "".join(f"<dt>{html.escape(c.replace('_', ' '))}</dt><dd>{html.escape(_cell(c, v) or '–')}</dd>"
+    items = "".join(f"<dt>{html.escape(_words(c))}</dt><dd>{html.escape(_cell(c, v) or '–')}</dd>"
                     for c, v in record.items())
     return f"<dl class=pairs>{items}</dl>"
 
 
+def _words(column: str) -> str:
+    return column.replace("_", " ")
+
+
+PAGE_WORDS = {"NextSong": "song played (NextSong)"}
+
+
 def _cell(column: str, value, record: dict | None = None) -> str:
-    """A value as a reader reads it: day names, yes/no, women/men, shares in percent."""
+    """A value as a reader reads it: day names, yes/no, women/men, shares in percent, the
+    app's page codes in words."""
     if value is None:
         return ""
+    if column == "page":
+        return PAGE_WORDS.get(value, value)
     if column == "weekday":
         return WEEKDAYS[value]
     if column == "in_catalog":
@@ -406,7 +582,7 @@ def _session_note(t: Table) -> str:
 STYLE = """
 body{font-family:"DejaVu Sans",Arial,sans-serif;margin:0;color:#222;background:#fafafa}
 header{background:#1f3b57;color:#fff;padding:24px 40px}header h1{margin:0 0 6px}header p{margin:0;opacity:.85}
-header p.period{font-size:18px;opacity:1;margin:0 0 6px}
+header p.period{font-size:18px;opacity:1;margin:0 0 6px}header p{overflow-wrap:anywhere}
 .kpis{display:flex;flex-wrap:wrap;gap:12px;padding:16px 40px}
 .kpi{background:#fff;border-radius:8px;padding:12px 18px;box-shadow:0 1px 3px #0002;min-width:130px}
 .kpi b{display:block;font-size:24px}
@@ -414,13 +590,23 @@ section{background:#fff;margin:16px 40px;padding:16px 24px;border-radius:8px;box
 overflow-x:auto}
 h2{margin:4px 0 8px;color:#1f3b57}.takeaway{font-size:15px;font-weight:bold;margin:8px 0 12px}
 figure{margin:8px 0}figure svg{max-width:100%;height:auto}.note{font-size:13px;color:#444;margin:4px 0 8px}
+.narrow{display:none}
 table{border-collapse:collapse;font-size:12px;margin:8px 0;max-width:100%}
-th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}td{overflow-wrap:anywhere}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}td{overflow-wrap:break-word}
 th{background:#f0f3f6}.more,.csv,.none{font-size:12px;color:#555}
 dl.pairs{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;font-size:12px;margin:8px 0}
-dl.pairs dt{color:#555}dl.pairs dd{margin:0}
+dl.pairs dt{color:#555}dl.pairs dd{margin:0;overflow-wrap:break-word;min-width:0}
 dl.terms{display:grid;grid-template-columns:max-content 1fr;gap:6px 16px;margin:8px 0}
 dl.terms dt{font-weight:bold}dl.terms dd{margin:0}
+@media (max-width:699px){
+header{padding:16px 14px}.kpis{padding:10px 8px;gap:8px}.kpi{min-width:0;padding:8px 12px}
+section{margin:10px 6px;padding:10px 10px}
+.wide{display:none}.narrow{display:block}
+table,tbody,tr,td{display:block;width:100%}thead{display:none}
+tr{border-bottom:1px solid #bbb;padding:4px 0}td{border:none;padding:1px 0}
+td::before{content:attr(data-label) ": ";color:#555}
+dl.pairs,dl.terms{grid-template-columns:1fr}dl.pairs dd,dl.terms dd{margin:0 0 6px}
+}
 """
 
 
@@ -452,8 +638,12 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
     # the first section's body is the definitions instead of a chart.
     sections = [
         ("definitions", "Who counts as what", [f"The period: {found.period}."], "", [], ["population"]),
-        ("activity", "Activity over time", [found.activity, found.newcomers],
+        ("activity", "Activity over time", [found.activity, found.newcomers, *([found.panel] if found.panel else [])],
          chart_activity(tables["daily_activity"], period), [], ["daily_activity"]),
+        ("trend", "Trend, week on week", [found.trend], chart_trend(tables["weekly_trend"], period),
+         ["A week runs Monday to Sunday, UTC. Active users had any event in the week, listeners a play. A week "
+          "only partly in the period or the data (*, pale) counts only its days there (days with events), so it "
+          "is shown but never compared."], ["weekly_trend"]),
         ("hours", "When people listen", [found.hours], chart_hours(tables["listening_hours"]),
          ["Each cell is a slot's songs played divided by the days of its weekday with events in the period "
           "(weekdays_observed): a month can hold five Fridays and four Tuesdays."], ["listening_hours"]),
@@ -461,10 +651,12 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
          chart_funnel(tables["conversion_funnel"]),
          ["Each step counts the free users who reached it after the step before, in this order; shares are of "
           "step 1 and of the step before."], ["conversion_funnel"]),
-        ("retention", "Weekly cohort retention", [found.retention], chart_retention(tables["weekly_cohort_retention"]),
+        ("retention", "Weekly cohort retention", [found.retention],
+         chart_retention(tables["weekly_cohort_retention"], period),
          ["A cohort is the users who signed up (registration) in one week, Monday to Sunday UTC; a cell is the share "
           "of them with any event in that later week. Blank cells are weeks not observed (before the logs begin), "
-          "not zero; a week cut by the period's edge counts only its days inside it."],
+          "not zero; a cell marked * is a week only partly in the data or the period (it counts only its days "
+          "there, so its share reads low), and the sentence above quotes whole weeks only."],
          ["weekly_cohort_retention"]),
         ("churn", "Churn and downgrades", [found.churn], churn_svg,
          churn_notes,
@@ -474,6 +666,10 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
           f"in the period. A metro (the logs' metropolitan area) is shown and ranked only with at least "
           f"{MIN_GROUP} listeners; smaller ones are pooled in one row. Each bar says its listeners."],
          ["paid_share"]),
+        ("growth", "Net paid growth", [found.growth], chart_growth(tables["paid_growth"]),
+         ["Each listener's level at the start is the one in force at the period's first moment (for a listener "
+          "whose level history begins in the period, their first level), and at the end the one in force at its "
+          "last. A change undone inside the period moves nobody."], ["paid_growth"]),
         ("songs", "What they play: songs", [found.songs], chart_songs(tables["top_songs"]), [],
          ["top_songs", "catalog_coverage"]),
         ("artists", "What they play: artists", [found.artists], chart_artists(tables["top_artists"]), [],

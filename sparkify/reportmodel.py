@@ -21,6 +21,7 @@ class Period:
     last: date
     chosen: bool = False
     logs_begin: date | None = None  # the first day the warehouse has events on
+    logs_end: date | None = None    # the last
     # The days --since/--until asked for, when the period was clipped to the days with
     # events (None, None otherwise): a period costs what the data costs, whatever its bounds.
     asked: tuple[date | None, date | None] = (None, None)
@@ -123,6 +124,9 @@ class Findings:
     changes: str
     upgrade: str
     health: str
+    panel: str = ""
+    trend: str = ""
+    growth: str = ""
 
 
 def observed_churners(users: Table, period: Period) -> tuple[list[dict], int]:
@@ -132,3 +136,12 @@ def observed_churners(users: Table, period: Period) -> tuple[list[dict], int]:
     churners = users.records()
     kept = [r for r in churners if r["churned_at"] - timedelta(days=14) >= period.observed_start]
     return kept, len(churners) - len(kept)
+
+
+def whole_week(monday: date, period: Period) -> bool:
+    """Whether the week from this Monday lies wholly in the period and in the days the
+    warehouse has events on: a week cut by either holds only some of its days, and its
+    share would read as a drop."""
+    first = max(period.first, period.logs_begin or period.first)
+    last = min(period.last, period.logs_end or period.last)
+    return first <= monday and monday + timedelta(days=6) <= last

@@ -238,6 +238,22 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
     out["population"]["median_plays_per_listener"] = median(per_listener.values()) if per_listener else None
     out["population"]["plays_of_top_5_listeners"] = sum(sorted(per_listener.values(), reverse=True)[:5])
     out["population"]["listener_plays"] = sum(per_listener.values())
+    registered = [user[4] for user in expected.users.values() if user[4] is not None]
+    out["population"]["first_registered_at"] = min(registered) if registered else None
+    out["population"]["last_registered_at"] = max(registered) if registered else None
+
+    weeks: dict = defaultdict(lambda: {"days": set(), "plays": 0, "users": set(), "listeners": set()})
+    for e in unique:
+        moment = start_time(e["ts"])
+        week = weeks[_week_start(moment).date()]
+        week["days"].add(moment.date())
+        week["plays"] += e["page"] == "NextSong"
+        if e["userId"]:
+            week["users"].add(e["userId"])
+            if e["page"] == "NextSong":
+                week["listeners"].add(e["userId"])
+    out["weekly_trend"] = {w: (len(v["days"]), v["plays"], len(v["users"]), len(v["listeners"]))
+                           for w, v in weeks.items()}
 
     hours = Counter()
     for e in plays:
@@ -350,6 +366,21 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
             if levels[i] == "paid" and user not in upgrades:
                 upgrades[user] = (starts[i - 1], starts[i], starts[i + 1] if i + 1 < len(starts) else None)
     out["level_changes"] = {day: tuple(v) for day, v in changes.items()}
+    # Net paid growth among the listeners: the level in force at the start (or the first one
+    # in the period, for a history that begins in it) against the one in force at the end.
+    growth = [0, 0, 0, 0, 0]
+    for user in listeners:
+        runs = [(ts, level) for ts, level in expected.stretches.get(user, []) if start_time(ts) < end]
+        if not runs:
+            continue
+        before = [level for ts, level in runs if start_time(ts) <= start]
+        first, last = (before[-1] if before else runs[0][1]), runs[-1][1]
+        growth[0] += 1
+        growth[1] += first == "paid"
+        growth[2] += first == "free" and last == "paid"
+        growth[3] += first == "paid" and last == "free"
+        growth[4] += last == "paid"
+    out["paid_growth"] = tuple(growth)
     around = defaultdict(lambda: {"users": set(), "plays": 0, "days": set()})
     for e in plays:
         if e["userId"] in upgrades:
@@ -586,12 +617,20 @@ def session_length_by_level(raw: RawData) -> list:
 FUNNEL_STEPS = ["Home", "NextSong", "Upgrade", "Submit Upgrade"]
 
 
+def reversing_upgrade(raw: RawData, e: dict) -> bool:
+    """A Submit Upgrade that undoes a downgrade: the user was on paid less than an hour before."""
+    runs = raw.expected.stretches.get(e["userId"], [])
+    return e["page"] == "Submit Upgrade" and any(
+        level == "paid" and n + 1 < len(runs) and e["ts"] - HOUR_MS < runs[n + 1][0] <= e["ts"]
+        for n, (_, level) in enumerate(runs))
+
+
 @analysis
 def conversion_funnel(raw: RawData) -> list:
     """Free users only: their events on the free level, each step after the one before."""
     timelines = defaultdict(list)
     for e in raw.events:
-        if e["userId"] and e["level"] == "free":
+        if e["userId"] and e["level"] == "free" and not reversing_upgrade(raw, e):
             timelines[e["userId"]].append((e["ts"], e["page"]))
     reached = Counter()
     for items in timelines.values():
