@@ -587,15 +587,19 @@ def _sessions(raw: RawData) -> dict:
     return sessions
 
 
-def _whole_seconds(items: list) -> int:
-    """Last event's time minus the first's, each truncated to the second."""
-    return items[-1]["ts"] // 1000 - items[0]["ts"] // 1000
+def _session_seconds(items: list) -> float:
+    """The report's session length: from its first event to the end of its last song (that
+    play's start plus its length) or its last event, whichever is later, each stamp
+    truncated to the second."""
+    ends = [items[-1]["ts"] // 1000] + [e["ts"] // 1000 + (e["length"] or 0)
+                                        for e in items if e["page"] == "NextSong"]
+    return float(max(ends) - items[0]["ts"] // 1000)
 
 
 @analysis
 def sessions(raw: RawData) -> list:
     return [(user, session, start_time(items[0]["ts"]), start_time(items[-1]["ts"]), len(items),
-             sum(e["page"] == "NextSong" for e in items), items[0]["level"], _whole_seconds(items))
+             sum(e["page"] == "NextSong" for e in items), items[0]["level"], _session_seconds(items))
             for (user, session), items in sorted(_sessions(raw).items())]
 
 
@@ -603,15 +607,22 @@ def sessions(raw: RawData) -> list:
 def session_length_by_level(raw: RawData) -> list:
     from statistics import median
 
-    by_level: dict = defaultdict(lambda: {"users": set(), "plays": [], "minutes": []})
+    by_level: dict = defaultdict(lambda: {"users": set(), "sessions": 0, "plays": [], "minutes": []})
     for (user, _), items in _sessions(raw).items():
         entry = by_level[items[0]["level"]]
         entry["users"].add(user)
-        entry["plays"].append(sum(e["page"] == "NextSong" for e in items))
-        entry["minutes"].append(_whole_seconds(items) / 60)
-    return [(level, len(v["users"]), len(v["plays"]), sum(v["plays"]) / len(v["plays"]),
-             sum(v["minutes"]) / len(v["minutes"]), median(v["minutes"]), max(v["minutes"]))
-            for level, v in sorted(by_level.items())]
+        entry["sessions"] += 1
+        plays = sum(e["page"] == "NextSong" for e in items)
+        if plays:  # sessions without a play are counted apart, not averaged in
+            entry["plays"].append(plays)
+            entry["minutes"].append(_session_seconds(items) / 60)
+    out = []
+    for level, v in sorted(by_level.items()):
+        listening = len(v["plays"])
+        stats = ((sum(v["plays"]) / listening, sum(v["minutes"]) / listening, median(v["minutes"]),
+                  max(v["minutes"])) if listening else (None, None, None, None))
+        out.append((level, len(v["users"]), v["sessions"], v["sessions"] - listening, listening or None, *stats))
+    return out
 
 
 FUNNEL_STEPS = ["Home", "NextSong", "Upgrade", "Submit Upgrade"]
