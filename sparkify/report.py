@@ -546,6 +546,8 @@ def definitions(tables: dict[str, Table]) -> str:
     both = p["listeners_on_both_levels"]
     days = [d["active_users"] for d in tables["daily_activity"].records() if d["active_users"]]
     paying = next((r["paid_listeners"] for r in tables["paid_share"].records() if r["dimension"] == "all"), 0)
+    sessions = sum(r["sessions"] for r in tables["engagement"].records())
+    without = sum(r["sessions_without_plays"] for r in tables["engagement"].records())
     terms = [
         ("Users", p["users"], "people who were logged in for at least one event (any page) in the period."),
         ("Listeners", p["listeners"], "users who played at least one song in the period. The “Who listens” "
@@ -563,6 +565,22 @@ def definitions(tables: dict[str, Table]) -> str:
          "event in it, from the level history)."),
         ("Free users (funnel)", None, "the funnel counts events on the free level only: a paying user's visits "
          "are no step towards paying."),
+        ("Level", None, "free or paid: the subscription a user was on at an event, as the app logged it. A play "
+         "counts at the level it was played on, a session at the level it started on."),
+        ("Session", sessions, "a user's events with one session id, in the period when its first event is. It ends "
+         "when its last song ends (the play's start plus the song's length) or at its last event, whichever is "
+         f"later. The {without:,} sessions without a play are counted apart, never averaged in as zero songs."),
+        ("Active day", None, "a day (UTC) on which a user had at least one event; “per active day” in the money "
+         "section divides a user's plays by the days they played on in that stretch."),
+        ("Metro", None, "the metropolitan area the logs give as a user's location (“Atlanta-Sandy Springs-Roswell, "
+         f"GA”). A share by metro is ranked only over metros of at least {MIN_GROUP} listeners."),
+        ("Catalog", None, "the song files loaded beside the logs (songs and their artists). A play matches the "
+         "catalog when its title, artist name and length equal a song's; the others keep the names the log gives."),
+        ("Published batch", None, "one run of the loader whose data reached the tables readers query; a failed "
+         "batch published nothing."),
+        ("Names repaired", None, "names in the logs whose letters arrived garbled (UTF-8 read as Latin-1, once or "
+         "more: “BjÃƒÂ¶rk”) and were decoded back (“Björk”) when loaded; counted once per distinct garbled name, "
+         "over every load."),
     ]
     items = "".join(f"<dt>{html.escape(term)}</dt><dd>{'' if n is None else f'<b>{n:,}</b> '}{html.escape(text)}</dd>"
                     for term, n, text in terms)

@@ -139,6 +139,11 @@ def test_the_population_is_defined_once(case):
     for term, figure in (("Users", got["users"]), ("Listeners", got["listeners"]), ("New users", got["new_users"]),
                          ("First seen", got["first_seen_users"]), ("Paying users", paying)):
         assert page.count(f"<dt>{term}</dt>") == 1 and f"<dt>{term}</dt><dd><b>{figure:,}</b> " in page, term
+    # Every other term the page uses is defined there too, once; a session with its count.
+    sessions = sum(entry[1] for entry in case.figures["engagement"].values())
+    assert f"<dt>Session</dt><dd><b>{sessions:,}</b> " in page
+    for term in ("Level", "Session", "Active day", "Metro", "Catalog", "Published batch", "Names repaired"):
+        assert page.count(f"<dt>{term}</dt>") == 1, term
 
 
 def test_activity_over_time(case):
