@@ -8,11 +8,11 @@
 --   the level on its first event (ordered by time, then item_in_session). A play is
 --   stamped when its song starts, so a session ends when its last song ends (that play's
 --   start plus the song's length as played) or at its last event, whichever is later:
---   length_seconds runs from its start to that end, the stamps each truncated to the
---   second because EXTRACT(epoch ...) returns an integer on Redshift (a numeric on
---   PostgreSQL) and truncating first makes both engines agree. A session with no play
---   (plays = 0) lasts from its first event to its last; session_length_by_level counts
---   such sessions apart instead of averaging them in.
+--   length_minutes runs from its start to that end (songs last fractions of a second),
+--   the stamps each truncated to the second because EXTRACT(epoch ...) returns an integer
+--   on Redshift (a numeric on PostgreSQL) and truncating first makes both engines agree.
+--   A session with no play (plays = 0) lasts from its first event to its last;
+--   session_length_by_level counts such sessions apart instead of averaging them in.
 -- Covers: app_events, songplays (the length of each session's last song).
 -- Order: user_id, session_id.
 -- Runs unchanged on PostgreSQL and Redshift.
@@ -67,9 +67,9 @@ select
     t.events,
     t.plays,
     o.level,
-    greatest(cast(extract(epoch from date_trunc('second', t.last_event_at)) as double precision),
-             coalesce(cast(e.played_until as double precision), 0))
-        - cast(extract(epoch from date_trunc('second', t.started_at)) as double precision) as length_seconds
+    (greatest(cast(extract(epoch from date_trunc('second', t.last_event_at)) as double precision),
+              coalesce(cast(e.played_until as double precision), 0))
+     - cast(extract(epoch from date_trunc('second', t.started_at)) as double precision)) / 60 as length_minutes
 from session_totals t
 join opening_levels o on o.user_id = t.user_id and o.session_id = t.session_id
 left join song_ends e on e.user_id = t.user_id and e.session_id = t.session_id

@@ -599,7 +599,7 @@ def _session_seconds(items: list) -> float:
 @analysis
 def sessions(raw: RawData) -> list:
     return [(user, session, start_time(items[0]["ts"]), start_time(items[-1]["ts"]), len(items),
-             sum(e["page"] == "NextSong" for e in items), items[0]["level"], _session_seconds(items))
+             sum(e["page"] == "NextSong" for e in items), items[0]["level"], _session_seconds(items) / 60)
             for (user, session), items in sorted(_sessions(raw).items())]
 
 
