@@ -76,7 +76,7 @@ def _plain(value):
 
 def write_csvs(tables: dict[str, Table], folder: Path) -> list[Path]:
     paths = []
-    for table in tables.values():
+    for table in map(report.with_labels, tables.values()):
         path = folder / f"{table.name}.csv"
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)

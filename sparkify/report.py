@@ -514,6 +514,34 @@ def _words(column: str) -> str:
 PAGE_WORDS = {"NextSong": "song played (NextSong)"}
 
 
+# Columns whose codes the page shows as words (F/M as women/men, weekday numbers 0-6 from
+# Sunday as names): a CSV keeps the code, machine-friendly, and beside it a <column>_label
+# column with the page's words, so the file and the page say the same thing. (Page names
+# need none: the page shows the app's name itself, NextSong with its meaning.)
+CODED_COLUMNS = ("gender", "weekday")
+
+
+def with_labels(table: Table) -> Table:
+    """The table with a <column>_label column after each coded column (and after value
+    where one of its rows is a gender), holding the words the page shows."""
+    records = table.records()
+    coded = [c for c in table.columns if c in CODED_COLUMNS]
+    if "value" in table.columns and any(r.get("dimension") == "gender" for r in records):
+        coded.append("value")
+    if not coded:
+        return table
+    columns: list[str] = []
+    for column in table.columns:
+        columns += [column, f"{column}_label"] if column in coded else [column]
+    rows = []
+    for record in records:
+        row: list = []
+        for column in table.columns:
+            row += [record[column], _cell(column, record[column], record)] if column in coded else [record[column]]
+        rows.append(tuple(row))
+    return Table(table.name, table.question, columns, rows, table.seconds)
+
+
 def _cell(column: str, value, record: dict | None = None) -> str:
     """A value as a reader reads it: day names, yes/no, women/men, shares in percent, the
     app's page codes in words."""
@@ -578,9 +606,9 @@ def definitions(tables: dict[str, Table]) -> str:
          "catalog when its title, artist name and length equal a song's; the others keep the names the log gives."),
         ("Published batch", None, "one run of the loader whose data reached the tables readers query; a failed "
          "batch published nothing."),
-        ("Names repaired", None, "names in the logs whose letters arrived garbled (UTF-8 read as Latin-1, once or "
-         "more: “BjÃƒÂ¶rk”) and were decoded back (“Björk”) when loaded; counted once per distinct garbled name, "
-         "over every load."),
+        ("Names repaired", None, "names in the logs whose letters arrived garbled (their UTF-8 bytes read as "
+         "Latin-1, once or more, so “ö” arrived as three or more odd characters) and were decoded back when loaded; "
+         "counted once per distinct garbled name, over every load."),
     ]
     items = "".join(f"<dt>{html.escape(term)}</dt><dd>{'' if n is None else f'<b>{n:,}</b> '}{html.escape(text)}</dd>"
                     for term, n, text in terms)

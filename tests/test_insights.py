@@ -209,6 +209,12 @@ def test_who_listens(case):
     assert {r["level"]: float(r["median_plays"]) for r in case.read("level_share")} == oracle["median_plays"]
     assert {r["gender"]: (int(r["listeners"]), int(r["plays"])) for r in case.read("gender_share")} == \
         oracle["gender"]
+    # The CSVs keep the codes and say them as the page does, in a label column beside them.
+    words = {"F": "women", "M": "men"}
+    assert {r["gender"]: r["gender_label"] for r in case.read("gender_share")} == \
+        {g: words.get(g, g) for g in oracle["gender"]}
+    assert {r["value"]: r["value_label"] for r in case.read("paid_share") if r["dimension"] == "gender"} == \
+        {g: words.get(g, g) for (dimension, g) in case.figures["paid_share"] if dimension == "gender"}
     locations = case.read("top_locations")
     assert [int(r["plays"]) for r in locations] == sorted((v[1] for v in oracle["locations"].values()),
                                                           reverse=True)[:10]
