@@ -829,6 +829,7 @@ QUERIES = [
     ("weekly_cohort_retention", "Weekly cohort retention", analysis("weekly_cohort_retention")),
     ("churn_summary", "Churn and downgrades", analysis("churn_summary")),
     ("churned_users", "Churn and downgrades", analysis("churned_users")),
+    ("churn_risk", "Churn risk", analysis("churn_risk")),
     ("paid_share", "Who the paying users are", paid_share),
     ("top_songs", "What they play", top_songs),
     ("top_artists", "What they play", top_artists),

@@ -148,7 +148,23 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
         _retention(t["weekly_cohort_retention"], period),
         _churn(t["churn_summary"], t["churned_users"], period), _paying(t["paid_share"]),
         *_listening(t), *_money(t), _health(t["load_health"].records()[0]), panel,
-        _trend(t["weekly_trend"], period), _growth(t["paid_growth"].records()[0]))
+        _trend(t["weekly_trend"], period), _growth(t["paid_growth"].records()[0]),
+        _churn_risk(t["churn_risk"].records()))
+
+
+def _churn_risk(users: list[dict]) -> str:
+    """How many looked at leaving without leaving, how many of them still listen, and who
+    listens most: the list the team can act on is the CSV."""
+    if not users:
+        return "Nobody visited the Downgrade or Cancel page in this period without submitting afterwards."
+    paid = sum(u["level"] == "paid" for u in users)
+    listening = [u for u in users if u["plays_last_7_days"]]
+    top = users[0]
+    most = (f"; the most active, user {top['user_id']} ({top['level']}), played {top['plays_last_7_days']:,} "
+            f"songs in those days") if listening else ""
+    return (f"{plural(len(users), 'user')} visited the Downgrade or Cancel page without submitting afterwards "
+            f"({paid:,} of them on the paid level at their last event), and {len(listening):,} of them played "
+            f"songs in the period's last 7 days{most}: the list to contact is churn_risk.csv.")
 
 
 def _trend(table: Table, period: Period) -> str:
@@ -401,6 +417,7 @@ def summary_lines(found: Findings, page: Path, seconds: float) -> list[str]:
     for label, text in (("activity", f"{found.activity} {found.newcomers} {found.panel}".strip()),
                         ("trend", found.trend), ("hours", found.hours),
                         ("funnel", found.funnel), ("retention", found.retention), ("churn", found.churn),
+                        ("churn risk", found.churn_risk),
                         ("paying", found.paying), ("growth", found.growth), ("songs", found.songs),
                         ("artists", found.artists),
                         ("free/paid", found.levels), ("platforms", found.platforms),

@@ -314,6 +314,18 @@ def chart_churn(users: Table, period: Period, limit: int = 20) -> str:
 
 
 @two_widths
+def chart_churn_risk(t: Table, limit: int = 20) -> str:
+    """The users at risk, most active first (the first 20): their plays in the period's
+    last 7 days, each bar saying its level."""
+    users = t.records()[:limit]
+    if not users:
+        return ""
+    return _hbar([f"user {u['user_id']}" for u in users], [u["plays_last_7_days"] for u in users],
+                 "songs played in the period's last 7 days", "Users who visited Downgrade or Cancel without submitting",
+                 color=ORANGE, notes=[f" ({u['level']})" for u in users])
+
+
+@two_widths
 def chart_growth(t: Table) -> str:
     """Paid listeners at the start, the moves each way, and at the end: four bars, none
     negative, each with its value."""
@@ -680,6 +692,12 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
     signals = tables["churn_summary"].records()
     if any(r["events"] for r in signals):  # a signal absent beside one present: said, not drawn as nothing
         churn_notes += [f"{r['page']}: none in this period." for r in signals if not r["events"]]
+    at_risk = len(tables["churn_risk"].rows)
+    risk_notes = ["At risk: a user whose latest visit to the Downgrade or Cancel page in the period has no Submit "
+                  "Downgrade or Cancellation Confirmation at or after it in the period. The last 7 days end with the "
+                  "period, or with its last day with events. Level is the one on the user's last event in the period."]
+    if at_risk > 20:
+        risk_notes.append(f"Charted: the 20 most active of {at_risk:,}; the CSV lists every one.")
     # (id, title, takeaway sentences, chart (SVG, or "" for none), notes beside it, tables);
     # the first section's body is the definitions instead of a chart.
     sections = [
@@ -707,6 +725,8 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
         ("churn", "Churn and downgrades", [found.churn], churn_svg,
          churn_notes,
          ["churn_summary", "churned_users"]),
+        ("risk", "Churn risk: looked at leaving, still here", [found.churn_risk],
+         chart_churn_risk(tables["churn_risk"]), risk_notes, ["churn_risk"]),
         ("paying", "Who the paying users are", [found.paying], chart_paying(tables["paid_share"]),
          ["Each listener counts once per dimension: their location and platform are those of most of their plays "
           f"in the period. A metro (the logs' metropolitan area) is shown and ranked only with at least "

@@ -723,6 +723,44 @@ def churned_users(raw: RawData) -> list:
     return sorted(rows, key=lambda r: (r[3], r[0]))
 
 
+RISK_PAGES = ("Downgrade", "Cancel")
+CHURN_PAGES = ("Submit Downgrade", "Cancellation Confirmation")
+
+
+@analysis
+def churn_risk(raw: RawData) -> list:
+    """Users whose latest Downgrade/Cancel page visit in the period has no submission at or
+    after it; their plays in the 7 days before the period's close (its end, or the end of
+    the last day with events when that is earlier), most active first."""
+    users = _events_by_user(raw)
+    if not users:
+        return []
+    last = max(items[-1]["ts"] for items in users.values())
+    close = start_time(last).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    if raw.period_end is not None:
+        close = min(close, raw.period_end)
+    rows = []
+    for user, items in users.items():
+        visits = [e["ts"] for e in items if e["page"] in RISK_PAGES]
+        if not visits or any(e["page"] in CHURN_PAGES and e["ts"] >= max(visits) for e in items):
+            continue
+        recent = sum(e["page"] == "NextSong" and start_time(e["ts"]) >= close - timedelta(days=7) for e in items)
+        rows.append((user, len(visits), start_time(max(visits)), start_time(items[-1]["ts"]), recent,
+                     items[-1]["level"]))
+    return sorted(rows, key=lambda r: (-r[4], -r[3].timestamp(), r[0]))
+
+
+def _events_by_user(raw: RawData) -> dict:
+    """user_id -> their logged-in events in the period, ordered by time then item."""
+    users = defaultdict(list)
+    for e in raw.events:
+        if e["userId"]:
+            users[int(e["userId"])].append(e)
+    for items in users.values():
+        items.sort(key=lambda e: (e["ts"], e["itemInSession"]))
+    return users
+
+
 @analysis
 def level_at_play(raw: RawData) -> list:
     from bisect import bisect_right

@@ -29,7 +29,7 @@ SCREENSHOTS = os.environ.get("SPARKIFY_REPORT_SCREENSHOTS")  # a folder to keep 
 # The real data's second and third weeks: no churn signal falls in them.
 PERIOD = (date(2018, 11, 10), date(2018, 11, 20))
 NAMES = ["population", "daily_activity", "weekly_trend", "listening_hours", "conversion_funnel",
-         "weekly_cohort_retention", "churn_summary", "churned_users", "paid_share", "top_songs", "top_artists",
+         "weekly_cohort_retention", "churn_summary", "churned_users", "churn_risk", "paid_share", "top_songs", "top_artists",
          "catalog_coverage", "level_share", "gender_share", "top_locations", "platforms", "engagement",
          "paid_growth", "level_changes", "upgrade_engagement", "load_health",
          "load_error_reasons", "schema_drift"]
@@ -118,7 +118,7 @@ def case(request) -> Case:
 def test_every_table_is_a_csv_and_the_summary_names_the_report(case):
     assert sorted(p.stem for p in case.folder.glob("*.csv")) == sorted(NAMES)
     assert f"Report: {case.folder / 'index.html'}" in case.stdout
-    for label in ("activity", "hours", "funnel", "retention", "churn", "paying", "songs", "artists", "free/paid",
+    for label in ("activity", "hours", "funnel", "retention", "churn", "churn risk", "paying", "songs", "artists", "free/paid",
                   "platforms", "engagement", "money", "data health"):
         assert f"  {label} " in case.stdout
 
@@ -275,7 +275,8 @@ def as_csv(value) -> str:
     return "" if value is None else str(value)
 
 
-@pytest.mark.parametrize("name", ["conversion_funnel", "weekly_cohort_retention", "churn_summary", "churned_users"])
+@pytest.mark.parametrize("name", ["conversion_funnel", "weekly_cohort_retention", "churn_summary", "churned_users",
+                                  "churn_risk"])
 def test_funnel_cohorts_and_churn_are_the_analyses_over_the_period(case, name):
     """The report runs analyses/<name>.sql itself: its CSV is the oracle's rows for that file."""
     rows = [list(r.values()) for r in case.read(name)]
@@ -287,6 +288,20 @@ def test_funnel_cohorts_and_churn_are_the_analyses_over_the_period(case, name):
                 assert math.isclose(float(value), expected, rel_tol=1e-9), (got, wanted)
             else:
                 assert value == as_csv(expected), (got, wanted)
+
+
+def test_churn_risk_says_the_oracle_s_list(case):
+    """The sentence's counts are the oracle's: who is at risk, on paid, still listening, most active."""
+    users = case.analyses["churn_risk"]
+    line = next(line for line in case.stdout.splitlines() if line.startswith("  churn risk"))
+    if not users:
+        assert "Nobody visited" in line
+        return
+    listening = [u for u in users if u[4]]
+    assert f" {len(users):,} user" in line and f"({sum(u[5] == 'paid' for u in users):,} of them on the paid" in line
+    assert f"and {len(listening):,} of them played" in line
+    if listening:
+        assert f"user {users[0][0]} ({users[0][5]}), played {users[0][4]:,} songs" in line
 
 
 def test_data_health(case):
@@ -581,8 +596,8 @@ def test_the_report_reads_well_in_a_browser(case, browser, tmp_path, width):
     page_width, viewport, section_widths = widths
     assert page_width <= viewport
     assert [s for s in section_widths if s[1] > s[2]] == [], f"a section needs a sideways scroll at {width} px"
-    assert len(section_widths) == 18
-    assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (18 if case.name == "real" else 0)
+    assert len(section_widths) == 19
+    assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (19 if case.name == "real" else 0)
     small = [(t["where"], t["text"], round(t["size"], 1)) for t in texts if t["size"] < 10 - 1e-6]
     assert small == [], f"text under 10 px at {width} px"
     assert [(t["where"], t["text"]) for t in texts if t["cut"]] == [], f"text cut by its chart's edge at {width} px"
