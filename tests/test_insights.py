@@ -29,8 +29,8 @@ SCREENSHOTS = os.environ.get("SPARKIFY_REPORT_SCREENSHOTS")  # a folder to keep 
 # The real data's second and third weeks: no churn signal falls in them.
 PERIOD = (date(2018, 11, 10), date(2018, 11, 20))
 NAMES = ["population", "daily_activity", "weekly_trend", "listening_hours", "conversion_funnel",
-         "weekly_cohort_retention", "churn_summary", "churned_users", "churn_risk", "paid_share", "top_songs", "top_artists",
-         "catalog_coverage", "level_share", "gender_share", "top_locations", "platforms", "engagement",
+         "weekly_cohort_retention", "churn_summary", "churned_users", "churn_risk", "paid_share", "top_songs",
+         "top_artists", "catalog_coverage", "level_share", "gender_share", "top_locations", "platforms", "engagement",
          "paid_growth", "level_changes", "upgrade_engagement", "load_health",
          "load_error_reasons", "schema_drift"]
 
@@ -118,8 +118,8 @@ def case(request) -> Case:
 def test_every_table_is_a_csv_and_the_summary_names_the_report(case):
     assert sorted(p.stem for p in case.folder.glob("*.csv")) == sorted(NAMES)
     assert f"Report: {case.folder / 'index.html'}" in case.stdout
-    for label in ("activity", "hours", "funnel", "retention", "churn", "churn risk", "paying", "songs", "artists", "free/paid",
-                  "platforms", "engagement", "money", "data health"):
+    for label in ("activity", "hours", "funnel", "retention", "churn", "churn risk", "paying", "songs", "artists",
+                  "free/paid", "platforms", "engagement", "money", "data health"):
         assert f"  {label} " in case.stdout
 
 
