@@ -326,6 +326,29 @@ def chart_churn_risk(t: Table, limit: int = 20) -> str:
 
 
 @two_widths
+def chart_path(t: Table) -> str:
+    """While free, per active day: songs, other pages and sessions, upgraders beside those
+    who stayed free; one panel per measure, so each has its own axis."""
+    rows = t.records()
+    if not rows:
+        return ""
+    measures = [("plays_per_active_day", "songs"), ("pages_per_active_day", "other pages"),
+                ("sessions_per_active_day", "sessions")]
+    narrow = _layout["narrow"]
+    fig, axes = plt.subplots(len(measures) if narrow else 1, 1 if narrow else len(measures),
+                             figsize=(_width(8), 5.4 if narrow else 2.6))
+    for ax, (column, label) in zip(axes, measures, strict=True):
+        values = [r[column] for r in rows]
+        bars = ax.bar([r["free_users"] for r in rows], values, color=[BLUE if r["free_users"] == "upgraded" else GREY
+                                                                      for r in rows])
+        ax.bar_label(bars, [f"{v:.2f}" if v < 10 else f"{v:.1f}" for v in values], fontsize=9)
+        ax.set_title(f"{label} per active day", loc="left", fontsize=10)
+        ax.margins(y=0.25)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+@two_widths
 def chart_growth(t: Table) -> str:
     """Paid listeners at the start, the moves each way, and at the end: four bars, none
     negative, each with its value."""
@@ -732,6 +755,11 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
           f"in the period. A metro (the logs' metropolitan area) is shown and ranked only with at least "
           f"{MIN_GROUP} listeners; smaller ones are pooled in one row. Each bar says its listeners."],
          ["paid_share"]),
+        ("path", "The path to paying", [found.path], chart_path(tables["path_to_paying"]),
+         ["While free: a user's events on the free level in the period, an upgrader's only before their first "
+          "upgrade in it (a reversal is none). An active day is a day with an event on free; other pages are "
+          "events other than a song played; sessions are distinct session ids. Rates pool the group (sums over "
+          "sums). Days to upgrade run from sign-up (registration) to that upgrade."], ["path_to_paying"]),
         ("growth", "Net paid growth", [found.growth], chart_growth(tables["paid_growth"]),
          ["Each listener's level at the start is the one in force at the period's first moment (for a listener "
           "whose level history begins in the period, their first level), and at the end the one in force at its "

@@ -128,6 +128,7 @@ class Findings:
     trend: str = ""
     growth: str = ""
     churn_risk: str = ""
+    path: str = ""
 
 
 def observed_churners(users: Table, period: Period) -> tuple[list[dict], int]:

@@ -396,6 +396,33 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
             around[period]["days"].add((e["userId"], start_time(e["ts"]).date()))
     out["upgrade_engagement"] = {p: (len(v["users"]), v["plays"], len(v["days"]), v["plays"] / len(v["days"]))
                                  for p, v in around.items()}
+    # The path to paying: what users did while free in the period (an upgrader only before
+    # their first genuine upgrade in it), per active day on free, upgraders against those
+    # who stayed free; and the days from sign-up to that upgrade, stamps to the second.
+    free_activity: dict = defaultdict(lambda: {"pages": 0, "plays": 0, "sessions": set(), "days": set()})
+    for e in unique:
+        if not e["userId"] or e["level"] != "free":
+            continue
+        if e["userId"] in upgrades and e["ts"] >= upgrades[e["userId"]][1]:
+            continue
+        entry = free_activity[e["userId"]]
+        entry["plays" if e["page"] == "NextSong" else "pages"] += 1
+        entry["sessions"].add(e["sessionId"])
+        entry["days"].add(start_time(e["ts"]).date())
+    groups: dict = {}
+    for user, v in free_activity.items():
+        group = groups.setdefault("upgraded" if user in upgrades else "stayed free", [0, 0, 0, 0, 0])
+        for i, n in enumerate((1, len(v["days"]), v["pages"], v["plays"], len(v["sessions"]))):
+            group[i] += n
+    days_to_upgrade = [(start_time(upgraded).replace(microsecond=0)
+                        - expected.users[int(user)][4].replace(microsecond=0)).total_seconds() / 86400
+                       for user, (_, upgraded, _) in upgrades.items() if expected.users[int(user)][4] is not None]
+    timing = (len(days_to_upgrade), median(days_to_upgrade), min(days_to_upgrade), max(days_to_upgrade)) \
+        if days_to_upgrade else (0, None, None, None)
+    out["path_to_paying"] = {
+        group: (users, days, pages / days, plays / days, sessions / days,
+                *(timing if group == "upgraded" else (None, None, None, None)))
+        for group, (users, days, pages, plays, sessions) in groups.items()}
 
     # Who pays: each listener once, with the location and user agent of most of their plays
     # (ties to the first in code-point order) and their level at their last event in the period.

@@ -31,7 +31,7 @@ PERIOD = (date(2018, 11, 10), date(2018, 11, 20))
 NAMES = ["population", "daily_activity", "weekly_trend", "listening_hours", "conversion_funnel",
          "weekly_cohort_retention", "churn_summary", "churned_users", "churn_risk", "paid_share", "top_songs",
          "top_artists", "catalog_coverage", "level_share", "gender_share", "top_locations", "platforms", "engagement",
-         "paid_growth", "level_changes", "upgrade_engagement", "load_health",
+         "paid_growth", "level_changes", "upgrade_engagement", "path_to_paying", "load_health",
          "load_error_reasons", "schema_drift"]
 
 
@@ -119,7 +119,7 @@ def test_every_table_is_a_csv_and_the_summary_names_the_report(case):
     assert sorted(p.stem for p in case.folder.glob("*.csv")) == sorted(NAMES)
     assert f"Report: {case.folder / 'index.html'}" in case.stdout
     for label in ("activity", "hours", "funnel", "retention", "churn", "churn risk", "paying", "songs", "artists",
-                  "free/paid", "platforms", "engagement", "money", "data health"):
+                  "free/paid", "platforms", "path", "engagement", "money", "data health"):
         assert f"  {label} " in case.stdout
 
 
@@ -302,6 +302,31 @@ def test_churn_risk_says_the_oracle_s_list(case):
     assert f"and {len(listening):,} of them played" in line
     if listening:
         assert f"user {users[0][0]} ({users[0][5]}), played {users[0][4]:,} songs" in line
+
+
+def test_the_path_to_paying(case):
+    """Upgraders against those who stayed free, while free, and the days from sign-up to
+    upgrade: the CSV and the sentence are the oracle's."""
+    want = case.figures["path_to_paying"]
+    rows = {r["free_users"]: r for r in case.read("path_to_paying")}
+    assert rows.keys() == want.keys()
+    for group, expected in want.items():
+        got = [rows[group][c] for c in ("users", "active_days", "pages_per_active_day", "plays_per_active_day",
+                                        "sessions_per_active_day", "upgraders_timed", "median_days_to_upgrade",
+                                        "min_days_to_upgrade", "max_days_to_upgrade")]
+        for value, wanted in zip(got, expected, strict=True):
+            if wanted is None:
+                assert value == "", (group, got, expected)
+            else:
+                assert math.isclose(float(value), wanted, rel_tol=1e-9), (group, got, expected)
+    line = next(line for line in case.stdout.splitlines() if line.startswith("  path"))
+    if "upgraded" in want:
+        up = want["upgraded"]
+        assert f"the {up[0]:,} user" in line and f"{up[3]:.1f} songs, {up[2]:.1f} other pages" in line
+        if up[6] is not None:
+            assert f"upgraded {up[6]:.1f} days after signing up" in line
+    else:
+        assert "No free user upgraded" in line
 
 
 def test_data_health(case):
@@ -596,8 +621,8 @@ def test_the_report_reads_well_in_a_browser(case, browser, tmp_path, width):
     page_width, viewport, section_widths = widths
     assert page_width <= viewport
     assert [s for s in section_widths if s[1] > s[2]] == [], f"a section needs a sideways scroll at {width} px"
-    assert len(section_widths) == 19
-    assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (19 if case.name == "real" else 0)
+    assert len(section_widths) == 20
+    assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (20 if case.name == "real" else 0)
     small = [(t["where"], t["text"], round(t["size"], 1)) for t in texts if t["size"] < 10 - 1e-6]
     assert small == [], f"text under 10 px at {width} px"
     assert [(t["where"], t["text"]) for t in texts if t["cut"]] == [], f"text cut by its chart's edge at {width} px"
