@@ -740,7 +740,8 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
           "step 1 and of the step before."], ["conversion_funnel"]),
         ("retention", "Weekly cohort retention", [found.retention],
          chart_retention(tables["weekly_cohort_retention"], period),
-         ["A cohort is the users who signed up (registration) in one week, Monday to Sunday UTC; a cell is the share "
+         ["A cohort is the users who signed up (registration) in one week, Monday to Sunday UTC, and have an event in "
+          "the period (its size and its activity come from the same period); a cell is the share "
           "of them with any event in that later week. Blank cells are weeks not observed (before the logs begin), "
           "not zero; a cell marked * is a week only partly in the data or the period (it counts only its days "
           "there, so its share reads low), and the sentence above quotes whole weeks only."],
