@@ -681,7 +681,8 @@ order by day
 # The upgraders' free stretch before their first upgrade in the period against the paid
 # stretch it began (each cut to the period): a before/after comparison of the same people,
 # not a measure of what upgrading does. A reversed upgrade is none.
-upgrade_engagement = _STRETCHES + f""",
+# Each user's first genuine upgrade (free to paid, not a reversal) in the period.
+_UPGRADES = _STRETCHES + f""",
 
 upgrades as (
     select user_id, upgraded_at
@@ -694,7 +695,9 @@ upgrades as (
         where previous_level = 'free' and level = 'paid' and reversal = 0 and {_in_period('valid_from')}
     ) ranked
     where nth = 1
-),
+)"""
+
+upgrade_engagement = _UPGRADES + f""",
 
 sides as (
     select u.user_id, u.upgraded_at, s.valid_from, s.valid_to, s.level
@@ -733,6 +736,77 @@ select
 from plays
 group by period
 order by period desc
+"""
+
+# The path to paying. Time to upgrade: from sign-up (users.registered_at) to the first
+# genuine upgrade in the period, in days, each stamp truncated to the second. Before it:
+# what the users did while free in the period (events on the free level; an upgrader's only
+# before the upgrade), the free users who upgraded against those who did not, per active
+# day on free (a day with an event on free): pages visited (events other than a play),
+# songs played and sessions (distinct session ids). Ratios are pooled (sums over sums).
+# Redshift rejects percentile_cont beside count(distinct …): the timing is its own step.
+path_to_paying = _UPGRADES + f""",
+
+free_activity as (
+    select
+        e.user_id,
+        case when u.user_id is null then 'stayed free' else 'upgraded' end as free_users,
+        sum(case when e.page = 'NextSong' then 0 else 1 end) as pages,
+        sum(case when e.page = 'NextSong' then 1 else 0 end) as plays,
+        count(distinct e.session_id) as sessions,
+        count(distinct cast(e.start_time as date)) as active_days
+    from app_events e
+    left join upgrades u on u.user_id = e.user_id
+    where e.user_id is not null and e.level = 'free' and {_in_period('e.start_time')}
+      and (u.user_id is null or e.start_time < u.upgraded_at)
+    group by e.user_id, case when u.user_id is null then 'stayed free' else 'upgraded' end
+),
+
+by_group as (
+    select
+        free_users,
+        count(*) as users,
+        sum(active_days) as active_days,
+        sum(pages) as pages,
+        sum(plays) as plays,
+        sum(sessions) as sessions
+    from free_activity
+    group by free_users
+),
+
+days_to_upgrade as (
+    select
+        (cast(extract(epoch from date_trunc('second', u.upgraded_at)) as double precision)
+         - cast(extract(epoch from date_trunc('second', s.registered_at)) as double precision)) / 86400 as days
+    from upgrades u
+    join users s on s.user_id = u.user_id
+    where s.registered_at is not null
+),
+
+timing as (
+    select
+        'upgraded' as free_users,
+        count(*) as upgraders_timed,
+        percentile_cont(0.5) within group (order by days) as median_days_to_upgrade,
+        min(days) as min_days_to_upgrade,
+        max(days) as max_days_to_upgrade
+    from days_to_upgrade
+)
+
+select
+    g.free_users,
+    g.users,
+    g.active_days,
+    cast(g.pages as double precision) / g.active_days as pages_per_active_day,
+    cast(g.plays as double precision) / g.active_days as plays_per_active_day,
+    cast(g.sessions as double precision) / g.active_days as sessions_per_active_day,
+    t.upgraders_timed,
+    t.median_days_to_upgrade,
+    t.min_days_to_upgrade,
+    t.max_days_to_upgrade
+from by_group g
+left join timing t on t.free_users = g.free_users
+order by g.free_users desc
 """
 
 # Net paid growth over the period, among its listeners: each one's level at the start (the
@@ -829,6 +903,7 @@ QUERIES = [
     ("weekly_cohort_retention", "Weekly cohort retention", analysis("weekly_cohort_retention")),
     ("churn_summary", "Churn and downgrades", analysis("churn_summary")),
     ("churned_users", "Churn and downgrades", analysis("churned_users")),
+    ("churn_risk", "Churn risk", analysis("churn_risk")),
     ("paid_share", "Who the paying users are", paid_share),
     ("top_songs", "What they play", top_songs),
     ("top_artists", "What they play", top_artists),
@@ -841,6 +916,7 @@ QUERIES = [
     ("paid_growth", "Net paid growth", paid_growth),
     ("level_changes", "Money", level_changes),
     ("upgrade_engagement", "Money", upgrade_engagement),
+    ("path_to_paying", "The path to paying", path_to_paying),
     ("load_health", "Data health", load_health),
     ("load_error_reasons", "Data health", load_error_reasons),
     ("schema_drift", "Data health", schema_drift),

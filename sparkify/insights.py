@@ -76,7 +76,7 @@ def _plain(value):
 
 def write_csvs(tables: dict[str, Table], folder: Path) -> list[Path]:
     paths = []
-    for table in tables.values():
+    for table in map(report.with_labels, tables.values()):
         path = folder / f"{table.name}.csv"
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -148,7 +148,41 @@ def findings(t: dict[str, Table], period: Period) -> Findings:
         _retention(t["weekly_cohort_retention"], period),
         _churn(t["churn_summary"], t["churned_users"], period), _paying(t["paid_share"]),
         *_listening(t), *_money(t), _health(t["load_health"].records()[0]), panel,
-        _trend(t["weekly_trend"], period), _growth(t["paid_growth"].records()[0]))
+        _trend(t["weekly_trend"], period), _growth(t["paid_growth"].records()[0]),
+        _churn_risk(t["churn_risk"].records()), _path(t["path_to_paying"].records()))
+
+
+def _path(rows: list[dict]) -> str:
+    """Upgraders against those who stayed free, per active day on free, and the time from
+    sign-up to upgrade: who upgrades, not what makes them."""
+    groups = {r["free_users"]: r for r in rows}
+    up, stayed = groups.get("upgraded"), groups.get("stayed free")
+    if not up:
+        return "No free user upgraded in this period."
+    def rates(r: dict) -> str:
+        return (f"{r['plays_per_active_day']:.1f} songs, {r['pages_per_active_day']:.1f} other pages and "
+                f"{r['sessions_per_active_day']:.2f} sessions per active day")
+    text = f"While free, the {plural(up['users'], 'user')} who upgraded in the period had {rates(up)}"
+    text += f", against {rates(stayed)} for the {stayed['users']:,} who stayed free" if stayed else ""
+    if up["median_days_to_upgrade"] is not None:
+        text += (f"; the median upgrader upgraded {up['median_days_to_upgrade']:.1f} days after signing up "
+                 f"({up['min_days_to_upgrade']:.1f} to {up['max_days_to_upgrade']:.1f})")
+    return text + ". This describes who upgrades, not what makes them."
+
+
+def _churn_risk(users: list[dict]) -> str:
+    """How many looked at leaving without leaving, how many of them still listen, and who
+    listens most: the list the team can act on is the CSV."""
+    if not users:
+        return "Nobody visited the Downgrade or Cancel page in this period without submitting afterwards."
+    paid = sum(u["level"] == "paid" for u in users)
+    listening = [u for u in users if u["plays_last_7_days"]]
+    top = users[0]
+    most = (f"; the most active, user {top['user_id']} ({top['level']}), played {top['plays_last_7_days']:,} "
+            f"songs in those days") if listening else ""
+    return (f"{plural(len(users), 'user')} visited the Downgrade or Cancel page without submitting afterwards "
+            f"({paid:,} of them on the paid level at their last event), and {len(listening):,} of them played "
+            f"songs in the period's last 7 days{most}: the list to contact is churn_risk.csv.")
 
 
 def _trend(table: Table, period: Period) -> str:
@@ -401,6 +435,7 @@ def summary_lines(found: Findings, page: Path, seconds: float) -> list[str]:
     for label, text in (("activity", f"{found.activity} {found.newcomers} {found.panel}".strip()),
                         ("trend", found.trend), ("hours", found.hours),
                         ("funnel", found.funnel), ("retention", found.retention), ("churn", found.churn),
+                        ("churn risk", found.churn_risk), ("path", found.path),
                         ("paying", found.paying), ("growth", found.growth), ("songs", found.songs),
                         ("artists", found.artists),
                         ("free/paid", found.levels), ("platforms", found.platforms),

@@ -314,6 +314,41 @@ def chart_churn(users: Table, period: Period, limit: int = 20) -> str:
 
 
 @two_widths
+def chart_churn_risk(t: Table, limit: int = 20) -> str:
+    """The users at risk, most active first (the first 20): their plays in the period's
+    last 7 days, each bar saying its level."""
+    users = t.records()[:limit]
+    if not users:
+        return ""
+    return _hbar([f"user {u['user_id']}" for u in users], [u["plays_last_7_days"] for u in users],
+                 "songs played in the period's last 7 days", "Users who visited Downgrade or Cancel without submitting",
+                 color=ORANGE, notes=[f" ({u['level']})" for u in users])
+
+
+@two_widths
+def chart_path(t: Table) -> str:
+    """While free, per active day: songs, other pages and sessions, upgraders beside those
+    who stayed free; one panel per measure, so each has its own axis."""
+    rows = t.records()
+    if not rows:
+        return ""
+    measures = [("plays_per_active_day", "songs"), ("pages_per_active_day", "other pages"),
+                ("sessions_per_active_day", "sessions")]
+    narrow = _layout["narrow"]
+    fig, axes = plt.subplots(len(measures) if narrow else 1, 1 if narrow else len(measures),
+                             figsize=(_width(8), 5.4 if narrow else 2.6))
+    for ax, (column, label) in zip(axes, measures, strict=True):
+        values = [r[column] for r in rows]
+        bars = ax.bar([r["free_users"] for r in rows], values, color=[BLUE if r["free_users"] == "upgraded" else GREY
+                                                                      for r in rows])
+        ax.bar_label(bars, [f"{v:.2f}" if v < 10 else f"{v:.1f}" for v in values], fontsize=9)
+        ax.set_title(f"{label} per active day", loc="left", fontsize=10)
+        ax.margins(y=0.25)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+@two_widths
 def chart_growth(t: Table) -> str:
     """Paid listeners at the start, the moves each way, and at the end: four bars, none
     negative, each with its value."""
@@ -514,6 +549,34 @@ def _words(column: str) -> str:
 PAGE_WORDS = {"NextSong": "song played (NextSong)"}
 
 
+# Columns whose codes the page shows as words (F/M as women/men, weekday numbers 0-6 from
+# Sunday as names): a CSV keeps the code, machine-friendly, and beside it a <column>_label
+# column with the page's words, so the file and the page say the same thing. (Page names
+# need none: the page shows the app's name itself, NextSong with its meaning.)
+CODED_COLUMNS = ("gender", "weekday")
+
+
+def with_labels(table: Table) -> Table:
+    """The table with a <column>_label column after each coded column (and after value
+    where one of its rows is a gender), holding the words the page shows."""
+    records = table.records()
+    coded = [c for c in table.columns if c in CODED_COLUMNS]
+    if "value" in table.columns and any(r.get("dimension") == "gender" for r in records):
+        coded.append("value")
+    if not coded:
+        return table
+    columns: list[str] = []
+    for column in table.columns:
+        columns += [column, f"{column}_label"] if column in coded else [column]
+    rows = []
+    for record in records:
+        row: list = []
+        for column in table.columns:
+            row += [record[column], _cell(column, record[column], record)] if column in coded else [record[column]]
+        rows.append(tuple(row))
+    return Table(table.name, table.question, columns, rows, table.seconds)
+
+
 def _cell(column: str, value, record: dict | None = None) -> str:
     """A value as a reader reads it: day names, yes/no, women/men, shares in percent, the
     app's page codes in words."""
@@ -546,6 +609,8 @@ def definitions(tables: dict[str, Table]) -> str:
     both = p["listeners_on_both_levels"]
     days = [d["active_users"] for d in tables["daily_activity"].records() if d["active_users"]]
     paying = next((r["paid_listeners"] for r in tables["paid_share"].records() if r["dimension"] == "all"), 0)
+    sessions = sum(r["sessions"] for r in tables["engagement"].records())
+    without = sum(r["sessions_without_plays"] for r in tables["engagement"].records())
     terms = [
         ("Users", p["users"], "people who were logged in for at least one event (any page) in the period."),
         ("Listeners", p["listeners"], "users who played at least one song in the period. The “Who listens” "
@@ -563,6 +628,22 @@ def definitions(tables: dict[str, Table]) -> str:
          "event in it, from the level history)."),
         ("Free users (funnel)", None, "the funnel counts events on the free level only: a paying user's visits "
          "are no step towards paying."),
+        ("Level", None, "free or paid: the subscription a user was on at an event, as the app logged it. A play "
+         "counts at the level it was played on, a session at the level it started on."),
+        ("Session", sessions, "a user's events with one session id, in the period when its first event is. It ends "
+         "when its last song ends (the play's start plus the song's length) or at its last event, whichever is "
+         f"later. The {without:,} sessions without a play are counted apart, never averaged in as zero songs."),
+        ("Active day", None, "a day (UTC) on which a user had at least one event; “per active day” in the money "
+         "section divides a user's plays by the days they played on in that stretch."),
+        ("Metro", None, "the metropolitan area the logs give as a user's location (“Atlanta-Sandy Springs-Roswell, "
+         f"GA”). A share by metro is ranked only over metros of at least {MIN_GROUP} listeners."),
+        ("Catalog", None, "the song files loaded beside the logs (songs and their artists). A play matches the "
+         "catalog when its title, artist name and length equal a song's; the others keep the names the log gives."),
+        ("Published batch", None, "one run of the loader whose data reached the tables readers query; a failed "
+         "batch published nothing."),
+        ("Names repaired", None, "names in the logs whose letters arrived garbled (their UTF-8 bytes read as "
+         "Latin-1, once or more, so “ö” arrived as three or more odd characters) and were decoded back when loaded; "
+         "counted once per distinct garbled name, over every load."),
     ]
     items = "".join(f"<dt>{html.escape(term)}</dt><dd>{'' if n is None else f'<b>{n:,}</b> '}{html.escape(text)}</dd>"
                     for term, n, text in terms)
@@ -634,6 +715,12 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
     signals = tables["churn_summary"].records()
     if any(r["events"] for r in signals):  # a signal absent beside one present: said, not drawn as nothing
         churn_notes += [f"{r['page']}: none in this period." for r in signals if not r["events"]]
+    at_risk = len(tables["churn_risk"].rows)
+    risk_notes = ["At risk: a user whose latest visit to the Downgrade or Cancel page in the period has no Submit "
+                  "Downgrade or Cancellation Confirmation at or after it in the period. The last 7 days end with the "
+                  "period, or with its last day with events. Level is the one on the user's last event in the period."]
+    if at_risk > 20:
+        risk_notes.append(f"Charted: the 20 most active of {at_risk:,}; the CSV lists every one.")
     # (id, title, takeaway sentences, chart (SVG, or "" for none), notes beside it, tables);
     # the first section's body is the definitions instead of a chart.
     sections = [
@@ -661,11 +748,18 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
         ("churn", "Churn and downgrades", [found.churn], churn_svg,
          churn_notes,
          ["churn_summary", "churned_users"]),
+        ("risk", "Churn risk: looked at leaving, still here", [found.churn_risk],
+         chart_churn_risk(tables["churn_risk"]), risk_notes, ["churn_risk"]),
         ("paying", "Who the paying users are", [found.paying], chart_paying(tables["paid_share"]),
          ["Each listener counts once per dimension: their location and platform are those of most of their plays "
           f"in the period. A metro (the logs' metropolitan area) is shown and ranked only with at least "
           f"{MIN_GROUP} listeners; smaller ones are pooled in one row. Each bar says its listeners."],
          ["paid_share"]),
+        ("path", "The path to paying", [found.path], chart_path(tables["path_to_paying"]),
+         ["While free: a user's events on the free level in the period, an upgrader's only before their first "
+          "upgrade in it (a reversal is none). An active day is a day with an event on free; other pages are "
+          "events other than a song played; sessions are distinct session ids. Rates pool the group (sums over "
+          "sums). Days to upgrade run from sign-up (registration) to that upgrade."], ["path_to_paying"]),
         ("growth", "Net paid growth", [found.growth], chart_growth(tables["paid_growth"]),
          ["Each listener's level at the start is the one in force at the period's first moment (for a listener "
           "whose level history begins in the period, their first level), and at the end the one in force at its "

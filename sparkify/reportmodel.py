@@ -127,6 +127,8 @@ class Findings:
     panel: str = ""
     trend: str = ""
     growth: str = ""
+    churn_risk: str = ""
+    path: str = ""
 
 
 def observed_churners(users: Table, period: Period) -> tuple[list[dict], int]:

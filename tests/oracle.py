@@ -396,6 +396,33 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
             around[period]["days"].add((e["userId"], start_time(e["ts"]).date()))
     out["upgrade_engagement"] = {p: (len(v["users"]), v["plays"], len(v["days"]), v["plays"] / len(v["days"]))
                                  for p, v in around.items()}
+    # The path to paying: what users did while free in the period (an upgrader only before
+    # their first genuine upgrade in it), per active day on free, upgraders against those
+    # who stayed free; and the days from sign-up to that upgrade, stamps to the second.
+    free_activity: dict = defaultdict(lambda: {"pages": 0, "plays": 0, "sessions": set(), "days": set()})
+    for e in unique:
+        if not e["userId"] or e["level"] != "free":
+            continue
+        if e["userId"] in upgrades and e["ts"] >= upgrades[e["userId"]][1]:
+            continue
+        entry = free_activity[e["userId"]]
+        entry["plays" if e["page"] == "NextSong" else "pages"] += 1
+        entry["sessions"].add(e["sessionId"])
+        entry["days"].add(start_time(e["ts"]).date())
+    groups: dict = {}
+    for user, v in free_activity.items():
+        group = groups.setdefault("upgraded" if user in upgrades else "stayed free", [0, 0, 0, 0, 0])
+        for i, n in enumerate((1, len(v["days"]), v["pages"], v["plays"], len(v["sessions"]))):
+            group[i] += n
+    days_to_upgrade = [(start_time(upgraded).replace(microsecond=0)
+                        - expected.users[int(user)][4].replace(microsecond=0)).total_seconds() / 86400
+                       for user, (_, upgraded, _) in upgrades.items() if expected.users[int(user)][4] is not None]
+    timing = (len(days_to_upgrade), median(days_to_upgrade), min(days_to_upgrade), max(days_to_upgrade)) \
+        if days_to_upgrade else (0, None, None, None)
+    out["path_to_paying"] = {
+        group: (users, days, pages / days, plays / days, sessions / days,
+                *(timing if group == "upgraded" else (None, None, None, None)))
+        for group, (users, days, pages, plays, sessions) in groups.items()}
 
     # Who pays: each listener once, with the location and user agent of most of their plays
     # (ties to the first in code-point order) and their level at their last event in the period.
@@ -587,15 +614,19 @@ def _sessions(raw: RawData) -> dict:
     return sessions
 
 
-def _whole_seconds(items: list) -> int:
-    """Last event's time minus the first's, each truncated to the second."""
-    return items[-1]["ts"] // 1000 - items[0]["ts"] // 1000
+def _session_seconds(items: list) -> float:
+    """The report's session length: from its first event to the end of its last song (that
+    play's start plus its length) or its last event, whichever is later, each stamp
+    truncated to the second."""
+    ends = [items[-1]["ts"] // 1000] + [e["ts"] // 1000 + (e["length"] or 0)
+                                        for e in items if e["page"] == "NextSong"]
+    return float(max(ends) - items[0]["ts"] // 1000)
 
 
 @analysis
 def sessions(raw: RawData) -> list:
     return [(user, session, start_time(items[0]["ts"]), start_time(items[-1]["ts"]), len(items),
-             sum(e["page"] == "NextSong" for e in items), items[0]["level"], _whole_seconds(items))
+             sum(e["page"] == "NextSong" for e in items), items[0]["level"], _session_seconds(items) / 60)
             for (user, session), items in sorted(_sessions(raw).items())]
 
 
@@ -603,15 +634,22 @@ def sessions(raw: RawData) -> list:
 def session_length_by_level(raw: RawData) -> list:
     from statistics import median
 
-    by_level: dict = defaultdict(lambda: {"users": set(), "plays": [], "minutes": []})
+    by_level: dict = defaultdict(lambda: {"users": set(), "sessions": 0, "plays": [], "minutes": []})
     for (user, _), items in _sessions(raw).items():
         entry = by_level[items[0]["level"]]
         entry["users"].add(user)
-        entry["plays"].append(sum(e["page"] == "NextSong" for e in items))
-        entry["minutes"].append(_whole_seconds(items) / 60)
-    return [(level, len(v["users"]), len(v["plays"]), sum(v["plays"]) / len(v["plays"]),
-             sum(v["minutes"]) / len(v["minutes"]), median(v["minutes"]), max(v["minutes"]))
-            for level, v in sorted(by_level.items())]
+        entry["sessions"] += 1
+        plays = sum(e["page"] == "NextSong" for e in items)
+        if plays:  # sessions without a play are counted apart, not averaged in
+            entry["plays"].append(plays)
+            entry["minutes"].append(_session_seconds(items) / 60)
+    out = []
+    for level, v in sorted(by_level.items()):
+        listening = len(v["plays"])
+        stats = ((sum(v["plays"]) / listening, sum(v["minutes"]) / listening, median(v["minutes"]),
+                  max(v["minutes"])) if listening else (None, None, None, None))
+        out.append((level, len(v["users"]), v["sessions"], v["sessions"] - listening, listening or None, *stats))
+    return out
 
 
 FUNNEL_STEPS = ["Home", "NextSong", "Upgrade", "Submit Upgrade"]
@@ -710,6 +748,44 @@ def churned_users(raw: RawData) -> list:
                      sum(ts < churned for ts in visits),
                      raw.expected.users[int(user)][3]))
     return sorted(rows, key=lambda r: (r[3], r[0]))
+
+
+RISK_PAGES = ("Downgrade", "Cancel")
+CHURN_PAGES = ("Submit Downgrade", "Cancellation Confirmation")
+
+
+@analysis
+def churn_risk(raw: RawData) -> list:
+    """Users whose latest Downgrade/Cancel page visit in the period has no submission at or
+    after it; their plays in the 7 days before the period's close (its end, or the end of
+    the last day with events when that is earlier), most active first."""
+    users = _events_by_user(raw)
+    if not users:
+        return []
+    last = max(items[-1]["ts"] for items in users.values())
+    close = start_time(last).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    if raw.period_end is not None:
+        close = min(close, raw.period_end)
+    rows = []
+    for user, items in users.items():
+        visits = [e["ts"] for e in items if e["page"] in RISK_PAGES]
+        if not visits or any(e["page"] in CHURN_PAGES and e["ts"] >= max(visits) for e in items):
+            continue
+        recent = sum(e["page"] == "NextSong" and start_time(e["ts"]) >= close - timedelta(days=7) for e in items)
+        rows.append((user, len(visits), start_time(max(visits)), start_time(items[-1]["ts"]), recent,
+                     items[-1]["level"]))
+    return sorted(rows, key=lambda r: (-r[4], -r[3].timestamp(), r[0]))
+
+
+def _events_by_user(raw: RawData) -> dict:
+    """user_id -> their logged-in events in the period, ordered by time then item."""
+    users = defaultdict(list)
+    for e in raw.events:
+        if e["userId"]:
+            users[int(e["userId"])].append(e)
+    for items in users.values():
+        items.sort(key=lambda e: (e["ts"], e["itemInSession"]))
+    return users
 
 
 @analysis

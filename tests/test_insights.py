@@ -29,9 +29,9 @@ SCREENSHOTS = os.environ.get("SPARKIFY_REPORT_SCREENSHOTS")  # a folder to keep 
 # The real data's second and third weeks: no churn signal falls in them.
 PERIOD = (date(2018, 11, 10), date(2018, 11, 20))
 NAMES = ["population", "daily_activity", "weekly_trend", "listening_hours", "conversion_funnel",
-         "weekly_cohort_retention", "churn_summary", "churned_users", "paid_share", "top_songs", "top_artists",
-         "catalog_coverage", "level_share", "gender_share", "top_locations", "platforms", "engagement",
-         "paid_growth", "level_changes", "upgrade_engagement", "load_health",
+         "weekly_cohort_retention", "churn_summary", "churned_users", "churn_risk", "paid_share", "top_songs",
+         "top_artists", "catalog_coverage", "level_share", "gender_share", "top_locations", "platforms", "engagement",
+         "paid_growth", "level_changes", "upgrade_engagement", "path_to_paying", "load_health",
          "load_error_reasons", "schema_drift"]
 
 
@@ -118,8 +118,8 @@ def case(request) -> Case:
 def test_every_table_is_a_csv_and_the_summary_names_the_report(case):
     assert sorted(p.stem for p in case.folder.glob("*.csv")) == sorted(NAMES)
     assert f"Report: {case.folder / 'index.html'}" in case.stdout
-    for label in ("activity", "hours", "funnel", "retention", "churn", "paying", "songs", "artists", "free/paid",
-                  "platforms", "engagement", "money", "data health"):
+    for label in ("activity", "hours", "funnel", "retention", "churn", "churn risk", "paying", "songs", "artists",
+                  "free/paid", "platforms", "path", "engagement", "money", "data health"):
         assert f"  {label} " in case.stdout
 
 
@@ -139,6 +139,11 @@ def test_the_population_is_defined_once(case):
     for term, figure in (("Users", got["users"]), ("Listeners", got["listeners"]), ("New users", got["new_users"]),
                          ("First seen", got["first_seen_users"]), ("Paying users", paying)):
         assert page.count(f"<dt>{term}</dt>") == 1 and f"<dt>{term}</dt><dd><b>{figure:,}</b> " in page, term
+    # Every other term the page uses is defined there too, once; a session with its count.
+    sessions = sum(entry[1] for entry in case.figures["engagement"].values())
+    assert f"<dt>Session</dt><dd><b>{sessions:,}</b> " in page
+    for term in ("Level", "Session", "Active day", "Metro", "Catalog", "Published batch", "Names repaired"):
+        assert page.count(f"<dt>{term}</dt>") == 1, term
 
 
 def test_activity_over_time(case):
@@ -204,6 +209,12 @@ def test_who_listens(case):
     assert {r["level"]: float(r["median_plays"]) for r in case.read("level_share")} == oracle["median_plays"]
     assert {r["gender"]: (int(r["listeners"]), int(r["plays"])) for r in case.read("gender_share")} == \
         oracle["gender"]
+    # The CSVs keep the codes and say them as the page does, in a label column beside them.
+    words = {"F": "women", "M": "men"}
+    assert {r["gender"]: r["gender_label"] for r in case.read("gender_share")} == \
+        {g: words.get(g, g) for g in oracle["gender"]}
+    assert {r["value"]: r["value_label"] for r in case.read("paid_share") if r["dimension"] == "gender"} == \
+        {g: words.get(g, g) for (dimension, g) in case.figures["paid_share"] if dimension == "gender"}
     locations = case.read("top_locations")
     assert [int(r["plays"]) for r in locations] == sorted((v[1] for v in oracle["locations"].values()),
                                                           reverse=True)[:10]
@@ -264,7 +275,8 @@ def as_csv(value) -> str:
     return "" if value is None else str(value)
 
 
-@pytest.mark.parametrize("name", ["conversion_funnel", "weekly_cohort_retention", "churn_summary", "churned_users"])
+@pytest.mark.parametrize("name", ["conversion_funnel", "weekly_cohort_retention", "churn_summary", "churned_users",
+                                  "churn_risk"])
 def test_funnel_cohorts_and_churn_are_the_analyses_over_the_period(case, name):
     """The report runs analyses/<name>.sql itself: its CSV is the oracle's rows for that file."""
     rows = [list(r.values()) for r in case.read(name)]
@@ -276,6 +288,45 @@ def test_funnel_cohorts_and_churn_are_the_analyses_over_the_period(case, name):
                 assert math.isclose(float(value), expected, rel_tol=1e-9), (got, wanted)
             else:
                 assert value == as_csv(expected), (got, wanted)
+
+
+def test_churn_risk_says_the_oracle_s_list(case):
+    """The sentence's counts are the oracle's: who is at risk, on paid, still listening, most active."""
+    users = case.analyses["churn_risk"]
+    line = next(line for line in case.stdout.splitlines() if line.startswith("  churn risk"))
+    if not users:
+        assert "Nobody visited" in line
+        return
+    listening = [u for u in users if u[4]]
+    assert f" {len(users):,} user" in line and f"({sum(u[5] == 'paid' for u in users):,} of them on the paid" in line
+    assert f"and {len(listening):,} of them played" in line
+    if listening:
+        assert f"user {users[0][0]} ({users[0][5]}), played {users[0][4]:,} songs" in line
+
+
+def test_the_path_to_paying(case):
+    """Upgraders against those who stayed free, while free, and the days from sign-up to
+    upgrade: the CSV and the sentence are the oracle's."""
+    want = case.figures["path_to_paying"]
+    rows = {r["free_users"]: r for r in case.read("path_to_paying")}
+    assert rows.keys() == want.keys()
+    for group, expected in want.items():
+        got = [rows[group][c] for c in ("users", "active_days", "pages_per_active_day", "plays_per_active_day",
+                                        "sessions_per_active_day", "upgraders_timed", "median_days_to_upgrade",
+                                        "min_days_to_upgrade", "max_days_to_upgrade")]
+        for value, wanted in zip(got, expected, strict=True):
+            if wanted is None:
+                assert value == "", (group, got, expected)
+            else:
+                assert math.isclose(float(value), wanted, rel_tol=1e-9), (group, got, expected)
+    line = next(line for line in case.stdout.splitlines() if line.startswith("  path"))
+    if "upgraded" in want:
+        up = want["upgraded"]
+        assert f"the {up[0]:,} user" in line and f"{up[3]:.1f} songs, {up[2]:.1f} other pages" in line
+        if up[6] is not None:
+            assert f"upgraded {up[6]:.1f} days after signing up" in line
+    else:
+        assert "No free user upgraded" in line
 
 
 def test_data_health(case):
@@ -570,8 +621,8 @@ def test_the_report_reads_well_in_a_browser(case, browser, tmp_path, width):
     page_width, viewport, section_widths = widths
     assert page_width <= viewport
     assert [s for s in section_widths if s[1] > s[2]] == [], f"a section needs a sideways scroll at {width} px"
-    assert len(section_widths) == 18
-    assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (18 if case.name == "real" else 0)
+    assert len(section_widths) == 20
+    assert all(p.stat().st_size > 5_000 for p in saved) and len(saved) == (20 if case.name == "real" else 0)
     small = [(t["where"], t["text"], round(t["size"], 1)) for t in texts if t["size"] < 10 - 1e-6]
     assert small == [], f"text under 10 px at {width} px"
     assert [(t["where"], t["text"]) for t in texts if t["cut"]] == [], f"text cut by its chart's edge at {width} px"
