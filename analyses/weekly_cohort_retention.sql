@@ -12,10 +12,11 @@
 --   zero. week_number comes from the seconds between the two Mondays: EXTRACT(epoch ...)
 --   is an integer on Redshift and keeps the fraction on PostgreSQL, so each is taken of
 --   its week's start, date_trunc('week', ...), whole seconds on both engines.
--- Period: activity between the two timestamps in period_activity, [from, to) UTC, and the
---   users who signed up before its end; as written, everything. Change the timestamps to
---   limit it (insights.py --since/--until does); a week cut by the period's edge counts
---   only its days inside it.
+-- Period: activity between the two timestamps in period_activity, [from, to) UTC; a
+--   cohort's size and its activity come from that same period: its users are those who
+--   signed up before the period's end and have an event in the period. As written,
+--   everything. Change the timestamps to limit it (insights.py --since/--until does); a
+--   week cut by the period's edge counts only its days inside it.
 -- Covers: users (registered_at) joined to app_events.
 -- Order: cohort_week, week_number.
 -- Runs unchanged on PostgreSQL and Redshift.
@@ -28,10 +29,16 @@ with period_activity as (
       and user_id is not null
 ),
 
+period_users as (
+    select distinct user_id
+    from period_activity
+),
+
 cohorts as (
-    select user_id, date_trunc('week', registered_at) as cohort_week
-    from users
-    where registered_at < cast('9999-12-31 00:00:00' as timestamp)
+    select u.user_id, date_trunc('week', u.registered_at) as cohort_week
+    from users u
+    join period_users p on p.user_id = u.user_id
+    where u.registered_at < cast('9999-12-31 00:00:00' as timestamp)
 ),
 
 cohort_sizes as (

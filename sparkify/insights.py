@@ -160,7 +160,8 @@ def _path(rows: list[dict]) -> str:
     if not up:
         return "No free user upgraded in this period."
     def rates(r: dict) -> str:
-        return (f"{r['plays_per_active_day']:.1f} songs, {r['pages_per_active_day']:.1f} other pages and "
+        # Two decimals, as the chart's bars say them.
+        return (f"{r['plays_per_active_day']:.2f} songs, {r['pages_per_active_day']:.2f} other pages and "
                 f"{r['sessions_per_active_day']:.2f} sessions per active day")
     text = f"While free, the {plural(up['users'], 'user')} who upgraded in the period had {rates(up)}"
     text += f", against {rates(stayed)} for the {stayed['users']:,} who stayed free" if stayed else ""

@@ -336,15 +336,15 @@ def chart_path(t: Table) -> str:
                 ("sessions_per_active_day", "sessions")]
     narrow = _layout["narrow"]
     fig, axes = plt.subplots(len(measures) if narrow else 1, 1 if narrow else len(measures),
-                             figsize=(_width(8), 5.4 if narrow else 2.6))
+                             figsize=(_width(8), 7.0 if narrow else 2.6))
     for ax, (column, label) in zip(axes, measures, strict=True):
         values = [r[column] for r in rows]
         bars = ax.bar([r["free_users"] for r in rows], values, color=[BLUE if r["free_users"] == "upgraded" else GREY
                                                                       for r in rows])
-        ax.bar_label(bars, [f"{v:.2f}" if v < 10 else f"{v:.1f}" for v in values], fontsize=9)
+        ax.bar_label(bars, [f"{v:.2f}" for v in values], fontsize=9)
         ax.set_title(f"{label} per active day", loc="left", fontsize=10)
         ax.margins(y=0.25)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=3.5 if narrow else None)
     return _svg(fig)
 
 
@@ -740,7 +740,8 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
           "step 1 and of the step before."], ["conversion_funnel"]),
         ("retention", "Weekly cohort retention", [found.retention],
          chart_retention(tables["weekly_cohort_retention"], period),
-         ["A cohort is the users who signed up (registration) in one week, Monday to Sunday UTC; a cell is the share "
+         ["A cohort is the users who signed up (registration) in one week, Monday to Sunday UTC, and have an event in "
+          "the period (its size and its activity come from the same period); a cell is the share "
           "of them with any event in that later week. Blank cells are weeks not observed (before the logs begin), "
           "not zero; a cell marked * is a week only partly in the data or the period (it counts only its days "
           "there, so its share reads low), and the sentence above quotes whole weeks only."],

@@ -687,8 +687,11 @@ def conversion_funnel(raw: RawData) -> list:
 
 @analysis
 def weekly_cohort_retention(raw: RawData) -> list:
+    # A cohort's size and activity come from the same period: its users have an event in it.
+    in_period_users = {int(e["userId"]) for e in raw.events if e["userId"]}
     cohorts = {uid: _week_start(user[4]) for uid, user in raw.expected.users.items()
-               if user[4] is not None and (raw.period_end is None or user[4] < raw.period_end)}
+               if user[4] is not None and (raw.period_end is None or user[4] < raw.period_end)
+               and uid in in_period_users}
     sizes = Counter(cohorts.values())
     active = defaultdict(set)  # week -> users active in it
     for e in raw.events:
@@ -751,7 +754,6 @@ def churned_users(raw: RawData) -> list:
 
 
 RISK_PAGES = ("Downgrade", "Cancel")
-CHURN_PAGES = ("Submit Downgrade", "Cancellation Confirmation")
 
 
 @analysis

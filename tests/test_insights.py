@@ -322,7 +322,7 @@ def test_the_path_to_paying(case):
     line = next(line for line in case.stdout.splitlines() if line.startswith("  path"))
     if "upgraded" in want:
         up = want["upgraded"]
-        assert f"the {up[0]:,} user" in line and f"{up[3]:.1f} songs, {up[2]:.1f} other pages" in line
+        assert f"the {up[0]:,} user" in line and f"{up[3]:.2f} songs, {up[2]:.2f} other pages" in line
         if up[6] is not None:
             assert f"upgraded {up[6]:.1f} days after signing up" in line
     else:
