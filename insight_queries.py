@@ -741,7 +741,9 @@ order by period desc
 # The path to paying. Time to upgrade: from sign-up (users.registered_at) to the first
 # genuine upgrade in the period, in days, each stamp truncated to the second. Before it:
 # what the users did while free in the period (events on the free level; an upgrader's only
-# before the upgrade), the free users who upgraded against those who did not, per active
+# before the upgrade; none of a free stretch that was itself a reversal, a paid user's
+# downgrade undone within the window: that user was never a free user), the free users who
+# upgraded against those who did not, per active
 # day on free (a day with an event on free): pages visited (events other than a play),
 # songs played and sessions (distinct session ids). Ratios are pooled (sums over sums).
 # Redshift rejects percentile_cont beside count(distinct …): the timing is its own step.
@@ -757,8 +759,13 @@ free_activity as (
         count(distinct cast(e.start_time as date)) as active_days
     from app_events e
     left join upgrades u on u.user_id = e.user_id
+    left join stretches brief
+        on brief.user_id = e.user_id and brief.level = 'free' and brief.previous_level is not null
+       and brief.valid_to < brief.valid_from + interval '{REVERSAL_WINDOW}'
+       and e.start_time >= brief.valid_from and e.start_time < brief.valid_to
     where e.user_id is not null and e.level = 'free' and {_in_period('e.start_time')}
       and (u.user_id is null or e.start_time < u.upgraded_at)
+      and brief.user_id is null
     group by e.user_id, case when u.user_id is null then 'stayed free' else 'upgraded' end
 ),
 

@@ -344,6 +344,7 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
             timeline[e["userId"]].append((e["ts"], e["sessionId"], e["itemInSession"], e["level"]))
     changes: dict = defaultdict(lambda: [0, 0, 0])
     upgrades, level_at_end = {}, {}  # user -> (free stretch's first ts, upgrade ts, paid stretch's end ts or None)
+    reversed_free: dict = defaultdict(list)  # user -> [(first ts, next stretch's first ts)] of brief free stretches
     for user, items in timeline.items():
         items.sort()
         before_end = [item for item in items if start_time(item[0]) < end]
@@ -355,6 +356,8 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
                 starts.append(ts)
                 levels.append(level)
 
+        reversed_free[user] = [(starts[i], starts[i + 1]) for i in range(len(levels))
+                               if levels[i] == "free" and _brief(starts, levels, i)]
         for i in range(1, len(levels)):
             if not in_period(start_time(starts[i]), start, end):
                 continue
@@ -397,7 +400,8 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
     out["upgrade_engagement"] = {p: (len(v["users"]), v["plays"], len(v["days"]), v["plays"] / len(v["days"]))
                                  for p, v in around.items()}
     # The path to paying: what users did while free in the period (an upgrader only before
-    # their first genuine upgrade in it), per active day on free, upgraders against those
+    # their first genuine upgrade in it; nothing in a brief free stretch, which is a reversal),
+    # per active day on free, upgraders against those
     # who stayed free; and the days from sign-up to that upgrade, stamps to the second.
     free_activity: dict = defaultdict(lambda: {"pages": 0, "plays": 0, "sessions": set(), "days": set()})
     for e in unique:
@@ -405,6 +409,8 @@ def insight_figures(data: Path, start: datetime | None = None, end: datetime | N
             continue
         if e["userId"] in upgrades and e["ts"] >= upgrades[e["userId"]][1]:
             continue
+        if any(first <= e["ts"] < after for first, after in reversed_free[e["userId"]]):
+            continue  # a downgrade undone within the hour: not a free user's activity
         entry = free_activity[e["userId"]]
         entry["plays" if e["page"] == "NextSong" else "pages"] += 1
         entry["sessions"].add(e["sessionId"])
