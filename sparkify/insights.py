@@ -181,8 +181,10 @@ def _churn_risk(users: list[dict]) -> str:
     top = users[0]
     most = (f"; the most active, user {top['user_id']} ({top['level']}), played {top['plays_last_7_days']:,} "
             f"songs in those days") if listening else ""
+    on_paid = ("all on the paid level" if paid == len(users) and len(users) > 1
+               else f"{paid:,} of them on the paid level")
     return (f"{plural(len(users), 'user')} visited the Downgrade or Cancel page without submitting afterwards "
-            f"({paid:,} of them on the paid level at their last event), and {len(listening):,} of them played "
+            f"({on_paid} at their last event), and {len(listening):,} of them played "
             f"songs in the period's last 7 days{most}: the list to contact is churn_risk.csv.")
 
 

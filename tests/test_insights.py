@@ -298,7 +298,9 @@ def test_churn_risk_says_the_oracle_s_list(case):
         assert "Nobody visited" in line
         return
     listening = [u for u in users if u[4]]
-    assert f" {len(users):,} user" in line and f"({sum(u[5] == 'paid' for u in users):,} of them on the paid" in line
+    paid = sum(u[5] == "paid" for u in users)
+    on_paid = "(all on the paid level" if paid == len(users) > 1 else f"({paid:,} of them on the paid level"
+    assert f" {len(users):,} user" in line and on_paid in line
     assert f"and {len(listening):,} of them played" in line
     if listening:
         assert f"user {users[0][0]} ({users[0][5]}), played {users[0][4]:,} songs" in line
