@@ -147,10 +147,6 @@ def _module(name: str, held: tuple[int, ...] = ()):
     return command
 
 
-# serve's stop signals, held until its handlers are in place (sparkify/serve.py unblocks them).
-SERVE_STOP_SIGNALS = STOP_SIGNALS
-
-
 def _browser() -> None:
     """Debian's Chromium for the report's browser test; installed only where we may (root)."""
     if shutil.which("chromium") or shutil.which("chromium-browser"):
@@ -182,7 +178,9 @@ def test(extra: list[str]) -> int:
     return _run("-m", "pytest", "-n", "3", "--dist", "loadfile", *extra)
 
 
-COMMANDS = {"run": run, "test": test, "serve": _module("sparkify.serve", held=SERVE_STOP_SIGNALS),
+# serve starts with its stop signals held until its handlers are in place (sparkify/serve.py
+# unblocks them).
+COMMANDS = {"run": run, "test": test, "serve": _module("sparkify.serve", held=STOP_SIGNALS),
             "psql": _module("sparkify.psql"), "dictionary": _module("sparkify.dictionary")}
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import sql_queries as q
 
@@ -32,7 +32,7 @@ from . import (
 from .config import Config, Source
 from .dryrun import DryRunWarehouse, RunTimeValue
 from .summary import RunSummary, StagedTable
-from .warehouse import ConnectionLost, Session, WarehouseError, connect, log_step
+from .warehouse import ConnectionLost, Session, WarehouseError, connect, log_step, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ class EtlError(Exception):
 
 class QualityGateFailed(EtlError):
     pass
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 # --- staging ------------------------------------------------------------------------------------
@@ -363,10 +359,15 @@ def run_quality_checks(wh: Session, full: bool = False, batch: bool = True) -> i
 # --- bookkeeping -----------------------------------------------------------------------------------
 
 def record_errors(wh: Session, batch_id: int, errors: list[loads.LoadError]) -> None:
-    now = _now()
+    now = utc_now()
     rows = [(batch_id, now, e.disposition, e.table, e.source, e.line_number, e.column, e.reason, e.raw_excerpt)
             for e in errors]
     wh.insert_rows(q.load_error_insert, rows, label="record load errors")
+
+
+def record_drift(wh: Session, batch_id: int, changes: list[drift.Change]) -> None:
+    wh.insert_rows(q.schema_drift_insert, drift.rows_to_record(changes, batch_id, utc_now()),
+                   label="record schema drift")
 
 
 def record_objects(wh: Session, batch_id: int, pending: list[Pending],
@@ -396,12 +397,11 @@ def record_failed_batch(wh: Session, started_at: datetime, new_objects: int,
         loadlock.take(wh)
         batch_id = wh.scalar(q.next_batch_id)
         text = message.encode("utf-8")[:MESSAGE_BYTES].decode("utf-8", "ignore")
-        wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "failed", new_objects, 0,
+        wh.execute(q.etl_batch_insert, (batch_id, started_at, utc_now(), "failed", new_objects, 0,
                                         sum(1 for e in errors if e.disposition == loads.REJECTED),
                                         0, text))
         record_errors(wh, batch_id, errors)
-        wh.insert_rows(q.schema_drift_insert, drift.rows_to_record(changes or [], batch_id, _now()),
-                       label="record schema drift")
+        record_drift(wh, batch_id, changes or [])
         wh.commit()
     except WarehouseError as exc:
         wh.rollback()
@@ -453,7 +453,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
     before this one takes the lock; this attempt's is added. committing: set to the batch
     before its COMMIT is sent."""
     started = time.perf_counter()
-    started_at = _now()
+    started_at = utc_now()
     summary = RunSummary(target=config.describe_target(), schema_contract=config.schema_contract)
     s3 = None if dry_run else s3_client(config)
     with dry_run or connect(config) as wh:
@@ -515,8 +515,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
         for result in results:
             summary.staged.append(StagedTable(result.table, result.objects, result.rows, len(result.rejected)))
         record_errors(wh, batch_id, errors)
-        wh.insert_rows(q.schema_drift_insert, drift.rows_to_record(changes, batch_id, _now()),
-                       label="record schema drift")
+        record_drift(wh, batch_id, changes)
         record_objects(wh, batch_id, pending, results)
         counted = time.perf_counter()
         for table in q.STAR_TABLES:
@@ -526,7 +525,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
         summary.songplays_recovered_by_repair = wh.scalar(wh.dialect.render(q.batch_plays_recovered))
         summary.replaced_events = wh.scalar(q.replaced_events_count) or 0
         log_step("count rows for the summary", None, counted)
-        wh.execute(q.etl_batch_insert, (batch_id, started_at, _now(), "published", summary.new_objects,
+        wh.execute(q.etl_batch_insert, (batch_id, started_at, utc_now(), "published", summary.new_objects,
                                         sum(s.rows for s in summary.staged), len(summary.rejected),
                                         summary.checks_passed, None))
         faults.checkpoint("before-commit")

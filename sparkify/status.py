@@ -12,13 +12,13 @@ cannot be read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import sql_queries as q
 
 from .config import Config
 from .dryrun import DryRunWarehouse
-from .warehouse import Session
+from .warehouse import Session, utc_now
 
 FRESH, WARN, ERROR = 0, 1, 2
 LAST_BATCHES = 5
@@ -26,10 +26,6 @@ FAILED_SHOWN = 5
 DRIFT_DAYS = 7       # "recent" drift: found in the last week
 DRIFT_SHOWN = 10
 MESSAGE_CHARS = 300
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _age(delta: timedelta) -> str:
@@ -74,7 +70,7 @@ def freshness(latest: datetime | None, now: datetime, warn_after: timedelta | No
 
 def status(wh: Session | DryRunWarehouse, config: Config, now: datetime | None = None) -> Status:
     """What --status prints, and its exit status."""
-    now = now or _now()
+    now = now or utc_now()
     out = Status()
     out.lines.append(f"Status of the warehouse on {config.describe_target()} at {_when(now)} UTC")
     batches = wh.query(q.status_batches, (LAST_BATCHES,))

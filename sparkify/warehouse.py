@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import time
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import psycopg2
@@ -286,6 +287,11 @@ def _explain_connect(exc: psycopg2.OperationalError, config: Config) -> str:
 # Where each step is also written as a JSON line (label, count, unit, seconds), for tools
 # that measure runs (tools/benchmark.py) rather than read the progress lines.
 STEP_LOG_ENV = "SPARKIFY_STEP_LOG"
+
+
+def utc_now() -> datetime:
+    """Now, as the bookkeeping tables store times: UTC, without a zone (TIMESTAMP columns)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def log_step(label: str, rows: int | None, started: float, detail: str = "", unit: str = "rows") -> None:

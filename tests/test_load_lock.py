@@ -18,7 +18,7 @@ import sql_queries as q
 from sparkify import dialects, loadlock, parallelrows, pipeline
 from sparkify.config import load_config
 from sparkify.dialects import POSTGRES
-from sparkify.warehouse import client_name, connect, this_host
+from sparkify.warehouse import client_name, connect, this_host, utc_now
 
 several_cores = pytest.mark.skipif(parallelrows.usable_cores() < 2, reason="needs two cores for workers")
 
@@ -119,7 +119,7 @@ def test_a_failed_batch_is_recorded_under_the_lock_with_its_message_cut_to_bytes
     run_script("create_tables.py", "--config", str(warehouse.config))
     config = load_config(warehouse.config)
     with connect(config) as wh:
-        pipeline.record_failed_batch(wh, pipeline._now(), 3, "é" * 3000, [])
+        pipeline.record_failed_batch(wh, utc_now(), 3, "é" * 3000, [])
     rows = warehouse.query("select batch_id, outcome, octet_length(message) from etl_batches")
     assert rows == [(1, "failed", 4096)]
 
