@@ -447,8 +447,11 @@ order by dimension, plays desc, value
 
 def _most_played(column: str) -> str:
     """Each listener's value of column that most of their plays in the period came from
-    (ties: the first in order), from listener_plays."""
-    return f"""    select user_id, {column}
+    (ties: the first in order), from listener_plays, as a row of (user_id, location,
+    user_agent) with the other column NULL: favourites unions the two picks."""
+    location, user_agent = (column if column == name else "cast(null as varchar(1024))"
+                            for name in ("location", "user_agent"))
+    return f"""    select user_id, {location} as location, {user_agent} as user_agent
     from (
         select
             user_id,
@@ -466,6 +469,10 @@ def _most_played(column: str) -> str:
 # user agent are the ones most of their plays in the period came from. A share of two or
 # three people is no finding: metros with fewer than MIN_GROUP listeners are pooled into
 # one row (SMALL_METROS), and every metro at or above it is listed, so no tie is cut.
+# Written for tens of thousands of listeners: each listener's two picks are put side by
+# side by grouping (favourites), not by joining two ranked lists, which the planner cannot
+# size and looped over one for each row of the other (quadratic: minutes at 10M events);
+# a metro's size stands beside each listener as a window (placed), not as a join back.
 MIN_GROUP = 5
 SMALL_METROS = f"metros with fewer than {MIN_GROUP} listeners each"
 paid_share = f"""
@@ -474,14 +481,17 @@ with listener_plays as (
     from plays_by_user_day
     where {_in_period('day')} and user_id is not null
     group by user_id, location, user_agent
+    having sum(plays) <> 0
 ),
 
-home_locations as (
+favourites as (
+    select user_id, max(location) as location, max(user_agent) as user_agent
+    from (
 {_most_played('location')}
-),
-
-main_agents as (
+        union all
 {_most_played('user_agent')}
+    ) picks
+    group by user_id
 ),
 
 levels_at_end as (
@@ -496,25 +506,25 @@ levels_at_end as (
 
 listeners as (
     select
-        h.user_id,
+        f.user_id,
         coalesce(u.gender, 'unknown') as gender,
-        h.location,
-        {BROWSER.format(ua="a.user_agent")} as browser,
-        {OPERATING_SYSTEM.format(ua="a.user_agent")} as operating_system,
-        {DEVICE.format(ua="a.user_agent")} as device,
+        f.location,
+        {BROWSER.format(ua="f.user_agent")} as browser,
+        {OPERATING_SYSTEM.format(ua="f.user_agent")} as operating_system,
+        {DEVICE.format(ua="f.user_agent")} as device,
         case when e.level = 'paid' then 1 else 0 end as paid
-    from home_locations h
-    join main_agents a on a.user_id = h.user_id
-    left join users u on u.user_id = h.user_id
-    left join levels_at_end e on e.user_id = h.user_id
+    from favourites f
+    left join users u on u.user_id = f.user_id
+    left join levels_at_end e on e.user_id = f.user_id
 ),
 
-metros as (
+placed as (
     select
-        location,
-        case when count(*) >= {MIN_GROUP} then location else '{SMALL_METROS}' end as metro
+        paid,
+        case when count(*) over (partition by location) >= {MIN_GROUP} then location
+             else '{SMALL_METROS}' end as metro
     from listeners
-    group by location
+    where location is not null
 )
 
 select cast('all' as varchar(32)) as dimension, cast('all listeners' as varchar(1024)) as value,
@@ -526,10 +536,9 @@ select 'gender', gender, count(*), sum(paid), cast(sum(paid) as double precision
 from listeners
 group by gender
 union all
-select 'location', m.metro, count(*), sum(l.paid), cast(sum(l.paid) as double precision) / count(*)
-from listeners l
-join metros m on m.location = l.location
-group by m.metro
+select 'location', metro, count(*), sum(paid), cast(sum(paid) as double precision) / count(*)
+from placed
+group by metro
 union all
 select 'browser', browser, count(*), sum(paid), cast(sum(paid) as double precision) / count(*)
 from listeners

@@ -8,6 +8,7 @@ names its statistic (a mean, a median, a share) and its unit.
 from __future__ import annotations
 
 import csv
+import logging
 import time
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -32,6 +33,9 @@ from .reportmodel import (
 # The funnel's pages as a reader says them.
 FUNNEL_STEPS = {"Home": "opened Home", "NextSong": "played a song", "Upgrade": "visited the Upgrade page",
                 "Submit Upgrade": "submitted an upgrade"}
+
+
+log = logging.getLogger(__name__)
 
 
 class NothingToReport(Exception):
@@ -65,6 +69,11 @@ def run_queries(wh, period: Period) -> dict[str, Table]:
             columns = [d[0] for d in cur.description]
             tables[name] = Table(name, question, columns, rows, time.perf_counter() - started)
             running.update(number, last=name)
+    # Each query's time in the run's log, as etl.py logs its statements: which question a
+    # large warehouse makes slow is there to read, not to guess.
+    for table in tables.values():
+        log.info("query %-26s %8s rows %7.2f s", table.name, f"{len(table.rows):,}", table.seconds)
+    log.info("queries: %.1f s in all", sum(table.seconds for table in tables.values()))
     return tables
 
 

@@ -10,7 +10,7 @@ judged by. Beside the time it prints what the design costs: the statements one r
 the same files, the anchors: a plain orjson -> COPY -> INSERT ... SELECT load of the same
 star with no bookkeeping (reference), and DuckDB building that star from the files. Results
 go to stdout and to results.md in the work folder, each etl.py run's per-statement log to
-etl-<size>.log (etl-one-more-day.log) beside it.
+etl-<size>.log (etl-one-more-day.log) beside it, and insights.py's per-query log to insights.log.
 
     python tools/benchmark.py                 # 1M and 10M events, 100k songs (about 12 minutes
                                               # on 2 cores, 3 of them generating the data)
@@ -430,7 +430,9 @@ def main() -> int:
         (work / "etl-one-more-day.log").write_text(day_err)
         day_phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases(day_steps).items())
         day_events = staged_events(day_steps)
-        insights_wall, _, _, _ = run("insights.py", "--config", str(config), "--output", str(work / "insights"))
+        insights_wall, _, _, insights_err = run("insights.py", "--config", str(config), "--output",
+                                                str(work / "insights"))
+        (work / "insights.log").write_text(insights_err)  # each query's time
         finished("insights")
         ratios["incremental day / its share of a full load"] = day_seconds / (day_events / largest["events_per_s"])
         day_line = (f"one more day on the {largest['label']} warehouse: {day_events:,} events in {day_seconds:.1f} s "
