@@ -582,13 +582,12 @@ with sessions as (
 
 song_ends as (
     select
-        p.user_id,
-        p.session_id,
-        max(extract(epoch from date_trunc('second', p.start_time)) + coalesce(p.song_duration, 0)) as played_until
-    from songplays p
-    join sessions s on s.user_id = p.user_id and s.session_id = p.session_id
-    where p.start_time >= {PERIOD_START}
-    group by p.user_id, p.session_id
+        user_id,
+        session_id,
+        max(extract(epoch from date_trunc('second', start_time)) + coalesce(song_duration, 0)) as played_until
+    from songplays
+    where start_time >= {PERIOD_START} and user_id is not null
+    group by user_id, session_id
 ),
 
 labelled as (

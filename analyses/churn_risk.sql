@@ -4,7 +4,9 @@
 --   has no Submit Downgrade or Cancellation Confirmation at or after it in the period.
 -- Definitions: risk_page_visits counts the user's Downgrade and Cancel page visits in the
 --   period, last_visit_at is the latest of them; last_seen_at is the user's last event in
---   the period and level the level on it (ordered by time, then item_in_session).
+--   the period and level the level on it (ordered by time, then item_in_session). Each is
+--   looked up for the users at risk only, the last event by its time (an aggregate) rather
+--   than by ranking every event of the period (a sort of them all).
 --   plays_last_7_days counts their plays (NextSong) in the period's last 7 days: the 7
 --   days before the period's end, or before the end of the last day with events when the
 --   data stops earlier. A list the team can act on: the most active first.
@@ -45,18 +47,27 @@ submitted_after as (
     group by v.user_id
 ),
 
+last_moments as (
+    select e.user_id, max(e.start_time) as start_time
+    from period_events e
+    join risk_visits v on v.user_id = e.user_id
+    group by e.user_id
+),
+
 latest_events as (
     select
-        user_id,
-        start_time,
-        level,
-        row_number() over (partition by user_id order by start_time desc, item_in_session desc) as from_end
-    from period_events
+        e.user_id,
+        e.start_time,
+        e.level,
+        row_number() over (partition by e.user_id order by e.item_in_session desc) as from_end
+    from period_events e
+    join last_moments m on m.user_id = e.user_id and e.start_time >= m.start_time  -- = m.start_time, its max
 ),
 
 recent_plays as (
     select e.user_id, count(*) as plays
     from period_events e
+    join risk_visits v on v.user_id = e.user_id
     cross join period_close c
     where e.page = 'NextSong' and e.start_time >= c.closes_at - interval '7 days'
     group by e.user_id
