@@ -348,6 +348,13 @@ with played as (
     group by song_title, artist_name
 ),
 
+artists_played as (
+    select artist_name
+    from played
+    where artist_name is not null
+    group by artist_name
+),
+
 matched as (
     select count(distinct song_id) as songs_matched, count(distinct artist_id) as artists_matched
     from songplays
@@ -359,7 +366,7 @@ select
     (select coalesce(sum(plays_matched), 0) from played) as plays_matched,
     (select count(*) from played where song_title is not null and artist_name is not null) as songs_played,
     matched.songs_matched,
-    (select count(distinct artist_name) from played) as artists_played,
+    (select count(*) from artists_played) as artists_played,
     matched.artists_matched,
     (select count(*) from songs) as catalog_songs
 from matched

@@ -12,9 +12,12 @@
 --   7 days), plays_days_1_to_7_before in [churned_at - 7 days, churned_at), and
 --   downgrade_visits_before their visits to the Downgrade page before churned_at.
 --   current_level is the level on the user's latest event (users.level).
--- Period: the events between the two timestamps in period_events, [from, to) UTC; as
---   written, everything. Change them to limit it (insights.py --since/--until does).
--- Covers: app_events joined to users and user_levels.
+-- Period: the events between the two timestamps (in period_events and activity_around),
+--   [from, to) UTC; as written, everything. Change them to limit it (insights.py
+--   --since/--until does).
+-- Covers: app_events joined to users and user_levels. The plays and visits around churning
+--   are read for the churned users only, straight from app_events (the period's every play
+--   held aside first would be most of the table).
 -- Order: churned_at, user_id.
 -- Runs unchanged on PostgreSQL and Redshift.
 
@@ -24,7 +27,7 @@ with period_events as (
     where start_time >= cast('1900-01-01 00:00:00' as timestamp)
       and start_time < cast('9999-12-31 00:00:00' as timestamp)
       and user_id is not null
-      and page in ('Submit Downgrade', 'Cancellation Confirmation', 'NextSong', 'Downgrade')
+      and page in ('Submit Downgrade', 'Cancellation Confirmation')
 ),
 
 reversed_downgrades as (
@@ -48,7 +51,7 @@ churn_events as (
     from period_events e
     left join reversed_downgrades r
         on r.user_id = e.user_id and r.start_time = e.start_time and e.page = 'Submit Downgrade'
-    where e.page in ('Submit Downgrade', 'Cancellation Confirmation') and r.user_id is null
+    where r.user_id is null
     group by e.user_id
 ),
 
@@ -65,7 +68,9 @@ activity_around as (
         sum(case when e.page = 'Downgrade' and e.start_time < c.churned_at then 1 else 0 end)
             as downgrade_visits_before
     from churn_events c
-    join period_events e on e.user_id = c.user_id and e.page in ('NextSong', 'Downgrade')
+    join app_events e on e.user_id = c.user_id and e.page in ('NextSong', 'Downgrade')
+    where e.start_time >= cast('1900-01-01 00:00:00' as timestamp)
+      and e.start_time < cast('9999-12-31 00:00:00' as timestamp)
     group by c.user_id
 )
 
