@@ -12,21 +12,29 @@
 --   zero. week_number comes from the seconds between the two Mondays: EXTRACT(epoch ...)
 --   is an integer on Redshift and keeps the fraction on PostgreSQL, so each is taken of
 --   its week's start, date_trunc('week', ...), whole seconds on both engines.
--- Period: activity between the two timestamps in period_activity, [from, to) UTC; a
+-- Period: activity between the two timestamps in active_days, [from, to) UTC; a
 --   cohort's size and its activity come from that same period: its users are those who
 --   signed up before the period's end and have an event in the period. As written,
 --   everything. Change the timestamps to limit it (insights.py --since/--until does); a
 --   week cut by the period's edge counts only its days inside it.
--- Covers: users (registered_at) joined to app_events.
+-- Covers: users (registered_at) joined to events_by_user_day (each user's app events per UTC
+--   day, summed over the loads that added them), a small fraction of app_events' size.
 -- Order: cohort_week, week_number.
 -- Runs unchanged on PostgreSQL and Redshift.
 
-with period_activity as (
-    select distinct user_id, date_trunc('week', start_time) as activity_week
-    from app_events
-    where start_time >= cast('1900-01-01 00:00:00' as timestamp)
-      and start_time < cast('9999-12-31 00:00:00' as timestamp)
+with active_days as (
+    select user_id, day
+    from events_by_user_day
+    where day >= cast('1900-01-01 00:00:00' as timestamp)
+      and day < cast('9999-12-31 00:00:00' as timestamp)
       and user_id is not null
+    group by user_id, day
+    having sum(events) <> 0
+),
+
+period_activity as (
+    select distinct user_id, date_trunc('week', cast(day as timestamp)) as activity_week
+    from active_days
 ),
 
 period_users as (
