@@ -15,8 +15,11 @@ import functools
 import html
 import io
 import math
+import multiprocessing
 import re
 import textwrap
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 
 import matplotlib
@@ -27,6 +30,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
 from insight_queries import MIN_GROUP  # noqa: E402
 
+from .parallelrows import usable_cores  # noqa: E402
 from .reportmodel import WEEKDAYS, Findings, Period, Table, day_label, gender_label, observed_churners, pct, whole_week  # noqa: E402
 
 plt.rcParams.update({
@@ -691,6 +695,19 @@ dl.pairs,dl.terms{grid-template-columns:1fr}dl.pairs dd,dl.terms dd{margin:0 0 6
 """
 
 
+def drawn(charts: dict[str, tuple[Callable[..., str], tuple]]) -> dict[str, str]:
+    """Each chart's SVG by name, from (chart function, its arguments). Laying out the charts'
+    text takes seconds whatever the warehouse's size, and the charts are independent: where
+    the OS can fork, one worker process per core draws them (each a copy of this process,
+    matplotlib loaded), and the page is the same as drawn here one by one."""
+    workers = min(usable_cores(), len(charts))
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return {name: draw(*args) for name, (draw, args) in charts.items()}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {name: pool.submit(draw, *args) for name, (draw, args) in charts.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def render(tables: dict[str, Table], found: Findings, period: Period, target: str) -> str:
     people = tables["population"].records()[0]
     health = tables["load_health"].records()[0]
@@ -706,7 +723,26 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
         ("latest event (UTC)", health["latest_event"].strftime("%Y-%m-%d %H:%M") if health["latest_event"] else "-"),
     ]
     both = people["listeners_on_both_levels"]
-    churn_svg = chart_churn(tables["churned_users"], period)
+    svgs = drawn({  # the slowest to draw first, so the workers finish together
+        "paying": (chart_paying, (tables["paid_share"],)),
+        "churn": (chart_churn, (tables["churned_users"], period)),
+        "activity": (chart_activity, (tables["daily_activity"], period)),
+        "trend": (chart_trend, (tables["weekly_trend"], period)),
+        "hours": (chart_hours, (tables["listening_hours"],)),
+        "funnel": (chart_funnel, (tables["conversion_funnel"],)),
+        "retention": (chart_retention, (tables["weekly_cohort_retention"], period)),
+        "risk": (chart_churn_risk, (tables["churn_risk"],)),
+        "path": (chart_path, (tables["path_to_paying"],)),
+        "growth": (chart_growth, (tables["paid_growth"],)),
+        "songs": (chart_songs, (tables["top_songs"],)),
+        "artists": (chart_artists, (tables["top_artists"],)),
+        "levels": (chart_levels, (tables["level_share"],)),
+        "gender": (chart_gender, (tables["gender_share"],)),
+        "where": (chart_locations, (tables["top_locations"],)),
+        "platforms": (chart_platforms, (tables["platforms"],)),
+        "engagement": (chart_engagement, (tables["engagement"],)),
+        "money": (chart_changes, (tables["level_changes"], tables["upgrade_engagement"], period)),
+    })
     observed, left_out = observed_churners(tables["churned_users"], period)
     churn_notes = [f"Not charted: {left_out:,} of the {left_out + len(observed):,} churners, whose two weeks before "
                    f"churning begin before the period (those days are not in it)."] if left_out else []
@@ -726,64 +762,64 @@ def render(tables: dict[str, Table], found: Findings, period: Period, target: st
     sections = [
         ("definitions", "Who counts as what", [f"The period: {found.period}."], "", [], ["population"]),
         ("activity", "Activity over time", [found.activity, found.newcomers, *([found.panel] if found.panel else [])],
-         chart_activity(tables["daily_activity"], period), [], ["daily_activity"]),
-        ("trend", "Trend, week on week", [found.trend], chart_trend(tables["weekly_trend"], period),
+         svgs["activity"], [], ["daily_activity"]),
+        ("trend", "Trend, week on week", [found.trend], svgs["trend"],
          ["A week runs Monday to Sunday, UTC. Active users had any event in the week, listeners a play. A week "
           "only partly in the period or the data (*, pale) counts only its days there (days with events), so it "
           "is shown but never compared."], ["weekly_trend"]),
-        ("hours", "When people listen", [found.hours], chart_hours(tables["listening_hours"]),
+        ("hours", "When people listen", [found.hours], svgs["hours"],
          ["Each cell is a slot's songs played divided by the days of its weekday with events in the period "
           "(weekdays_observed): a month can hold five Fridays and four Tuesdays."], ["listening_hours"]),
         ("funnel", "Conversion funnel: free users on the way to paying", [found.funnel],
-         chart_funnel(tables["conversion_funnel"]),
+         svgs["funnel"],
          ["Each step counts the free users who reached it after the step before, in this order; shares are of "
           "step 1 and of the step before."], ["conversion_funnel"]),
         ("retention", "Weekly cohort retention", [found.retention],
-         chart_retention(tables["weekly_cohort_retention"], period),
+         svgs["retention"],
          ["A cohort is the users who signed up (registration) in one week, Monday to Sunday UTC, and have an event in "
           "the period (its size and its activity come from the same period); a cell is the share "
           "of them with any event in that later week. Blank cells are weeks not observed (before the logs begin), "
           "not zero; a cell marked * is a week only partly in the data or the period (it counts only its days "
           "there, so its share reads low), and the sentence above quotes whole weeks only."],
          ["weekly_cohort_retention"]),
-        ("churn", "Churn and downgrades", [found.churn], churn_svg,
+        ("churn", "Churn and downgrades", [found.churn], svgs["churn"],
          churn_notes,
          ["churn_summary", "churned_users"]),
         ("risk", "Churn risk: looked at leaving, still here", [found.churn_risk],
-         chart_churn_risk(tables["churn_risk"]), risk_notes, ["churn_risk"]),
-        ("paying", "Who the paying users are", [found.paying], chart_paying(tables["paid_share"]),
+         svgs["risk"], risk_notes, ["churn_risk"]),
+        ("paying", "Who the paying users are", [found.paying], svgs["paying"],
          ["Each listener counts once per dimension: their location and platform are those of most of their plays "
           f"in the period. A metro (the logs' metropolitan area) is shown and ranked only with at least "
           f"{MIN_GROUP} listeners; smaller ones are pooled in one row. Each bar says its listeners."],
          ["paid_share"]),
-        ("path", "The path to paying", [found.path], chart_path(tables["path_to_paying"]),
+        ("path", "The path to paying", [found.path], svgs["path"],
          ["While free: a user's events on the free level in the period, an upgrader's only before their first "
           "upgrade in it (a reversal is none). An active day is a day with an event on free; other pages are "
           "events other than a song played; sessions are distinct session ids. Rates pool the group (sums over "
           "sums). Days to upgrade run from sign-up (registration) to that upgrade."], ["path_to_paying"]),
-        ("growth", "Net paid growth", [found.growth], chart_growth(tables["paid_growth"]),
+        ("growth", "Net paid growth", [found.growth], svgs["growth"],
          ["Each listener's level at the start is the one in force at the period's first moment (for a listener "
           "whose level history begins in the period, their first level), and at the end the one in force at its "
           "last. A change undone inside the period moves nobody."], ["paid_growth"]),
-        ("songs", "What they play: songs", [found.songs], chart_songs(tables["top_songs"]), [],
+        ("songs", "What they play: songs", [found.songs], svgs["songs"], [],
          ["top_songs", "catalog_coverage"]),
-        ("artists", "What they play: artists", [found.artists], chart_artists(tables["top_artists"]), [],
+        ("artists", "What they play: artists", [found.artists], svgs["artists"], [],
          ["top_artists"]),
-        ("levels", "Who listens: free and paid", [found.levels], chart_levels(tables["level_share"]),
+        ("levels", "Who listens: free and paid", [found.levels], svgs["levels"],
          [f"{both:,} listeners played on both levels and are counted at each: free plus paid listeners is "
           f"{sum(r['listeners'] for r in levels.values()):,}, for {people['listeners']:,} listeners."],
          ["level_share"]),
-        ("gender", "Who listens: gender", [found.gender], chart_gender(tables["gender_share"]), [],
+        ("gender", "Who listens: gender", [found.gender], svgs["gender"], [],
          ["gender_share"]),
-        ("where", "Who listens: where", [found.locations], chart_locations(tables["top_locations"]), [],
+        ("where", "Who listens: where", [found.locations], svgs["where"], [],
          ["top_locations"]),
-        ("platforms", "Who listens: platforms", [found.platforms], chart_platforms(tables["platforms"]),
+        ("platforms", "Who listens: platforms", [found.platforms], svgs["platforms"],
          ["A listener with plays from two user agents counts at each one's platform (the CSV's listeners column)."],
          ["platforms"]),
-        ("engagement", "Engagement", [found.engagement], chart_engagement(tables["engagement"]),
+        ("engagement", "Engagement", [found.engagement], svgs["engagement"],
          [_session_note(tables["engagement"])], ["engagement"]),
         ("money", "Money: upgrades and downgrades", [found.changes, found.upgrade],
-         chart_changes(tables["level_changes"], tables["upgrade_engagement"], period), [],
+         svgs["money"], [],
          ["level_changes", "upgrade_engagement"]),
         ("health", "Data health", [found.health], "", ["Loads are counted over every load; events, plays and "
                                                         "matches over the period.",
