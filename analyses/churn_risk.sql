@@ -77,7 +77,7 @@ latest_events as (
 ),
 
 recent_plays as (
-    select b.user_id, sum(b.plays) as plays
+    select b.user_id, cast(sum(b.plays) as bigint) as plays
     from plays_by_user_day b
     join risk_visits v on v.user_id = b.user_id
     cross join period_close c
