@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from oracle import compute, fix_double_encoding, match_key, read_objects, unique_events
 
 import insight_queries
+import sql_queries
 
 EXACT_REPLACEMENT = pytest.mark.xfail(strict=True, reason="exact replacement: issue #18")
 
@@ -42,8 +43,6 @@ SAMPLE_EVERY = 60               # besides the matched songs, every 60th song fil
 LINEAGE = {"batch_id", "object_id"}
 # The rollups' measures; every other column of a rollup is a key.
 MEASURES = {"plays", "events", "songs", "row_count"}
-ROLLUPS = ("plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day", "session_parts",
-           "batch_totals")
 # The parts of a session combined as the report combines them (insight_queries.engagement):
 # first and last event, events and songs summed, the level coalesce(opening, any).
 SESSIONS = """
@@ -81,12 +80,13 @@ def warehouse_contents(warehouse) -> dict[str, list[tuple]]:
                     f"and table_name = '{table}' order by ordinal_position") if name not in LINEAGE]
 
             contents = {table: rows(f"select {', '.join(columns(table))} from {table}") for table in STAR}
-            for table in ROLLUPS:
+            for table in sql_queries.ROLLUP_TABLES:
                 if table == "session_parts":
                     contents["session_parts (sessions)"] = rows(SESSIONS)
                     continue
                 keys = [c for c in columns(table) if c not in MEASURES]
                 sums = [f"sum({c})" for c in columns(table) if c in MEASURES]
+                assert sums, f"{table}: which of its columns are measures? (MEASURES names none)"
                 contents[f"{table} (summed)"] = rows(
                     f"select {', '.join(keys + sums)} from {table} group by {', '.join(keys)} "
                     f"having {' or '.join(f'{total} <> 0' for total in sums)}")
