@@ -141,6 +141,7 @@ class RowsWritten:
     """The rows of the steps whose count the batch needs after them, as psycopg2 reports an
     INSERT's or UPDATE's (on both engines; -1 in a dry run). None: the step has not run."""
     late_matches: int | None = None  # older plays a newly arrived song matched
+    unmatched: int | None = None     # plays whose match staged songs called into question
     plays: int | None = None         # plays inserted
     times: int | None = None         # time rows inserted
     events: int | None = None        # app_events inserted
@@ -1207,22 +1208,45 @@ where user_id in (select user_id from batch_replaced)
 """
 
 # --- the facts ---------------------------------------------------------------------------
-# Late-arriving songs: plays loaded before their song's metadata get its ids now. Run before
-# the batch's own plays are inserted (the insert matches those against the same catalog), so
-# a first load does not scan the millions of plays it has just matched.
+# Staged songs can change the catalog match of plays loaded before: a new song matches plays
+# that had none (a late-arriving song), a changed song may no longer match its plays, and a
+# song with a smaller song_id than a play's match becomes the match. So the plays matched to
+# a staged song, or whose names and duration are a staged song's, lose their match first,
+# and then every play without one is matched against the catalog as it now is; what a full
+# load matches is what they then hold. Run before the batch's own plays are inserted (the
+# insert matches those against the same catalog), so a first load does not scan the
+# millions of plays it has just matched. A play that lost its match makes the batch count
+# its rollups again (RowsWritten.unmatched).
+songplays_unmatch_staged_songs_update = """
+update songplays
+set song_id = null, artist_id = null
+where song_id in (select song_id from staging_songs)
+"""
+
+songplays_unmatch_staged_names_update = """
+update songplays
+set song_id = null, artist_id = null
+from (select distinct rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
+      from staging_songs) staged
+where songplays.song_id is not null
+  and staged.title_key = rtrim(songplays.song_title)
+  and staged.artist_key = rtrim(songplays.artist_name)
+  and staged.duration = songplays.song_duration
+"""
+
 songplay_late_match_update = """
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
 from ({catalog_match}) catalog
 where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
   and {songplays_match_catalog}
 """
 
 # The times that bound the plays a batch writes: those it inserts (within the staged window)
 # and older ones it matched to newly arrived songs. The quality gate checks songplays
-# between the first and the last. Made after the late-song update and before the batch's
-# plays are inserted, so a first load reads no songplays here.
+# between the first and the last (and every row when a match was undone). Made after the
+# late-song update and before the batch's plays are inserted, so a first load reads no
+# songplays here.
 batch_written_times_create = """
 create temp table batch_written_times as
 select start_time from batch_window
@@ -1515,8 +1539,8 @@ rollup_recomputes = [
                       needs="changed"))
 ]
 
-# The older plays a newly arrived song matches, by day and song, before the update matches
-# them (afterwards they cannot be told from plays matched before).
+# The older plays the late-song update is about to match, by day and song (afterwards they
+# cannot be told from plays matched before).
 matched_plays_by_day_late_insert = """
 insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
 select %(batch_id)s, cast(songplays.start_time as date), catalog.song_id, catalog.artist_id, count(*)
@@ -1524,7 +1548,6 @@ from songplays
 join ({catalog_match}) catalog
   on {songplays_match_catalog}
 where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
 group by cast(songplays.start_time as date), catalog.song_id, catalog.artist_id
 """
 
@@ -1575,6 +1598,10 @@ transform_steps = [
     Step("users: remove superseded", user_table_delete, needs="events"),
     Step("users: insert", user_table_insert, needs="events"),
     _analyze("users", needs="events"),
+    Step("songplays: unmatch the plays of staged songs", songplays_unmatch_staged_songs_update, counts="unmatched",
+         needs="songs"),
+    Step("songplays: unmatch the plays with staged songs' names", songplays_unmatch_staged_names_update,
+         counts="unmatched", needs="songs"),
     Step("matched_plays_by_day: add the late songs' matches", matched_plays_by_day_late_insert, needs="songs"),
     Step("songplays: match late songs", songplay_late_match_update, counts="late_matches", needs="songs"),
     Step("batch: times of the plays written", batch_written_times_create),

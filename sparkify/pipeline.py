@@ -320,9 +320,10 @@ def batch_parameters(batch_id: int, pending: list[Pending]) -> dict:
     return {"batch_id": batch_id, "changed_objects": replaced_objects(pending) or (0,)}
 
 
-def transform(wh: Session, params: dict, conditions: set[str]) -> int:
+def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
     """Runs the transforms and the batch's rollups, those with work under conditions (a dry
-    run shows all); returns the events the batch added (-1 in a dry run)."""
+    run shows all); returns the rows of the counted steps. A play that lost its catalog match
+    makes the rollups be counted again, as a changed file does."""
     written = q.RowsWritten()
     for step in q.transform_steps:
         if wh.executes and not step.runs_in(conditions):
@@ -331,23 +332,26 @@ def transform(wh: Session, params: dict, conditions: set[str]) -> int:
             log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
             continue
         rows = wh.execute(wh.dialect.render(step.sql), params, label=step.label).rowcount
-        if step.counts:
-            setattr(written, step.counts, rows)
+        if step.counts:  # steps counting into one field add up
+            before = getattr(written, step.counts)
+            setattr(written, step.counts, rows if before is None or rows < 0 else before + rows)
         if step.sql == q.batch_written_times_create:  # runs in every batch, after the dimensions' writes
             faults.checkpoint("mid-transform")
     counted = {"times": max(written.times or 0, 0), "late_matches": max(written.late_matches or 0, 0)}
+    if (written.unmatched or 0) > 0:
+        conditions = conditions - {"no change"} | {"changed"}
     for step in q.totals_steps:
         if wh.executes and not step.runs_in(conditions):
             continue
         wh.execute(wh.dialect.render(step.sql), {**params, **counted}, label=step.label)
     for step in wh.dialect.brin_new_blocks_queries:
         wh.execute(step.sql, label=step.label)
-    return written.events if written.events is not None else -1
+    return written
 
 
-def brings_most_events(wh: Session, added_events: int) -> bool:
+def brings_most_events(wh: Session, added_events: int | None) -> bool:
     """Whether the batch's events are EVERY_ROW_CHECKS_SHARE of all events or more."""
-    if added_events <= 0:
+    if added_events is None or added_events <= 0:
         return False
     return added_events >= EVERY_ROW_CHECKS_SHARE * wh.scalar(q.ROLLUP_ROW_COUNTS["app_events"])
 
@@ -540,8 +544,10 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             summary.text_repairs = repair_texts(wh)
             params = batch_parameters(batch_id, pending)
             conditions = batch_conditions(pending)
-            added_events = transform(wh, params, conditions)
-            every_row = full_checks or rebuild or brings_most_events(wh, added_events)
+            written = transform(wh, params, conditions)
+            # Plays that lost their match may have moved anywhere in time: every row then.
+            every_row = (full_checks or rebuild or (written.unmatched or 0) > 0
+                         or brings_most_events(wh, written.events))
             summary.checks_passed = run_quality_checks(wh, full=every_row, params=params)
             summary.checks_scope = "every row" if every_row else "the rows this batch wrote"
         except loads.LoadFailed as exc:

@@ -820,6 +820,19 @@ left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
 -- analyze users
 analyze users;
+-- songplays: unmatch the plays of staged songs
+update songplays
+set song_id = null, artist_id = null
+where song_id in (select song_id from staging_songs);
+-- songplays: unmatch the plays with staged songs' names
+update songplays
+set song_id = null, artist_id = null
+from (select distinct rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
+      from staging_songs) staged
+where songplays.song_id is not null
+  and staged.title_key = rtrim(songplays.song_title)
+  and staged.artist_key = rtrim(songplays.artist_name)
+  and staged.duration = songplays.song_duration;
 -- matched_plays_by_day: add the late songs' matches
 insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
 select 1, cast(songplays.start_time as date), catalog.song_id, catalog.artist_id, count(*)
@@ -838,7 +851,6 @@ join (
   and catalog.artist_key = rtrim(songplays.artist_name)
   and catalog.duration = songplays.song_duration
 where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
 group by cast(songplays.start_time as date), catalog.song_id, catalog.artist_id;
 -- songplays: match late songs
 update songplays
@@ -854,7 +866,6 @@ from (
     where choice = 1
 ) catalog
 where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
   and catalog.title_key = rtrim(songplays.song_title)
   and catalog.artist_key = rtrim(songplays.artist_name)
   and catalog.duration = songplays.song_duration;
@@ -1495,6 +1506,19 @@ left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
 -- analyze users
 analyze users;
+-- songplays: unmatch the plays of staged songs
+update songplays
+set song_id = null, artist_id = null
+where song_id in (select song_id from staging_songs);
+-- songplays: unmatch the plays with staged songs' names
+update songplays
+set song_id = null, artist_id = null
+from (select distinct rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
+      from staging_songs) staged
+where songplays.song_id is not null
+  and staged.title_key = rtrim(songplays.song_title)
+  and staged.artist_key = rtrim(songplays.artist_name)
+  and staged.duration = songplays.song_duration;
 -- matched_plays_by_day: add the late songs' matches
 insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
 select 1, cast(songplays.start_time as date), catalog.song_id, catalog.artist_id, count(*)
@@ -1513,7 +1537,6 @@ join (
   and catalog.artist_key = rtrim(songplays.artist_name)
   and catalog.duration = songplays.song_duration
 where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
 group by cast(songplays.start_time as date), catalog.song_id, catalog.artist_id;
 -- songplays: match late songs
 update songplays
@@ -1529,7 +1552,6 @@ from (
     where choice = 1
 ) catalog
 where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
   and catalog.title_key = rtrim(songplays.song_title)
   and catalog.artist_key = rtrim(songplays.artist_name)
   and catalog.duration = songplays.song_duration;
