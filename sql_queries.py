@@ -1310,7 +1310,8 @@ insert into app_events (event_id, start_time, user_id, level, session_id, item_i
 # The plays: the NextSong events among the same first copies, their names repaired, matched
 # to the catalog (the smallest song_id when several songs qualify). song_id/artist_id stay
 # NULL when none does; the play keeps its own names, so it still counts, and matches when the
-# song arrives.
+# song arrives. The new events come in time order, and the joins to the small tables
+# (repairs, catalog) hash those and keep it: no second sort of every play.
 songplay_table_insert = """
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
@@ -1334,7 +1335,6 @@ from (
 ) p
 left join ({catalog_match}) catalog
     on {p_matches_catalog}
-order by p.start_time
 """
 
 # One row per distinct start_time of the batch's plays that time lacks.
@@ -1365,27 +1365,32 @@ where start_time in (select start_time from batch_replaced where page = 'NextSon
 """
 
 # --- the level history -------------------------------------------------------------------
-# The level-carrying events each stretch is computed from: for an extending user, the
-# current stretch (as one event at its start) and the batch's events; for any other user,
-# every event in app_events (which holds this batch's by now).
-batch_level_events_create = """
-create temp table batch_level_events{batch_by_user} as
+# The current stretch of each extending user, kept before it is recomputed: it stands for
+# all of the user's earlier events, as one event at its start (one row per such user).
+batch_open_stretches_create = """
+create temp table batch_open_stretches{batch_by_user} as
 select l.user_id, l.level, l.valid_from as start_time,
        cast(0 as bigint) as session_id, 0 as item_in_session
 from user_levels l
 join batch_level_users b on b.user_id = l.user_id and b.extends = 1
 where l.valid_to is null
-union all
-select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
-from (select * from app_events where {app_events_of_batch}) e
-join batch_level_users b on b.user_id = e.user_id and b.extends = 1
-where e.level is not null
-union all
-select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
-from app_events a
-join batch_level_users b on b.user_id = a.user_id and b.extends = 0
-where a.level is not null
 """
+
+# The level-carrying events each stretch is computed from: for an extending user, the
+# current stretch and the batch's events; for any other user, every event in app_events
+# (which holds this batch's by now). Read where they are, not copied.
+_LEVEL_EVENTS = """
+        select user_id, level, start_time, session_id, item_in_session from batch_open_stretches
+        union all
+        select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
+        from (select * from app_events where {app_events_of_batch}) e
+        join batch_level_users b on b.user_id = e.user_id and b.extends = 1
+        where e.level is not null
+        union all
+        select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
+        from app_events a
+        join batch_level_users b on b.user_id = a.user_id and b.extends = 0
+        where a.level is not null"""
 
 # The stretches recomputed below: the current one of an extending user, all of another's.
 user_levels_delete = """
@@ -1416,7 +1421,8 @@ from (
                 row_number() over (
                     partition by user_id, start_time order by session_id desc, item_in_session desc
                 ) as latest_first
-            from batch_level_events
+            from (""" + _LEVEL_EVENTS + """
+            ) level_events
         ) instants
         where latest_first = 1
     ) ordered
@@ -1493,7 +1499,7 @@ group by cast(start_time as date), user_id
 """),
     # The session's events, and beside them its plays, for when each ended (a play is one of
     # the events, at the same time and level: the plays' rows move no bound or level). A
-    # duration counts for a day at most: a logged length of 1e308 seconds would overflow.
+    # duration counts between 0 and a day: a logged length of ±1e308 seconds would overflow.
     "session_parts": ("app_events", """
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
                            opening_level, any_level, played_until)
@@ -1507,7 +1513,8 @@ from (
     where {rollup_rows}
     union all
     select user_id, session_id, start_time, 'NextSong', item_in_session, level, 0,
-           start_time + least(coalesce(song_duration, 0), {longest_play_s}) * interval '1 second'
+           date_trunc('second', start_time)
+               + greatest(least(coalesce(song_duration, 0), {longest_play_s}), 0) * interval '1 second'
     from songplays
     where {songplays_rollup_rows}
 ) events
@@ -1614,7 +1621,7 @@ transform_steps = [
     _analyze("app_events", needs="events"),
     Step("users: latest event after the changed files", users_replaced_update, needs="changed"),
     Step("users: remove those with no event left", users_replaced_delete, needs="changed"),
-    Step("batch: level-carrying events", batch_level_events_create, needs="events"),
+    Step("batch: current level stretches of the extending users", batch_open_stretches_create, needs="events"),
     Step("user_levels: remove recomputed stretches", user_levels_delete, needs="events"),
     Step("user_levels: insert", user_levels_insert, needs="events"),
 ]
@@ -1858,31 +1865,33 @@ from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null""",
                              violation="l.level <> u.level", scope_table="users", scope_alias="u.")
 
-# The rollups hold what the facts hold, summed over batches. Only on every row: a batch's
-# rollup rows are counted from the very rows it inserts.
+
+# The rollups hold what the facts hold, summed over batches; each fact is read once. Only on
+# every row: a batch's rollup rows are counted from the very rows it inserts.
 rollups_add_up_check = Custom("summaries add up to the facts", """
+with plays as (select count(*) as plays, count(song_id) as matched from songplays),
+     events as (select count(*) as events from app_events),
+     times as (select count(*) as times from time)
 select summary, summarized, in_facts
 from (
     select cast('plays_by_user_day' as varchar(32)) as summary,
-           (select sum(plays) from plays_by_user_day) as summarized, (select count(*) from songplays) as in_facts
+           (select sum(plays) from plays_by_user_day) as summarized, (select plays from plays) as in_facts
     union all
-    select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
+    select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select plays from plays)
     union all
-    select 'plays_by_song', (select sum(plays) from plays_by_song), (select count(*) from songplays)
+    select 'plays_by_song', (select sum(plays) from plays_by_song), (select plays from plays)
     union all
-    select 'events_by_user_day', (select sum(events) from events_by_user_day), (select count(*) from app_events)
+    select 'events_by_user_day', (select sum(events) from events_by_user_day), (select events from events)
     union all
-    select 'session_parts', (select sum(events) from session_parts), (select count(*) from app_events)
+    select 'session_parts', (select sum(events) from session_parts), (select events from events)
     union all
-    select 'matched_plays_by_day', (select sum(plays) from matched_plays_by_day),
-           (select count(*) from songplays where song_id is not null)
+    select 'matched_plays_by_day', (select sum(plays) from matched_plays_by_day), (select matched from plays)
     union all
     select 'batch_totals: time rows', (select sum(row_count) from batch_totals where measure = 'time rows'),
-           (select count(*) from time)
+           (select times from times)
     union all
     select 'batch_totals: matched plays',
-           (select sum(row_count) from batch_totals where measure = 'matched plays'),
-           (select count(*) from songplays where song_id is not null)
+           (select sum(row_count) from batch_totals where measure = 'matched plays'), (select matched from plays)
 ) totals
 where coalesce(summarized, 0) <> in_facts
 """)

@@ -378,7 +378,8 @@ DESCRIPTIONS: dict[str, Described] = {
                              "another part.",
             "any_level": "paid if any event of the part was on the paid level, else free.",
             "played_until": "When the part's last song ended, UTC: the latest end of its plays, each play's "
-                            "start_time plus its song_duration (a day at most); NULL when the part has no play.",
+                            "start_time (to the second) plus its song_duration (counted from 0 to a day); NULL "
+                            "when the part has no play.",
         },
     ),
     "matched_plays_by_day": Described(

@@ -320,6 +320,18 @@ def batch_parameters(batch_id: int, pending: list[Pending]) -> dict:
     return {"batch_id": batch_id, "changed_objects": replaced_objects(pending) or (0,)}
 
 
+# How the dry run labels a step that runs only under a condition (q.BATCH_CONDITIONS).
+ONLY_WHEN = {"events": "[only when log files are staged]", "songs": "[only when song files are staged]",
+             "changed": "[only when a loaded log file changed]", "no change": "[only when no loaded log file changed]"}
+
+
+def _label(wh: Session, step: q.Step) -> str:
+    """The step's label; in a dry run, with the conditions it runs under."""
+    if wh.executes or not step.needs:
+        return step.label
+    return " ".join([step.label, *(ONLY_WHEN[need] for need in step.needs)])
+
+
 def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
     """Runs the transforms and the batch's rollups, those with work under conditions (a dry
     run shows all); returns the rows of the counted steps. A play that lost its catalog match
@@ -331,7 +343,7 @@ def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
         if step.analyze and not analyze_due(wh, step.analyze, written):
             log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
             continue
-        rows = wh.execute(wh.dialect.render(step.sql), params, label=step.label).rowcount
+        rows = wh.execute(wh.dialect.render(step.sql), params, label=_label(wh, step)).rowcount
         if step.counts:  # steps counting into one field add up
             before = getattr(written, step.counts)
             setattr(written, step.counts, rows if before is None or rows < 0 else before + rows)
@@ -343,7 +355,7 @@ def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
     for step in q.totals_steps:
         if wh.executes and not step.runs_in(conditions):
             continue
-        wh.execute(wh.dialect.render(step.sql), {**params, **counted}, label=step.label)
+        wh.execute(wh.dialect.render(step.sql), {**params, **counted}, label=_label(wh, step))
     for step in wh.dialect.brin_new_blocks_queries:
         wh.execute(step.sql, label=step.label)
     return written

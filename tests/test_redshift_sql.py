@@ -174,7 +174,7 @@ def test_redshift_serverless_gets_the_same_script_as_a_provisioned_cluster(scrip
 def test_the_physical_design_is_redshift_s(script):
     assert "diststyle key distkey (user_id) compound sortkey (start_time)" in script
     # The batch's tables joined to the facts are distributed like them (CTAS inherits no key).
-    for table in ("batch_level_users", "batch_level_events"):
+    for table in ("batch_level_users", "batch_open_stretches"):
         assert script.count(f"create temp table {table} diststyle key distkey (user_id) as\n") == 2, table
     assert script.count(" and existing.user_id = e.user_id\n") == 4  # app_events and songplays, in two runs
     assert script.count("diststyle all") >= 6
@@ -447,7 +447,7 @@ def test_every_join_of_tables_distributed_on_user_id_equates_user_id(script):
     """#19 item 10: joins of the facts and the batch tables keep to their slices on Redshift."""
     bodies = statements(script)
     distributed = distributed_on(bodies)
-    assert {"songplays", "app_events", "batch_level_users", "batch_level_events"} <= distributed
+    assert {"songplays", "app_events", "batch_level_users", "batch_open_stretches"} <= distributed
     assert "users" not in distributed and "staging_events" not in distributed
     parsed = [body for body in bodies if sqlglot.parse_one(body, read="postgres").find(exp.Select)]
     assert len(parsed) > 40
@@ -480,3 +480,17 @@ def test_the_distribution_key_rule_finds_a_join_without_it():
     ]
     for text in fine:
         assert missing_distkey_predicates(text, distributed) == [], text
+
+
+def test_each_fact_row_keeps_its_batch_and_file_on_redshift(script):
+    """#20: a COPY cannot say which file a row came from, so each log file is a COPY of its own
+    that leaves object_id to the UPDATE after it; the facts' inserts keep it, and the batch."""
+    etl = script.split("-- ===== python etl.py --dry-run")[1].split("-- ===== ")[0]
+    copy = etl.index("copy staging_events (")
+    assert "object_id" not in etl[copy:etl.index("\n", copy)]
+    assert etl.index("update staging_events set object_id = :object_id where object_id is null;", copy) > copy
+    for fact in ("app_events", "songplays"):
+        insert = etl[etl.index(f"insert into {fact} ("):]
+        insert = insert[:insert.index(";")]
+        assert "batch_id, object_id)" in insert and "e.object_id" in insert, fact
+    assert "create view source_files as" in script

@@ -11,6 +11,7 @@ the whole real data.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -406,3 +407,46 @@ def test_a_retitled_play_leaves_no_play_count_under_its_old_title(real_data_load
     assert warehouse.query(by_song + " having sum(plays) = 0") == []
     assert sorted(warehouse.query(by_song), key=repr) == sorted(
         warehouse.query("select song_title, artist_name, count(*) from songplays group by 1, 2"), key=repr)
+
+
+# --- lineage: every fact row names its batch and its file, and stays true ------------------------
+
+def _event_key(event: dict) -> str:
+    """The event's key as the load hashes it (staging's empty userId is NULL, hashed as '')."""
+    return hashlib.md5(f"{event.get('userId') or ''}|{event['sessionId']}|{event['itemInSession']}|{event['ts']}"
+                       .encode()).hexdigest()
+
+
+def assert_rows_trace_to_their_files(warehouse) -> None:
+    """Every row of both facts finds its file in source_files, with the batch that loaded the
+    file's current version, and is an event of that file as it is now."""
+    for fact in ("songplays", "app_events"):
+        assert warehouse.scalar(f"select count(*) from {fact} r left join source_files f on f.object_id = r.object_id "
+                                "where f.object_id is null or f.batch_id <> r.batch_id") == 0, fact
+    # The documented query: where did this row come from, and when was it loaded.
+    traced = warehouse.query("select p.songplay_id, f.source_file, f.loaded_at from songplays p "
+                             "join source_files f using (object_id)")
+    assert len(traced) == warehouse.count("songplays") and all(loaded for _, _, loaded in traced)
+    files: dict[str, set[str]] = {}
+    for event_id, source in warehouse.query("select a.event_id, f.source_file from app_events a "
+                                            "join source_files f using (object_id)"):
+        files.setdefault(source, set()).add(event_id)
+    for source, ids in files.items():
+        assert ids <= {_event_key(e) for e in _events(Path(source))}, source
+
+
+def test_every_fact_row_traces_to_its_file_and_batch_through_changes_and_a_rebuild(real_data_loaded):
+    warehouse = real_data_loaded
+    assert_rows_trace_to_their_files(warehouse)
+    first = warehouse.scalar("select max(batch_id) from etl_batches")
+    # One day changed: its rows are the new batch's, every other file's stay the first's.
+    path = warehouse.config.parent / "log_data" / LOGS[4].relative_to(DATA / "log_data")
+    _rewrite(path, _events(path)[10:])
+    etl(warehouse)
+    assert_rows_trace_to_their_files(warehouse)
+    batches = dict(warehouse.query("select f.source_file, max(a.batch_id) from app_events a "
+                                   "join source_files f using (object_id) group by 1"))
+    assert batches.pop(str(path)) == first + 1 and set(batches.values()) == {first}
+    run_main("etl.py", "--config", str(warehouse.config), "--rebuild")
+    assert_rows_trace_to_their_files(warehouse)
+    assert warehouse.query("select distinct batch_id from app_events") == [(first + 2,)]

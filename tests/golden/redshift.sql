@@ -512,7 +512,7 @@ comment on column session_parts.events is 'App events in the part.';
 comment on column session_parts.songs is 'Song plays (NextSong events) in the part.';
 comment on column session_parts.opening_level is 'Level at the session''s first event (item 0); NULL when item 0 is in another part.';
 comment on column session_parts.any_level is 'paid if any event of the part was on the paid level, else free.';
-comment on column session_parts.played_until is 'When the part''s last song ended, UTC: the latest end of its plays, each play''s start_time plus its song_duration (a day at most); NULL when the part has no play.';
+comment on column session_parts.played_until is 'When the part''s last song ended, UTC: the latest end of its plays, each play''s start_time (to the second) plus its song_duration (counted from 0 to a day); NULL when the part has no play.';
 comment on table matched_plays_by_day is 'Grain: one row per batch, UTC day and catalog song. Summary of the plays matched to the catalog: those a batch added that matched, and older ones a song that arrived in the batch matched (on the play''s own day). One set of rows per batch (a batch that replaced a changed source file counts every row again, as its own): sum over batches for totals.';
 comment on column matched_plays_by_day.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
 comment on column matched_plays_by_day.day is 'UTC date of the plays.';
@@ -708,22 +708,22 @@ create temp table batch_window as
 select (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + mod(min(ts), 1000) * interval '1 millisecond' from staging_events) as start_time
 union all
 select (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + mod(max(ts), 1000) * interval '1 millisecond' from staging_events);
--- batch: events of the changed files
+-- batch: events of the changed files [only when a loaded log file changed]
 create temp table batch_replaced as
 select event_id, start_time, user_id, page
 from app_events
 where object_id in (:changed_object_id);
--- songplays: remove the changed files' plays
+-- songplays: remove the changed files' plays [only when a loaded log file changed]
 delete from songplays where object_id in (:changed_object_id);
--- app_events: remove the changed files' events
+-- app_events: remove the changed files' events [only when a loaded log file changed]
 delete from app_events where object_id in (:changed_object_id);
--- artists: remove those the staged songs touch
+-- artists: remove those the staged songs touch [only when song files are staged]
 delete from artists
 where artist_id in (select artist_id from staging_songs)
    or artist_id in (select artist_id from song_catalog where song_id in (select song_id from staging_songs));
--- song_catalog: remove replaced
+-- song_catalog: remove replaced [only when song files are staged]
 delete from song_catalog where song_id in (select song_id from staging_songs);
--- song_catalog: insert
+-- song_catalog: insert [only when song files are staged]
 insert into song_catalog (song_id, title, artist_id, artist_name, artist_location,
                           artist_latitude, artist_longitude, duration, year, batch_id)
 select song_id, title, artist_id, artist_name, artist_location,
@@ -739,16 +739,16 @@ from (
     where song_id is not null
 ) versions
 where version = 1;
--- songs: remove replaced
+-- songs: remove replaced [only when song files are staged]
 delete from songs where song_id in (select song_id from staging_songs);
--- songs: insert
+-- songs: insert [only when song files are staged]
 insert into songs (song_id, title, artist_id, artist_name, year, duration, batch_id)
 select song_id, title, artist_id, artist_name, nullif(year, 0), duration, 1
 from song_catalog
 where song_id in (select song_id from staging_songs);
--- analyze songs
+-- analyze songs [only when song files are staged]
 analyze songs;
--- artists: insert those without a row
+-- artists: insert those without a row [only when song files are staged]
 insert into artists (artist_id, name, location, latitude, longitude, batch_id)
 select artist_id, artist_name, artist_location, artist_latitude, artist_longitude, 1
 from (
@@ -789,7 +789,7 @@ from (
     where user_id is not null and user_id <> ''
 ) latest
 where recency = 1;
--- batch: users whose level history extends
+-- batch: users whose level history extends [only when log files are staged]
 create temp table batch_level_users diststyle key distkey (user_id) as
 select b.user_id,
        case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
@@ -800,31 +800,31 @@ from (
     group by user_id
 ) b
 left join users u on u.user_id = b.user_id;
--- batch: users of the changed files' events
+-- batch: users of the changed files' events [only when a loaded log file changed]
 insert into batch_level_users (user_id, extends)
 select distinct user_id, 0
 from batch_replaced
 where user_id is not null and user_id not in (select user_id from batch_level_users);
--- batch: users of the changed files' events rebuild their history
+-- batch: users of the changed files' events rebuild their history [only when a loaded log file changed]
 update batch_level_users set extends = 0
 where user_id in (select user_id from batch_replaced);
--- users: remove superseded
+-- users: remove superseded [only when log files are staged]
 delete from users
 using batch_users newer
 where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at;
--- users: insert
+-- users: insert [only when log files are staged]
 insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at, batch_id)
 select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at, 1
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
--- analyze users
+-- analyze users [only when log files are staged]
 analyze users;
--- songplays: unmatch the plays of staged songs
+-- songplays: unmatch the plays of staged songs [only when song files are staged]
 update songplays
 set song_id = null, artist_id = null
 where song_id in (select song_id from staging_songs);
--- songplays: unmatch the plays with staged songs' names
+-- songplays: unmatch the plays with staged songs' names [only when song files are staged]
 update songplays
 set song_id = null, artist_id = null
 from (select distinct rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
@@ -833,7 +833,7 @@ where songplays.song_id is not null
   and staged.title_key = rtrim(songplays.song_title)
   and staged.artist_key = rtrim(songplays.artist_name)
   and staged.duration = songplays.song_duration;
--- matched_plays_by_day: add the late songs' matches
+-- matched_plays_by_day: add the late songs' matches [only when song files are staged]
 insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
 select 1, cast(songplays.start_time as date), catalog.song_id, catalog.artist_id, count(*)
 from songplays
@@ -852,7 +852,7 @@ join (
   and catalog.duration = songplays.song_duration
 where songplays.song_id is null
 group by cast(songplays.start_time as date), catalog.song_id, catalog.artist_id;
--- songplays: match late songs
+-- songplays: match late songs [only when song files are staged]
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
 from (
@@ -876,7 +876,7 @@ union all
 select min(start_time) from songplays where song_id in (select song_id from staging_songs)
 union all
 select max(start_time) from songplays where song_id in (select song_id from staging_songs);
--- songplays: insert new plays
+-- songplays: insert new plays [only when log files are staged]
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
                        song_title, artist_name, song_duration, batch_id, object_id)
@@ -924,11 +924,10 @@ left join (
 ) catalog
     on catalog.title_key = rtrim(p.song_title)
    and catalog.artist_key = rtrim(p.artist_name)
-   and catalog.duration = p.song_duration
-order by p.start_time;
--- analyze songplays
+   and catalog.duration = p.song_duration;
+-- analyze songplays [only when log files are staged]
 analyze songplays;
--- time: insert
+-- time: insert [only when log files are staged]
 insert into time (start_time, hour, day, week, month, year, weekday, batch_id)
 select
     p.start_time,
@@ -944,14 +943,14 @@ left join (select start_time from time where start_time between (select min(star
     on existing.start_time = p.start_time
 where existing.start_time is null
 order by p.start_time;
--- time: remove the times no play has any more
+-- time: remove the times no play has any more [only when a loaded log file changed]
 delete from time
 where start_time in (select start_time from batch_replaced where page = 'NextSong')
   and start_time not in (select start_time from songplays
                          where start_time in (select start_time from batch_replaced where page = 'NextSong'));
--- analyze time
+-- analyze time [only when log files are staged]
 analyze time;
--- app_events: insert new events
+-- app_events: insert new events [only when log files are staged]
 insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status,
                         batch_id, object_id)
 select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status, 1, e.object_id
@@ -974,9 +973,9 @@ where e.copy_number = 1 and existing.event_id is null
   and (e.user_id is not null
        or e.event_id not in (select event_id from app_events where user_id is null and start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)))
 order by e.ts;
--- analyze app_events
+-- analyze app_events [only when log files are staged]
 analyze app_events;
--- users: latest event after the changed files
+-- users: latest event after the changed files [only when a loaded log file changed]
 update users
 set level = latest.level, last_seen_at = latest.start_time, batch_id = 1
 from (
@@ -993,33 +992,23 @@ from (
 ) latest
 where users.user_id = latest.user_id
   and (users.last_seen_at <> latest.start_time or users.level <> latest.level);
--- users: remove those with no event left
+-- users: remove those with no event left [only when a loaded log file changed]
 delete from users
 where user_id in (select user_id from batch_replaced)
   and user_id not in (select user_id from app_events
                       where user_id is not null and user_id in (select user_id from batch_replaced));
--- batch: level-carrying events
-create temp table batch_level_events diststyle key distkey (user_id) as
+-- batch: current level stretches of the extending users [only when log files are staged]
+create temp table batch_open_stretches diststyle key distkey (user_id) as
 select l.user_id, l.level, l.valid_from as start_time,
        cast(0 as bigint) as session_id, 0 as item_in_session
 from user_levels l
 join batch_level_users b on b.user_id = l.user_id and b.extends = 1
-where l.valid_to is null
-union all
-select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
-from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) e
-join batch_level_users b on b.user_id = e.user_id and b.extends = 1
-where e.level is not null
-union all
-select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
-from app_events a
-join batch_level_users b on b.user_id = a.user_id and b.extends = 0
-where a.level is not null;
--- user_levels: remove recomputed stretches
+where l.valid_to is null;
+-- user_levels: remove recomputed stretches [only when log files are staged]
 delete from user_levels
 using batch_level_users b
 where user_levels.user_id = b.user_id and (b.extends = 0 or user_levels.valid_to is null);
--- user_levels: insert
+-- user_levels: insert [only when log files are staged]
 insert into user_levels (user_id, level, valid_from, valid_to, batch_id)
 select user_id, level, valid_from,
        lead(valid_from) over (partition by user_id order by valid_from) as valid_to,
@@ -1036,37 +1025,49 @@ from (
                 row_number() over (
                     partition by user_id, start_time order by session_id desc, item_in_session desc
                 ) as latest_first
-            from batch_level_events
+            from (
+        select user_id, level, start_time, session_id, item_in_session from batch_open_stretches
+        union all
+        select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
+        from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) e
+        join batch_level_users b on b.user_id = e.user_id and b.extends = 1
+        where e.level is not null
+        union all
+        select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
+        from app_events a
+        join batch_level_users b on b.user_id = a.user_id and b.extends = 0
+        where a.level is not null
+            ) level_events
         ) instants
         where latest_first = 1
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
--- plays_by_user_day: add the batch
+-- plays_by_user_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
 select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
 from songplays
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 group by cast(start_time as date), user_id, level, location, user_agent;
--- plays_by_hour: add the batch
+-- plays_by_hour: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_hour (batch_id, hour_start, plays)
 select 1, date_trunc('hour', start_time), count(*)
 from songplays
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 group by date_trunc('hour', start_time);
--- plays_by_song: add the batch
+-- plays_by_song: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
 select 1, song_title, artist_name, count(*)
 from songplays
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 group by song_title, artist_name;
--- events_by_user_day: add the batch
+-- events_by_user_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
 select 1, cast(start_time as date), user_id, count(*), sum(case when page = 'NextSong' then 1 else 0 end)
 from app_events
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 group by cast(start_time as date), user_id;
--- session_parts: add the batch
+-- session_parts: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
                            opening_level, any_level, played_until)
 select 1, user_id, session_id, min(start_time), max(start_time), sum(counted),
@@ -1079,59 +1080,60 @@ from (
     where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
     union all
     select user_id, session_id, start_time, 'NextSong', item_in_session, level, 0,
-           start_time + least(coalesce(song_duration, 0), 86400) * interval '1 second'
+           date_trunc('second', start_time)
+               + greatest(least(coalesce(song_duration, 0), 86400), 0) * interval '1 second'
     from songplays
     where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 ) events
 group by user_id, session_id;
--- matched_plays_by_day: add the batch
+-- matched_plays_by_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
 select 1, cast(start_time as date), song_id, artist_id, count(*)
 from songplays
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1 and song_id is not null
 group by cast(start_time as date), song_id, artist_id;
--- batch_totals: time rows
+-- batch_totals: time rows [only when log files are staged] [only when no loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 0);
--- batch_totals: matched plays
+-- batch_totals: matched plays [only when no loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count)
 select 1, 'matched plays', count(*) + 0
 from songplays
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1 and song_id is not null;
--- plays_by_user_day: empty, to count again
+-- plays_by_user_day: empty, to count again [only when a loaded log file changed]
 delete from plays_by_user_day;
--- plays_by_user_day: count every row
+-- plays_by_user_day: count every row [only when a loaded log file changed]
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
 select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
 from songplays
 where 1 = 1
 group by cast(start_time as date), user_id, level, location, user_agent;
--- plays_by_hour: empty, to count again
+-- plays_by_hour: empty, to count again [only when a loaded log file changed]
 delete from plays_by_hour;
--- plays_by_hour: count every row
+-- plays_by_hour: count every row [only when a loaded log file changed]
 insert into plays_by_hour (batch_id, hour_start, plays)
 select 1, date_trunc('hour', start_time), count(*)
 from songplays
 where 1 = 1
 group by date_trunc('hour', start_time);
--- plays_by_song: empty, to count again
+-- plays_by_song: empty, to count again [only when a loaded log file changed]
 delete from plays_by_song;
--- plays_by_song: count every row
+-- plays_by_song: count every row [only when a loaded log file changed]
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
 select 1, song_title, artist_name, count(*)
 from songplays
 where 1 = 1
 group by song_title, artist_name;
--- events_by_user_day: empty, to count again
+-- events_by_user_day: empty, to count again [only when a loaded log file changed]
 delete from events_by_user_day;
--- events_by_user_day: count every row
+-- events_by_user_day: count every row [only when a loaded log file changed]
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
 select 1, cast(start_time as date), user_id, count(*), sum(case when page = 'NextSong' then 1 else 0 end)
 from app_events
 where 1 = 1
 group by cast(start_time as date), user_id;
--- session_parts: empty, to count again
+-- session_parts: empty, to count again [only when a loaded log file changed]
 delete from session_parts;
--- session_parts: count every row
+-- session_parts: count every row [only when a loaded log file changed]
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
                            opening_level, any_level, played_until)
 select 1, user_id, session_id, min(start_time), max(start_time), sum(counted),
@@ -1144,24 +1146,25 @@ from (
     where 1 = 1
     union all
     select user_id, session_id, start_time, 'NextSong', item_in_session, level, 0,
-           start_time + least(coalesce(song_duration, 0), 86400) * interval '1 second'
+           date_trunc('second', start_time)
+               + greatest(least(coalesce(song_duration, 0), 86400), 0) * interval '1 second'
     from songplays
     where 1 = 1
 ) events
 group by user_id, session_id;
--- matched_plays_by_day: empty, to count again
+-- matched_plays_by_day: empty, to count again [only when a loaded log file changed]
 delete from matched_plays_by_day;
--- matched_plays_by_day: count every row
+-- matched_plays_by_day: count every row [only when a loaded log file changed]
 insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
 select 1, cast(start_time as date), song_id, artist_id, count(*)
 from songplays
 where 1 = 1 and song_id is not null
 group by cast(start_time as date), song_id, artist_id;
--- batch_totals: count again
+-- batch_totals: count again [only when a loaded log file changed]
 delete from batch_totals;
--- batch_totals: count again
+-- batch_totals: count again [only when a loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) select 1, 'time rows', count(*) from time;
--- batch_totals: count again
+-- batch_totals: count again [only when a loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) select 1, 'matched plays', count(*) from songplays where song_id is not null;
 select min(t.songplay_id) as songplay_id, count(*) as copies from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) t join (select * from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) s on s.songplay_id = t.songplay_id and s.user_id = t.user_id group by cast(t.songplay_id as varchar) having count(*) > 1 union all select min(songplay_id) as songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (user_id is null) and (songplay_id in (select songplay_id from (select * from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) batch_rows where user_id is null)) group by cast(songplay_id as varchar) having count(*) > 1;
 select min(user_id) as user_id, count(*) as copies from users where (user_id in (select user_id from batch_users batch_rows)) group by cast(user_id as varchar) having count(*) > 1;
@@ -1394,22 +1397,22 @@ create temp table batch_window as
 select (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + mod(min(ts), 1000) * interval '1 millisecond' from staging_events) as start_time
 union all
 select (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + mod(max(ts), 1000) * interval '1 millisecond' from staging_events);
--- batch: events of the changed files
+-- batch: events of the changed files [only when a loaded log file changed]
 create temp table batch_replaced as
 select event_id, start_time, user_id, page
 from app_events
 where object_id in (:changed_object_id);
--- songplays: remove the changed files' plays
+-- songplays: remove the changed files' plays [only when a loaded log file changed]
 delete from songplays where object_id in (:changed_object_id);
--- app_events: remove the changed files' events
+-- app_events: remove the changed files' events [only when a loaded log file changed]
 delete from app_events where object_id in (:changed_object_id);
--- artists: remove those the staged songs touch
+-- artists: remove those the staged songs touch [only when song files are staged]
 delete from artists
 where artist_id in (select artist_id from staging_songs)
    or artist_id in (select artist_id from song_catalog where song_id in (select song_id from staging_songs));
--- song_catalog: remove replaced
+-- song_catalog: remove replaced [only when song files are staged]
 delete from song_catalog where song_id in (select song_id from staging_songs);
--- song_catalog: insert
+-- song_catalog: insert [only when song files are staged]
 insert into song_catalog (song_id, title, artist_id, artist_name, artist_location,
                           artist_latitude, artist_longitude, duration, year, batch_id)
 select song_id, title, artist_id, artist_name, artist_location,
@@ -1425,16 +1428,16 @@ from (
     where song_id is not null
 ) versions
 where version = 1;
--- songs: remove replaced
+-- songs: remove replaced [only when song files are staged]
 delete from songs where song_id in (select song_id from staging_songs);
--- songs: insert
+-- songs: insert [only when song files are staged]
 insert into songs (song_id, title, artist_id, artist_name, year, duration, batch_id)
 select song_id, title, artist_id, artist_name, nullif(year, 0), duration, 1
 from song_catalog
 where song_id in (select song_id from staging_songs);
--- analyze songs
+-- analyze songs [only when song files are staged]
 analyze songs;
--- artists: insert those without a row
+-- artists: insert those without a row [only when song files are staged]
 insert into artists (artist_id, name, location, latitude, longitude, batch_id)
 select artist_id, artist_name, artist_location, artist_latitude, artist_longitude, 1
 from (
@@ -1475,7 +1478,7 @@ from (
     where user_id is not null and user_id <> ''
 ) latest
 where recency = 1;
--- batch: users whose level history extends
+-- batch: users whose level history extends [only when log files are staged]
 create temp table batch_level_users diststyle key distkey (user_id) as
 select b.user_id,
        case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
@@ -1486,31 +1489,31 @@ from (
     group by user_id
 ) b
 left join users u on u.user_id = b.user_id;
--- batch: users of the changed files' events
+-- batch: users of the changed files' events [only when a loaded log file changed]
 insert into batch_level_users (user_id, extends)
 select distinct user_id, 0
 from batch_replaced
 where user_id is not null and user_id not in (select user_id from batch_level_users);
--- batch: users of the changed files' events rebuild their history
+-- batch: users of the changed files' events rebuild their history [only when a loaded log file changed]
 update batch_level_users set extends = 0
 where user_id in (select user_id from batch_replaced);
--- users: remove superseded
+-- users: remove superseded [only when log files are staged]
 delete from users
 using batch_users newer
 where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at;
--- users: insert
+-- users: insert [only when log files are staged]
 insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at, batch_id)
 select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at, 1
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
--- analyze users
+-- analyze users [only when log files are staged]
 analyze users;
--- songplays: unmatch the plays of staged songs
+-- songplays: unmatch the plays of staged songs [only when song files are staged]
 update songplays
 set song_id = null, artist_id = null
 where song_id in (select song_id from staging_songs);
--- songplays: unmatch the plays with staged songs' names
+-- songplays: unmatch the plays with staged songs' names [only when song files are staged]
 update songplays
 set song_id = null, artist_id = null
 from (select distinct rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
@@ -1519,7 +1522,7 @@ where songplays.song_id is not null
   and staged.title_key = rtrim(songplays.song_title)
   and staged.artist_key = rtrim(songplays.artist_name)
   and staged.duration = songplays.song_duration;
--- matched_plays_by_day: add the late songs' matches
+-- matched_plays_by_day: add the late songs' matches [only when song files are staged]
 insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
 select 1, cast(songplays.start_time as date), catalog.song_id, catalog.artist_id, count(*)
 from songplays
@@ -1538,7 +1541,7 @@ join (
   and catalog.duration = songplays.song_duration
 where songplays.song_id is null
 group by cast(songplays.start_time as date), catalog.song_id, catalog.artist_id;
--- songplays: match late songs
+-- songplays: match late songs [only when song files are staged]
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
 from (
@@ -1562,7 +1565,7 @@ union all
 select min(start_time) from songplays where song_id in (select song_id from staging_songs)
 union all
 select max(start_time) from songplays where song_id in (select song_id from staging_songs);
--- songplays: insert new plays
+-- songplays: insert new plays [only when log files are staged]
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
                        song_title, artist_name, song_duration, batch_id, object_id)
@@ -1610,11 +1613,10 @@ left join (
 ) catalog
     on catalog.title_key = rtrim(p.song_title)
    and catalog.artist_key = rtrim(p.artist_name)
-   and catalog.duration = p.song_duration
-order by p.start_time;
--- analyze songplays
+   and catalog.duration = p.song_duration;
+-- analyze songplays [only when log files are staged]
 analyze songplays;
--- time: insert
+-- time: insert [only when log files are staged]
 insert into time (start_time, hour, day, week, month, year, weekday, batch_id)
 select
     p.start_time,
@@ -1630,14 +1632,14 @@ left join (select start_time from time where start_time between (select min(star
     on existing.start_time = p.start_time
 where existing.start_time is null
 order by p.start_time;
--- time: remove the times no play has any more
+-- time: remove the times no play has any more [only when a loaded log file changed]
 delete from time
 where start_time in (select start_time from batch_replaced where page = 'NextSong')
   and start_time not in (select start_time from songplays
                          where start_time in (select start_time from batch_replaced where page = 'NextSong'));
--- analyze time
+-- analyze time [only when log files are staged]
 analyze time;
--- app_events: insert new events
+-- app_events: insert new events [only when log files are staged]
 insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status,
                         batch_id, object_id)
 select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status, 1, e.object_id
@@ -1660,9 +1662,9 @@ where e.copy_number = 1 and existing.event_id is null
   and (e.user_id is not null
        or e.event_id not in (select event_id from app_events where user_id is null and start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)))
 order by e.ts;
--- analyze app_events
+-- analyze app_events [only when log files are staged]
 analyze app_events;
--- users: latest event after the changed files
+-- users: latest event after the changed files [only when a loaded log file changed]
 update users
 set level = latest.level, last_seen_at = latest.start_time, batch_id = 1
 from (
@@ -1679,33 +1681,23 @@ from (
 ) latest
 where users.user_id = latest.user_id
   and (users.last_seen_at <> latest.start_time or users.level <> latest.level);
--- users: remove those with no event left
+-- users: remove those with no event left [only when a loaded log file changed]
 delete from users
 where user_id in (select user_id from batch_replaced)
   and user_id not in (select user_id from app_events
                       where user_id is not null and user_id in (select user_id from batch_replaced));
--- batch: level-carrying events
-create temp table batch_level_events diststyle key distkey (user_id) as
+-- batch: current level stretches of the extending users [only when log files are staged]
+create temp table batch_open_stretches diststyle key distkey (user_id) as
 select l.user_id, l.level, l.valid_from as start_time,
        cast(0 as bigint) as session_id, 0 as item_in_session
 from user_levels l
 join batch_level_users b on b.user_id = l.user_id and b.extends = 1
-where l.valid_to is null
-union all
-select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
-from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) e
-join batch_level_users b on b.user_id = e.user_id and b.extends = 1
-where e.level is not null
-union all
-select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
-from app_events a
-join batch_level_users b on b.user_id = a.user_id and b.extends = 0
-where a.level is not null;
--- user_levels: remove recomputed stretches
+where l.valid_to is null;
+-- user_levels: remove recomputed stretches [only when log files are staged]
 delete from user_levels
 using batch_level_users b
 where user_levels.user_id = b.user_id and (b.extends = 0 or user_levels.valid_to is null);
--- user_levels: insert
+-- user_levels: insert [only when log files are staged]
 insert into user_levels (user_id, level, valid_from, valid_to, batch_id)
 select user_id, level, valid_from,
        lead(valid_from) over (partition by user_id order by valid_from) as valid_to,
@@ -1722,37 +1714,49 @@ from (
                 row_number() over (
                     partition by user_id, start_time order by session_id desc, item_in_session desc
                 ) as latest_first
-            from batch_level_events
+            from (
+        select user_id, level, start_time, session_id, item_in_session from batch_open_stretches
+        union all
+        select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
+        from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) e
+        join batch_level_users b on b.user_id = e.user_id and b.extends = 1
+        where e.level is not null
+        union all
+        select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
+        from app_events a
+        join batch_level_users b on b.user_id = a.user_id and b.extends = 0
+        where a.level is not null
+            ) level_events
         ) instants
         where latest_first = 1
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
--- plays_by_user_day: add the batch
+-- plays_by_user_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
 select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
 from songplays
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 group by cast(start_time as date), user_id, level, location, user_agent;
--- plays_by_hour: add the batch
+-- plays_by_hour: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_hour (batch_id, hour_start, plays)
 select 1, date_trunc('hour', start_time), count(*)
 from songplays
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 group by date_trunc('hour', start_time);
--- plays_by_song: add the batch
+-- plays_by_song: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
 select 1, song_title, artist_name, count(*)
 from songplays
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 group by song_title, artist_name;
--- events_by_user_day: add the batch
+-- events_by_user_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
 select 1, cast(start_time as date), user_id, count(*), sum(case when page = 'NextSong' then 1 else 0 end)
 from app_events
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 group by cast(start_time as date), user_id;
--- session_parts: add the batch
+-- session_parts: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
                            opening_level, any_level, played_until)
 select 1, user_id, session_id, min(start_time), max(start_time), sum(counted),
@@ -1765,59 +1769,60 @@ from (
     where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
     union all
     select user_id, session_id, start_time, 'NextSong', item_in_session, level, 0,
-           start_time + least(coalesce(song_duration, 0), 86400) * interval '1 second'
+           date_trunc('second', start_time)
+               + greatest(least(coalesce(song_duration, 0), 86400), 0) * interval '1 second'
     from songplays
     where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 ) events
 group by user_id, session_id;
--- matched_plays_by_day: add the batch
+-- matched_plays_by_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
 select 1, cast(start_time as date), song_id, artist_id, count(*)
 from songplays
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1 and song_id is not null
 group by cast(start_time as date), song_id, artist_id;
--- batch_totals: time rows
+-- batch_totals: time rows [only when log files are staged] [only when no loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 0);
--- batch_totals: matched plays
+-- batch_totals: matched plays [only when no loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count)
 select 1, 'matched plays', count(*) + 0
 from songplays
 where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1 and song_id is not null;
--- plays_by_user_day: empty, to count again
+-- plays_by_user_day: empty, to count again [only when a loaded log file changed]
 delete from plays_by_user_day;
--- plays_by_user_day: count every row
+-- plays_by_user_day: count every row [only when a loaded log file changed]
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
 select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
 from songplays
 where 1 = 1
 group by cast(start_time as date), user_id, level, location, user_agent;
--- plays_by_hour: empty, to count again
+-- plays_by_hour: empty, to count again [only when a loaded log file changed]
 delete from plays_by_hour;
--- plays_by_hour: count every row
+-- plays_by_hour: count every row [only when a loaded log file changed]
 insert into plays_by_hour (batch_id, hour_start, plays)
 select 1, date_trunc('hour', start_time), count(*)
 from songplays
 where 1 = 1
 group by date_trunc('hour', start_time);
--- plays_by_song: empty, to count again
+-- plays_by_song: empty, to count again [only when a loaded log file changed]
 delete from plays_by_song;
--- plays_by_song: count every row
+-- plays_by_song: count every row [only when a loaded log file changed]
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
 select 1, song_title, artist_name, count(*)
 from songplays
 where 1 = 1
 group by song_title, artist_name;
--- events_by_user_day: empty, to count again
+-- events_by_user_day: empty, to count again [only when a loaded log file changed]
 delete from events_by_user_day;
--- events_by_user_day: count every row
+-- events_by_user_day: count every row [only when a loaded log file changed]
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
 select 1, cast(start_time as date), user_id, count(*), sum(case when page = 'NextSong' then 1 else 0 end)
 from app_events
 where 1 = 1
 group by cast(start_time as date), user_id;
--- session_parts: empty, to count again
+-- session_parts: empty, to count again [only when a loaded log file changed]
 delete from session_parts;
--- session_parts: count every row
+-- session_parts: count every row [only when a loaded log file changed]
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
                            opening_level, any_level, played_until)
 select 1, user_id, session_id, min(start_time), max(start_time), sum(counted),
@@ -1830,24 +1835,25 @@ from (
     where 1 = 1
     union all
     select user_id, session_id, start_time, 'NextSong', item_in_session, level, 0,
-           start_time + least(coalesce(song_duration, 0), 86400) * interval '1 second'
+           date_trunc('second', start_time)
+               + greatest(least(coalesce(song_duration, 0), 86400), 0) * interval '1 second'
     from songplays
     where 1 = 1
 ) events
 group by user_id, session_id;
--- matched_plays_by_day: empty, to count again
+-- matched_plays_by_day: empty, to count again [only when a loaded log file changed]
 delete from matched_plays_by_day;
--- matched_plays_by_day: count every row
+-- matched_plays_by_day: count every row [only when a loaded log file changed]
 insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
 select 1, cast(start_time as date), song_id, artist_id, count(*)
 from songplays
 where 1 = 1 and song_id is not null
 group by cast(start_time as date), song_id, artist_id;
--- batch_totals: count again
+-- batch_totals: count again [only when a loaded log file changed]
 delete from batch_totals;
--- batch_totals: count again
+-- batch_totals: count again [only when a loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) select 1, 'time rows', count(*) from time;
--- batch_totals: count again
+-- batch_totals: count again [only when a loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) select 1, 'matched plays', count(*) from songplays where song_id is not null;
 select min(songplay_id) as songplay_id, count(*) as copies from songplays group by cast(songplay_id as varchar) having count(*) > 1;
 select min(user_id) as user_id, count(*) as copies from users group by cast(user_id as varchar) having count(*) > 1;
@@ -1877,28 +1883,29 @@ select child.user_id from user_levels child left join users parent on cast(paren
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level);
+with plays as (select count(*) as plays, count(song_id) as matched from songplays),
+     events as (select count(*) as events from app_events),
+     times as (select count(*) as times from time)
 select summary, summarized, in_facts
 from (
     select cast('plays_by_user_day' as varchar(32)) as summary,
-           (select sum(plays) from plays_by_user_day) as summarized, (select count(*) from songplays) as in_facts
+           (select sum(plays) from plays_by_user_day) as summarized, (select plays from plays) as in_facts
     union all
-    select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
+    select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select plays from plays)
     union all
-    select 'plays_by_song', (select sum(plays) from plays_by_song), (select count(*) from songplays)
+    select 'plays_by_song', (select sum(plays) from plays_by_song), (select plays from plays)
     union all
-    select 'events_by_user_day', (select sum(events) from events_by_user_day), (select count(*) from app_events)
+    select 'events_by_user_day', (select sum(events) from events_by_user_day), (select events from events)
     union all
-    select 'session_parts', (select sum(events) from session_parts), (select count(*) from app_events)
+    select 'session_parts', (select sum(events) from session_parts), (select events from events)
     union all
-    select 'matched_plays_by_day', (select sum(plays) from matched_plays_by_day),
-           (select count(*) from songplays where song_id is not null)
+    select 'matched_plays_by_day', (select sum(plays) from matched_plays_by_day), (select matched from plays)
     union all
     select 'batch_totals: time rows', (select sum(row_count) from batch_totals where measure = 'time rows'),
-           (select count(*) from time)
+           (select times from times)
     union all
     select 'batch_totals: matched plays',
-           (select sum(row_count) from batch_totals where measure = 'matched plays'),
-           (select count(*) from songplays where song_id is not null)
+           (select sum(row_count) from batch_totals where measure = 'matched plays'), (select matched from plays)
 ) totals
 where coalesce(summarized, 0) <> in_facts;
 -- record load errors: one row per value found at run time
