@@ -6,12 +6,12 @@ is a template with named {placeholders}, sent only as the engine's dialect rende
 - its physical design on that engine, where Redshift and PostgreSQL differ (distribution,
   sort keys, logging): {staging}, {fact}, {dimension}, … (the dialect's physical);
 - a fragment several statements share, the same on both (FRAGMENTS): {event_time} (ts as a
-  timestamp), {batch_events_window} (start_time within the time window of batch_events), …
+  timestamp), {in_batch_window} (start_time within the time window of the staged events), …
   A fragment over an argument is one named fragment per argument in use, its name saying
-  which: {batch_events_window} and {batch_plays_window}, {p_matches_catalog} and
+  which: {songplays_of_batch} and {app_events_of_batch}, {p_matches_catalog} and
   {songplays_match_catalog};
 - a value the caller passes to Dialect.render by name: {table}, {role}, {source}, ….
-%s stays a psycopg2 parameter, filled when the statement runs. Statements generated from
+%s and %(name)s stay psycopg2 parameters, filled when the statement runs. Statements generated from
 data (the quality gate, the valid ranges) are made by one function each, from declarations.
 Every transform is valid Redshift SQL: no ON CONFLICT, DISTINCT ON, SERIAL, RETURNING or
 JSON operators, and dimensions are merged with delete + insert inside the batch's transaction.
@@ -50,8 +50,9 @@ INFORMATIONAL_KEYS = {
 
 # JSON start_time from epoch milliseconds without losing them: integer seconds plus the
 # remaining milliseconds (ts / 1000.0 would go through a float and can drift by 1 µs).
+# mod(), not %: the statements run with psycopg2 parameters, where % introduces one.
 START_TIME = ("timestamp 'epoch' + ({ts} / 1000) * interval '1 second'"
-              " + ({ts} % 1000) * interval '1 millisecond'")
+              " + mod({ts}, 1000) * interval '1 millisecond'")
 
 
 def _time_of(ts: str) -> str:
@@ -115,11 +116,15 @@ FRAGMENTS = {
     "first_staged_time": f"(select {_time_of('min(ts)')} from staging_events)",
     "last_staged_time": f"(select {_time_of('max(ts)')} from staging_events)",
     "registration_time": _time_of("cast(registration as bigint)"),
-    # The time windows of the batch's events and plays, as conditions on start_time.
-    "batch_events_window": _window("batch_events"),
-    "batch_plays_window": _window("batch_plays"),
-    "songplays_batch_events_window": _window("batch_events", "songplays.start_time"),
-    "app_events_batch_events_window": _window("batch_events", "app_events.start_time"),
+    "time_of_min_ts": _time_of("min(ts)"),
+    # A staged event's key, hashed: app_events.event_id, songplays.songplay_id.
+    "staged_event_id": ("md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'"
+                        " || cast(item_in_session as varchar) || '|' || cast(ts as varchar))"),
+    # The time window of the staged events (batch_window), as a condition on start_time; and
+    # the rows of a fact the batch inserted: its batch_id, in that window.
+    "in_batch_window": _window("batch_window"),
+    "songplays_of_batch": _window("batch_window") + " and batch_id = %(batch_id)s",
+    "app_events_of_batch": _window("batch_window") + " and batch_id = %(batch_id)s",
     # The catalog rows plays match on, and the match of a play aliased p, or of songplays.
     "catalog_match": _CATALOG_MATCH,
     "p_matches_catalog": _matches("p", "   "),
@@ -128,6 +133,7 @@ FRAGMENTS = {
     "first_valid_ms": str(FIRST_VALID_MS),
     "latest_valid_ms": _LATEST_VALID_MS,
     "user_id_max": str(USER_ID_MAX),
+    "longest_play_s": "86400",
 }
 # --- steps: the statements a batch runs in order ---------------------------------------------
 @dataclass
@@ -135,6 +141,7 @@ class RowsWritten:
     """The rows of the steps whose count the batch needs after them, as psycopg2 reports an
     INSERT's or UPDATE's (on both engines; -1 in a dry run). None: the step has not run."""
     late_matches: int | None = None  # older plays a newly arrived song matched
+    unmatched: int | None = None     # plays whose match staged songs called into question
     plays: int | None = None         # plays inserted
     times: int | None = None         # time rows inserted
     events: int | None = None        # app_events inserted
@@ -150,14 +157,29 @@ class Step:
     sql: str
     analyze: str | None = None
     counts: str | None = None
+    needs: str | tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.counts is not None and self.counts not in {field.name for field in fields(RowsWritten)}:
             raise ValueError(f"{self.label}: counts {self.counts!r} is not a field of RowsWritten")
+        needs = (self.needs,) if isinstance(self.needs, str) else self.needs
+        if unknown := set(needs) - set(BATCH_CONDITIONS):
+            raise ValueError(f"{self.label}: needs {sorted(unknown)}, not among {BATCH_CONDITIONS}")
+        object.__setattr__(self, "needs", needs)
+
+    def runs_in(self, conditions: set[str]) -> bool:
+        """Whether the step has work in a batch where conditions hold."""
+        return set(self.needs) <= conditions
 
 
-def _analyze(table: str) -> Step:
-    return Step(f"analyze {table}", f"analyze {table}", analyze=table)
+# What a step can need of a batch (Step.needs; all of them): it staged log files ("events")
+# or song files ("songs"); a log file it staged had been loaded before in another version
+# ("changed"), or none had ("no change").
+BATCH_CONDITIONS = ("events", "songs", "changed", "no change")
+
+
+def _analyze(table: str, needs: str | tuple[str, ...] = ()) -> Step:
+    return Step(f"analyze {table}", f"analyze {table}", analyze=table, needs=needs)
 
 
 # The event-grain tables, written in time order: PostgreSQL indexes them with BRIN on
@@ -172,12 +194,13 @@ TABLES = ["staging_events", "staging_songs", "etl_lock", "etl_batches", "loaded_
           "schema_drift",
           "song_catalog", "text_repairs", "users", "artists", "songs", "time", "songplays",
           "app_events", "user_levels", "plays_by_user_day", "plays_by_hour", "plays_by_song",
-          "events_by_user_day", "session_parts", "batch_totals"]
+          "events_by_user_day", "session_parts", "matched_plays_by_day", "batch_totals"]
 drop_table_queries = [f"drop table if exists {table}" for table in reversed(TABLES)]
 
 # --- CREATE ----------------------------------------------------------------------------------
 # Staging: one row per log line, columns in the order of log_json_path.json (COPY with a
-# JSONPaths file is positional). VARCHAR lengths are bytes on Redshift: names with
+# JSONPaths file is positional), then object_id: the loader's key of the line's file
+# (loaded_objects.object_id), which the facts keep as their lineage. VARCHAR lengths are bytes on Redshift: names with
 # multi-byte (and double-encoded) characters need room. NOT NULL marks the fields an event
 # cannot do without: COPY rejects a record that lacks one (and says which).
 staging_events_table_create = """
@@ -199,7 +222,8 @@ staging_events_table_create = """
     status          integer,
     ts              bigint not null,
     user_agent      varchar(1024),
-    user_id         varchar(64)
+    user_id         varchar(64),
+    object_id       integer
 ) {staging}
 """
 
@@ -231,7 +255,8 @@ create table if not exists song_catalog (
     artist_latitude  double precision,
     artist_longitude double precision,
     duration         double precision,
-    year             integer
+    year             integer,
+    batch_id         integer not null
 ) {dimension}
 """
 
@@ -275,8 +300,11 @@ where not exists (select 1 from etl_lock)
 
 # One row per source object in the warehouse: the version last loaded, by which batch, and
 # what it gave. An object whose size or version (ETag, mtime) differs is loaded again.
+# object_id: the object's compact key, kept by every fact row it gave (and the same for
+# every version of the object).
 loaded_objects_table_create = """
 create table if not exists loaded_objects (
+    object_id   integer not null,
     table_name  varchar(64) not null,
     object_key  varchar(1024) not null,
     url         varchar(2048) not null,
@@ -332,6 +360,9 @@ create table if not exists schema_drift (
 # song_id/artist_id are NULL when the catalog has no song with the play's title, artist
 # name and duration; the play's own (repaired) title, artist name and duration stay on the
 # row so such plays still count, and match when the song arrives.
+# Lineage, on both facts: batch_id is the batch that inserted the row (etl_batches), object_id
+# the source file it came from (loaded_objects.object_id); the view source_files names both.
+# Every dimension and history row keeps the batch that last wrote it (batch_id).
 songplay_table_create = """
 create table if not exists songplays (
     songplay_id     char(32) not null,
@@ -346,7 +377,9 @@ create table if not exists songplays (
     user_agent      varchar(1024),
     song_title      varchar(1024),
     artist_name     varchar(1024),
-    song_duration   double precision{songplays_keys}
+    song_duration   double precision,
+    batch_id        integer not null,
+    object_id       integer not null{songplays_keys}
 ) {fact}
 """
 
@@ -361,7 +394,8 @@ create table if not exists users (
     gender        varchar(16),
     level         varchar(16),
     last_seen_at  timestamp not null,
-    registered_at timestamp
+    registered_at timestamp,
+    batch_id      integer not null
 ) {dimension}
 """
 
@@ -374,7 +408,8 @@ create table if not exists songs (
     artist_id   varchar(32),
     artist_name varchar(1024),
     year        integer,
-    duration    double precision{songs_keys}
+    duration    double precision,
+    batch_id    integer not null{songs_keys}
 ) {dimension}
 """
 
@@ -387,7 +422,8 @@ create table if not exists artists (
     name      varchar(1024),
     location  varchar(1024),
     latitude  double precision,
-    longitude double precision
+    longitude double precision,
+    batch_id  integer not null
 ) {dimension}
 """
 
@@ -401,7 +437,8 @@ create table if not exists time (
     week       smallint not null,
     month      smallint not null,
     year       smallint not null,
-    weekday    smallint not null{time_keys}
+    weekday    smallint not null,
+    batch_id   integer not null{time_keys}
 ) {time_dimension}
 """
 
@@ -419,7 +456,9 @@ create table if not exists app_events (
     item_in_session integer not null,
     page            varchar(64) not null,
     auth            varchar(32),
-    status          integer{app_events_keys}
+    status          integer,
+    batch_id        integer not null,
+    object_id       integer not null{app_events_keys}
 ) {fact}
 """
 
@@ -432,6 +471,7 @@ create table if not exists user_levels (
     level      varchar(16) not null,
     valid_from timestamp not null,
     valid_to   timestamp,
+    batch_id   integer not null,
     primary key (user_id, valid_from){user_levels_keys}
 ) {dimension}
 """
@@ -487,8 +527,8 @@ create table if not exists events_by_user_day (
 """
 
 # Each session's part in a batch (a session can span two days' files): its first and last
-# event, events, songs, and its level at item 0 and otherwise. Parts combine with min, max
-# and sum.
+# event, events, songs, its level at item 0 and otherwise, and when its last song ended (its
+# start plus its duration; NULL without a play). Parts combine with min, max and sum.
 session_parts_table_create = """
 create table if not exists session_parts (
     batch_id      integer not null,
@@ -499,7 +539,20 @@ create table if not exists session_parts (
     events        bigint not null,
     songs         bigint not null,
     opening_level varchar(16),
-    any_level     varchar(16)
+    any_level     varchar(16),
+    played_until  timestamp
+) {rollup}
+"""
+
+# Plays matched to the catalog per UTC day and song: the batch's new plays that matched, and
+# older plays a newly arrived song matched (counted on their own day).
+matched_plays_by_day_table_create = """
+create table if not exists matched_plays_by_day (
+    batch_id  integer not null,
+    day       date not null,
+    song_id   varchar(32) not null,
+    artist_id varchar(32),
+    plays     bigint not null
 ) {rollup}
 """
 
@@ -516,7 +569,7 @@ create table if not exists batch_totals (
 """
 
 ROLLUP_TABLES = ["plays_by_user_day", "plays_by_hour", "plays_by_song", "events_by_user_day", "session_parts",
-                 "batch_totals"]
+                 "matched_plays_by_day", "batch_totals"]
 
 # In the order of TABLES.
 create_table_queries = [
@@ -541,6 +594,7 @@ create_table_queries = [
     plays_by_song_table_create,
     events_by_user_day_table_create,
     session_parts_table_create,
+    matched_plays_by_day_table_create,
     batch_totals_table_create,
 ]
 
@@ -609,9 +663,22 @@ where change_kind <> 'baseline'
 group by table_name, change_kind, field_path, json_type, expected
 """
 
-VIEWS = ["plays", "load_summary", "load_error_reasons", "schema_changes"]
+# Where a fact row came from and when it was loaded, in one join on its object_id: one row per
+# source file, with the batch that loaded its current version (the batch_id its rows carry)
+# and when that batch finished. A file's rows are all of one batch: a changed file's earlier
+# rows go when its new version loads.
+#     select p.*, f.source_file, f.loaded_at from songplays p join source_files f using (object_id)
+source_files_view_create = """
+create view source_files as
+select o.object_id, o.table_name as staging_table, o.url as source_file, o.batch_id,
+       b.finished_at as loaded_at, o.row_count, o.error_count
+from loaded_objects o
+join etl_batches b on b.batch_id = o.batch_id
+"""
+
+VIEWS = ["plays", "load_summary", "load_error_reasons", "schema_changes", "source_files"]
 create_view_queries = [plays_view_create, load_summary_view_create, load_error_reasons_view_create,
-                       schema_changes_view_create]
+                       schema_changes_view_create, source_files_view_create]
 drop_view_queries = [f"drop view if exists {view}" for view in VIEWS]
 
 # --- what is there, before create_tables.py changes it -------------------------------------
@@ -662,6 +729,13 @@ CREATE_TABLES = dict(zip(TABLES, create_table_queries, strict=True))
 STAGING_TABLES = ["staging_events", "staging_songs"]
 staging_copy_queries = [f"create temp table {table} (like {table})" for table in STAGING_TABLES]
 
+# The staging tables whose rows keep the source file they came from, in their last column
+# (STAGED_OBJECT_ID, which no JSON key fills): the toolkit's own COPY writes it with each row;
+# on Redshift each of their files is a COPY of its own, after which its rows get the id.
+STAGED_OBJECT_ID = "object_id"
+STAGED_WITH_OBJECT_IDS = ["staging_events"]
+staged_object_id_update = "update {table} set object_id = %(object_id)s where object_id is null"
+
 # PostgreSQL engines: the toolkit reads the JSON itself (Redshift's rules: JSONPaths for the
 # events, 'auto' for the songs) and streams rows into the same tables.
 copy_from_stdin = "copy {table} ({columns}) from stdin"
@@ -672,7 +746,7 @@ copy_from_stdin = "copy {table} ({columns}) from stdin"
 # batch. ts stays epoch milliseconds in a BIGINT and the transforms convert it exactly, the
 # equivalent of TIMEFORMAT 'epochmillisecs' (which applies only to TIMESTAMP columns).
 redshift_copy = """
-copy {table}
+copy {table} ({columns})
 from '{source}'
 iam_role '{iam_role}'
 format as json '{json}'
@@ -865,7 +939,7 @@ next_batch_id = "select coalesce(max(batch_id), 0) + 1 from etl_batches"
 
 published_batches = "select count(*) from etl_batches where outcome = 'published'"
 
-loaded_object_versions = "select table_name, object_key, size, version, url from loaded_objects"
+loaded_object_versions = "select table_name, object_key, size, version, url, object_id from loaded_objects"
 
 # The batch's objects go to a temporary twin first, then replace their rows in one pass
 # (one DELETE per object would be 100,000 round trips for a large catalog).
@@ -875,7 +949,7 @@ batch_objects_create = [
 ]
 
 batch_objects_insert = """
-insert into batch_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
+insert into batch_objects (object_id, table_name, object_key, url, size, version, batch_id, row_count, error_count)
 values %s
 """
 
@@ -886,8 +960,9 @@ using batch_objects b
 where loaded_objects.table_name = b.table_name and loaded_objects.object_key = b.object_key
 """,
     """
-insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
-select table_name, object_key, url, size, version, batch_id, row_count, error_count
+insert into loaded_objects (object_id, table_name, object_key, url, size, version, batch_id, row_count,
+                            error_count)
+select object_id, table_name, object_key, url, size, version, batch_id, row_count, error_count
 from batch_objects
 """,
 ]
@@ -923,171 +998,57 @@ where value not in (select original from text_repairs)
 text_repair_insert = "insert into text_repairs (original, repaired) values %s"
 
 # --- transform: staging -> star schema ---------------------------------------------------
-# Batch-scoped working sets. Temporary tables vanish with the session.
-batch_tables_drop = [
-    "drop table if exists batch_written_times",
-    "drop table if exists batch_events",
-    "drop table if exists batch_plays",
-    "drop table if exists batch_users",
-    "drop table if exists batch_artists",
-    "drop table if exists batch_level_users",
-    "drop table if exists batch_level_events",
-    "drop table if exists batch_replaced",
-    "drop table if exists batch_replaced_plays",
-]
+# A batch writes each event once into app_events and each play once into songplays, straight
+# from staging, and stamps every row with its batch (batch_id) and its source file
+# (object_id, the key loaded_objects gives each file it records). Everything after reads the
+# facts back by that stamp: the batch's rows are the facts' rows with its batch_id, inside
+# the time window of what it staged, which PostgreSQL reads through its BRIN index and
+# Redshift through its sort key. So no copy of the batch's events or plays is written
+# besides staging and the facts themselves.
+#
+# %(batch_id)s is the batch, and %(changed_objects)s the object_ids of the loaded files that
+# changed since they were loaded (a tuple), both psycopg2 parameters.
+#
+# Each Step says what it needs (Step.needs): "events" or "songs" (this batch staged some),
+# or "changed" (a loaded log file changed): a daily batch of events runs none of the song
+# steps, and none of the replacement steps unless a file changed. The dry run shows them all.
 
-# One row per event the batch writes: staged, and not staged twice (of the copies with one
-# key, the first in a fixed order counts); its key hashed into event_id and its time
-# converted once, for everything below. An event whose key app_events holds already comes
-# from a source file that changed since it was loaded: it replaces the stored version
-# (replaces = 1), so the facts hold each file's latest version. The staged events' own time
-# range bounds the lookup in app_events. The copies are
-# numbered in ts order, so that sort also puts the rows in time order (ts orders as
-# start_time does) and no second sort is needed: at 1M events 2.5 s instead of 3.4 s with
-# the same rows. Written in time order, as every insert into an event-grain table
-# is: each BRIN block range (and Redshift's sorted region) then spans minutes, not the
-# whole load, and PostgreSQL's statistics see start_time correlate with the physical
-# order, which is what makes its planner read a batch's window through the BRIN index
-# rather than the whole table (a day after a 10M-event load: 1 s per window read when
-# songplays was written in join order, with correlation 0.004; 0.03 s through BRIN).
-batch_events_create = """
-create temp table batch_events{batch_by_user} as
-select
-    event_id,
-    {event_time} as start_time,
-    cast(nullif(user_id, '') as integer) as user_id,
-    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length,
-    replaces
-from (
-    select
-        keyed.*,
-        case when existing.loaded_id is null then 0 else 1 end as replaces,
-        row_number() over (
-            partition by ts, user_id, session_id, item_in_session
-            order by page, song, level, status
-        ) as copy_number
-    from (
-        select
-            md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
-                || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
-            staged.*
-        from staging_events staged
-    ) keyed
-    left join (
-        select event_id as loaded_id from app_events
-        where start_time between {first_staged_time} and {last_staged_time}
-    ) existing on existing.loaded_id = keyed.event_id
-) copies
-where copy_number = 1
-order by ts
+# The time window of the staged events: the bounds every read of the facts below keeps to
+# (two rows: the first staged time and the last; NULL when no event was staged).
+batch_window_create = """
+create temp table batch_window as
+select {first_staged_time} as start_time
+union all
+select {last_staged_time}
 """
 
-# The stored versions of the events the batch replaces, and of their plays: what the
-# rollups retract (see rollup_inserts) before the facts drop them.
-# Every join between tables distributed on user_id (the facts and the batch tables made
-# {batch_by_user}) equates user_id as well as the event's key, so Redshift joins each
-# slice's rows where they are (AWS, Redshift Database Developer Guide, "Creating a temporary
-# staging table": "add a redundant join predicate on the distribution key columns to enable
-# a collocated join"; tests/redshift_rules.py, missing_distkey_predicates). Equal keys have
-# equal users, so the predicate changes no answer, except that it never holds for a
-# logged-out event (user_id NULL on both sides): those, few, are matched by their key alone
-# among the logged-out rows, in a branch or statement of their own.
+# --- replacing changed files: what the files loaded before gave goes, whole ----------------
+# A loaded file that changed is staged again in its current version, and every row its
+# earlier version wrote goes first: then the facts hold what a full load of the files as they
+# now are would (a line removed, a key changed by a corrected ts, a level changed). What those
+# rows had fed is recomputed below: time rows no play has any more, the users they were the
+# latest events of, their level history, and the rollups.
+# The events that go, and their users, times and sessions: the facts' rows of the changed
+# files (object_id is not the distribution key: no join, a filter on a list of ids).
 batch_replaced_create = """
-create temp table batch_replaced{batch_by_user} as
-select a.event_id, a.start_time, a.user_id, a.level, a.session_id, a.item_in_session, a.page
-from (select * from app_events where {batch_events_window}) a
-join batch_events b on b.event_id = a.event_id and b.user_id = a.user_id
-where b.replaces = 1
-union all
-select event_id, start_time, user_id, level, session_id, item_in_session, page
+create temp table batch_replaced as
+select event_id, start_time, user_id, page
 from app_events
-where user_id is null and {batch_events_window}
-  and event_id in (select event_id from batch_events where replaces = 1 and user_id is null)
+where object_id in %(changed_objects)s
 """
 
-batch_replaced_plays_create = """
-create temp table batch_replaced_plays{batch_by_user} as
-select p.songplay_id, p.start_time, p.user_id, p.level, p.location, p.user_agent, p.song_title, p.artist_name,
-       p.song_id
-from (select * from songplays where {batch_events_window}) p
-join batch_replaced r on r.event_id = p.songplay_id and r.user_id = p.user_id
-union all
-select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
-from songplays
-where user_id is null and {batch_events_window}
-  and songplay_id in (select event_id from batch_replaced where user_id is null)
-"""
+songplays_replaced_delete = "delete from songplays where object_id in %(changed_objects)s"
 
-songplays_replaced_delete = """
-delete from songplays
-using batch_replaced_plays r
-where {songplays_batch_events_window}
-  and songplays.songplay_id = r.songplay_id and songplays.user_id = r.user_id
-"""
+app_events_replaced_delete = "delete from app_events where object_id in %(changed_objects)s"
 
-songplays_replaced_logged_out_delete = """
-delete from songplays
-where user_id is null and {batch_events_window}
-  and songplay_id in (select songplay_id from batch_replaced_plays where user_id is null)
-"""
-
-app_events_replaced_delete = """
-delete from app_events
-using batch_replaced r
-where {app_events_batch_events_window}
-  and app_events.event_id = r.event_id and app_events.user_id = r.user_id
-"""
-
-app_events_replaced_logged_out_delete = """
-delete from app_events
-where user_id is null and {batch_events_window}
-  and event_id in (select event_id from batch_replaced where user_id is null)
-"""
-
-# One row per play the batch adds (a NextSong event of batch_events that songplays does not
-# hold), with the names repaired. The anti-join is on the event key and, redundantly, on
-# user_id, the distribution key of both sides (equal keys have equal users), so Redshift
-# can join each slice's rows where they are: AWS's advice for merges whose distribution key
-# is not the key ("Creating a temporary staging table": "add a redundant join predicate on
-# the distribution key columns to enable a collocated join"). A plain equality never holds
-# for a logged-out play (user_id NULL on both sides), so those, few, are looked up by their
-# key alone among the window's logged-out plays: without that they would be inserted again.
-batch_plays_create = """
-create temp table batch_plays{batch_by_user} as
-select
-    e.event_id as songplay_id,
-    e.start_time,
-    e.user_id,
-    e.level,
-    e.session_id,
-    e.item_in_session,
-    e.location,
-    e.user_agent,
-    coalesce(repaired_song.repaired, e.song) as song_title,
-    coalesce(repaired_artist.repaired, e.artist) as artist_name,
-    e.length as song_duration,
-    case when repaired_song.original is not null or repaired_artist.original is not null
-         then 1 else 0 end as was_repaired
-from batch_events e
-left join text_repairs repaired_song on repaired_song.original = e.song
-left join text_repairs repaired_artist on repaired_artist.original = e.artist
-left join (select songplay_id, user_id from songplays where {batch_events_window}) existing
-    on existing.songplay_id = e.event_id
-   and existing.user_id = e.user_id
-where e.page = 'NextSong' and existing.songplay_id is null
-  and (e.user_id is not null
-       or e.event_id not in (select songplay_id from songplays
-                             where user_id is null and {batch_events_window}))
-"""
-
-# Every artist whose row this batch may change: those of the staged songs, and those the
-# staged songs were credited to before (a song can move to another artist id).
-batch_artists_create = """
-create temp table batch_artists as
-select artist_id from staging_songs where artist_id is not null
-union
-select artist_id from song_catalog
-where song_id in (select song_id from staging_songs) and artist_id is not null
+# --- songs and artists -------------------------------------------------------------------
+# Every artist whose row this batch may change goes first: those of the staged songs, and
+# those the staged songs were credited to before (a song can move to another artist id),
+# read from the catalog before it changes. Those that still have a song come back below.
+artist_table_delete = """
+delete from artists
+where artist_id in (select artist_id from staging_songs)
+   or artist_id in (select artist_id from song_catalog where song_id in (select song_id from staging_songs))
 """
 
 song_catalog_delete = "delete from song_catalog where song_id in (select song_id from staging_songs)"
@@ -1095,9 +1056,9 @@ song_catalog_delete = "delete from song_catalog where song_id in (select song_id
 # One row per song_id; a song staged twice in one batch keeps a deterministic version.
 song_catalog_insert = """
 insert into song_catalog (song_id, title, artist_id, artist_name, artist_location,
-                          artist_latitude, artist_longitude, duration, year)
+                          artist_latitude, artist_longitude, duration, year, batch_id)
 select song_id, title, artist_id, artist_name, artist_location,
-       artist_latitude, artist_longitude, duration, year
+       artist_latitude, artist_longitude, duration, year, %(batch_id)s
 from (
     select
         staged.*,
@@ -1114,17 +1075,18 @@ where version = 1
 song_table_delete = "delete from songs where song_id in (select song_id from staging_songs)"
 
 song_table_insert = """
-insert into songs (song_id, title, artist_id, artist_name, year, duration)
-select song_id, title, artist_id, artist_name, nullif(year, 0), duration
+insert into songs (song_id, title, artist_id, artist_name, year, duration, batch_id)
+select song_id, title, artist_id, artist_name, nullif(year, 0), duration, %(batch_id)s
 from song_catalog
 where song_id in (select song_id from staging_songs)
 """
 
-artist_table_delete = "delete from artists where artist_id in (select artist_id from batch_artists)"
-
+# The artists the catalog credits that have no row (those removed above, unless they lost
+# their last song): the spelling on most of their songs, ties to the alphabetically first,
+# and the location of a song with that spelling, preferring one with coordinates.
 artist_table_insert = """
-insert into artists (artist_id, name, location, latitude, longitude)
-select artist_id, artist_name, artist_location, artist_latitude, artist_longitude
+insert into artists (artist_id, name, location, latitude, longitude, batch_id)
+select artist_id, artist_name, artist_location, artist_latitude, artist_longitude, %(batch_id)s
 from (
     select
         spelled.*,
@@ -1140,14 +1102,15 @@ from (
             catalog.*,
             count(*) over (partition by artist_id, artist_name) as songs_with_spelling
         from song_catalog catalog
-        where artist_id in (select artist_id from batch_artists)
+        where artist_id is not null and artist_id not in (select artist_id from artists)
     ) spelled
 ) ranked
 where preference = 1
 """
 
-# Each user's latest event in the batch; it replaces the stored row only if it is newer,
-# so a late batch of old events cannot roll a user's level back.
+# --- users -------------------------------------------------------------------------------
+# Each user's latest staged event; it replaces the stored row only if it is newer, so a late
+# batch of old events cannot roll a user's level back.
 batch_users_create = """
 create temp table batch_users as
 select user_id, first_name, last_name, gender, level, last_seen_at, registered_at
@@ -1169,6 +1132,37 @@ from (
 where recency = 1
 """
 
+# user_levels is brought up to date from the batch alone where it can be: a user whose
+# events in this batch all come after every event loaded before (users.last_seen_at, read
+# before this batch moves it) only extends the history, and the current stretch stands for
+# all of the user's earlier events. A user with an event from before that point (a late
+# file, a reloaded one), or one whose events a changed file replaced, gets the whole history
+# rebuilt from app_events.
+batch_level_users_create = """
+create temp table batch_level_users{batch_by_user} as
+select b.user_id,
+       case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
+from (
+    select cast(user_id as integer) as user_id, {time_of_min_ts} as first_event_at
+    from staging_events
+    where user_id is not null and user_id <> ''
+    group by user_id
+) b
+left join users u on u.user_id = b.user_id
+"""
+
+batch_level_users_replaced_insert = """
+insert into batch_level_users (user_id, extends)
+select distinct user_id, 0
+from batch_replaced
+where user_id is not null and user_id not in (select user_id from batch_level_users)
+"""
+
+batch_level_users_replaced_update = """
+update batch_level_users set extends = 0
+where user_id in (select user_id from batch_replaced)
+"""
+
 user_table_delete = """
 delete from users
 using batch_users newer
@@ -1176,41 +1170,176 @@ where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at
 """
 
 user_table_insert = """
-insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at)
-select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at
+insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at, batch_id)
+select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at, %(batch_id)s
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null
 """
 
-songplay_table_insert = """
-insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
-                       session_id, item_in_session, location, user_agent,
-                       song_title, artist_name, song_duration)
-select
-    p.songplay_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
-    p.session_id, p.item_in_session, p.location, p.user_agent,
-    p.song_title, p.artist_name, p.song_duration
-from batch_plays p
-left join ({catalog_match}) catalog
-    on {p_matches_catalog}
-order by p.start_time
+# A changed file can take away a user's latest event (or all of them): such a user's level
+# and last_seen_at come from their latest event in app_events as it now is, and a user with
+# no event left goes. Names, gender and sign-up time stay as loaded (eventsim gives each user
+# one of each).
+users_replaced_update = """
+update users
+set level = latest.level, last_seen_at = latest.start_time, batch_id = %(batch_id)s
+from (
+    select user_id, level, start_time
+    from (
+        select user_id, level, start_time,
+               row_number() over (
+                   partition by user_id order by start_time desc, session_id desc, item_in_session desc
+               ) as recency
+        from app_events
+        where user_id in (select user_id from batch_replaced)
+    ) events
+    where recency = 1
+) latest
+where users.user_id = latest.user_id
+  and (users.last_seen_at <> latest.start_time or users.level <> latest.level)
 """
 
-# Late-arriving songs: plays loaded before their song's metadata get its ids now. Run before
-# the batch's own plays are inserted (the insert matches those against the same catalog), so
-# a first load does not scan the millions of plays it has just matched.
+users_replaced_delete = """
+delete from users
+where user_id in (select user_id from batch_replaced)
+  and user_id not in (select user_id from app_events
+                      where user_id is not null and user_id in (select user_id from batch_replaced))
+"""
+
+# --- the facts ---------------------------------------------------------------------------
+# Staged songs can change the catalog match of plays loaded before: a new song matches plays
+# that had none (a late-arriving song), a changed song may no longer match its plays, and a
+# song with a smaller song_id than a play's match becomes the match. So the plays matched to
+# a staged song, or whose names and duration are a staged song's, lose their match first,
+# and then every play without one is matched against the catalog as it now is; what a full
+# load matches is what they then hold. Run before the batch's own plays are inserted (the
+# insert matches those against the same catalog), so a first load does not scan the
+# millions of plays it has just matched. A play that lost its match makes the batch count
+# its rollups again (RowsWritten.unmatched).
+songplays_unmatch_staged_songs_update = """
+update songplays
+set song_id = null, artist_id = null
+where song_id in (select song_id from staging_songs)
+"""
+
+songplays_unmatch_staged_names_update = """
+update songplays
+set song_id = null, artist_id = null
+from (select distinct rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
+      from staging_songs) staged
+where songplays.song_id is not null
+  and staged.title_key = rtrim(songplays.song_title)
+  and staged.artist_key = rtrim(songplays.artist_name)
+  and staged.duration = songplays.song_duration
+"""
+
 songplay_late_match_update = """
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
 from ({catalog_match}) catalog
 where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
   and {songplays_match_catalog}
 """
 
+# The times that bound the plays a batch writes: those it inserts (within the staged window)
+# and older ones it matched to newly arrived songs. The quality gate checks songplays
+# between the first and the last (and every row when a match was undone). Made after the
+# late-song update and before the batch's plays are inserted, so a first load reads no
+# songplays here.
+batch_written_times_create = """
+create temp table batch_written_times as
+select start_time from batch_window
+union all
+select min(start_time) from songplays where song_id in (select song_id from staging_songs)
+union all
+select max(start_time) from songplays where song_id in (select song_id from staging_songs)
+"""
+
+# The staged events, one per key: its key hashed into event_id, its time converted. Of the
+# copies of one key staged in this batch, the first in a fixed order counts; a key the facts
+# hold already (from another file: a changed file's own rows went above) keeps its stored
+# row. The copies are numbered in ts order, which also puts the rows in time order, so no
+# second sort is needed: each BRIN block range (and Redshift's sorted region) then spans
+# minutes, and PostgreSQL's statistics see start_time correlate with the physical order,
+# which is what makes its planner read a batch's window through the BRIN index.
+_STAGED_EVENTS = """
+    select
+        {staged_event_id} as event_id,
+        {event_time} as start_time,
+        cast(nullif(user_id, '') as integer) as user_id,
+        level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
+        object_id,
+        row_number() over (
+            partition by ts, staged.user_id, session_id, item_in_session
+            order by page, song, level, status, object_id
+        ) as copy_number
+    from staging_events staged"""
+
+
+def _new_events(fact: str, key: str, columns: str, where: str = "") -> str:
+    """The staged events (alias e: _STAGED_EVENTS' columns, first copies only) whose key fact
+    does not hold: anti-joined on the key and, redundantly, on user_id, the facts'
+    distribution key (see below), and the logged-out ones by their key alone among the
+    window's logged-out rows."""
+    return f"""select {columns}
+from ({_STAGED_EVENTS}
+) e
+left join (select {key}, user_id from {fact} where {{in_batch_window}}) existing
+    on existing.{key} = e.event_id and existing.user_id = e.user_id
+where e.copy_number = 1{where} and existing.{key} is null
+  and (e.user_id is not null
+       or e.event_id not in (select {key} from {fact} where user_id is null and {{in_batch_window}}))
+order by e.ts"""
+
+
+# Every join between tables distributed on user_id equates user_id as well as the event's
+# key, so Redshift joins each slice's rows where they are (AWS, Redshift Database Developer
+# Guide, "Creating a temporary staging table": "add a redundant join predicate on the
+# distribution key columns to enable a collocated join"; tests/redshift_rules.py,
+# missing_distkey_predicates). Equal keys have equal users, so the predicate changes no
+# answer, except that it never holds for a logged-out event (user_id NULL on both sides):
+# those, few, are matched by their key alone among the logged-out rows.
+app_events_insert = """
+insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status,
+                        batch_id, object_id)
+""" + _new_events("app_events", "event_id",
+                  "e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, "
+                  "e.auth, e.status, %(batch_id)s, e.object_id")
+
+# The plays: the NextSong events among the same first copies, their names repaired, matched
+# to the catalog (the smallest song_id when several songs qualify). song_id/artist_id stay
+# NULL when none does; the play keeps its own names, so it still counts, and matches when the
+# song arrives. The new events come in time order, and the joins to the small tables
+# (repairs, catalog) hash those and keep it: no second sort of every play.
+songplay_table_insert = """
+insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
+                       session_id, item_in_session, location, user_agent,
+                       song_title, artist_name, song_duration, batch_id, object_id)
+select p.event_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
+       p.session_id, p.item_in_session, p.location, p.user_agent,
+       p.song_title, p.artist_name, p.song_duration, %(batch_id)s, p.object_id
+from (
+    select new.*,
+           coalesce(repaired_song.repaired, new.song) as song_title,
+           coalesce(repaired_artist.repaired, new.artist) as artist_name
+    from (
+""" + "\n".join("        " + line for line in _new_events(
+    "songplays", "songplay_id",
+    "e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.location, "
+    "e.user_agent, e.song, e.artist, e.length as song_duration, e.object_id, e.ts",
+    where=" and e.page = 'NextSong'").splitlines()) + """
+    ) new
+    left join text_repairs repaired_song on repaired_song.original = new.song
+    left join text_repairs repaired_artist on repaired_artist.original = new.artist
+) p
+left join ({catalog_match}) catalog
+    on {p_matches_catalog}
+"""
+
+# One row per distinct start_time of the batch's plays that time lacks.
 time_table_insert = """
-insert into time (start_time, hour, day, week, month, year, weekday)
+insert into time (start_time, hour, day, week, month, year, weekday, batch_id)
 select
     p.start_time,
     extract(hour from p.start_time),
@@ -1218,12 +1347,87 @@ select
     extract(week from p.start_time),
     extract(month from p.start_time),
     extract(year from p.start_time),
-    extract(dow from p.start_time)
-from (select distinct start_time from batch_plays) p
-left join (select start_time from time where {batch_plays_window}) existing
+    extract(dow from p.start_time),
+    %(batch_id)s
+from (select distinct start_time from songplays where {songplays_of_batch}) p
+left join (select start_time from time where {in_batch_window}) existing
     on existing.start_time = p.start_time
 where existing.start_time is null
 order by p.start_time
+"""
+
+# The times of the replaced plays that no play has any more.
+time_replaced_delete = """
+delete from time
+where start_time in (select start_time from batch_replaced where page = 'NextSong')
+  and start_time not in (select start_time from songplays
+                         where start_time in (select start_time from batch_replaced where page = 'NextSong'))
+"""
+
+# --- the level history -------------------------------------------------------------------
+# The current stretch of each extending user, kept before it is recomputed: it stands for
+# all of the user's earlier events, as one event at its start (one row per such user).
+batch_open_stretches_create = """
+create temp table batch_open_stretches{batch_by_user} as
+select l.user_id, l.level, l.valid_from as start_time,
+       cast(0 as bigint) as session_id, 0 as item_in_session
+from user_levels l
+join batch_level_users b on b.user_id = l.user_id and b.extends = 1
+where l.valid_to is null
+"""
+
+# The level-carrying events each stretch is computed from: for an extending user, the
+# current stretch and the batch's events; for any other user, every event in app_events
+# (which holds this batch's by now). Read where they are, not copied.
+_LEVEL_EVENTS = """
+        select user_id, level, start_time, session_id, item_in_session from batch_open_stretches
+        union all
+        select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
+        from (select * from app_events where {app_events_of_batch}) e
+        join batch_level_users b on b.user_id = e.user_id and b.extends = 1
+        where e.level is not null
+        union all
+        select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
+        from app_events a
+        join batch_level_users b on b.user_id = a.user_id and b.extends = 0
+        where a.level is not null"""
+
+# The stretches recomputed below: the current one of an extending user, all of another's.
+user_levels_delete = """
+delete from user_levels
+using batch_level_users b
+where user_levels.user_id = b.user_id and (b.extends = 0 or user_levels.valid_to is null)
+"""
+
+# Gaps and islands: an event starts a new stretch when its level differs from the user's
+# previous event; each stretch lasts until the next one starts. Events of one user at one
+# instant (two sessions can share a millisecond) count once, as the last of them in
+# (session, item) order, the order users.level is chosen by: two stretches can never start
+# at the same time, which would break the key (user_id, valid_from) and fail every load.
+user_levels_insert = """
+insert into user_levels (user_id, level, valid_from, valid_to, batch_id)
+select user_id, level, valid_from,
+       lead(valid_from) over (partition by user_id order by valid_from) as valid_to,
+       %(batch_id)s
+from (
+    select user_id, level, start_time as valid_from
+    from (
+        select
+            user_id, level, start_time,
+            lag(level) over (partition by user_id order by start_time) as previous_level
+        from (
+            select
+                user_id, level, start_time,
+                row_number() over (
+                    partition by user_id, start_time order by session_id desc, item_in_session desc
+                ) as latest_first
+            from (""" + _LEVEL_EVENTS + """
+            ) level_events
+        ) instants
+        where latest_first = 1
+    ) ordered
+    where previous_level is null or previous_level <> level
+) stretches
 """
 
 # Planner statistics for freshly written tables: without them PostgreSQL guesses a handful
@@ -1232,12 +1436,11 @@ order by p.start_time
 # rows changed by less than analyze_threshold_percent (10) since its last ANALYZE;
 # PostgreSQL samples it regardless (2.4 s for the three event tables after a day on a
 # 10M-event warehouse), so there the pipeline first asks analyze_due, with the same rule.
-# The batch tables made by CREATE TABLE AS are analyzed on PostgreSQL only (CREATED_BY_CTAS).
 # The ANALYZE steps are the _analyze(table) entries of transform_steps.
 ANALYZE_THRESHOLD = 0.10  # Redshift's analyze_threshold_percent, as a fraction
 # Tables a batch empties or creates and then fills: all their rows changed since their
 # last ANALYZE, so it is always due.
-REWRITTEN_EACH_BATCH = ["staging_events", "staging_songs", "batch_plays", "batch_artists"]
+REWRITTEN_EACH_BATCH = ["staging_events", "staging_songs"]
 # For the facts ROLLUP_ROW_COUNTS counts: the field of RowsWritten that keeps the rows the
 # batch adds to them (the rollups get them only after the transforms).
 ROWS_ADDED_BY = {"songplays": "plays", "time": "times", "app_events": "events"}
@@ -1258,255 +1461,181 @@ from pg_class c
 where c.oid = to_regclass(%s)
 """
 
-# Every event the batch adds, in batch_events' (time) order: a plain scan keeps it, where a
-# sort of millions of wide rows would cost seconds.
-app_events_insert = """
-insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
-select event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status
-from batch_events
-"""
-
-# user_levels is brought up to date from the batch alone where it can be: a user whose
-# events in this batch all come after every event loaded before (users.last_seen_at, read
-# before this batch moves it) only extends the history, and the current stretch stands for
-# all of the user's earlier events. A user with an event from before that point (a late
-# file, a reloaded one) gets the whole history rebuilt from app_events.
-batch_level_users_create = """
-create temp table batch_level_users{batch_by_user} as
-select
-    b.user_id,
-    case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
+# --- rollups of what the batch added ------------------------------------------------------
+# A batch's rollup rows count the facts' rows it wrote (its batch_id, in its window), by the
+# keys the report groups on; the report sums over batches. A batch that replaced a changed
+# file instead empties the rollups and counts every row of the facts once, as its own: the
+# rows the earlier versions fed are gone from the facts, and min/max parts (a session's first
+# and last event) cannot be taken back by a difference. So the rollups always equal one full
+# load's. {rollup_rows} is the condition on the fact (its batch's rows, or every row).
+_ROLLUPS = {
+    "plays_by_user_day": ("songplays", """
+insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
+select %(batch_id)s, cast(start_time as date), user_id, level, location, user_agent, count(*)
+from songplays
+where {rollup_rows}
+group by cast(start_time as date), user_id, level, location, user_agent
+"""),
+    "plays_by_hour": ("songplays", """
+insert into plays_by_hour (batch_id, hour_start, plays)
+select %(batch_id)s, date_trunc('hour', start_time), count(*)
+from songplays
+where {rollup_rows}
+group by date_trunc('hour', start_time)
+"""),
+    "plays_by_song": ("songplays", """
+insert into plays_by_song (batch_id, song_title, artist_name, plays)
+select %(batch_id)s, song_title, artist_name, count(*)
+from songplays
+where {rollup_rows}
+group by song_title, artist_name
+"""),
+    "events_by_user_day": ("app_events", """
+insert into events_by_user_day (batch_id, day, user_id, events, plays)
+select %(batch_id)s, cast(start_time as date), user_id, count(*), sum(case when page = 'NextSong' then 1 else 0 end)
+from app_events
+where {rollup_rows}
+group by cast(start_time as date), user_id
+"""),
+    # The session's events, and beside them its plays, for when each ended (a play is one of
+    # the events, at the same time and level: the plays' rows move no bound or level). A
+    # duration counts between 0 and a day: a logged length of ±1e308 seconds would overflow.
+    "session_parts": ("app_events", """
+insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
+                           opening_level, any_level, played_until)
+select %(batch_id)s, user_id, session_id, min(start_time), max(start_time), sum(counted),
+       sum(case when page = 'NextSong' then counted else 0 end),
+       min(case when item_in_session = 0 then level end), max(level), max(ended_at)
 from (
-    select user_id, min(start_time) as first_event_at
-    from batch_events
-    where user_id is not null
-    group by user_id
-) b
-left join users u on u.user_id = b.user_id
-"""
-
-# The level-carrying events each stretch is computed from: for an extending user, the
-# current stretch (as one event at its start) and the batch's events; for any other user,
-# every event in app_events (which holds this batch's by now).
-batch_level_events_create = """
-create temp table batch_level_events{batch_by_user} as
-select l.user_id, l.level, l.valid_from as start_time,
-       cast(0 as bigint) as session_id, 0 as item_in_session
-from user_levels l
-join batch_level_users b on b.user_id = l.user_id and b.extends = 1
-where l.valid_to is null
-union all
-select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
-from batch_events e
-join batch_level_users b on b.user_id = e.user_id and b.extends = 1
-where e.level is not null
-union all
-select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
-from app_events a
-join batch_level_users b on b.user_id = a.user_id and b.extends = 0
-where a.level is not null
-"""
-
-# The stretches recomputed below: the current one of an extending user, all of another's.
-user_levels_delete = """
-delete from user_levels
-using batch_level_users b
-where user_levels.user_id = b.user_id and (b.extends = 0 or user_levels.valid_to is null)
-"""
-
-# Gaps and islands: an event starts a new stretch when its level differs from the user's
-# previous event; each stretch lasts until the next one starts. Events of one user at one
-# instant (two sessions can share a millisecond) count once, as the last of them in
-# (session, item) order, the order users.level is chosen by: two stretches can never start
-# at the same time, which would break the key (user_id, valid_from) and fail every load.
-user_levels_insert = """
-insert into user_levels (user_id, level, valid_from, valid_to)
-select user_id, level, valid_from,
-       lead(valid_from) over (partition by user_id order by valid_from) as valid_to
-from (
-    select user_id, level, start_time as valid_from
-    from (
-        select
-            user_id, level, start_time,
-            lag(level) over (partition by user_id order by start_time) as previous_level
-        from (
-            select
-                user_id, level, start_time,
-                row_number() over (
-                    partition by user_id, start_time order by session_id desc, item_in_session desc
-                ) as latest_first
-            from batch_level_events
-        ) instants
-        where latest_first = 1
-    ) ordered
-    where previous_level is null or previous_level <> level
-) stretches
-"""
-
-# The times that bound the plays a batch writes: those it inserts and older ones it matched
-# to newly arrived songs. The quality gate checks songplays between the first and the last.
-# Made after the late-song update and before the batch's plays are inserted (which lie
-# within their own bounds), so a first load reads no songplays here; each source is read
-# once for both of its bounds.
-batch_written_times_create = """
-create temp table batch_written_times as
-select case when bound.is_first = 1 then written.first_at else written.last_at end as start_time
-from (
-    select min(start_time) as first_at, max(start_time) as last_at from batch_plays
+    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted,
+           cast(null as timestamp) as ended_at
+    from app_events
+    where {rollup_rows}
     union all
-    select min(start_time), max(start_time) from songplays where song_id in (select song_id from staging_songs)
-) written
-cross join (select 1 as is_first union all select 0) bound
+    select user_id, session_id, start_time, 'NextSong', item_in_session, level, 0,
+           date_trunc('second', start_time)
+               + greatest(least(coalesce(song_duration, 0), {longest_play_s}), 0) * interval '1 second'
+    from songplays
+    where {songplays_rollup_rows}
+) events
+group by user_id, session_id
+"""),
+    "matched_plays_by_day": ("songplays", """
+insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
+select %(batch_id)s, cast(start_time as date), song_id, artist_id, count(*)
+from songplays
+where {rollup_rows} and song_id is not null
+group by cast(start_time as date), song_id, artist_id
+"""),
+}
+# The rows a batch counts into the rollups (its own), or, after a replacement, every row.
+ROLLUP_BATCH_ROWS = {"songplays": "{songplays_of_batch}", "app_events": "{app_events_of_batch}"}
+rollup_inserts = [
+    Step(f"{rollup}: add the batch",
+         sql.replace("{rollup_rows}", ROLLUP_BATCH_ROWS[fact])
+            .replace("{songplays_rollup_rows}", ROLLUP_BATCH_ROWS["songplays"]),
+         needs=("events", "no change"))
+    for rollup, (fact, sql) in _ROLLUPS.items()
+]
+rollup_recomputes = [
+    step
+    for rollup, (fact, sql) in _ROLLUPS.items()
+    for step in (Step(f"{rollup}: empty, to count again", f"delete from {rollup}", needs="changed"),
+                 Step(f"{rollup}: count every row",
+                      sql.replace("{rollup_rows}", "1 = 1").replace("{songplays_rollup_rows}", "1 = 1"),
+                      needs="changed"))
+]
+
+# The older plays the late-song update is about to match, by day and song (afterwards they
+# cannot be told from plays matched before).
+matched_plays_by_day_late_insert = """
+insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
+select %(batch_id)s, cast(songplays.start_time as date), catalog.song_id, catalog.artist_id, count(*)
+from songplays
+join ({catalog_match}) catalog
+  on {songplays_match_catalog}
+where songplays.song_id is null
+group by cast(songplays.start_time as date), catalog.song_id, catalog.artist_id
 """
+
+# batch_totals: the rows the batch added to time (%(times)s, the insert's count), and the
+# plays it matched to the catalog: its new plays that matched, and older ones a late song
+# matched (%(late_matches)s, the update's count; a match is never undone).
+time_rows_added_insert = """
+insert into batch_totals (batch_id, measure, row_count) values (%(batch_id)s, 'time rows', %(times)s)
+"""
+
+matched_plays_added_insert = """
+insert into batch_totals (batch_id, measure, row_count)
+select %(batch_id)s, 'matched plays', count(*) + %(late_matches)s
+from songplays
+where {songplays_of_batch} and song_id is not null
+"""
+
+# After a replacement: the totals of time rows and matched plays, counted whole, as the
+# batch's.
+batch_totals_recompute = [
+    "delete from batch_totals",
+    "insert into batch_totals (batch_id, measure, row_count) "
+    "select %(batch_id)s, 'time rows', count(*) from time",
+    "insert into batch_totals (batch_id, measure, row_count) "
+    "select %(batch_id)s, 'matched plays', count(*) from songplays where song_id is not null",
+]
 
 # Run in this order after staging.
 transform_steps = [
     _analyze("staging_events"),
     _analyze("staging_songs"),
-    Step("batch: events", batch_events_create),
-    Step("batch: events replaced by changed files", batch_replaced_create),
-    Step("batch: plays replaced by changed files", batch_replaced_plays_create),
-    Step("songplays: remove replaced versions", songplays_replaced_delete),
-    Step("songplays: remove replaced logged-out versions", songplays_replaced_logged_out_delete),
-    Step("app_events: remove replaced versions", app_events_replaced_delete),
-    Step("app_events: remove replaced logged-out versions", app_events_replaced_logged_out_delete),
-    Step("batch: plays", batch_plays_create),
-    Step("batch: artists touched", batch_artists_create),
-    _analyze("batch_plays"),
-    _analyze("batch_artists"),
-    Step("song_catalog: remove replaced", song_catalog_delete),
-    Step("song_catalog: insert", song_catalog_insert),
-    Step("songs: remove replaced", song_table_delete),
-    Step("songs: insert", song_table_insert),
-    _analyze("songs"),
-    Step("artists: remove replaced", artist_table_delete),
-    Step("artists: insert", artist_table_insert),
-    Step("batch: users", batch_users_create),
-    Step("batch: users whose level history extends", batch_level_users_create),
-    Step("users: remove superseded", user_table_delete),
-    Step("users: insert", user_table_insert),
-    _analyze("users"),
-    Step("songplays: match late songs", songplay_late_match_update, counts="late_matches"),
+    Step("batch: time window of the staged events", batch_window_create),
+    Step("batch: events of the changed files", batch_replaced_create, needs="changed"),
+    Step("songplays: remove the changed files' plays", songplays_replaced_delete, needs="changed"),
+    Step("app_events: remove the changed files' events", app_events_replaced_delete, needs="changed"),
+    Step("artists: remove those the staged songs touch", artist_table_delete, needs="songs"),
+    Step("song_catalog: remove replaced", song_catalog_delete, needs="songs"),
+    Step("song_catalog: insert", song_catalog_insert, needs="songs"),
+    Step("songs: remove replaced", song_table_delete, needs="songs"),
+    Step("songs: insert", song_table_insert, needs="songs"),
+    _analyze("songs", needs="songs"),
+    Step("artists: insert those without a row", artist_table_insert, needs="songs"),
+    Step("batch: users", batch_users_create),  # the quality gate's scope of users, even when empty
+    Step("batch: users whose level history extends", batch_level_users_create, needs="events"),
+    Step("batch: users of the changed files' events", batch_level_users_replaced_insert, needs="changed"),
+    Step("batch: users of the changed files' events rebuild their history", batch_level_users_replaced_update,
+         needs="changed"),
+    Step("users: remove superseded", user_table_delete, needs="events"),
+    Step("users: insert", user_table_insert, needs="events"),
+    _analyze("users", needs="events"),
+    Step("songplays: unmatch the plays of staged songs", songplays_unmatch_staged_songs_update, counts="unmatched",
+         needs="songs"),
+    Step("songplays: unmatch the plays with staged songs' names", songplays_unmatch_staged_names_update,
+         counts="unmatched", needs="songs"),
+    Step("matched_plays_by_day: add the late songs' matches", matched_plays_by_day_late_insert, needs="songs"),
+    Step("songplays: match late songs", songplay_late_match_update, counts="late_matches", needs="songs"),
     Step("batch: times of the plays written", batch_written_times_create),
-    Step("songplays: insert new plays", songplay_table_insert, counts="plays"),
-    _analyze("songplays"),
-    Step("time: insert", time_table_insert, counts="times"),
-    _analyze("time"),
-    Step("app_events: insert new events", app_events_insert, counts="events"),
-    _analyze("app_events"),
-    Step("batch: level-carrying events", batch_level_events_create),
-    Step("user_levels: remove recomputed stretches", user_levels_delete),
-    Step("user_levels: insert", user_levels_insert),
+    Step("songplays: insert new plays", songplay_table_insert, counts="plays", needs="events"),
+    _analyze("songplays", needs="events"),
+    Step("time: insert", time_table_insert, counts="times", needs="events"),
+    Step("time: remove the times no play has any more", time_replaced_delete, needs="changed"),
+    _analyze("time", needs="events"),
+    Step("app_events: insert new events", app_events_insert, counts="events", needs="events"),
+    _analyze("app_events", needs="events"),
+    Step("users: latest event after the changed files", users_replaced_update, needs="changed"),
+    Step("users: remove those with no event left", users_replaced_delete, needs="changed"),
+    Step("batch: current level stretches of the extending users", batch_open_stretches_create, needs="events"),
+    Step("user_levels: remove recomputed stretches", user_levels_delete, needs="events"),
+    Step("user_levels: insert", user_levels_insert, needs="events"),
 ]
 
-
-def _created_as(statement: str) -> str | None:
-    """The table a CREATE TEMP TABLE … AS statement makes, or None."""
-    words = statement.split()
-    if words[:3] == ["create", "temp", "table"] and "as" in words[3:5]:
-        return words[3].split("{")[0]
-    return None
-
-
-# The transforms' tables made by CREATE TABLE AS. Redshift analyzes such a table itself when
-# it creates it (AWS, Redshift Database Developer Guide, "CTAS usage notes", automatic
-# ANALYZE operations: "You do not need to run the ANALYZE command on these tables when they
-# are first created"), so their ANALYZE runs on PostgreSQL only.
-CREATED_BY_CTAS = [table for step in transform_steps if (table := _created_as(step.sql))]
-
-# --- rollups of what the batch added (%s: the batch id) -----------------------------------
-# A batch's rows are net: what its events add, less what the stored versions of the events
-# it replaces had added (batch_replaced, batch_replaced_plays; empty unless a source file
-# changed), so the sums over batches stay the facts' counts. A replaced event keeps its key,
-# and so its time: a session's first and last event stay where they were.
-plays_by_user_day_insert = """
-insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
-select %s, cast(start_time as date), user_id, level, location, user_agent, sum(counted)
-from (
-    select start_time, user_id, level, location, user_agent, 1 as counted from batch_plays
-    union all
-    select start_time, user_id, level, location, user_agent, -1 from batch_replaced_plays
-) plays
-group by cast(start_time as date), user_id, level, location, user_agent
-having sum(counted) <> 0
-"""
-
-plays_by_hour_insert = """
-insert into plays_by_hour (batch_id, hour_start, plays)
-select %s, date_trunc('hour', start_time), sum(counted)
-from (
-    select start_time, 1 as counted from batch_plays
-    union all
-    select start_time, -1 from batch_replaced_plays
-) plays
-group by date_trunc('hour', start_time)
-having sum(counted) <> 0
-"""
-
-plays_by_song_insert = """
-insert into plays_by_song (batch_id, song_title, artist_name, plays)
-select %s, song_title, artist_name, sum(counted)
-from (
-    select song_title, artist_name, 1 as counted from batch_plays
-    union all
-    select song_title, artist_name, -1 from batch_replaced_plays
-) plays
-group by song_title, artist_name
-having sum(counted) <> 0
-"""
-
-events_by_user_day_insert = """
-insert into events_by_user_day (batch_id, day, user_id, events, plays)
-select %s, cast(start_time as date), user_id, sum(counted), sum(case when page = 'NextSong' then counted else 0 end)
-from (
-    select start_time, user_id, page, 1 as counted from batch_events
-    union all
-    select start_time, user_id, page, -1 from batch_replaced
-) events
-group by cast(start_time as date), user_id
-having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0
-"""
-
-session_parts_insert = """
-insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
-                           opening_level, any_level)
-select %s, user_id, session_id, min(start_time), max(start_time), sum(counted),
-       sum(case when page = 'NextSong' then counted else 0 end),
-       min(case when item_in_session = 0 and counted = 1 then level end),
-       max(case when counted = 1 then level end)
-from (
-    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted from batch_events
-    union all
-    select user_id, session_id, start_time, page, item_in_session, level, -1 from batch_replaced
-) events
-group by user_id, session_id
-having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0
-"""
-
-# %s: the batch id, and the rows the time insert added.
-time_rows_added_insert = "insert into batch_totals (batch_id, measure, row_count) values (%s, 'time rows', %s)"
-
-# %s: the batch id, and the older plays the late-song update matched; less the matched plays
-# whose stored versions the batch replaced.
-matched_plays_added_insert = """
-insert into batch_totals (batch_id, measure, row_count)
-select %s, 'matched plays', count(*) + %s - (select count(*) from batch_replaced_plays where song_id is not null)
-    + (select count(*) from songplays
-       where user_id is null and {batch_plays_window} and song_id is not null
-         and songplay_id in (select songplay_id from batch_plays where user_id is null))
-from (select songplay_id, user_id from songplays where {batch_plays_window} and song_id is not null) s
-join batch_plays p on p.songplay_id = s.songplay_id and p.user_id = s.user_id
-"""
+# After the transforms: the rollups and the batch's totals, one set or the other.
+totals_steps = [
+    *rollup_inserts,
+    Step("batch_totals: time rows", time_rows_added_insert, needs=("events", "no change")),
+    Step("batch_totals: matched plays", matched_plays_added_insert, needs="no change"),
+    *rollup_recomputes,
+    *(Step("batch_totals: count again", sql, needs="changed") for sql in batch_totals_recompute),
+]
 
 replaced_events_count = "select count(*) from batch_replaced"
-
-rollup_inserts = [
-    Step("plays_by_user_day: add the batch", plays_by_user_day_insert),
-    Step("plays_by_hour: add the batch", plays_by_hour_insert),
-    Step("plays_by_song: add the batch", plays_by_song_insert),
-    Step("events_by_user_day: add the batch", events_by_user_day_insert),
-    Step("session_parts: add the batch", session_parts_insert),
-]
 
 # --- the run summary's counts ---------------------------------------------------------------
 row_count = "select count(*) from {table}"
@@ -1523,16 +1652,15 @@ ROLLUP_ROW_COUNTS = {
 songplays_matched = ("select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals "
                      "where measure = 'matched plays'")
 
-# Plays of this batch that match the catalog only thanks to a text repair.
+# Plays of this batch that match the catalog under a repaired name: staged with a title or an
+# artist name that text_repairs repairs.
 batch_plays_recovered = """
-select count(*) + (select count(*) from songplays
-                   where user_id is null and {batch_plays_window} and song_id is not null
-                     and songplay_id in (select songplay_id from batch_plays
-                                         where user_id is null and was_repaired = 1))
-from batch_plays p
-join (select songplay_id, user_id, song_id from songplays where {batch_plays_window}) s
-    on s.songplay_id = p.songplay_id and s.user_id = p.user_id
-where p.was_repaired = 1 and s.song_id is not null
+select count(*)
+from songplays
+where {songplays_of_batch} and song_id is not null
+  and songplay_id in (select {staged_event_id} from staging_events
+                      where song in (select original from text_repairs)
+                         or artist in (select original from text_repairs))
 """
 
 
@@ -1550,17 +1678,22 @@ where p.was_repaired = 1 and s.song_id is not null
 @dataclass(frozen=True)
 class BatchRows:
     """The rows of a table that a batch writes: those whose column holds a value of the same
-    column of source. For an event-grain table (window: a batch table): every row in that
-    batch table's time window, which holds all the rows the batch wrote and whatever shares
-    a key with them (equal keys have equal times), and which the engine reads without the
-    rest of the table (BRIN on PostgreSQL, zone maps on Redshift); inside it, the key checks
-    count only the copies of source's keys. made_from_source: the table's rows are made from
-    source's, column for column, so a NULL is found there, before it is written (a NULL key
-    cannot be selected by the key itself)."""
+    column of source (a table, or a SELECT of the batch's rows). For an event-grain table
+    (window: a batch table of the times it bounds): every row in that time window, which holds
+    all the rows the batch wrote and whatever shares a key with them (equal keys have equal
+    times), and which the engine reads without the rest of the table (BRIN on PostgreSQL, zone
+    maps on Redshift); inside it, the key checks count only the copies of source's keys.
+    made_from_source: the table's rows are made from source's, column for column, so a NULL is
+    found there, before it is written (a NULL key cannot be selected by the key itself)."""
     column: str
     source: str
     window: str | None = None
     made_from_source: bool = True
+
+
+def _of_batch(table: str, window: str) -> str:
+    """The rows of an event-grain table the batch inserted: its batch_id, in its window."""
+    return f"(select * from {table} where {_window(window)} and batch_id = %(batch_id)s)"
 
 
 # Plays re-matched to a late song widen the songplays window to their times. The keys an
@@ -1569,19 +1702,23 @@ class BatchRows:
 # two 10M first loads (in isolation, on as many rows, it took 5 s; the cause is not found);
 # this form is the one measured in full 10M loads.
 BATCH_ROWS = {
-    "songplays": BatchRows("songplay_id", "batch_plays", window="batch_written_times"),
+    "songplays": BatchRows("songplay_id", _of_batch("songplays", "batch_window"), window="batch_written_times",
+                           made_from_source=False),
     "users": BatchRows("user_id", "batch_users"),
     "songs": BatchRows("song_id", "staging_songs"),
-    "artists": BatchRows("artist_id", "batch_artists"),
-    "time": BatchRows("start_time", "batch_plays", window="batch_plays"),
-    "app_events": BatchRows("event_id", "batch_events", window="batch_events"),
+    "artists": BatchRows("artist_id", "(select artist_id from artists where batch_id = %(batch_id)s)",
+                         made_from_source=False),
+    "time": BatchRows("start_time", _of_batch("time", "batch_window"), window="batch_window",
+                      made_from_source=False),
+    "app_events": BatchRows("event_id", _of_batch("app_events", "batch_window"), window="batch_window",
+                            made_from_source=False),
     "user_levels": BatchRows("user_id", "batch_users", made_from_source=False),
 }
 
 
 def _in_source(table: str, alias: str = "") -> str:
     rows = BATCH_ROWS[table]
-    return f"{alias}{rows.column} in (select {rows.column} from {rows.source})"
+    return f"{alias}{rows.column} in (select {rows.column} from {rows.source} batch_rows)"
 
 
 def _scope(table: str, alias: str = "") -> str:
@@ -1652,8 +1789,9 @@ def _unkeyed(column: str) -> str:
 
 def _batch_keys_unique(table: str) -> str:
     """The copies, inside the batch's window, of the keys a batch wrote into table, a fact
-    distributed on user_id like its batch table: joined on the key and user_id (collocated
-    on Redshift, see batch_replaced_create), and the logged-out keys by the key alone."""
+    distributed on user_id: its rows in the window joined to the batch's own on the key and
+    user_id (collocated on Redshift, see app_events_insert), and the logged-out keys by the key
+    alone."""
     rows = BATCH_ROWS[table]
     key, source, window = rows.column, rows.source, _scope(table)
     return (f"select min(t.{key}) as {key}, count(*) as copies "
@@ -1662,7 +1800,8 @@ def _batch_keys_unique(table: str) -> str:
             f"group by {_unkeyed('t.' + key)} having count(*) > 1 "
             f"union all "
             f"select min({key}) as {key}, count(*) as copies from {table}"
-            + _where(window, "user_id is null", f"{key} in (select {key} from {source} where user_id is null)")
+            + _where(window, "user_id is null",
+                     f"{key} in (select {key} from {source} batch_rows where user_id is null)")
             + f" group by {_unkeyed(key)} having count(*) > 1")
 
 
@@ -1684,7 +1823,7 @@ def _check(check, batch: bool) -> tuple[str, str]:
         nulls = " or ".join(f"{column.strip()} is null" for column in check.columns.split(","))
         rows = BATCH_ROWS[check.table]
         if batch and rows.made_from_source:
-            sql = f"select * from {rows.source}{_where(nulls)}"
+            sql = f"select * from {rows.source} batch_rows{_where(nulls)}"
         else:
             sql = f"select * from {check.table}{_where(nulls, _scope(check.table) if batch else '')}"
         return f"{_columns_name(check.table, check.columns)} is not null", sql
@@ -1726,28 +1865,33 @@ from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null""",
                              violation="l.level <> u.level", scope_table="users", scope_alias="u.")
 
-# The rollups hold what the facts hold, summed over batches. Only on every row: a batch's
-# rollup rows are counted from the very rows it inserts.
+
+# The rollups hold what the facts hold, summed over batches; each fact is read once. Only on
+# every row: a batch's rollup rows are counted from the very rows it inserts.
 rollups_add_up_check = Custom("summaries add up to the facts", """
+with plays as (select count(*) as plays, count(song_id) as matched from songplays),
+     events as (select count(*) as events from app_events),
+     times as (select count(*) as times from time)
 select summary, summarized, in_facts
 from (
     select cast('plays_by_user_day' as varchar(32)) as summary,
-           (select sum(plays) from plays_by_user_day) as summarized, (select count(*) from songplays) as in_facts
+           (select sum(plays) from plays_by_user_day) as summarized, (select plays from plays) as in_facts
     union all
-    select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
+    select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select plays from plays)
     union all
-    select 'plays_by_song', (select sum(plays) from plays_by_song), (select count(*) from songplays)
+    select 'plays_by_song', (select sum(plays) from plays_by_song), (select plays from plays)
     union all
-    select 'events_by_user_day', (select sum(events) from events_by_user_day), (select count(*) from app_events)
+    select 'events_by_user_day', (select sum(events) from events_by_user_day), (select events from events)
     union all
-    select 'session_parts', (select sum(events) from session_parts), (select count(*) from app_events)
+    select 'session_parts', (select sum(events) from session_parts), (select events from events)
+    union all
+    select 'matched_plays_by_day', (select sum(plays) from matched_plays_by_day), (select matched from plays)
     union all
     select 'batch_totals: time rows', (select sum(row_count) from batch_totals where measure = 'time rows'),
-           (select count(*) from time)
+           (select times from times)
     union all
     select 'batch_totals: matched plays',
-           (select sum(row_count) from batch_totals where measure = 'matched plays'),
-           (select count(*) from songplays where song_id is not null)
+           (select sum(row_count) from batch_totals where measure = 'matched plays'), (select matched from plays)
 ) totals
 where coalesce(summarized, 0) <> in_facts
 """)

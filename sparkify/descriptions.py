@@ -24,7 +24,11 @@ class Described:
 
 
 _BATCH_ID = "The ETL batch that added the row (etl_batches.batch_id)."
-_ROLLUP = "Appended once per batch, never rewritten: sum over batches for totals."
+_WROTE = "The ETL batch that last wrote the row (etl_batches.batch_id)."
+_OBJECT_ID = ("The source file the row came from (loaded_objects.object_id; the view source_files names it and "
+              "when it was loaded).")
+_ROLLUP = ("One set of rows per batch (a batch that replaced a changed source file counts every row again, "
+           "as its own): sum over batches for totals.")
 
 DESCRIPTIONS: dict[str, Described] = {
     # --- staging -------------------------------------------------------------------------
@@ -60,6 +64,8 @@ DESCRIPTIONS: dict[str, Described] = {
             "user_agent": "Browser user agent (field userAgent); NULL for logged-out events.",
             "user_id": "User id as logged, text (field userId); NULL for logged-out events (an empty "
                        "userId).",
+            "object_id": "The line's file (loaded_objects.object_id), written by the loader, not read "
+                         "from the JSON.",
         },
     ),
     "staging_songs": Described(
@@ -107,6 +113,8 @@ DESCRIPTIONS: dict[str, Described] = {
         "Grain: one row per source file in the warehouse, by staging table and key. Bookkeeping: "
         "the version last loaded; a file whose size or version differs is loaded again.",
         {
+            "object_id": "The file's key, the same for every version of it: the facts' rows keep it "
+                         "(songplays.object_id, app_events.object_id).",
             "table_name": "Staging table the file loads into: staging_events or staging_songs.",
             "object_key": "Path of the file under its prefix (LOG_DATA or SONG_DATA).",
             "url": "Full location of the file: an s3:// URL or a local path.",
@@ -181,6 +189,7 @@ DESCRIPTIONS: dict[str, Described] = {
             "artist_longitude": "Artist's longitude in degrees; NULL when unknown.",
             "duration": "Song duration in seconds.",
             "year": "Release year as the file gives it; 0 when unknown.",
+            "batch_id": _WROTE,
         },
     ),
     "text_repairs": Described(
@@ -206,6 +215,7 @@ DESCRIPTIONS: dict[str, Described] = {
             "last_seen_at": "Time of the user's latest event, UTC.",
             "registered_at": "When the user signed up, UTC (the events' registration, epoch milliseconds); "
                              "NULL when the events give none.",
+            "batch_id": _WROTE,
         },
     ),
     "artists": Described(
@@ -218,6 +228,7 @@ DESCRIPTIONS: dict[str, Described] = {
             "location": "Location as free text; NULL when the catalog gives none.",
             "latitude": "Latitude in degrees; NULL when the catalog gives none.",
             "longitude": "Longitude in degrees; NULL when the catalog gives none.",
+            "batch_id": _WROTE,
         },
     ),
     "songs": Described(
@@ -231,6 +242,7 @@ DESCRIPTIONS: dict[str, Described] = {
                            "artists.name).",
             "year": "Release year; NULL where the catalog says 0 (unknown).",
             "duration": "Song duration in seconds.",
+            "batch_id": _WROTE,
         },
     ),
     "time": Described(
@@ -246,6 +258,7 @@ DESCRIPTIONS: dict[str, Described] = {
             "year": "Year, e.g. 2018.",
             "weekday": "Day of the week: 0 = Sunday ... 6 = Saturday (PostgreSQL's and Redshift's dow; "
                        "not ISO's 1 = Monday ... 7 = Sunday, nor Python's 0 = Monday).",
+            "batch_id": _WROTE,
         },
     ),
     "songplays": Described(
@@ -270,6 +283,8 @@ DESCRIPTIONS: dict[str, Described] = {
             "song_title": "Song title as played (the event's song, double-encoded UTF-8 repaired).",
             "artist_name": "Artist name as played (the event's artist, double-encoded UTF-8 repaired).",
             "song_duration": "Song duration in seconds as played (the event's length).",
+            "batch_id": _BATCH_ID,
+            "object_id": _OBJECT_ID,
         },
     ),
     "app_events": Described(
@@ -287,6 +302,8 @@ DESCRIPTIONS: dict[str, Described] = {
             "page": "Page of the app, e.g. NextSong, Home, Submit Upgrade.",
             "auth": "Authentication state, e.g. Logged In, Logged Out.",
             "status": "HTTP status of the request, e.g. 200.",
+            "batch_id": _BATCH_ID,
+            "object_id": _OBJECT_ID,
         },
     ),
     "user_levels": Described(
@@ -297,6 +314,7 @@ DESCRIPTIONS: dict[str, Described] = {
             "level": "Subscription level during the stretch: free or paid.",
             "valid_from": "First event on this level, UTC (inclusive).",
             "valid_to": "First event on the next level, UTC (exclusive); NULL while the stretch lasts.",
+            "batch_id": _WROTE,
         },
     ),
     # --- rollups -------------------------------------------------------------------------
@@ -359,6 +377,21 @@ DESCRIPTIONS: dict[str, Described] = {
             "opening_level": "Level at the session's first event (item 0); NULL when item 0 is in "
                              "another part.",
             "any_level": "paid if any event of the part was on the paid level, else free.",
+            "played_until": "When the part's last song ended, UTC: the latest end of its plays, each play's "
+                            "start_time (to the second) plus its song_duration (counted from 0 to a day); NULL "
+                            "when the part has no play.",
+        },
+    ),
+    "matched_plays_by_day": Described(
+        "Grain: one row per batch, UTC day and catalog song. Summary of the plays matched to the catalog: "
+        "those a batch added that matched, and older ones a song that arrived in the batch matched (on "
+        "the play's own day). " + _ROLLUP,
+        {
+            "batch_id": _BATCH_ID,
+            "day": "UTC date of the plays.",
+            "song_id": "The song the plays matched (songs.song_id).",
+            "artist_id": "That song's artist (artists.artist_id) when the plays matched it.",
+            "plays": "Plays matched.",
         },
     ),
     "batch_totals": Described(
@@ -438,6 +471,20 @@ DESCRIPTIONS: dict[str, Described] = {
             "last_seen": "When a batch last saw it, UTC.",
         },
     ),
+    "source_files": Described(
+        "Grain: one row per source file in the warehouse. View: where a fact row came from and when it "
+        "was loaded, joined on the row's object_id: select p.*, f.source_file, f.loaded_at from songplays p "
+        "join source_files f using (object_id).",
+        {
+            "object_id": "The file's key (songplays.object_id, app_events.object_id).",
+            "staging_table": "staging_events (log files) or staging_songs (song files).",
+            "source_file": "Full location of the file: an s3:// URL or a local path.",
+            "batch_id": "The batch that loaded the file's current version: the batch_id its rows carry.",
+            "loaded_at": "When that batch finished, UTC.",
+            "row_count": "Rows the file gave (see loaded_objects.row_count).",
+            "error_count": "Records of the file that batch rejected.",
+        },
+    ),
 }
 
 
@@ -506,6 +553,9 @@ JOINS = [
          "artist name and duration when the play matched, else the play's own.", False),
     Join("songs", "song_catalog", "songs.song_id = song_catalog.song_id",
          "Every song: songs is derived from song_catalog, row for row.", False),
+    Join("songplays", "source_files (app_events too)", "songplays.object_id = source_files.object_id",
+         "Every play: the file it came from, and the batch that loaded it (songplays.batch_id = "
+         "source_files.batch_id).", False),
     Join("loaded_objects", "etl_batches", "loaded_objects.batch_id = etl_batches.batch_id",
          "Every file: the published batch that last loaded it. load_errors.batch_id and each "
          "summary's batch_id join etl_batches the same way.", False),

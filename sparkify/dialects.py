@@ -3,8 +3,8 @@
 One Dialect per engine holds everything the toolkit does differently there: the physical
 design its CREATE statements are filled with (render), the statements only it runs or runs
 in its own words (roles, the load lock's bounds and holders, BRIN indexes), and flags for
-what the engine does by itself (Redshift analyzes a table CREATE TABLE AS made, and skips an
-ANALYZE that would change little; it COPYs from S3). The warehouse chooses its dialect once,
+what the engine does by itself (Redshift skips an ANALYZE that would change
+little; it COPYs from S3). The warehouse chooses its dialect once,
 when it connects (warehouse.connect; the dry run's recorder takes the same one), and the
 pipeline only ever asks it: it never asks which engine it is on.
 
@@ -89,8 +89,6 @@ class Dialect:
     # (server version from which the engine has the setting, statement).
     connect_options: str = ""
     session_setup: tuple[tuple[int, str], ...] = ()
-    # The engine analyzes a table CREATE TABLE AS made, itself.
-    analyzes_created_tables: bool = False
     # The engine skips an ANALYZE of a table whose rows changed little, itself.
     skips_needless_analyze: bool = False
     # Staging is the engine's own COPY from S3 (else the toolkit's COPY … FROM STDIN).
@@ -216,10 +214,7 @@ order by pid
 select pg_terminate_backend(pid)
 from (select distinct pid from svv_transactions where pid = %(pid)s and trim(txn_owner) = current_user) ours
 """,
-    # AWS, Redshift Database Developer Guide, "CTAS usage notes": "You do not need to run the
-    # ANALYZE command on these tables when they are first created"; ANALYZE skips a table
-    # whose rows changed by less than analyze_threshold_percent.
-    analyzes_created_tables=True,
+    # ANALYZE skips a table whose rows changed by less than analyze_threshold_percent.
     skips_needless_analyze=True,
     copies_from_s3=True,
     # SYS_COPY_REPLACEMENTS logs the first 100 rows per slice of each COPY.

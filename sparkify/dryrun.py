@@ -136,4 +136,6 @@ def _literal(value) -> str:
         return ":timestamp"  # the clock at run time: a placeholder keeps the script reproducible
     if isinstance(value, (int, float)):
         return str(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_literal(item) for item in value) + ")"
     return "'" + str(value).replace("'", "''") + "'"

@@ -540,8 +540,11 @@ class JsonCopy:
 
     def __init__(self, table: str, columns: list[tuple[str, str, int | None, bool]],
                  mapping: str | list[tuple], options: CopyOptions, record_name: str = "record",
-                 rules: dict[str, ValueRule] | None = None):
+                 rules: dict[str, ValueRule] | None = None, object_ids: dict[str, int] | None = None):
         self.table = table
+        # Each object's id (by URL), written after each of its rows' columns: the table's
+        # last column, which no JSON key fills (the rows' lineage). None: no such column.
+        self.object_ids = object_ids
         self.options = options
         self.record_name = record_name  # what one record is, for the reasons: "song", "event"
         # A top-level array is a record only to JSONPaths that index it ($[0]); to keys it is
@@ -583,6 +586,7 @@ class JsonCopy:
         accept_invalid = self.options.accept_invalid_chars
         for obj in objects:
             self.result.objects += 1
+            ending = "\n" if self.object_ids is None else f"\t{self.object_ids[obj.url]}\n"
             loaded = 0
             # Every bad record is one rejection, as Redshift's COPY counts them toward
             # MAXERROR: a file with no good record at all (an image, a README dropped in the
@@ -620,7 +624,7 @@ class JsonCopy:
                             line = fast_row(record)
                         else:
                             line = "\t".join([convert(extract(record)) for extract, convert in pairs])
-                        encoded = (line + "\n").encode("utf-8")
+                        encoded = (line + ending).encode("utf-8")
                     except RecordError as exc:
                         rejected += self._keep([self._error(obj, number, exc, raw)])
                         continue
@@ -630,7 +634,7 @@ class JsonCopy:
                                 "invalid Unicode (a lone surrogate escape); set ACCEPTINVCHARS"), raw)])
                             continue
                         replaced = True
-                        encoded = (line + "\n").encode("utf-8", "sparkify-accept-inv-chars")
+                        encoded = (line + ending).encode("utf-8", "sparkify-accept-inv-chars")
                     if replaced:
                         self._keep([self._error(obj, number, RecordError(
                             "invalid UTF-8 replaced with '?'"), raw, REPLACED)])

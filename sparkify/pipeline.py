@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import sql_queries as q
@@ -56,14 +56,19 @@ class QualityGateFailed(EtlError):
 
 # --- staging ------------------------------------------------------------------------------------
 
-def stage_json(wh: Session, table: str, objects: list[sources.SourceObject], mapping,
-               options: loads.CopyOptions, clock: datetime) -> loads.CopyResult:
+def stage_json(wh: Session, item: Pending, options: loads.CopyOptions, clock: datetime) -> loads.CopyResult:
     """Loads JSON objects into a staging table through COPY … FROM STDIN, rendering the
     rows in worker processes when the objects are large local files. A record whose values
-    break the table's value rules (validvalues, measured by the run's clock) is rejected."""
-    copier = jsoncopy.JsonCopy(table, wh.table_columns(table), mapping, options, RECORD_NAMES.get(table, "record"),
-                               rules=validvalues.rules(table, clock))
-    statement = wh.dialect.render(q.copy_from_stdin, table=table, columns=", ".join(copier.columns))
+    break the table's value rules (validvalues, measured by the run's clock) is rejected;
+    each row of a table that keeps its file (q.STAGED_WITH_OBJECT_IDS) gets its object's id."""
+    table, objects = item.table, item.objects
+    columns = wh.table_columns(table)
+    stamped = columns[-1][0] == q.STAGED_OBJECT_ID
+    copier = jsoncopy.JsonCopy(table, columns[:-1] if stamped else columns, item.mapping, options,
+                               RECORD_NAMES.get(table, "record"), rules=validvalues.rules(table, clock),
+                               object_ids=item.object_ids if stamped else None)
+    statement = wh.dialect.render(q.copy_from_stdin, table=table,
+                                  columns=", ".join(copier.columns + ([q.STAGED_OBJECT_ID] if stamped else [])))
     started = time.perf_counter()
     workers = parallelrows.worker_count(objects)
     rows = (parallelrows.rows(copier, objects, workers, inherited_fds=wh.connection_fds()) if workers > 1
@@ -123,12 +128,16 @@ def s3_client(config: Config) -> sources.S3 | None:
 
 @dataclass
 class Pending:
-    """The source objects of one staging table that this batch loads."""
+    """The source objects of one staging table that this batch loads, each with its id
+    (object_ids, by URL: its own if it was loaded before, else a new one); replaced: the ids
+    of those loaded before, in another version."""
 
     table: str
     source: Source
     mapping: Mapping
     objects: list[sources.SourceObject]
+    object_ids: dict[str, int] = field(default_factory=dict)
+    replaced: list[int] = field(default_factory=list)
 
 
 # What one JSON record of each staging table is, as the reasons for rejecting one say it.
@@ -157,7 +166,9 @@ def find_new_objects(wh: Session, config: Config, s3: sources.S3 | None
     except ValueError as exc:
         raise EtlError(f"[S3] LOG_JSONPATH {config.log_jsonpath}: {exc}") from None
     rows = wh.query(q.loaded_object_versions)
-    loaded = {(table, key): (size, version) for table, key, size, version, _ in rows}
+    loaded = {(table, key): (size, version) for table, key, size, version, _, _ in rows}
+    known_ids = {(table, key): object_id for table, key, _, _, _, object_id in rows}
+    next_id = max(known_ids.values(), default=0) + 1
     refused = set(wh.query(q.refused_source_versions)) if config.schema_contract == drift.FREEZE else set()
     held: list[str] = []
     pending: list[Pending] = []
@@ -171,20 +182,32 @@ def find_new_objects(wh: Session, config: Config, s3: sources.S3 | None
         held += [o.url for o in new if (table, o.url, drift.object_version(o)) in refused]
         new = [o for o in new if (table, o.url, drift.object_version(o)) not in refused]
         known += len(objects) - len(new)
-        pending.append(Pending(table, source, mapping, new))
+        item = Pending(table, source, mapping, new)
+        for obj in new:
+            if (table, obj.key) in known_ids:
+                item.object_ids[obj.url] = known_ids[table, obj.key]
+                item.replaced.append(known_ids[table, obj.key])
+            else:
+                item.object_ids[obj.url] = next_id
+                next_id += 1
+        pending.append(item)
         # Gone: loaded from under this prefix, and not there now (files loaded from another
         # prefix, before [S3] pointed here, are not this prefix's to miss).
         listed = {o.key for o in objects}
         under = str(source).rstrip("/") + "/"
-        gone += sorted(url for t, key, _, _, url in rows if t == table and url.startswith(under) and key not in listed)
+        gone += sorted(url for t, key, _, _, url, _ in rows
+                       if t == table and url.startswith(under) and key not in listed)
     return pending, known, gone, held
 
 
 def placeholder_objects(config: Config) -> list[Pending]:
     """For --dry-run: each prefix stands for its new files, without listing anything."""
     # 'auto' stands in for the JSONPaths file, which a dry run does not read: no row is made.
+    url = "{}/<each new or changed file>"
     return [Pending(table, source, "auto",
-                    [sources.SourceObject(f"{source.url}/<each new or changed file>", "<key>", 0, "<version>")])
+                    [sources.SourceObject(url.format(source.url), "<key>", 0, "<version>")],
+                    {url.format(source.url): RunTimeValue("object_id")},
+                    [RunTimeValue("changed_object_id")] if table in q.STAGED_WITH_OBJECT_IDS else [])
             for table, source, _, _ in staging_sources(config, "auto")]
 
 
@@ -207,7 +230,7 @@ def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
     results = []
     for item in pending:
         try:
-            results.append(stage_json(wh, item.table, item.objects, item.mapping, options, clock))
+            results.append(stage_json(wh, item, options, clock))
         except ValueError as exc:
             raise EtlError(f"loading {item.table}: {exc}") from None
     return results
@@ -276,37 +299,71 @@ def repair_texts(wh: Session) -> int:
     return len(found)
 
 
-def transform(wh: Session, batch_id: int) -> int:
-    """Runs the transforms and the batch's rollups; returns the events the batch added
-    (-1 in a dry run)."""
-    for statement in q.batch_tables_drop:
-        wh.execute(statement)
+def batch_conditions(pending: list[Pending]) -> set[str]:
+    """What holds of this batch, in the terms of q.BATCH_CONDITIONS (which steps have work)."""
+    conditions = {"changed" if replaced_objects(pending) else "no change"}
+    staged = {item.table for item in pending if item.objects}
+    conditions |= {"events"} if "staging_events" in staged else set()
+    conditions |= {"songs"} if "staging_songs" in staged else set()
+    return conditions
+
+
+def replaced_objects(pending: list[Pending]) -> tuple[int, ...]:
+    """The ids of the loaded files whose rows this batch replaces: those of the facts' sources
+    that changed since they were loaded."""
+    return tuple(object_id for item in pending if item.table in q.STAGED_WITH_OBJECT_IDS for object_id in item.replaced)
+
+
+def batch_parameters(batch_id: int, pending: list[Pending]) -> dict:
+    """The parameters every transform statement may take: the batch, and the changed files
+    (a tuple for IN; (0,) stands for none, which no object has)."""
+    return {"batch_id": batch_id, "changed_objects": replaced_objects(pending) or (0,)}
+
+
+# How the dry run labels a step that runs only under a condition (q.BATCH_CONDITIONS).
+ONLY_WHEN = {"events": "[only when log files are staged]", "songs": "[only when song files are staged]",
+             "changed": "[only when a loaded log file changed]", "no change": "[only when no loaded log file changed]"}
+
+
+def _label(wh: Session, step: q.Step) -> str:
+    """The step's label; in a dry run, with the conditions it runs under."""
+    if wh.executes or not step.needs:
+        return step.label
+    return " ".join([step.label, *(ONLY_WHEN[need] for need in step.needs)])
+
+
+def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
+    """Runs the transforms and the batch's rollups, those with work under conditions (a dry
+    run shows all); returns the rows of the counted steps. A play that lost its catalog match
+    makes the rollups be counted again, as a changed file does."""
     written = q.RowsWritten()
     for step in q.transform_steps:
-        if step.analyze:
-            if wh.dialect.analyzes_created_tables and step.analyze in q.CREATED_BY_CTAS:
-                continue  # the engine analyzed it when CREATE TABLE AS made it
-            if not analyze_due(wh, step.analyze, written):
-                log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
-                continue
-        rows = wh.execute(wh.dialect.render(step.sql), label=step.label).rowcount
-        if step.counts:
-            setattr(written, step.counts, rows)
-        if step.sql == q.songplay_table_insert:
+        if wh.executes and not step.runs_in(conditions):
+            continue
+        if step.analyze and not analyze_due(wh, step.analyze, written):
+            log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
+            continue
+        rows = wh.execute(wh.dialect.render(step.sql), params, label=_label(wh, step)).rowcount
+        if step.counts:  # steps counting into one field add up
+            before = getattr(written, step.counts)
+            setattr(written, step.counts, rows if before is None or rows < 0 else before + rows)
+        if step.sql == q.batch_written_times_create:  # runs in every batch, after the dimensions' writes
             faults.checkpoint("mid-transform")
-    for step in q.rollup_inserts:
-        wh.execute(step.sql, (batch_id,), label=step.label)
-    wh.execute(q.time_rows_added_insert, (batch_id, max(written.times or 0, 0)), label="batch_totals: time rows")
-    wh.execute(wh.dialect.render(q.matched_plays_added_insert), (batch_id, max(written.late_matches or 0, 0)),
-               label="batch_totals: matched plays")
+    counted = {"times": max(written.times or 0, 0), "late_matches": max(written.late_matches or 0, 0)}
+    if (written.unmatched or 0) > 0:
+        conditions = conditions - {"no change"} | {"changed"}
+    for step in q.totals_steps:
+        if wh.executes and not step.runs_in(conditions):
+            continue
+        wh.execute(wh.dialect.render(step.sql), {**params, **counted}, label=_label(wh, step))
     for step in wh.dialect.brin_new_blocks_queries:
         wh.execute(step.sql, label=step.label)
-    return written.events if written.events is not None else -1
+    return written
 
 
-def brings_most_events(wh: Session, added_events: int) -> bool:
+def brings_most_events(wh: Session, added_events: int | None) -> bool:
     """Whether the batch's events are EVERY_ROW_CHECKS_SHARE of all events or more."""
-    if added_events <= 0:
+    if added_events is None or added_events <= 0:
         return False
     return added_events >= EVERY_ROW_CHECKS_SHARE * wh.scalar(q.ROLLUP_ROW_COUNTS["app_events"])
 
@@ -333,7 +390,7 @@ def analyze_due(wh: Session, table: str, written: q.RowsWritten) -> bool:
     return bool(due) or not wh.executes
 
 
-def run_quality_checks(wh: Session, full: bool = False, batch: bool = True) -> int:
+def run_quality_checks(wh: Session, full: bool = False, batch: bool = True, params: dict | None = None) -> int:
     """Runs every check (on the batch's rows, or on all rows); raises QualityGateFailed
     naming the failures and a few offending rows. Without a batch (--full-checks with
     nothing new) the failure is the warehouse's as it is."""
@@ -341,7 +398,7 @@ def run_quality_checks(wh: Session, full: bool = False, batch: bool = True) -> i
     started = time.perf_counter()
     checks = q.quality_checks if full else q.batch_quality_checks
     for name, statement in checks:
-        cur = wh.execute(statement)
+        cur = wh.execute(statement, params)
         rows = cur.fetchmany(CHECK_SAMPLE_ROWS)
         if rows:
             columns = [d[0] for d in cur.description]
@@ -378,7 +435,8 @@ def record_objects(wh: Session, batch_id: int, pending: list[Pending],
             if obj.url in result.unread:  # not loaded: the next run tries it again
                 continue
             loaded, rejected = result.per_object.get(obj.url, (0, 0))
-            rows.append((item.table, obj.key, obj.url, obj.size, obj.version, batch_id, loaded, rejected))
+            rows.append((item.object_ids[obj.url], item.table, obj.key, obj.url, obj.size, obj.version, batch_id,
+                         loaded, rejected))
     for statement in q.batch_objects_create:
         wh.execute(statement)
     wh.insert_rows(q.batch_objects_insert, rows, label="record loaded objects")
@@ -496,9 +554,13 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             if config.schema_contract == drift.FREEZE:
                 drift.enforce_freeze(changes, errors, versions)
             summary.text_repairs = repair_texts(wh)
-            added_events = transform(wh, batch_id)
-            every_row = full_checks or rebuild or brings_most_events(wh, added_events)
-            summary.checks_passed = run_quality_checks(wh, full=every_row)
+            params = batch_parameters(batch_id, pending)
+            conditions = batch_conditions(pending)
+            written = transform(wh, params, conditions)
+            # Plays that lost their match may have moved anywhere in time: every row then.
+            every_row = (full_checks or rebuild or (written.unmatched or 0) > 0
+                         or brings_most_events(wh, written.events))
+            summary.checks_passed = run_quality_checks(wh, full=every_row, params=params)
             summary.checks_scope = "every row" if every_row else "the rows this batch wrote"
         except loads.LoadFailed as exc:
             wh.rollback()
@@ -522,8 +584,8 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
             count = q.ROLLUP_ROW_COUNTS.get(table, q.row_count)
             summary.rows[table] = wh.scalar(wh.dialect.render(count, table=table))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
-        summary.songplays_recovered_by_repair = wh.scalar(wh.dialect.render(q.batch_plays_recovered))
-        summary.replaced_events = wh.scalar(q.replaced_events_count) or 0
+        summary.songplays_recovered_by_repair = wh.scalar(wh.dialect.render(q.batch_plays_recovered), params)
+        summary.replaced_events = (wh.scalar(q.replaced_events_count) or 0) if "changed" in conditions else 0
         log_step("count rows for the summary", None, counted)
         wh.execute(q.etl_batch_insert, (batch_id, started_at, utc_now(), "published", summary.new_objects,
                                         sum(s.rows for s in summary.staged), len(summary.rejected),

@@ -65,16 +65,18 @@ def conversions(options: loads.CopyOptions) -> str:
 
 
 def copy_statement(config: Config, table: str, source: str, json_format: str, manifest: bool,
-                   options: loads.CopyOptions) -> str:
+                   options: loads.CopyOptions, columns: Sequence[str]) -> str:
     return REDSHIFT.render(
-        q.redshift_copy, table=table, source=source, iam_role=config.iam_role_arn, json=json_format,
+        q.redshift_copy, table=table, columns=", ".join(columns), source=source, iam_role=config.iam_role_arn,
+        json=json_format,
         manifest="manifest " if manifest else "", region=config.s3_region,
         max_errors=options.max_errors, conversions=conversions(options),
     )
 
 
-def manifest_url(config: Config, batch_id: int, table: str) -> str:
-    return f"{config.manifest_prefix}/batch-{batch_id:06d}/{table}.manifest"
+def manifest_url(config: Config, batch_id: int, table: str, part: int | None = None) -> str:
+    name = table if part is None else f"{table}-{part:06d}"
+    return f"{config.manifest_prefix}/batch-{batch_id:06d}/{name}.manifest"
 
 
 def manifest_document(objects) -> bytes:
@@ -193,44 +195,76 @@ def sample_shapes(objects, read_head: Callable[[str, int], bytes]) -> dict[str, 
     return shapes
 
 
+def _copies(config: Config, item, batch_id: int, write: Callable[[str, bytes], None]):
+    """(source, manifest, object) of each COPY that stages item: one for all its objects, or,
+    for a table whose rows keep their file (q.STAGED_WITH_OBJECT_IDS), one per object, since a
+    COPY cannot say which file each row came from (object None: every object). A source is a
+    manifest of exactly the objects (under [S3] MANIFEST_PREFIX) or else a prefix: the
+    configured one, or the object's own URL, which COPY reads as a prefix."""
+    if item.table not in q.STAGED_WITH_OBJECT_IDS:
+        if not config.manifest_prefix:
+            return [(item.source.url, False, None)]
+        source = manifest_url(config, batch_id, item.table)
+        write(source, manifest_document(item.objects))
+        return [(source, True, None)]
+    copies = []
+    for part, obj in enumerate(item.objects):
+        if config.manifest_prefix:
+            source = manifest_url(config, batch_id, item.table, part)
+            write(source, manifest_document([obj]))
+            copies.append((source, True, obj))
+        else:
+            copies.append((obj.url, False, obj))
+    return copies
+
+
 def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int,
           write: Callable[[str, bytes], None],
           read_head: Callable[[str, int], bytes] | None = None) -> list[loads.CopyResult]:
     """COPY each staging table from S3; returns what was loaded and rejected, per file, and
     the shape of each file's first records (read_head: the first bytes of an object; a dry
-    run has none and says what it would read)."""
+    run has none and says what it would read). The rows of a table that keeps each row's file
+    get their object's id after its COPY."""
     results = []
     for item in pending:
         result = loads.CopyResult(item.table, objects=len(item.objects))
         results.append(result)
         if not item.objects:
             continue
+        columns = [column[0] for column in wh.table_columns(item.table)]
+        stamped = columns[-1] == q.STAGED_OBJECT_ID
+        json_columns = columns[:-1] if stamped else columns
         if read_head is not None:
             sampled = time.perf_counter()
             result.shapes = sample_shapes(item.objects, read_head)
-            result.declared_keys = jsoncopy.declared_keys(item.mapping, [c[0] for c in wh.table_columns(item.table)])
+            result.declared_keys = jsoncopy.declared_keys(item.mapping, json_columns)
             log_step(f"sample {item.table} for schema drift", len(item.objects), sampled, unit="objs")
         else:
             wh.note(f"read the first {drift.SAMPLE_BYTES // 1024} KiB of each new {item.table} object "
                     "(one ranged S3 GET each) to find schema drift")
-        if config.manifest_prefix:
-            source, manifest = manifest_url(config, batch_id, item.table), True
-            write(source, manifest_document(item.objects))
-        else:
-            source, manifest = item.source.url, False
         json_format = config.log_jsonpath.url if item.table == "staging_events" else "auto"
-        statement = copy_statement(config, item.table, source, json_format, manifest, options)
         started = time.perf_counter()
-        try:
-            wh.execute(statement, label=f"copy {item.table}")
-        except ConnectionLost:
-            raise  # the batch is retried from scratch
-        except WarehouseError as exc:
-            # Every COPY failure is a failed batch, recorded with its reason and the failed
-            # COPY's own rejections: at MAXERROR or more, or whole (a JSON object over 4 MB).
-            wh.rollback()
-            raise failed_copy(wh, item.table, options, exc) from None
-        read_books(wh, result, [obj.url for obj in item.objects])
+        for source, manifest, obj in _copies(config, item, batch_id, write):
+            statement = copy_statement(config, item.table, source, json_format, manifest, options, json_columns)
+            try:
+                wh.execute(statement, label=f"copy {item.table}" + (f": {obj.key}" if obj else ""))
+            except ConnectionLost:
+                raise  # the batch is retried from scratch
+            except WarehouseError as exc:
+                # Every COPY failure is a failed batch, recorded with its reason and the failed
+                # COPY's own rejections: at MAXERROR or more, or whole (a JSON object over 4 MB).
+                wh.rollback()
+                raise failed_copy(wh, item.table, options, exc) from None
+            part = loads.CopyResult(item.table)
+            read_books(wh, part, [obj.url] if obj else [o.url for o in item.objects])
+            result.rows += part.rows
+            result.errors += part.errors
+            result.per_object.update(part.per_object)
+            if stamped and obj is not None:
+                wh.execute(q.staged_object_id_update.format(table=item.table), {"object_id": item.object_ids[obj.url]},
+                           label=f"{item.table}: the object_id of the rows of {obj.key}")
+            if len(result.rejected) >= loads.rejections_that_fail(options.max_errors):
+                raise loads.TooManyErrors(item.table, result.errors, options.max_errors)
         log_step(f"stage {item.table}", result.rows, started,
                  f"  ({result.objects} files, {len(result.rejected)} rejected)")
     return results

@@ -288,16 +288,31 @@ SUMMARY_TOTALS = {
     "plays_by_song": "select song_title, artist_name, sum(plays) from plays_by_song group by 1, 2",
     "events_by_user_day": "select day, user_id, sum(events), sum(plays) from events_by_user_day group by 1, 2",
     "session_parts": "select user_id, session_id, min(first_at), max(last_at), sum(events), sum(songs), "
-                     "min(opening_level), max(any_level) from session_parts group by 1, 2",
+                     "min(opening_level), max(any_level), max(played_until) from session_parts group by 1, 2",
+    "matched_plays_by_day": "select day, song_id, artist_id, sum(plays) from matched_plays_by_day group by 1, 2, 3",
     "batch_totals": "select measure, sum(row_count) from batch_totals group by 1",
 }
+
+
+# The columns that say which batch wrote a row and from which file: two loads of the same
+# files number their batches and files their own way.
+LINEAGE_COLUMNS = ("batch_id", "object_id")
+
+
+def content_columns(warehouse, table: str) -> list[str]:
+    """A table's columns but its lineage, in order."""
+    names = warehouse.query("select column_name from information_schema.columns where table_name = %s "
+                            "and table_schema = current_schema() order by ordinal_position", (table,))
+    return [name for (name,) in names if name not in LINEAGE_COLUMNS]
 
 
 def snapshot(warehouse) -> dict:
     """Every row of every star table, and every summary's totals, in a stable order (by the
     whole row: a first column such as user_levels' user_id need not be unique, and the
     engine's order among its equals changes with the plan)."""
-    rows = {table: sorted(warehouse.query(f"select * from {table}"), key=repr) for table in STAR}
+    rows = {table: sorted(warehouse.query(f"select {', '.join(content_columns(warehouse, table))} from {table}"),
+                          key=repr)
+            for table in STAR}
     for table, totals in SUMMARY_TOTALS.items():
         rows[table] = sorted(warehouse.query(totals), key=repr)
     return rows

@@ -196,9 +196,9 @@ def test_statistics_another_process_left_stale_do_not_skip_the_analyze(warehouse
     with conn.cursor() as cur:
         cur.execute("begin")
         cur.execute("insert into songplays (songplay_id, start_time, user_id, level, session_id, item_in_session, "
-                    "location, user_agent, song_title, artist_name, song_duration) "
+                    "location, user_agent, song_title, artist_name, song_duration, batch_id, object_id) "
                     "select md5(i::text), timestamp '2018-11-01' + i * interval '1 second', 10, 'free', 1, i, "
-                    "'Austin, TX', 'Mozilla/5.0 (Windows NT 6.1)', 'Song A', 'Artist A', 200.5 "
+                    "'Austin, TX', 'Mozilla/5.0 (Windows NT 6.1)', 'Song A', 'Artist A', 200.5, 1, 1 "
                     "from generate_series(1, 20000) i")
         cur.execute("rollback")  # the kill
         cur.execute("vacuum (truncate false) songplays")  # autovacuum, which could not take the lock to truncate

@@ -220,13 +220,19 @@ def test_the_fast_row_path_gives_exactly_what_the_generic_path_gives():
     from sparkify.dryrun import DryRunWarehouse  # the staging columns, read from the DDL
 
     staging = DryRunWarehouse(load_config()).table_columns("staging_events")
+    assert staging[-1][0] == "object_id"  # the loader's column: each row's file, no JSON key
+    objects = list_objects(events)
+    ids = {obj.url: number for number, obj in enumerate(objects, start=101)}
     real = []
     for fast in (True, False):
-        copier = jsoncopy.JsonCopy("staging_events", staging, paths, CopyOptions(max_errors=100))
+        copier = jsoncopy.JsonCopy("staging_events", staging[:-1], paths, CopyOptions(max_errors=100), object_ids=ids)
         if not fast:
             copier.fast_row = None
-        real.append(list(copier.rows(list_objects(events))))
+        real.append(list(copier.rows(objects)))
     assert real[0] == real[1] and len(real[0]) == 8056
+    # Every row ends with its file's id, after the JSON's 18 columns.
+    assert {row.rstrip(b"\n").split(b"\t")[-1] for row in real[0]} == {str(n).encode() for n in ids.values()}
+    assert {len(row.split(b"\t")) for row in real[0]} == {19}
 
 
 def test_json_nested_too_deeply_is_one_rejected_record_and_the_next_loads():

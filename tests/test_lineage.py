@@ -20,8 +20,10 @@ def test_every_table_a_batch_writes_is_drawn_with_where_its_rows_come_from():
     for edge in lineage.edges():
         sources_of.setdefault(edge.target, set()).add(edge.source)
     assert sources_of["staging_events"] == {"LOG_DATA files"}
-    assert {"batch_plays", "songs"} <= sources_of["songplays"]
-    assert "batch_level_events" in sources_of["user_levels"]
+    assert {"staging_events", "songs", "text_repairs"} <= sources_of["songplays"]
+    assert "staging_events" in sources_of["app_events"]
+    assert "songplays" in sources_of["plays_by_song"] and "app_events" in sources_of["session_parts"]
+    assert {"batch_open_stretches", "app_events"} <= sources_of["user_levels"]
 
 
 def test_each_kind_of_statement_is_read_for_what_it_writes_and_reads():

@@ -111,8 +111,8 @@ def test_a_summary_that_disagrees_with_the_facts_fails_the_full_checks(loaded):
 
 
 def test_an_orphan_play_fails_the_reference_check(loaded):
-    execute(loaded, "insert into songplays (songplay_id, start_time, user_id, level) "
-                    "values (md5('orphan'), timestamp '2018-11-05 10:00', 999, 'free')")
+    execute(loaded, "insert into songplays (songplay_id, start_time, user_id, level, batch_id, object_id) "
+                    "values (md5('orphan'), timestamp '2018-11-05 10:00', 999, 'free', 1, 1)")
     last = assert_gate_fails(loaded, "songplays.user_id exists in users", "songplays.start_time exists in time")
     assert "user_id=999" in last
 
@@ -124,7 +124,8 @@ def test_an_unknown_level_fails_the_accepted_values_check(loaded):
 
 
 def test_an_orphan_level_stretch_fails_the_reference_check(loaded):
-    execute(loaded, "insert into user_levels (user_id, level, valid_from) values (999, 'free', timestamp '2018-11-05')")
+    execute(loaded, "insert into user_levels (user_id, level, valid_from, batch_id) "
+                    "values (999, 'free', timestamp '2018-11-05', 1)")
     last = assert_gate_fails(loaded, "user_levels.user_id exists in users")
     assert "user_id=999" in last
 

@@ -30,7 +30,7 @@ from sqlglot import exp
 
 import insight_queries as iq
 import sql_queries as q
-from sparkify.dialects import REDSHIFT
+from sparkify.dialects import POSTGRES, REDSHIFT
 
 GOLDEN_SCRIPT = ROOT / "tests" / "golden" / "redshift.sql"
 # The analysts' sample queries, one statement per file, run as they are on either engine.
@@ -174,22 +174,21 @@ def test_redshift_serverless_gets_the_same_script_as_a_provisioned_cluster(scrip
 def test_the_physical_design_is_redshift_s(script):
     assert "diststyle key distkey (user_id) compound sortkey (start_time)" in script
     # The batch's tables joined to the facts are distributed like them (CTAS inherits no key).
-    for table in ("batch_events", "batch_replaced", "batch_replaced_plays", "batch_plays", "batch_level_users",
-                  "batch_level_events"):
+    for table in ("batch_level_users", "batch_open_stretches"):
         assert script.count(f"create temp table {table} diststyle key distkey (user_id) as\n") == 2, table
-    assert "   and existing.user_id = e.user_id\n" in script
+    assert script.count(" and existing.user_id = e.user_id\n") == 4  # app_events and songplays, in two runs
     assert script.count("diststyle all") >= 6
     assert "unlogged" not in script and "truncate" not in script
 
 
-def test_redshift_is_left_to_analyze_the_tables_create_table_as_makes(script, tmp_path):
-    """Redshift analyzes a CTAS table itself (AWS: CTAS usage notes); PostgreSQL does not."""
-    assert "batch_plays" in q.CREATED_BY_CTAS and "batch_plays" in [step.analyze for step in q.transform_steps]
-    assert "analyze batch_" not in script and "analyze songplays;" in script
+def test_the_tables_a_batch_writes_are_analyzed_and_its_small_working_tables_are_not(script, tmp_path):
+    """The facts and dimensions get fresh statistics on both engines (Redshift skips an ANALYZE
+    of little change itself, PostgreSQL asks first); the batch's temporary tables are small."""
     config = write_config(tmp_path / "postgres.cfg", host="localhost", log_data=str(DATA / "log_data"),
                           song_data=str(DATA / "song_data"))
     postgres = run_script("etl.py", "--dry-run", "--config", str(config)).stdout
-    assert "analyze batch_plays;" in postgres and "analyze batch_artists;" in postgres
+    for text in (script, postgres):
+        assert "analyze batch_" not in text and "analyze songplays;" in text and "analyze app_events;" in text
 
 
 def test_the_dry_run_shows_no_secret(script):
@@ -199,17 +198,15 @@ def test_the_dry_run_shows_no_secret(script):
 
 def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_engines():
     """The logical statements are one text for both engines: checking them here covers PostgreSQL too."""
-    texts = [REDSHIFT.render(step.sql) for step in q.transform_steps]
+    values = {"batch_id": 1, "changed_objects": "(1, 2)", "times": 0, "late_matches": 0}
+    texts = [REDSHIFT.render(step.sql) % values for step in [*q.transform_steps, *q.totals_steps]]
     texts += [statement for _, statement in q.quality_checks]
-    texts += [statement for _, statement in q.batch_quality_checks]
+    texts += [statement % values for _, statement in q.batch_quality_checks]
     # The report's queries as written (everything) and as run for a period (for_period raises
     # for one that does not hold the period's bounds), the analyses files among them.
     texts += [statement for _, _, statement in iq.QUERIES]
     texts += [statement for _, _, statement in iq.statements(datetime(2018, 11, 10), datetime(2018, 11, 21))]
-    texts += [step.sql % (1,) for step in q.rollup_inserts]
-    texts += [q.time_rows_added_insert % (1, 1), REDSHIFT.render(q.matched_plays_added_insert) % (1, 0)]
-    texts += [q.text_repair_candidates, REDSHIFT.render(q.batch_plays_recovered), q.songplays_matched]
-    texts += q.batch_tables_drop
+    texts += [q.text_repair_candidates, REDSHIFT.render(q.batch_plays_recovered) % values, q.songplays_matched]
     assert ANALYSES_SQL
     texts += [path.read_text(encoding="utf-8") for path in ANALYSES_SQL]
     for text in texts:
@@ -350,6 +347,7 @@ def test_a_copy_that_fails_on_the_engine_is_a_failed_load_with_its_reason(sys_vi
     from sparkify.sources import SourceObject
 
     config = sys_views.config
+    sys_views.execute(POSTGRES.render(q.staging_songs_table_create))  # the table whose columns COPY names
     item = pipeline.Pending("staging_songs", config.song_data, "auto",
                             [SourceObject("s3://b/song/a.json", "a.json", 10, "1")])
     with pytest.raises(loads.LoadFailed, match="loading staging_songs failed on Redshift: copy staging_songs: "):
@@ -413,8 +411,8 @@ def test_create_tables_grants_the_analysts_role_on_redshift(script):
     assert "from pg_user where usename = current_user and usesuper" in tables
     assert "from svv_system_privileges where system_privilege = 'CREATE ROLE'" in tables
     assert "grant usage on schema public to role sparkify_analyst;" in create_tables
-    assert re.search(r"grant select on songplays, .*\bplays, load_summary, load_error_reasons, schema_changes to role "
-                     r"sparkify_analyst;", create_tables)
+    assert re.search(r"grant select on songplays, .*\bplays, load_summary, load_error_reasons, schema_changes, "
+                     r"source_files to role sparkify_analyst;", create_tables)
 
 
 REDSHIFT_KEYS = declared_keys([REDSHIFT.render(statement) for statement in q.create_table_queries])
@@ -449,7 +447,7 @@ def test_every_join_of_tables_distributed_on_user_id_equates_user_id(script):
     """#19 item 10: joins of the facts and the batch tables keep to their slices on Redshift."""
     bodies = statements(script)
     distributed = distributed_on(bodies)
-    assert {"songplays", "app_events", "batch_events", "batch_plays", "batch_replaced"} <= distributed
+    assert {"songplays", "app_events", "batch_level_users", "batch_open_stretches"} <= distributed
     assert "users" not in distributed and "staging_events" not in distributed
     parsed = [body for body in bodies if sqlglot.parse_one(body, read="postgres").find(exp.Select)]
     assert len(parsed) > 40
@@ -482,3 +480,17 @@ def test_the_distribution_key_rule_finds_a_join_without_it():
     ]
     for text in fine:
         assert missing_distkey_predicates(text, distributed) == [], text
+
+
+def test_each_fact_row_keeps_its_batch_and_file_on_redshift(script):
+    """#20: a COPY cannot say which file a row came from, so each log file is a COPY of its own
+    that leaves object_id to the UPDATE after it; the facts' inserts keep it, and the batch."""
+    etl = script.split("-- ===== python etl.py --dry-run")[1].split("-- ===== ")[0]
+    copy = etl.index("copy staging_events (")
+    assert "object_id" not in etl[copy:etl.index("\n", copy)]
+    assert etl.index("update staging_events set object_id = :object_id where object_id is null;", copy) > copy
+    for fact in ("app_events", "songplays"):
+        insert = etl[etl.index(f"insert into {fact} ("):]
+        insert = insert[:insert.index(";")]
+        assert "batch_id, object_id)" in insert and "e.object_id" in insert, fact
+    assert "create view source_files as" in script

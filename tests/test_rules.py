@@ -222,12 +222,12 @@ def test_a_logged_out_play_already_stored_is_not_added_again(warehouse):
             cur.execute("insert into staging_events (item_in_session, page, session_id, ts, user_id, level, song, "
                         "artist, length) values (0, 'NextSong', 1, %s, null, 'free', 'Song A', 'Artist A', 200.5), "
                         "(1, 'NextSong', 1, %s, '5', 'free', 'Song A', 'Artist A', 200.5)", (BASE_TS, BASE_TS + MINUTE))
-            for statement in [q.batch_events_create, q.batch_plays_create]:
-                cur.execute(POSTGRES.render(statement))
-            cur.execute("select count(*) from batch_events where replaces = 0")
+            params = {"batch_id": 2, "changed_objects": (0,)}
+            for statement in [q.batch_window_create, q.songplay_table_insert]:
+                cur.execute(POSTGRES.render(statement), params)
+            assert cur.rowcount == 0  # both plays are in songplays already: none is new
+            cur.execute("select count(*) from songplays")
             assert cur.fetchone()[0] == 2
-            cur.execute("select count(*) from batch_plays")
-            assert cur.fetchone()[0] == 0  # both plays are in songplays already: none is new
     finally:
         conn.rollback()
         conn.close()

@@ -52,10 +52,10 @@ def statement_tables(sql: str) -> tuple[str, str, list[str]]:
 
 def steps() -> list[tuple[str, str]]:
     """(label, statement) of every statement that moves rows, in the order a batch runs them."""
-    moves = [(step.label, POSTGRES.render(step.sql)) for step in q.transform_steps if not step.analyze]
-    moves += [(step.label, POSTGRES.render(step.sql)) for step in q.rollup_inserts]
-    moves.append(("batch_totals: matched plays", POSTGRES.render(q.matched_plays_added_insert)))
-    return moves
+    # The parameters' values do not change which tables a statement reads or writes.
+    values = {"batch_id": 1, "changed_objects": "(1)", "times": 0, "late_matches": 0}
+    return [(step.label, POSTGRES.render(step.sql) % values)
+            for step in [*q.transform_steps, *q.totals_steps] if not step.analyze]
 
 
 def edges() -> list[Edge]:

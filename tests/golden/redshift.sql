@@ -14,7 +14,9 @@ drop view if exists plays;
 drop view if exists load_summary;
 drop view if exists load_error_reasons;
 drop view if exists schema_changes;
+drop view if exists source_files;
 drop table if exists batch_totals;
+drop table if exists matched_plays_by_day;
 drop table if exists session_parts;
 drop table if exists events_by_user_day;
 drop table if exists plays_by_song;
@@ -54,7 +56,8 @@ create table staging_events (
     status          integer,
     ts              bigint not null,
     user_agent      varchar(1024),
-    user_id         varchar(64)
+    user_id         varchar(64),
+    object_id       integer
 ) diststyle even;
 create table staging_songs (
     num_songs        integer,
@@ -83,6 +86,7 @@ create table if not exists etl_batches (
     message       varchar(4096)
 ) diststyle all;
 create table if not exists loaded_objects (
+    object_id   integer not null,
     table_name  varchar(64) not null,
     object_key  varchar(1024) not null,
     url         varchar(2048) not null,
@@ -127,7 +131,8 @@ create table if not exists song_catalog (
     artist_latitude  double precision,
     artist_longitude double precision,
     duration         double precision,
-    year             integer
+    year             integer,
+    batch_id         integer not null
 ) diststyle all;
 create table if not exists text_repairs (
     original varchar(1024) not null primary key,
@@ -140,14 +145,16 @@ create table if not exists users (
     gender        varchar(16),
     level         varchar(16),
     last_seen_at  timestamp not null,
-    registered_at timestamp
+    registered_at timestamp,
+    batch_id      integer not null
 ) diststyle all;
 create table if not exists artists (
     artist_id varchar(32) not null primary key,
     name      varchar(1024),
     location  varchar(1024),
     latitude  double precision,
-    longitude double precision
+    longitude double precision,
+    batch_id  integer not null
 ) diststyle all;
 create table if not exists songs (
     song_id     varchar(32) not null primary key,
@@ -156,6 +163,7 @@ create table if not exists songs (
     artist_name varchar(1024),
     year        integer,
     duration    double precision,
+    batch_id    integer not null,
     foreign key (artist_id) references artists (artist_id)
 ) diststyle all;
 create table if not exists time (
@@ -166,6 +174,7 @@ create table if not exists time (
     month      smallint not null,
     year       smallint not null,
     weekday    smallint not null,
+    batch_id   integer not null,
     primary key (start_time)
 ) diststyle all sortkey (start_time);
 create table if not exists songplays (
@@ -182,6 +191,8 @@ create table if not exists songplays (
     song_title      varchar(1024),
     artist_name     varchar(1024),
     song_duration   double precision,
+    batch_id        integer not null,
+    object_id       integer not null,
     primary key (songplay_id),
     foreign key (user_id) references users (user_id),
     foreign key (song_id) references songs (song_id),
@@ -198,6 +209,8 @@ create table if not exists app_events (
     page            varchar(64) not null,
     auth            varchar(32),
     status          integer,
+    batch_id        integer not null,
+    object_id       integer not null,
     primary key (event_id),
     foreign key (user_id) references users (user_id)
 ) diststyle key distkey (user_id) compound sortkey (start_time);
@@ -206,6 +219,7 @@ create table if not exists user_levels (
     level      varchar(16) not null,
     valid_from timestamp not null,
     valid_to   timestamp,
+    batch_id   integer not null,
     primary key (user_id, valid_from),
     foreign key (user_id) references users (user_id)
 ) diststyle all;
@@ -246,7 +260,15 @@ create table if not exists session_parts (
     events        bigint not null,
     songs         bigint not null,
     opening_level varchar(16),
-    any_level     varchar(16)
+    any_level     varchar(16),
+    played_until  timestamp
+) diststyle even;
+create table if not exists matched_plays_by_day (
+    batch_id  integer not null,
+    day       date not null,
+    song_id   varchar(32) not null,
+    artist_id varchar(32),
+    plays     bigint not null
 ) diststyle even;
 create table if not exists batch_totals (
     batch_id  integer not null,
@@ -292,6 +314,11 @@ select table_name, change_kind, field_path, json_type, expected, count(distinct 
 from schema_drift
 where change_kind <> 'baseline'
 group by table_name, change_kind, field_path, json_type, expected;
+create view source_files as
+select o.object_id, o.table_name as staging_table, o.url as source_file, o.batch_id,
+       b.finished_at as loaded_at, o.row_count, o.error_count
+from loaded_objects o
+join etl_batches b on b.batch_id = o.batch_id;
 insert into etl_lock (purpose)
 select 'etl.py takes this table''s lock for the length of a load'
 where not exists (select 1 from etl_lock);
@@ -314,6 +341,7 @@ comment on column staging_events.status is 'HTTP status of the request, e.g. 200
 comment on column staging_events.ts is 'Time of the event, epoch milliseconds UTC (field ts).';
 comment on column staging_events.user_agent is 'Browser user agent (field userAgent); NULL for logged-out events.';
 comment on column staging_events.user_id is 'User id as logged, text (field userId); NULL for logged-out events (an empty userId).';
+comment on column staging_events.object_id is 'The line''s file (loaded_objects.object_id), written by the loader, not read from the JSON.';
 comment on table staging_songs is 'Grain: one row per song object of the files the current batch loads. Staging: the song catalog (song_data) as loaded, column names equal to the JSON keys. Each load stages into a temporary copy of this table, its session''s own, so this one stays empty. Empty or blank strings load as NULL.';
 comment on column staging_songs.num_songs is 'Songs in the source object (always 1 in the dataset).';
 comment on column staging_songs.artist_id is 'Artist id (key artist_id), e.g. ARJIE2Y1187B994AB7.';
@@ -338,6 +366,7 @@ comment on column etl_batches.rejected is 'Source records rejected (see load_err
 comment on column etl_batches.checks_passed is 'Quality checks passed; 0 for a failed batch.';
 comment on column etl_batches.message is 'Why the batch failed; NULL when published.';
 comment on table loaded_objects is 'Grain: one row per source file in the warehouse, by staging table and key. Bookkeeping: the version last loaded; a file whose size or version differs is loaded again.';
+comment on column loaded_objects.object_id is 'The file''s key, the same for every version of it: the facts'' rows keep it (songplays.object_id, app_events.object_id).';
 comment on column loaded_objects.table_name is 'Staging table the file loads into: staging_events or staging_songs.';
 comment on column loaded_objects.object_key is 'Path of the file under its prefix (LOG_DATA or SONG_DATA).';
 comment on column loaded_objects.url is 'Full location of the file: an s3:// URL or a local path.';
@@ -379,6 +408,7 @@ comment on column song_catalog.artist_latitude is 'Artist''s latitude in degrees
 comment on column song_catalog.artist_longitude is 'Artist''s longitude in degrees; NULL when unknown.';
 comment on column song_catalog.duration is 'Song duration in seconds.';
 comment on column song_catalog.year is 'Release year as the file gives it; 0 when unknown.';
+comment on column song_catalog.batch_id is 'The ETL batch that last wrote the row (etl_batches.batch_id).';
 comment on table text_repairs is 'Grain: one row per event text value (song title or artist name) that was double-encoded UTF-8. Bookkeeping: filled by the toolkit after staging; the transforms use the repaired text.';
 comment on column text_repairs.original is 'The text as logged: UTF-8 that was read as Latin-1 and encoded again, twice.';
 comment on column text_repairs.repaired is 'The text it stands for, decoded back to the original UTF-8.';
@@ -390,12 +420,14 @@ comment on column users.gender is 'Gender, F or M, at the latest event.';
 comment on column users.level is 'Subscription level at the latest event: free or paid.';
 comment on column users.last_seen_at is 'Time of the user''s latest event, UTC.';
 comment on column users.registered_at is 'When the user signed up, UTC (the events'' registration, epoch milliseconds); NULL when the events give none.';
+comment on column users.batch_id is 'The ETL batch that last wrote the row (etl_batches.batch_id).';
 comment on table artists is 'Grain: one row per artist_id in the song catalog. Dimension: an artist credited under several spellings takes the spelling on most of its songs (ties: the alphabetically first), and the location of a song carrying it, preferring one with coordinates.';
 comment on column artists.artist_id is 'Artist id (song_data''s artist_id).';
 comment on column artists.name is 'Artist name (the chosen spelling).';
 comment on column artists.location is 'Location as free text; NULL when the catalog gives none.';
 comment on column artists.latitude is 'Latitude in degrees; NULL when the catalog gives none.';
 comment on column artists.longitude is 'Longitude in degrees; NULL when the catalog gives none.';
+comment on column artists.batch_id is 'The ETL batch that last wrote the row (etl_batches.batch_id).';
 comment on table songs is 'Grain: one row per song_id in the song catalog. Dimension: plays are matched to it on title, artist_name and duration.';
 comment on column songs.song_id is 'Song id (song_data''s song_id).';
 comment on column songs.title is 'Song title.';
@@ -403,6 +435,7 @@ comment on column songs.artist_id is 'The artist the song is credited to (artist
 comment on column songs.artist_name is 'Name the song is credited to, which plays are matched on (may differ from artists.name).';
 comment on column songs.year is 'Release year; NULL where the catalog says 0 (unknown).';
 comment on column songs.duration is 'Song duration in seconds.';
+comment on column songs.batch_id is 'The ETL batch that last wrote the row (etl_batches.batch_id).';
 comment on table time is 'Grain: one row per distinct start_time of a song play, to the millisecond. Dimension: the parts of that time, all in UTC.';
 comment on column time.start_time is 'Time of the play, UTC, millisecond precision (songplays.start_time).';
 comment on column time.hour is 'Hour of the day, 0-23.';
@@ -411,6 +444,7 @@ comment on column time.week is 'ISO week number, 1-53, with no ISO year beside i
 comment on column time.month is 'Month, 1-12.';
 comment on column time.year is 'Year, e.g. 2018.';
 comment on column time.weekday is 'Day of the week: 0 = Sunday ... 6 = Saturday (PostgreSQL''s and Redshift''s dow; not ISO''s 1 = Monday ... 7 = Sunday, nor Python''s 0 = Monday).';
+comment on column time.batch_id is 'The ETL batch that last wrote the row (etl_batches.batch_id).';
 comment on table songplays is 'Grain: one row per song play, i.e. per NextSong event, identified by (userId, sessionId, itemInSession, ts). Fact: the play''s own title, artist name and duration stay on the row, so a play counts whether or not it matched the catalog.';
 comment on column songplays.songplay_id is 'MD5 of the event key (userId|sessionId|itemInSession|ts), 32 hex digits: a reloaded event maps to the same row. Equals app_events.event_id.';
 comment on column songplays.start_time is 'Time of the play, UTC, millisecond precision (the event''s ts).';
@@ -425,6 +459,8 @@ comment on column songplays.user_agent is 'Browser user agent at the play, as lo
 comment on column songplays.song_title is 'Song title as played (the event''s song, double-encoded UTF-8 repaired).';
 comment on column songplays.artist_name is 'Artist name as played (the event''s artist, double-encoded UTF-8 repaired).';
 comment on column songplays.song_duration is 'Song duration in seconds as played (the event''s length).';
+comment on column songplays.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
+comment on column songplays.object_id is 'The source file the row came from (loaded_objects.object_id; the view source_files names it and when it was loaded).';
 comment on table app_events is 'Grain: one row per app event of any page (NextSong, Home, Submit Upgrade, ...), identified like songplays by (userId, sessionId, itemInSession, ts). Fact: daily active users, whole sessions and level changes.';
 comment on column app_events.event_id is 'MD5 of the event key (userId|sessionId|itemInSession|ts), 32 hex digits; equals songplays.songplay_id for a NextSong event.';
 comment on column app_events.start_time is 'Time of the event, UTC, millisecond precision (the event''s ts).';
@@ -435,12 +471,15 @@ comment on column app_events.item_in_session is 'Position of the event in its se
 comment on column app_events.page is 'Page of the app, e.g. NextSong, Home, Submit Upgrade.';
 comment on column app_events.auth is 'Authentication state, e.g. Logged In, Logged Out.';
 comment on column app_events.status is 'HTTP status of the request, e.g. 200.';
+comment on column app_events.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
+comment on column app_events.object_id is 'The source file the row came from (loaded_objects.object_id; the view source_files names it and when it was loaded).';
 comment on table user_levels is 'Grain: one row per stretch of time a user stayed on one level (type-2 history). History: brought up to date for the users of each batch from their app_events.';
 comment on column user_levels.user_id is 'The user (users.user_id).';
 comment on column user_levels.level is 'Subscription level during the stretch: free or paid.';
 comment on column user_levels.valid_from is 'First event on this level, UTC (inclusive).';
 comment on column user_levels.valid_to is 'First event on the next level, UTC (exclusive); NULL while the stretch lasts.';
-comment on table plays_by_user_day is 'Grain: one row per batch, UTC day, user and the user''s level, location and user agent at the plays. Summary of the plays a batch added, for the insights report. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on column user_levels.batch_id is 'The ETL batch that last wrote the row (etl_batches.batch_id).';
+comment on table plays_by_user_day is 'Grain: one row per batch, UTC day, user and the user''s level, location and user agent at the plays. Summary of the plays a batch added, for the insights report. One set of rows per batch (a batch that replaced a changed source file counts every row again, as its own): sum over batches for totals.';
 comment on column plays_by_user_day.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
 comment on column plays_by_user_day.day is 'UTC date of the plays.';
 comment on column plays_by_user_day.user_id is 'The user (users.user_id).';
@@ -448,22 +487,22 @@ comment on column plays_by_user_day.level is 'Subscription level at the plays: f
 comment on column plays_by_user_day.location is 'User''s metropolitan area and state at the plays.';
 comment on column plays_by_user_day.user_agent is 'Browser user agent at the plays.';
 comment on column plays_by_user_day.plays is 'Song plays the batch added for this group.';
-comment on table plays_by_hour is 'Grain: one row per batch and UTC hour. Summary of the plays a batch added, for the insights report. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on table plays_by_hour is 'Grain: one row per batch and UTC hour. Summary of the plays a batch added, for the insights report. One set of rows per batch (a batch that replaced a changed source file counts every row again, as its own): sum over batches for totals.';
 comment on column plays_by_hour.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
 comment on column plays_by_hour.hour_start is 'Start of the hour, UTC.';
 comment on column plays_by_hour.plays is 'Song plays the batch added in that hour.';
-comment on table plays_by_song is 'Grain: one row per batch and song as played (title and credited artist name, matched to the catalog or not). Summary of the plays a batch added, for the insights report. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on table plays_by_song is 'Grain: one row per batch and song as played (title and credited artist name, matched to the catalog or not). Summary of the plays a batch added, for the insights report. One set of rows per batch (a batch that replaced a changed source file counts every row again, as its own): sum over batches for totals.';
 comment on column plays_by_song.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
 comment on column plays_by_song.song_title is 'Song title as played (songplays.song_title).';
 comment on column plays_by_song.artist_name is 'Artist name as played (songplays.artist_name).';
 comment on column plays_by_song.plays is 'Plays of that song the batch added.';
-comment on table events_by_user_day is 'Grain: one row per batch, UTC day and user (or logged out). Summary of the app events a batch added, for daily active users. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on table events_by_user_day is 'Grain: one row per batch, UTC day and user (or logged out). Summary of the app events a batch added, for daily active users. One set of rows per batch (a batch that replaced a changed source file counts every row again, as its own): sum over batches for totals.';
 comment on column events_by_user_day.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
 comment on column events_by_user_day.day is 'UTC date of the events.';
 comment on column events_by_user_day.user_id is 'The user (users.user_id); NULL for the logged-out events.';
 comment on column events_by_user_day.events is 'App events the batch added.';
 comment on column events_by_user_day.plays is 'Of those, song plays (NextSong events).';
-comment on table session_parts is 'Grain: one row per batch and session (user and session id): the part of the session the batch added, as a session can span two days'' files. Summary for session length and depth: combine a session''s parts with min, max and sum. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on table session_parts is 'Grain: one row per batch and session (user and session id): the part of the session the batch added, as a session can span two days'' files. Summary for session length and depth: combine a session''s parts with min, max and sum. One set of rows per batch (a batch that replaced a changed source file counts every row again, as its own): sum over batches for totals.';
 comment on column session_parts.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
 comment on column session_parts.user_id is 'The user (users.user_id); NULL for logged-out events.';
 comment on column session_parts.session_id is 'Session id; unique per user only.';
@@ -473,7 +512,14 @@ comment on column session_parts.events is 'App events in the part.';
 comment on column session_parts.songs is 'Song plays (NextSong events) in the part.';
 comment on column session_parts.opening_level is 'Level at the session''s first event (item 0); NULL when item 0 is in another part.';
 comment on column session_parts.any_level is 'paid if any event of the part was on the paid level, else free.';
-comment on table batch_totals is 'Grain: one row per batch and measure. Summary: what a batch added to time and to the plays matched to the catalog, so the run summary''s totals need no scan of the facts. Appended once per batch, never rewritten: sum over batches for totals.';
+comment on column session_parts.played_until is 'When the part''s last song ended, UTC: the latest end of its plays, each play''s start_time (to the second) plus its song_duration (counted from 0 to a day); NULL when the part has no play.';
+comment on table matched_plays_by_day is 'Grain: one row per batch, UTC day and catalog song. Summary of the plays matched to the catalog: those a batch added that matched, and older ones a song that arrived in the batch matched (on the play''s own day). One set of rows per batch (a batch that replaced a changed source file counts every row again, as its own): sum over batches for totals.';
+comment on column matched_plays_by_day.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
+comment on column matched_plays_by_day.day is 'UTC date of the plays.';
+comment on column matched_plays_by_day.song_id is 'The song the plays matched (songs.song_id).';
+comment on column matched_plays_by_day.artist_id is 'That song''s artist (artists.artist_id) when the plays matched it.';
+comment on column matched_plays_by_day.plays is 'Plays matched.';
+comment on table batch_totals is 'Grain: one row per batch and measure. Summary: what a batch added to time and to the plays matched to the catalog, so the run summary''s totals need no scan of the facts. One set of rows per batch (a batch that replaced a changed source file counts every row again, as its own): sum over batches for totals.';
 comment on column batch_totals.batch_id is 'The ETL batch that added the row (etl_batches.batch_id).';
 comment on column batch_totals.measure is 'time rows (rows added to time), or matched plays (plays the batch matched to the catalog: its own, and older plays a newly arrived song matched).';
 comment on column batch_totals.row_count is 'The count.';
@@ -516,6 +562,14 @@ comment on column schema_changes.files is 'Source files with the change.';
 comment on column schema_changes.records is 'Records with the change.';
 comment on column schema_changes.first_seen is 'When a batch first saw it, UTC.';
 comment on column schema_changes.last_seen is 'When a batch last saw it, UTC.';
+comment on view source_files is 'Grain: one row per source file in the warehouse. View: where a fact row came from and when it was loaded, joined on the row''s object_id: select p.*, f.source_file, f.loaded_at from songplays p join source_files f using (object_id).';
+comment on column source_files.object_id is 'The file''s key (songplays.object_id, app_events.object_id).';
+comment on column source_files.staging_table is 'staging_events (log files) or staging_songs (song files).';
+comment on column source_files.source_file is 'Full location of the file: an s3:// URL or a local path.';
+comment on column source_files.batch_id is 'The batch that loaded the file''s current version: the batch_id its rows carry.';
+comment on column source_files.loaded_at is 'When that batch finished, UTC.';
+comment on column source_files.row_count is 'Rows the file gave (see loaded_objects.row_count).';
+comment on column source_files.error_count is 'Records of the file that batch rejected.';
 commit;
 select count(*) from svv_roles where role_name = 'sparkify_analyst';
 select (select count(*) from pg_user where usename = current_user and usesuper)
@@ -524,7 +578,7 @@ create role sparkify_analyst;
 commit;
 select current_schema();
 grant usage on schema public to role sparkify_analyst;
-grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, batch_totals, plays, load_summary, load_error_reasons, schema_changes to role sparkify_analyst;
+grant select on songplays, users, songs, artists, time, app_events, user_levels, plays_by_user_day, plays_by_hour, plays_by_song, events_by_user_day, session_parts, matched_plays_by_day, batch_totals, plays, load_summary, load_error_reasons, schema_changes, source_files to role sparkify_analyst;
 commit;
 
 -- ===== python etl.py --dry-run
@@ -548,15 +602,15 @@ set statement_timeout to 60000;
 lock table etl_lock;
 reset statement_timeout;
 select coalesce(max(batch_id), 0) + 1 from etl_batches;
-select table_name, object_key, size, version, url from loaded_objects;
+select table_name, object_key, size, version, url, object_id from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
 create temp table staging_events (like staging_events);
 create temp table staging_songs (like staging_songs);
 -- read the first 64 KiB of each new staging_events object (one ranged S3 GET each) to find schema drift
--- write s3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest: a manifest of this batch's new files
--- copy staging_events
-copy staging_events
-from 's3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest'
+-- write s3://sparkify-etl-work/manifests/batch-000001/staging_events-000000.manifest: a manifest of this batch's new files
+-- copy staging_events: <key>
+copy staging_events (artist, auth, first_name, gender, item_in_session, last_name, length, level, location, method, page, registration, session_id, song, status, ts, user_agent, user_id)
+from 's3://sparkify-etl-work/manifests/batch-000001/staging_events-000000.manifest'
 iam_role '***'
 format as json 's3://udacity-dend/log_json_path.json'
 manifest region 'us-west-2'
@@ -581,10 +635,12 @@ select trim(file_name), sum(lines_scanned)
 from sys_load_detail
 where query_id = :query_id
 group by trim(file_name);
+-- staging_events: the object_id of the rows of <key>
+update staging_events set object_id = :object_id where object_id is null;
 -- read the first 64 KiB of each new staging_songs object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
-copy staging_songs
+copy staging_songs (num_songs, artist_id, artist_latitude, artist_longitude, artist_location, artist_name, song_id, title, duration, year)
 from 's3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest'
 iam_role '***'
 format as json 'auto'
@@ -643,128 +699,35 @@ select distinct value from (
 where value not in (select original from text_repairs);
 -- text repairs: one row per value found at run time
 insert into text_repairs (original, repaired) values (:original, :repaired);
-drop table if exists batch_written_times;
-drop table if exists batch_events;
-drop table if exists batch_plays;
-drop table if exists batch_users;
-drop table if exists batch_artists;
-drop table if exists batch_level_users;
-drop table if exists batch_level_events;
-drop table if exists batch_replaced;
-drop table if exists batch_replaced_plays;
 -- analyze staging_events
 analyze staging_events;
 -- analyze staging_songs
 analyze staging_songs;
--- batch: events
-create temp table batch_events diststyle key distkey (user_id) as
-select
-    event_id,
-    timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
-    cast(nullif(user_id, '') as integer) as user_id,
-    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length,
-    replaces
-from (
-    select
-        keyed.*,
-        case when existing.loaded_id is null then 0 else 1 end as replaces,
-        row_number() over (
-            partition by ts, user_id, session_id, item_in_session
-            order by page, song, level, status
-        ) as copy_number
-    from (
-        select
-            md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
-                || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
-            staged.*
-        from staging_events staged
-    ) keyed
-    left join (
-        select event_id as loaded_id from app_events
-        where start_time between (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + (min(ts) % 1000) * interval '1 millisecond' from staging_events) and (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + (max(ts) % 1000) * interval '1 millisecond' from staging_events)
-    ) existing on existing.loaded_id = keyed.event_id
-) copies
-where copy_number = 1
-order by ts;
--- batch: events replaced by changed files
-create temp table batch_replaced diststyle key distkey (user_id) as
-select a.event_id, a.start_time, a.user_id, a.level, a.session_id, a.item_in_session, a.page
-from (select * from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) a
-join batch_events b on b.event_id = a.event_id and b.user_id = a.user_id
-where b.replaces = 1
+-- batch: time window of the staged events
+create temp table batch_window as
+select (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + mod(min(ts), 1000) * interval '1 millisecond' from staging_events) as start_time
 union all
-select event_id, start_time, user_id, level, session_id, item_in_session, page
+select (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + mod(max(ts), 1000) * interval '1 millisecond' from staging_events);
+-- batch: events of the changed files [only when a loaded log file changed]
+create temp table batch_replaced as
+select event_id, start_time, user_id, page
 from app_events
-where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_events where replaces = 1 and user_id is null);
--- batch: plays replaced by changed files
-create temp table batch_replaced_plays diststyle key distkey (user_id) as
-select p.songplay_id, p.start_time, p.user_id, p.level, p.location, p.user_agent, p.song_title, p.artist_name,
-       p.song_id
-from (select * from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) p
-join batch_replaced r on r.event_id = p.songplay_id and r.user_id = p.user_id
-union all
-select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
-from songplays
-where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select event_id from batch_replaced where user_id is null);
--- songplays: remove replaced versions
-delete from songplays
-using batch_replaced_plays r
-where songplays.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplays.songplay_id = r.songplay_id and songplays.user_id = r.user_id;
--- songplays: remove replaced logged-out versions
-delete from songplays
-where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select songplay_id from batch_replaced_plays where user_id is null);
--- app_events: remove replaced versions
-delete from app_events
-using batch_replaced r
-where app_events.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and app_events.event_id = r.event_id and app_events.user_id = r.user_id;
--- app_events: remove replaced logged-out versions
-delete from app_events
-where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_replaced where user_id is null);
--- batch: plays
-create temp table batch_plays diststyle key distkey (user_id) as
-select
-    e.event_id as songplay_id,
-    e.start_time,
-    e.user_id,
-    e.level,
-    e.session_id,
-    e.item_in_session,
-    e.location,
-    e.user_agent,
-    coalesce(repaired_song.repaired, e.song) as song_title,
-    coalesce(repaired_artist.repaired, e.artist) as artist_name,
-    e.length as song_duration,
-    case when repaired_song.original is not null or repaired_artist.original is not null
-         then 1 else 0 end as was_repaired
-from batch_events e
-left join text_repairs repaired_song on repaired_song.original = e.song
-left join text_repairs repaired_artist on repaired_artist.original = e.artist
-left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
-    on existing.songplay_id = e.event_id
-   and existing.user_id = e.user_id
-where e.page = 'NextSong' and existing.songplay_id is null
-  and (e.user_id is not null
-       or e.event_id not in (select songplay_id from songplays
-                             where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)));
--- batch: artists touched
-create temp table batch_artists as
-select artist_id from staging_songs where artist_id is not null
-union
-select artist_id from song_catalog
-where song_id in (select song_id from staging_songs) and artist_id is not null;
--- song_catalog: remove replaced
+where object_id in (:changed_object_id);
+-- songplays: remove the changed files' plays [only when a loaded log file changed]
+delete from songplays where object_id in (:changed_object_id);
+-- app_events: remove the changed files' events [only when a loaded log file changed]
+delete from app_events where object_id in (:changed_object_id);
+-- artists: remove those the staged songs touch [only when song files are staged]
+delete from artists
+where artist_id in (select artist_id from staging_songs)
+   or artist_id in (select artist_id from song_catalog where song_id in (select song_id from staging_songs));
+-- song_catalog: remove replaced [only when song files are staged]
 delete from song_catalog where song_id in (select song_id from staging_songs);
--- song_catalog: insert
+-- song_catalog: insert [only when song files are staged]
 insert into song_catalog (song_id, title, artist_id, artist_name, artist_location,
-                          artist_latitude, artist_longitude, duration, year)
+                          artist_latitude, artist_longitude, duration, year, batch_id)
 select song_id, title, artist_id, artist_name, artist_location,
-       artist_latitude, artist_longitude, duration, year
+       artist_latitude, artist_longitude, duration, year, 1
 from (
     select
         staged.*,
@@ -776,20 +739,18 @@ from (
     where song_id is not null
 ) versions
 where version = 1;
--- songs: remove replaced
+-- songs: remove replaced [only when song files are staged]
 delete from songs where song_id in (select song_id from staging_songs);
--- songs: insert
-insert into songs (song_id, title, artist_id, artist_name, year, duration)
-select song_id, title, artist_id, artist_name, nullif(year, 0), duration
+-- songs: insert [only when song files are staged]
+insert into songs (song_id, title, artist_id, artist_name, year, duration, batch_id)
+select song_id, title, artist_id, artist_name, nullif(year, 0), duration, 1
 from song_catalog
 where song_id in (select song_id from staging_songs);
--- analyze songs
+-- analyze songs [only when song files are staged]
 analyze songs;
--- artists: remove replaced
-delete from artists where artist_id in (select artist_id from batch_artists);
--- artists: insert
-insert into artists (artist_id, name, location, latitude, longitude)
-select artist_id, artist_name, artist_location, artist_latitude, artist_longitude
+-- artists: insert those without a row [only when song files are staged]
+insert into artists (artist_id, name, location, latitude, longitude, batch_id)
+select artist_id, artist_name, artist_location, artist_latitude, artist_longitude, 1
 from (
     select
         spelled.*,
@@ -805,7 +766,7 @@ from (
             catalog.*,
             count(*) over (partition by artist_id, artist_name) as songs_with_spelling
         from song_catalog catalog
-        where artist_id in (select artist_id from batch_artists)
+        where artist_id is not null and artist_id not in (select artist_id from artists)
     ) spelled
 ) ranked
 where preference = 1;
@@ -819,8 +780,8 @@ from (
         last_name,
         gender,
         level,
-        timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as last_seen_at,
-        timestamp 'epoch' + (cast(registration as bigint) / 1000) * interval '1 second' + (cast(registration as bigint) % 1000) * interval '1 millisecond' as registered_at,
+        timestamp 'epoch' + (ts / 1000) * interval '1 second' + mod(ts, 1000) * interval '1 millisecond' as last_seen_at,
+        timestamp 'epoch' + (cast(registration as bigint) / 1000) * interval '1 second' + mod(cast(registration as bigint), 1000) * interval '1 millisecond' as registered_at,
         row_number() over (
             partition by user_id order by ts desc, session_id desc, item_in_session desc
         ) as recency
@@ -828,31 +789,70 @@ from (
     where user_id is not null and user_id <> ''
 ) latest
 where recency = 1;
--- batch: users whose level history extends
+-- batch: users whose level history extends [only when log files are staged]
 create temp table batch_level_users diststyle key distkey (user_id) as
-select
-    b.user_id,
-    case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
+select b.user_id,
+       case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
 from (
-    select user_id, min(start_time) as first_event_at
-    from batch_events
-    where user_id is not null
+    select cast(user_id as integer) as user_id, timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + mod(min(ts), 1000) * interval '1 millisecond' as first_event_at
+    from staging_events
+    where user_id is not null and user_id <> ''
     group by user_id
 ) b
 left join users u on u.user_id = b.user_id;
--- users: remove superseded
+-- batch: users of the changed files' events [only when a loaded log file changed]
+insert into batch_level_users (user_id, extends)
+select distinct user_id, 0
+from batch_replaced
+where user_id is not null and user_id not in (select user_id from batch_level_users);
+-- batch: users of the changed files' events rebuild their history [only when a loaded log file changed]
+update batch_level_users set extends = 0
+where user_id in (select user_id from batch_replaced);
+-- users: remove superseded [only when log files are staged]
 delete from users
 using batch_users newer
 where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at;
--- users: insert
-insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at)
-select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at
+-- users: insert [only when log files are staged]
+insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at, batch_id)
+select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at, 1
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
--- analyze users
+-- analyze users [only when log files are staged]
 analyze users;
--- songplays: match late songs
+-- songplays: unmatch the plays of staged songs [only when song files are staged]
+update songplays
+set song_id = null, artist_id = null
+where song_id in (select song_id from staging_songs);
+-- songplays: unmatch the plays with staged songs' names [only when song files are staged]
+update songplays
+set song_id = null, artist_id = null
+from (select distinct rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
+      from staging_songs) staged
+where songplays.song_id is not null
+  and staged.title_key = rtrim(songplays.song_title)
+  and staged.artist_key = rtrim(songplays.artist_name)
+  and staged.duration = songplays.song_duration;
+-- matched_plays_by_day: add the late songs' matches [only when song files are staged]
+insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
+select 1, cast(songplays.start_time as date), catalog.song_id, catalog.artist_id, count(*)
+from songplays
+join (
+    select song_id, artist_id, title_key, artist_key, duration
+    from (
+        select
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+) catalog
+  on catalog.title_key = rtrim(songplays.song_title)
+  and catalog.artist_key = rtrim(songplays.artist_name)
+  and catalog.duration = songplays.song_duration
+where songplays.song_id is null
+group by cast(songplays.start_time as date), catalog.song_id, catalog.artist_id;
+-- songplays: match late songs [only when song files are staged]
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
 from (
@@ -866,28 +866,52 @@ from (
     where choice = 1
 ) catalog
 where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
   and catalog.title_key = rtrim(songplays.song_title)
   and catalog.artist_key = rtrim(songplays.artist_name)
   and catalog.duration = songplays.song_duration;
 -- batch: times of the plays written
 create temp table batch_written_times as
-select case when bound.is_first = 1 then written.first_at else written.last_at end as start_time
-from (
-    select min(start_time) as first_at, max(start_time) as last_at from batch_plays
-    union all
-    select min(start_time), max(start_time) from songplays where song_id in (select song_id from staging_songs)
-) written
-cross join (select 1 as is_first union all select 0) bound;
--- songplays: insert new plays
+select start_time from batch_window
+union all
+select min(start_time) from songplays where song_id in (select song_id from staging_songs)
+union all
+select max(start_time) from songplays where song_id in (select song_id from staging_songs);
+-- songplays: insert new plays [only when log files are staged]
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
-                       song_title, artist_name, song_duration)
-select
-    p.songplay_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
-    p.session_id, p.item_in_session, p.location, p.user_agent,
-    p.song_title, p.artist_name, p.song_duration
-from batch_plays p
+                       song_title, artist_name, song_duration, batch_id, object_id)
+select p.event_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
+       p.session_id, p.item_in_session, p.location, p.user_agent,
+       p.song_title, p.artist_name, p.song_duration, 1, p.object_id
+from (
+    select new.*,
+           coalesce(repaired_song.repaired, new.song) as song_title,
+           coalesce(repaired_artist.repaired, new.artist) as artist_name
+    from (
+        select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.location, e.user_agent, e.song, e.artist, e.length as song_duration, e.object_id, e.ts
+        from (
+            select
+                md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
+                timestamp 'epoch' + (ts / 1000) * interval '1 second' + mod(ts, 1000) * interval '1 millisecond' as start_time,
+                cast(nullif(user_id, '') as integer) as user_id,
+                level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
+                object_id,
+                row_number() over (
+                    partition by ts, staged.user_id, session_id, item_in_session
+                    order by page, song, level, status, object_id
+                ) as copy_number
+            from staging_events staged
+        ) e
+        left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
+            on existing.songplay_id = e.event_id and existing.user_id = e.user_id
+        where e.copy_number = 1 and e.page = 'NextSong' and existing.songplay_id is null
+          and (e.user_id is not null
+               or e.event_id not in (select songplay_id from songplays where user_id is null and start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)))
+        order by e.ts
+    ) new
+    left join text_repairs repaired_song on repaired_song.original = new.song
+    left join text_repairs repaired_artist on repaired_artist.original = new.artist
+) p
 left join (
     select song_id, artist_id, title_key, artist_key, duration
     from (
@@ -900,12 +924,11 @@ left join (
 ) catalog
     on catalog.title_key = rtrim(p.song_title)
    and catalog.artist_key = rtrim(p.artist_name)
-   and catalog.duration = p.song_duration
-order by p.start_time;
--- analyze songplays
+   and catalog.duration = p.song_duration;
+-- analyze songplays [only when log files are staged]
 analyze songplays;
--- time: insert
-insert into time (start_time, hour, day, week, month, year, weekday)
+-- time: insert [only when log files are staged]
+insert into time (start_time, hour, day, week, month, year, weekday, batch_id)
 select
     p.start_time,
     extract(hour from p.start_time),
@@ -913,45 +936,83 @@ select
     extract(week from p.start_time),
     extract(month from p.start_time),
     extract(year from p.start_time),
-    extract(dow from p.start_time)
-from (select distinct start_time from batch_plays) p
-left join (select start_time from time where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
+    extract(dow from p.start_time),
+    1
+from (select distinct start_time from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) p
+left join (select start_time from time where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
     on existing.start_time = p.start_time
 where existing.start_time is null
 order by p.start_time;
--- analyze time
+-- time: remove the times no play has any more [only when a loaded log file changed]
+delete from time
+where start_time in (select start_time from batch_replaced where page = 'NextSong')
+  and start_time not in (select start_time from songplays
+                         where start_time in (select start_time from batch_replaced where page = 'NextSong'));
+-- analyze time [only when log files are staged]
 analyze time;
--- app_events: insert new events
-insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
-select event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status
-from batch_events;
--- analyze app_events
+-- app_events: insert new events [only when log files are staged]
+insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status,
+                        batch_id, object_id)
+select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status, 1, e.object_id
+from (
+    select
+        md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
+        timestamp 'epoch' + (ts / 1000) * interval '1 second' + mod(ts, 1000) * interval '1 millisecond' as start_time,
+        cast(nullif(user_id, '') as integer) as user_id,
+        level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
+        object_id,
+        row_number() over (
+            partition by ts, staged.user_id, session_id, item_in_session
+            order by page, song, level, status, object_id
+        ) as copy_number
+    from staging_events staged
+) e
+left join (select event_id, user_id from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
+    on existing.event_id = e.event_id and existing.user_id = e.user_id
+where e.copy_number = 1 and existing.event_id is null
+  and (e.user_id is not null
+       or e.event_id not in (select event_id from app_events where user_id is null and start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)))
+order by e.ts;
+-- analyze app_events [only when log files are staged]
 analyze app_events;
--- batch: level-carrying events
-create temp table batch_level_events diststyle key distkey (user_id) as
+-- users: latest event after the changed files [only when a loaded log file changed]
+update users
+set level = latest.level, last_seen_at = latest.start_time, batch_id = 1
+from (
+    select user_id, level, start_time
+    from (
+        select user_id, level, start_time,
+               row_number() over (
+                   partition by user_id order by start_time desc, session_id desc, item_in_session desc
+               ) as recency
+        from app_events
+        where user_id in (select user_id from batch_replaced)
+    ) events
+    where recency = 1
+) latest
+where users.user_id = latest.user_id
+  and (users.last_seen_at <> latest.start_time or users.level <> latest.level);
+-- users: remove those with no event left [only when a loaded log file changed]
+delete from users
+where user_id in (select user_id from batch_replaced)
+  and user_id not in (select user_id from app_events
+                      where user_id is not null and user_id in (select user_id from batch_replaced));
+-- batch: current level stretches of the extending users [only when log files are staged]
+create temp table batch_open_stretches diststyle key distkey (user_id) as
 select l.user_id, l.level, l.valid_from as start_time,
        cast(0 as bigint) as session_id, 0 as item_in_session
 from user_levels l
 join batch_level_users b on b.user_id = l.user_id and b.extends = 1
-where l.valid_to is null
-union all
-select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
-from batch_events e
-join batch_level_users b on b.user_id = e.user_id and b.extends = 1
-where e.level is not null
-union all
-select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
-from app_events a
-join batch_level_users b on b.user_id = a.user_id and b.extends = 0
-where a.level is not null;
--- user_levels: remove recomputed stretches
+where l.valid_to is null;
+-- user_levels: remove recomputed stretches [only when log files are staged]
 delete from user_levels
 using batch_level_users b
 where user_levels.user_id = b.user_id and (b.extends = 0 or user_levels.valid_to is null);
--- user_levels: insert
-insert into user_levels (user_id, level, valid_from, valid_to)
+-- user_levels: insert [only when log files are staged]
+insert into user_levels (user_id, level, valid_from, valid_to, batch_id)
 select user_id, level, valid_from,
-       lead(valid_from) over (partition by user_id order by valid_from) as valid_to
+       lead(valid_from) over (partition by user_id order by valid_from) as valid_to,
+       1
 from (
     select user_id, level, start_time as valid_from
     from (
@@ -964,104 +1025,175 @@ from (
                 row_number() over (
                     partition by user_id, start_time order by session_id desc, item_in_session desc
                 ) as latest_first
-            from batch_level_events
+            from (
+        select user_id, level, start_time, session_id, item_in_session from batch_open_stretches
+        union all
+        select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
+        from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) e
+        join batch_level_users b on b.user_id = e.user_id and b.extends = 1
+        where e.level is not null
+        union all
+        select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
+        from app_events a
+        join batch_level_users b on b.user_id = a.user_id and b.extends = 0
+        where a.level is not null
+            ) level_events
         ) instants
         where latest_first = 1
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
--- plays_by_user_day: add the batch
+-- plays_by_user_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
-select 1, cast(start_time as date), user_id, level, location, user_agent, sum(counted)
-from (
-    select start_time, user_id, level, location, user_agent, 1 as counted from batch_plays
-    union all
-    select start_time, user_id, level, location, user_agent, -1 from batch_replaced_plays
-) plays
-group by cast(start_time as date), user_id, level, location, user_agent
-having sum(counted) <> 0;
--- plays_by_hour: add the batch
+select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
+group by cast(start_time as date), user_id, level, location, user_agent;
+-- plays_by_hour: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_hour (batch_id, hour_start, plays)
-select 1, date_trunc('hour', start_time), sum(counted)
-from (
-    select start_time, 1 as counted from batch_plays
-    union all
-    select start_time, -1 from batch_replaced_plays
-) plays
-group by date_trunc('hour', start_time)
-having sum(counted) <> 0;
--- plays_by_song: add the batch
+select 1, date_trunc('hour', start_time), count(*)
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
+group by date_trunc('hour', start_time);
+-- plays_by_song: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
-select 1, song_title, artist_name, sum(counted)
-from (
-    select song_title, artist_name, 1 as counted from batch_plays
-    union all
-    select song_title, artist_name, -1 from batch_replaced_plays
-) plays
-group by song_title, artist_name
-having sum(counted) <> 0;
--- events_by_user_day: add the batch
+select 1, song_title, artist_name, count(*)
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
+group by song_title, artist_name;
+-- events_by_user_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
-select 1, cast(start_time as date), user_id, sum(counted), sum(case when page = 'NextSong' then counted else 0 end)
-from (
-    select start_time, user_id, page, 1 as counted from batch_events
-    union all
-    select start_time, user_id, page, -1 from batch_replaced
-) events
-group by cast(start_time as date), user_id
-having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0;
--- session_parts: add the batch
+select 1, cast(start_time as date), user_id, count(*), sum(case when page = 'NextSong' then 1 else 0 end)
+from app_events
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
+group by cast(start_time as date), user_id;
+-- session_parts: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
-                           opening_level, any_level)
+                           opening_level, any_level, played_until)
 select 1, user_id, session_id, min(start_time), max(start_time), sum(counted),
        sum(case when page = 'NextSong' then counted else 0 end),
-       min(case when item_in_session = 0 and counted = 1 then level end),
-       max(case when counted = 1 then level end)
+       min(case when item_in_session = 0 then level end), max(level), max(ended_at)
 from (
-    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted from batch_events
+    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted,
+           cast(null as timestamp) as ended_at
+    from app_events
+    where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
     union all
-    select user_id, session_id, start_time, page, item_in_session, level, -1 from batch_replaced
+    select user_id, session_id, start_time, 'NextSong', item_in_session, level, 0,
+           date_trunc('second', start_time)
+               + greatest(least(coalesce(song_duration, 0), 86400), 0) * interval '1 second'
+    from songplays
+    where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 ) events
-group by user_id, session_id
-having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0;
--- batch_totals: time rows
+group by user_id, session_id;
+-- matched_plays_by_day: add the batch [only when log files are staged] [only when no loaded log file changed]
+insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
+select 1, cast(start_time as date), song_id, artist_id, count(*)
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1 and song_id is not null
+group by cast(start_time as date), song_id, artist_id;
+-- batch_totals: time rows [only when log files are staged] [only when no loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 0);
--- batch_totals: matched plays
+-- batch_totals: matched plays [only when no loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count)
-select 1, 'matched plays', count(*) + 0 - (select count(*) from batch_replaced_plays where song_id is not null)
-    + (select count(*) from songplays
-       where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
-         and songplay_id in (select songplay_id from batch_plays where user_id is null))
-from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null) s
-join batch_plays p on p.songplay_id = s.songplay_id and p.user_id = s.user_id;
-select min(t.songplay_id) as songplay_id, count(*) as copies from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) t join batch_plays s on s.songplay_id = t.songplay_id and s.user_id = t.user_id group by cast(t.songplay_id as varchar) having count(*) > 1 union all select min(songplay_id) as songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (user_id is null) and (songplay_id in (select songplay_id from batch_plays where user_id is null)) group by cast(songplay_id as varchar) having count(*) > 1;
-select min(user_id) as user_id, count(*) as copies from users where (user_id in (select user_id from batch_users)) group by cast(user_id as varchar) having count(*) > 1;
-select min(song_id) as song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs)) group by cast(song_id as varchar) having count(*) > 1;
-select min(artist_id) as artist_id, count(*) as copies from artists where (artist_id in (select artist_id from batch_artists)) group by cast(artist_id as varchar) having count(*) > 1;
-select min(start_time) as start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) and (start_time in (select start_time from batch_plays)) group by cast(start_time as varchar) having count(*) > 1;
-select min(t.event_id) as event_id, count(*) as copies from (select event_id, user_id from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) t join batch_events s on s.event_id = t.event_id and s.user_id = t.user_id group by cast(t.event_id as varchar) having count(*) > 1 union all select min(event_id) as event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) and (user_id is null) and (event_id in (select event_id from batch_events where user_id is null)) group by cast(event_id as varchar) having count(*) > 1;
-select min(user_id) as user_id, min(valid_from) as valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users)) group by cast(user_id as varchar), cast(valid_from as varchar) having count(*) > 1;
-select * from batch_plays where (songplay_id is null);
-select * from batch_users where (user_id is null);
-select * from staging_songs where (song_id is null);
-select * from batch_artists where (artist_id is null);
-select * from batch_plays where (start_time is null);
-select * from batch_events where (event_id is null);
-select * from user_levels where (user_id is null or valid_from is null) and (user_id in (select user_id from batch_users));
-select * from batch_plays where (start_time is null);
+select 1, 'matched plays', count(*) + 0
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1 and song_id is not null;
+-- plays_by_user_day: empty, to count again [only when a loaded log file changed]
+delete from plays_by_user_day;
+-- plays_by_user_day: count every row [only when a loaded log file changed]
+insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
+select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
+from songplays
+where 1 = 1
+group by cast(start_time as date), user_id, level, location, user_agent;
+-- plays_by_hour: empty, to count again [only when a loaded log file changed]
+delete from plays_by_hour;
+-- plays_by_hour: count every row [only when a loaded log file changed]
+insert into plays_by_hour (batch_id, hour_start, plays)
+select 1, date_trunc('hour', start_time), count(*)
+from songplays
+where 1 = 1
+group by date_trunc('hour', start_time);
+-- plays_by_song: empty, to count again [only when a loaded log file changed]
+delete from plays_by_song;
+-- plays_by_song: count every row [only when a loaded log file changed]
+insert into plays_by_song (batch_id, song_title, artist_name, plays)
+select 1, song_title, artist_name, count(*)
+from songplays
+where 1 = 1
+group by song_title, artist_name;
+-- events_by_user_day: empty, to count again [only when a loaded log file changed]
+delete from events_by_user_day;
+-- events_by_user_day: count every row [only when a loaded log file changed]
+insert into events_by_user_day (batch_id, day, user_id, events, plays)
+select 1, cast(start_time as date), user_id, count(*), sum(case when page = 'NextSong' then 1 else 0 end)
+from app_events
+where 1 = 1
+group by cast(start_time as date), user_id;
+-- session_parts: empty, to count again [only when a loaded log file changed]
+delete from session_parts;
+-- session_parts: count every row [only when a loaded log file changed]
+insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
+                           opening_level, any_level, played_until)
+select 1, user_id, session_id, min(start_time), max(start_time), sum(counted),
+       sum(case when page = 'NextSong' then counted else 0 end),
+       min(case when item_in_session = 0 then level end), max(level), max(ended_at)
+from (
+    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted,
+           cast(null as timestamp) as ended_at
+    from app_events
+    where 1 = 1
+    union all
+    select user_id, session_id, start_time, 'NextSong', item_in_session, level, 0,
+           date_trunc('second', start_time)
+               + greatest(least(coalesce(song_duration, 0), 86400), 0) * interval '1 second'
+    from songplays
+    where 1 = 1
+) events
+group by user_id, session_id;
+-- matched_plays_by_day: empty, to count again [only when a loaded log file changed]
+delete from matched_plays_by_day;
+-- matched_plays_by_day: count every row [only when a loaded log file changed]
+insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
+select 1, cast(start_time as date), song_id, artist_id, count(*)
+from songplays
+where 1 = 1 and song_id is not null
+group by cast(start_time as date), song_id, artist_id;
+-- batch_totals: count again [only when a loaded log file changed]
+delete from batch_totals;
+-- batch_totals: count again [only when a loaded log file changed]
+insert into batch_totals (batch_id, measure, row_count) select 1, 'time rows', count(*) from time;
+-- batch_totals: count again [only when a loaded log file changed]
+insert into batch_totals (batch_id, measure, row_count) select 1, 'matched plays', count(*) from songplays where song_id is not null;
+select min(t.songplay_id) as songplay_id, count(*) as copies from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) t join (select * from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) s on s.songplay_id = t.songplay_id and s.user_id = t.user_id group by cast(t.songplay_id as varchar) having count(*) > 1 union all select min(songplay_id) as songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (user_id is null) and (songplay_id in (select songplay_id from (select * from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) batch_rows where user_id is null)) group by cast(songplay_id as varchar) having count(*) > 1;
+select min(user_id) as user_id, count(*) as copies from users where (user_id in (select user_id from batch_users batch_rows)) group by cast(user_id as varchar) having count(*) > 1;
+select min(song_id) as song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs batch_rows)) group by cast(song_id as varchar) having count(*) > 1;
+select min(artist_id) as artist_id, count(*) as copies from artists where (artist_id in (select artist_id from (select artist_id from artists where batch_id = 1) batch_rows)) group by cast(artist_id as varchar) having count(*) > 1;
+select min(start_time) as start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) and (start_time in (select start_time from (select * from time where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) batch_rows)) group by cast(start_time as varchar) having count(*) > 1;
+select min(t.event_id) as event_id, count(*) as copies from (select event_id, user_id from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) t join (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) s on s.event_id = t.event_id and s.user_id = t.user_id group by cast(t.event_id as varchar) having count(*) > 1 union all select min(event_id) as event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) and (user_id is null) and (event_id in (select event_id from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) batch_rows where user_id is null)) group by cast(event_id as varchar) having count(*) > 1;
+select min(user_id) as user_id, min(valid_from) as valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users batch_rows)) group by cast(user_id as varchar), cast(valid_from as varchar) having count(*) > 1;
+select * from songplays where (songplay_id is null) and (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
+select * from batch_users batch_rows where (user_id is null);
+select * from staging_songs batch_rows where (song_id is null);
+select * from artists where (artist_id is null) and (artist_id in (select artist_id from (select artist_id from artists where batch_id = 1) batch_rows));
+select * from time where (start_time is null) and (start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window));
+select * from app_events where (event_id is null) and (start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window));
+select * from user_levels where (user_id is null or valid_from is null) and (user_id in (select user_id from batch_users batch_rows));
+select * from songplays where (start_time is null) and (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
 select child.user_id from songplays child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
 select child.start_time from songplays child left join time parent on cast(parent.start_time as varchar) = cast(child.start_time as varchar) and parent.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times) where (child.start_time is not null) and (parent.start_time is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
 select child.song_id from songplays child left join songs parent on cast(parent.song_id as varchar) = cast(child.song_id as varchar) where (child.song_id is not null) and (parent.song_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
 select child.artist_id from songplays child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null) and (child.start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
-select child.artist_id from songs child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null) and (child.song_id in (select song_id from staging_songs));
+select child.artist_id from songs child left join artists parent on cast(parent.artist_id as varchar) = cast(child.artist_id as varchar) where (child.artist_id is not null) and (parent.artist_id is null) and (child.song_id in (select song_id from staging_songs batch_rows));
 select level, count(*) as row_count from songplays where (level is null or level not in ('free', 'paid')) and (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) group by level;
-select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
-select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users)) group by level;
-select child.user_id from app_events child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events));
-select child.user_id from user_levels child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.user_id in (select user_id from batch_users));
+select level, count(*) as row_count from users where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users batch_rows)) group by level;
+select level, count(*) as row_count from user_levels where (level is null or level not in ('free', 'paid')) and (user_id in (select user_id from batch_users batch_rows)) group by level;
+select child.user_id from app_events child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window));
+select child.user_id from user_levels child left join users parent on cast(parent.user_id as varchar) = cast(child.user_id as varchar) where (child.user_id is not null) and (parent.user_id is null) and (child.user_id in (select user_id from batch_users batch_rows));
 select u.user_id, u.level, l.level as history_level
 from users u
-join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level) and (u.user_id in (select user_id from batch_users));
+join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level) and (u.user_id in (select user_id from batch_users batch_rows));
 -- record load errors: one row per value found at run time
 insert into load_errors (batch_id, logged_at, disposition, table_name, source, line_number,
                          column_name, reason, raw_excerpt)
@@ -1073,15 +1205,16 @@ values (:batch_id, :seen_at, :table_name, :source, :change_kind, :field_path, :j
 drop table if exists batch_objects;
 create temp table batch_objects (like loaded_objects);
 -- record loaded objects: one row per value found at run time
-insert into batch_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
-values (:table_name, :object_key, :url, :size, :version, :batch_id, :row_count, :error_count);
+insert into batch_objects (object_id, table_name, object_key, url, size, version, batch_id, row_count, error_count)
+values (:object_id, :table_name, :object_key, :url, :size, :version, :batch_id, :row_count, :error_count);
 -- record loaded objects
 delete from loaded_objects
 using batch_objects b
 where loaded_objects.table_name = b.table_name and loaded_objects.object_key = b.object_key;
 -- record loaded objects
-insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
-select table_name, object_key, url, size, version, batch_id, row_count, error_count
+insert into loaded_objects (object_id, table_name, object_key, url, size, version, batch_id, row_count,
+                            error_count)
+select object_id, table_name, object_key, url, size, version, batch_id, row_count, error_count
 from batch_objects;
 select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song;
 select count(*) from users;
@@ -1091,14 +1224,12 @@ select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measu
 select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day;
 select count(*) from user_levels;
 select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'matched plays';
-select count(*) + (select count(*) from songplays
-                   where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
-                     and songplay_id in (select songplay_id from batch_plays
-                                         where user_id is null and was_repaired = 1))
-from batch_plays p
-join (select songplay_id, user_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
-    on s.songplay_id = p.songplay_id and s.user_id = p.user_id
-where p.was_repaired = 1 and s.song_id is not null;
+select count(*)
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1 and song_id is not null
+  and songplay_id in (select md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) from staging_events
+                      where song in (select original from text_repairs)
+                         or artist in (select original from text_repairs));
 select count(*) from batch_replaced;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
@@ -1156,17 +1287,19 @@ delete from plays_by_song;
 delete from events_by_user_day;
 -- delete from session_parts
 delete from session_parts;
+-- delete from matched_plays_by_day
+delete from matched_plays_by_day;
 -- delete from batch_totals
 delete from batch_totals;
-select table_name, object_key, size, version, url from loaded_objects;
+select table_name, object_key, size, version, url, object_id from loaded_objects;
 -- stage only the files that are new or changed since loaded_objects was written
 create temp table staging_events (like staging_events);
 create temp table staging_songs (like staging_songs);
 -- read the first 64 KiB of each new staging_events object (one ranged S3 GET each) to find schema drift
--- write s3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest: a manifest of this batch's new files
--- copy staging_events
-copy staging_events
-from 's3://sparkify-etl-work/manifests/batch-000001/staging_events.manifest'
+-- write s3://sparkify-etl-work/manifests/batch-000001/staging_events-000000.manifest: a manifest of this batch's new files
+-- copy staging_events: <key>
+copy staging_events (artist, auth, first_name, gender, item_in_session, last_name, length, level, location, method, page, registration, session_id, song, status, ts, user_agent, user_id)
+from 's3://sparkify-etl-work/manifests/batch-000001/staging_events-000000.manifest'
 iam_role '***'
 format as json 's3://udacity-dend/log_json_path.json'
 manifest region 'us-west-2'
@@ -1191,10 +1324,12 @@ select trim(file_name), sum(lines_scanned)
 from sys_load_detail
 where query_id = :query_id
 group by trim(file_name);
+-- staging_events: the object_id of the rows of <key>
+update staging_events set object_id = :object_id where object_id is null;
 -- read the first 64 KiB of each new staging_songs object (one ranged S3 GET each) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
-copy staging_songs
+copy staging_songs (num_songs, artist_id, artist_latitude, artist_longitude, artist_location, artist_name, song_id, title, duration, year)
 from 's3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest'
 iam_role '***'
 format as json 'auto'
@@ -1253,128 +1388,35 @@ select distinct value from (
 where value not in (select original from text_repairs);
 -- text repairs: one row per value found at run time
 insert into text_repairs (original, repaired) values (:original, :repaired);
-drop table if exists batch_written_times;
-drop table if exists batch_events;
-drop table if exists batch_plays;
-drop table if exists batch_users;
-drop table if exists batch_artists;
-drop table if exists batch_level_users;
-drop table if exists batch_level_events;
-drop table if exists batch_replaced;
-drop table if exists batch_replaced_plays;
 -- analyze staging_events
 analyze staging_events;
 -- analyze staging_songs
 analyze staging_songs;
--- batch: events
-create temp table batch_events diststyle key distkey (user_id) as
-select
-    event_id,
-    timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as start_time,
-    cast(nullif(user_id, '') as integer) as user_id,
-    level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length,
-    replaces
-from (
-    select
-        keyed.*,
-        case when existing.loaded_id is null then 0 else 1 end as replaces,
-        row_number() over (
-            partition by ts, user_id, session_id, item_in_session
-            order by page, song, level, status
-        ) as copy_number
-    from (
-        select
-            md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'
-                || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
-            staged.*
-        from staging_events staged
-    ) keyed
-    left join (
-        select event_id as loaded_id from app_events
-        where start_time between (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + (min(ts) % 1000) * interval '1 millisecond' from staging_events) and (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + (max(ts) % 1000) * interval '1 millisecond' from staging_events)
-    ) existing on existing.loaded_id = keyed.event_id
-) copies
-where copy_number = 1
-order by ts;
--- batch: events replaced by changed files
-create temp table batch_replaced diststyle key distkey (user_id) as
-select a.event_id, a.start_time, a.user_id, a.level, a.session_id, a.item_in_session, a.page
-from (select * from app_events where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) a
-join batch_events b on b.event_id = a.event_id and b.user_id = a.user_id
-where b.replaces = 1
+-- batch: time window of the staged events
+create temp table batch_window as
+select (select timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + mod(min(ts), 1000) * interval '1 millisecond' from staging_events) as start_time
 union all
-select event_id, start_time, user_id, level, session_id, item_in_session, page
+select (select timestamp 'epoch' + (max(ts) / 1000) * interval '1 second' + mod(max(ts), 1000) * interval '1 millisecond' from staging_events);
+-- batch: events of the changed files [only when a loaded log file changed]
+create temp table batch_replaced as
+select event_id, start_time, user_id, page
 from app_events
-where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_events where replaces = 1 and user_id is null);
--- batch: plays replaced by changed files
-create temp table batch_replaced_plays diststyle key distkey (user_id) as
-select p.songplay_id, p.start_time, p.user_id, p.level, p.location, p.user_agent, p.song_title, p.artist_name,
-       p.song_id
-from (select * from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) p
-join batch_replaced r on r.event_id = p.songplay_id and r.user_id = p.user_id
-union all
-select songplay_id, start_time, user_id, level, location, user_agent, song_title, artist_name, song_id
-from songplays
-where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select event_id from batch_replaced where user_id is null);
--- songplays: remove replaced versions
-delete from songplays
-using batch_replaced_plays r
-where songplays.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplays.songplay_id = r.songplay_id and songplays.user_id = r.user_id;
--- songplays: remove replaced logged-out versions
-delete from songplays
-where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and songplay_id in (select songplay_id from batch_replaced_plays where user_id is null);
--- app_events: remove replaced versions
-delete from app_events
-using batch_replaced r
-where app_events.start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and app_events.event_id = r.event_id and app_events.user_id = r.user_id;
--- app_events: remove replaced logged-out versions
-delete from app_events
-where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)
-  and event_id in (select event_id from batch_replaced where user_id is null);
--- batch: plays
-create temp table batch_plays diststyle key distkey (user_id) as
-select
-    e.event_id as songplay_id,
-    e.start_time,
-    e.user_id,
-    e.level,
-    e.session_id,
-    e.item_in_session,
-    e.location,
-    e.user_agent,
-    coalesce(repaired_song.repaired, e.song) as song_title,
-    coalesce(repaired_artist.repaired, e.artist) as artist_name,
-    e.length as song_duration,
-    case when repaired_song.original is not null or repaired_artist.original is not null
-         then 1 else 0 end as was_repaired
-from batch_events e
-left join text_repairs repaired_song on repaired_song.original = e.song
-left join text_repairs repaired_artist on repaired_artist.original = e.artist
-left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)) existing
-    on existing.songplay_id = e.event_id
-   and existing.user_id = e.user_id
-where e.page = 'NextSong' and existing.songplay_id is null
-  and (e.user_id is not null
-       or e.event_id not in (select songplay_id from songplays
-                             where user_id is null and start_time between (select min(start_time) from batch_events) and (select max(start_time) from batch_events)));
--- batch: artists touched
-create temp table batch_artists as
-select artist_id from staging_songs where artist_id is not null
-union
-select artist_id from song_catalog
-where song_id in (select song_id from staging_songs) and artist_id is not null;
--- song_catalog: remove replaced
+where object_id in (:changed_object_id);
+-- songplays: remove the changed files' plays [only when a loaded log file changed]
+delete from songplays where object_id in (:changed_object_id);
+-- app_events: remove the changed files' events [only when a loaded log file changed]
+delete from app_events where object_id in (:changed_object_id);
+-- artists: remove those the staged songs touch [only when song files are staged]
+delete from artists
+where artist_id in (select artist_id from staging_songs)
+   or artist_id in (select artist_id from song_catalog where song_id in (select song_id from staging_songs));
+-- song_catalog: remove replaced [only when song files are staged]
 delete from song_catalog where song_id in (select song_id from staging_songs);
--- song_catalog: insert
+-- song_catalog: insert [only when song files are staged]
 insert into song_catalog (song_id, title, artist_id, artist_name, artist_location,
-                          artist_latitude, artist_longitude, duration, year)
+                          artist_latitude, artist_longitude, duration, year, batch_id)
 select song_id, title, artist_id, artist_name, artist_location,
-       artist_latitude, artist_longitude, duration, year
+       artist_latitude, artist_longitude, duration, year, 1
 from (
     select
         staged.*,
@@ -1386,20 +1428,18 @@ from (
     where song_id is not null
 ) versions
 where version = 1;
--- songs: remove replaced
+-- songs: remove replaced [only when song files are staged]
 delete from songs where song_id in (select song_id from staging_songs);
--- songs: insert
-insert into songs (song_id, title, artist_id, artist_name, year, duration)
-select song_id, title, artist_id, artist_name, nullif(year, 0), duration
+-- songs: insert [only when song files are staged]
+insert into songs (song_id, title, artist_id, artist_name, year, duration, batch_id)
+select song_id, title, artist_id, artist_name, nullif(year, 0), duration, 1
 from song_catalog
 where song_id in (select song_id from staging_songs);
--- analyze songs
+-- analyze songs [only when song files are staged]
 analyze songs;
--- artists: remove replaced
-delete from artists where artist_id in (select artist_id from batch_artists);
--- artists: insert
-insert into artists (artist_id, name, location, latitude, longitude)
-select artist_id, artist_name, artist_location, artist_latitude, artist_longitude
+-- artists: insert those without a row [only when song files are staged]
+insert into artists (artist_id, name, location, latitude, longitude, batch_id)
+select artist_id, artist_name, artist_location, artist_latitude, artist_longitude, 1
 from (
     select
         spelled.*,
@@ -1415,7 +1455,7 @@ from (
             catalog.*,
             count(*) over (partition by artist_id, artist_name) as songs_with_spelling
         from song_catalog catalog
-        where artist_id in (select artist_id from batch_artists)
+        where artist_id is not null and artist_id not in (select artist_id from artists)
     ) spelled
 ) ranked
 where preference = 1;
@@ -1429,8 +1469,8 @@ from (
         last_name,
         gender,
         level,
-        timestamp 'epoch' + (ts / 1000) * interval '1 second' + (ts % 1000) * interval '1 millisecond' as last_seen_at,
-        timestamp 'epoch' + (cast(registration as bigint) / 1000) * interval '1 second' + (cast(registration as bigint) % 1000) * interval '1 millisecond' as registered_at,
+        timestamp 'epoch' + (ts / 1000) * interval '1 second' + mod(ts, 1000) * interval '1 millisecond' as last_seen_at,
+        timestamp 'epoch' + (cast(registration as bigint) / 1000) * interval '1 second' + mod(cast(registration as bigint), 1000) * interval '1 millisecond' as registered_at,
         row_number() over (
             partition by user_id order by ts desc, session_id desc, item_in_session desc
         ) as recency
@@ -1438,31 +1478,70 @@ from (
     where user_id is not null and user_id <> ''
 ) latest
 where recency = 1;
--- batch: users whose level history extends
+-- batch: users whose level history extends [only when log files are staged]
 create temp table batch_level_users diststyle key distkey (user_id) as
-select
-    b.user_id,
-    case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
+select b.user_id,
+       case when u.user_id is null or b.first_event_at > u.last_seen_at then 1 else 0 end as extends
 from (
-    select user_id, min(start_time) as first_event_at
-    from batch_events
-    where user_id is not null
+    select cast(user_id as integer) as user_id, timestamp 'epoch' + (min(ts) / 1000) * interval '1 second' + mod(min(ts), 1000) * interval '1 millisecond' as first_event_at
+    from staging_events
+    where user_id is not null and user_id <> ''
     group by user_id
 ) b
 left join users u on u.user_id = b.user_id;
--- users: remove superseded
+-- batch: users of the changed files' events [only when a loaded log file changed]
+insert into batch_level_users (user_id, extends)
+select distinct user_id, 0
+from batch_replaced
+where user_id is not null and user_id not in (select user_id from batch_level_users);
+-- batch: users of the changed files' events rebuild their history [only when a loaded log file changed]
+update batch_level_users set extends = 0
+where user_id in (select user_id from batch_replaced);
+-- users: remove superseded [only when log files are staged]
 delete from users
 using batch_users newer
 where users.user_id = newer.user_id and newer.last_seen_at >= users.last_seen_at;
--- users: insert
-insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at)
-select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at
+-- users: insert [only when log files are staged]
+insert into users (user_id, first_name, last_name, gender, level, last_seen_at, registered_at, batch_id)
+select b.user_id, b.first_name, b.last_name, b.gender, b.level, b.last_seen_at, b.registered_at, 1
 from batch_users b
 left join users existing on existing.user_id = b.user_id
 where existing.user_id is null;
--- analyze users
+-- analyze users [only when log files are staged]
 analyze users;
--- songplays: match late songs
+-- songplays: unmatch the plays of staged songs [only when song files are staged]
+update songplays
+set song_id = null, artist_id = null
+where song_id in (select song_id from staging_songs);
+-- songplays: unmatch the plays with staged songs' names [only when song files are staged]
+update songplays
+set song_id = null, artist_id = null
+from (select distinct rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
+      from staging_songs) staged
+where songplays.song_id is not null
+  and staged.title_key = rtrim(songplays.song_title)
+  and staged.artist_key = rtrim(songplays.artist_name)
+  and staged.duration = songplays.song_duration;
+-- matched_plays_by_day: add the late songs' matches [only when song files are staged]
+insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
+select 1, cast(songplays.start_time as date), catalog.song_id, catalog.artist_id, count(*)
+from songplays
+join (
+    select song_id, artist_id, title_key, artist_key, duration
+    from (
+        select
+            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
+            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
+        from songs
+    ) candidates
+    where choice = 1
+) catalog
+  on catalog.title_key = rtrim(songplays.song_title)
+  and catalog.artist_key = rtrim(songplays.artist_name)
+  and catalog.duration = songplays.song_duration
+where songplays.song_id is null
+group by cast(songplays.start_time as date), catalog.song_id, catalog.artist_id;
+-- songplays: match late songs [only when song files are staged]
 update songplays
 set song_id = catalog.song_id, artist_id = catalog.artist_id
 from (
@@ -1476,28 +1555,52 @@ from (
     where choice = 1
 ) catalog
 where songplays.song_id is null
-  and catalog.song_id in (select song_id from staging_songs)
   and catalog.title_key = rtrim(songplays.song_title)
   and catalog.artist_key = rtrim(songplays.artist_name)
   and catalog.duration = songplays.song_duration;
 -- batch: times of the plays written
 create temp table batch_written_times as
-select case when bound.is_first = 1 then written.first_at else written.last_at end as start_time
-from (
-    select min(start_time) as first_at, max(start_time) as last_at from batch_plays
-    union all
-    select min(start_time), max(start_time) from songplays where song_id in (select song_id from staging_songs)
-) written
-cross join (select 1 as is_first union all select 0) bound;
--- songplays: insert new plays
+select start_time from batch_window
+union all
+select min(start_time) from songplays where song_id in (select song_id from staging_songs)
+union all
+select max(start_time) from songplays where song_id in (select song_id from staging_songs);
+-- songplays: insert new plays [only when log files are staged]
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
-                       song_title, artist_name, song_duration)
-select
-    p.songplay_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
-    p.session_id, p.item_in_session, p.location, p.user_agent,
-    p.song_title, p.artist_name, p.song_duration
-from batch_plays p
+                       song_title, artist_name, song_duration, batch_id, object_id)
+select p.event_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
+       p.session_id, p.item_in_session, p.location, p.user_agent,
+       p.song_title, p.artist_name, p.song_duration, 1, p.object_id
+from (
+    select new.*,
+           coalesce(repaired_song.repaired, new.song) as song_title,
+           coalesce(repaired_artist.repaired, new.artist) as artist_name
+    from (
+        select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.location, e.user_agent, e.song, e.artist, e.length as song_duration, e.object_id, e.ts
+        from (
+            select
+                md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
+                timestamp 'epoch' + (ts / 1000) * interval '1 second' + mod(ts, 1000) * interval '1 millisecond' as start_time,
+                cast(nullif(user_id, '') as integer) as user_id,
+                level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
+                object_id,
+                row_number() over (
+                    partition by ts, staged.user_id, session_id, item_in_session
+                    order by page, song, level, status, object_id
+                ) as copy_number
+            from staging_events staged
+        ) e
+        left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
+            on existing.songplay_id = e.event_id and existing.user_id = e.user_id
+        where e.copy_number = 1 and e.page = 'NextSong' and existing.songplay_id is null
+          and (e.user_id is not null
+               or e.event_id not in (select songplay_id from songplays where user_id is null and start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)))
+        order by e.ts
+    ) new
+    left join text_repairs repaired_song on repaired_song.original = new.song
+    left join text_repairs repaired_artist on repaired_artist.original = new.artist
+) p
 left join (
     select song_id, artist_id, title_key, artist_key, duration
     from (
@@ -1510,12 +1613,11 @@ left join (
 ) catalog
     on catalog.title_key = rtrim(p.song_title)
    and catalog.artist_key = rtrim(p.artist_name)
-   and catalog.duration = p.song_duration
-order by p.start_time;
--- analyze songplays
+   and catalog.duration = p.song_duration;
+-- analyze songplays [only when log files are staged]
 analyze songplays;
--- time: insert
-insert into time (start_time, hour, day, week, month, year, weekday)
+-- time: insert [only when log files are staged]
+insert into time (start_time, hour, day, week, month, year, weekday, batch_id)
 select
     p.start_time,
     extract(hour from p.start_time),
@@ -1523,45 +1625,83 @@ select
     extract(week from p.start_time),
     extract(month from p.start_time),
     extract(year from p.start_time),
-    extract(dow from p.start_time)
-from (select distinct start_time from batch_plays) p
-left join (select start_time from time where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) existing
+    extract(dow from p.start_time),
+    1
+from (select distinct start_time from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) p
+left join (select start_time from time where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
     on existing.start_time = p.start_time
 where existing.start_time is null
 order by p.start_time;
--- analyze time
+-- time: remove the times no play has any more [only when a loaded log file changed]
+delete from time
+where start_time in (select start_time from batch_replaced where page = 'NextSong')
+  and start_time not in (select start_time from songplays
+                         where start_time in (select start_time from batch_replaced where page = 'NextSong'));
+-- analyze time [only when log files are staged]
 analyze time;
--- app_events: insert new events
-insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status)
-select event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status
-from batch_events;
--- analyze app_events
+-- app_events: insert new events [only when log files are staged]
+insert into app_events (event_id, start_time, user_id, level, session_id, item_in_session, page, auth, status,
+                        batch_id, object_id)
+select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.page, e.auth, e.status, 1, e.object_id
+from (
+    select
+        md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
+        timestamp 'epoch' + (ts / 1000) * interval '1 second' + mod(ts, 1000) * interval '1 millisecond' as start_time,
+        cast(nullif(user_id, '') as integer) as user_id,
+        level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
+        object_id,
+        row_number() over (
+            partition by ts, staged.user_id, session_id, item_in_session
+            order by page, song, level, status, object_id
+        ) as copy_number
+    from staging_events staged
+) e
+left join (select event_id, user_id from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
+    on existing.event_id = e.event_id and existing.user_id = e.user_id
+where e.copy_number = 1 and existing.event_id is null
+  and (e.user_id is not null
+       or e.event_id not in (select event_id from app_events where user_id is null and start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)))
+order by e.ts;
+-- analyze app_events [only when log files are staged]
 analyze app_events;
--- batch: level-carrying events
-create temp table batch_level_events diststyle key distkey (user_id) as
+-- users: latest event after the changed files [only when a loaded log file changed]
+update users
+set level = latest.level, last_seen_at = latest.start_time, batch_id = 1
+from (
+    select user_id, level, start_time
+    from (
+        select user_id, level, start_time,
+               row_number() over (
+                   partition by user_id order by start_time desc, session_id desc, item_in_session desc
+               ) as recency
+        from app_events
+        where user_id in (select user_id from batch_replaced)
+    ) events
+    where recency = 1
+) latest
+where users.user_id = latest.user_id
+  and (users.last_seen_at <> latest.start_time or users.level <> latest.level);
+-- users: remove those with no event left [only when a loaded log file changed]
+delete from users
+where user_id in (select user_id from batch_replaced)
+  and user_id not in (select user_id from app_events
+                      where user_id is not null and user_id in (select user_id from batch_replaced));
+-- batch: current level stretches of the extending users [only when log files are staged]
+create temp table batch_open_stretches diststyle key distkey (user_id) as
 select l.user_id, l.level, l.valid_from as start_time,
        cast(0 as bigint) as session_id, 0 as item_in_session
 from user_levels l
 join batch_level_users b on b.user_id = l.user_id and b.extends = 1
-where l.valid_to is null
-union all
-select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
-from batch_events e
-join batch_level_users b on b.user_id = e.user_id and b.extends = 1
-where e.level is not null
-union all
-select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
-from app_events a
-join batch_level_users b on b.user_id = a.user_id and b.extends = 0
-where a.level is not null;
--- user_levels: remove recomputed stretches
+where l.valid_to is null;
+-- user_levels: remove recomputed stretches [only when log files are staged]
 delete from user_levels
 using batch_level_users b
 where user_levels.user_id = b.user_id and (b.extends = 0 or user_levels.valid_to is null);
--- user_levels: insert
-insert into user_levels (user_id, level, valid_from, valid_to)
+-- user_levels: insert [only when log files are staged]
+insert into user_levels (user_id, level, valid_from, valid_to, batch_id)
 select user_id, level, valid_from,
-       lead(valid_from) over (partition by user_id order by valid_from) as valid_to
+       lead(valid_from) over (partition by user_id order by valid_from) as valid_to,
+       1
 from (
     select user_id, level, start_time as valid_from
     from (
@@ -1574,76 +1714,147 @@ from (
                 row_number() over (
                     partition by user_id, start_time order by session_id desc, item_in_session desc
                 ) as latest_first
-            from batch_level_events
+            from (
+        select user_id, level, start_time, session_id, item_in_session from batch_open_stretches
+        union all
+        select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
+        from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) e
+        join batch_level_users b on b.user_id = e.user_id and b.extends = 1
+        where e.level is not null
+        union all
+        select a.user_id, a.level, a.start_time, a.session_id, a.item_in_session
+        from app_events a
+        join batch_level_users b on b.user_id = a.user_id and b.extends = 0
+        where a.level is not null
+            ) level_events
         ) instants
         where latest_first = 1
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
--- plays_by_user_day: add the batch
+-- plays_by_user_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
-select 1, cast(start_time as date), user_id, level, location, user_agent, sum(counted)
-from (
-    select start_time, user_id, level, location, user_agent, 1 as counted from batch_plays
-    union all
-    select start_time, user_id, level, location, user_agent, -1 from batch_replaced_plays
-) plays
-group by cast(start_time as date), user_id, level, location, user_agent
-having sum(counted) <> 0;
--- plays_by_hour: add the batch
+select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
+group by cast(start_time as date), user_id, level, location, user_agent;
+-- plays_by_hour: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_hour (batch_id, hour_start, plays)
-select 1, date_trunc('hour', start_time), sum(counted)
-from (
-    select start_time, 1 as counted from batch_plays
-    union all
-    select start_time, -1 from batch_replaced_plays
-) plays
-group by date_trunc('hour', start_time)
-having sum(counted) <> 0;
--- plays_by_song: add the batch
+select 1, date_trunc('hour', start_time), count(*)
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
+group by date_trunc('hour', start_time);
+-- plays_by_song: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
-select 1, song_title, artist_name, sum(counted)
-from (
-    select song_title, artist_name, 1 as counted from batch_plays
-    union all
-    select song_title, artist_name, -1 from batch_replaced_plays
-) plays
-group by song_title, artist_name
-having sum(counted) <> 0;
--- events_by_user_day: add the batch
+select 1, song_title, artist_name, count(*)
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
+group by song_title, artist_name;
+-- events_by_user_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
-select 1, cast(start_time as date), user_id, sum(counted), sum(case when page = 'NextSong' then counted else 0 end)
-from (
-    select start_time, user_id, page, 1 as counted from batch_events
-    union all
-    select start_time, user_id, page, -1 from batch_replaced
-) events
-group by cast(start_time as date), user_id
-having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0;
--- session_parts: add the batch
+select 1, cast(start_time as date), user_id, count(*), sum(case when page = 'NextSong' then 1 else 0 end)
+from app_events
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
+group by cast(start_time as date), user_id;
+-- session_parts: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
-                           opening_level, any_level)
+                           opening_level, any_level, played_until)
 select 1, user_id, session_id, min(start_time), max(start_time), sum(counted),
        sum(case when page = 'NextSong' then counted else 0 end),
-       min(case when item_in_session = 0 and counted = 1 then level end),
-       max(case when counted = 1 then level end)
+       min(case when item_in_session = 0 then level end), max(level), max(ended_at)
 from (
-    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted from batch_events
+    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted,
+           cast(null as timestamp) as ended_at
+    from app_events
+    where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
     union all
-    select user_id, session_id, start_time, page, item_in_session, level, -1 from batch_replaced
+    select user_id, session_id, start_time, 'NextSong', item_in_session, level, 0,
+           date_trunc('second', start_time)
+               + greatest(least(coalesce(song_duration, 0), 86400), 0) * interval '1 second'
+    from songplays
+    where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1
 ) events
-group by user_id, session_id
-having sum(counted) <> 0 or sum(case when page = 'NextSong' then counted else 0 end) <> 0;
--- batch_totals: time rows
+group by user_id, session_id;
+-- matched_plays_by_day: add the batch [only when log files are staged] [only when no loaded log file changed]
+insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
+select 1, cast(start_time as date), song_id, artist_id, count(*)
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1 and song_id is not null
+group by cast(start_time as date), song_id, artist_id;
+-- batch_totals: time rows [only when log files are staged] [only when no loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) values (1, 'time rows', 0);
--- batch_totals: matched plays
+-- batch_totals: matched plays [only when no loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count)
-select 1, 'matched plays', count(*) + 0 - (select count(*) from batch_replaced_plays where song_id is not null)
-    + (select count(*) from songplays
-       where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
-         and songplay_id in (select songplay_id from batch_plays where user_id is null))
-from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null) s
-join batch_plays p on p.songplay_id = s.songplay_id and p.user_id = s.user_id;
+select 1, 'matched plays', count(*) + 0
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1 and song_id is not null;
+-- plays_by_user_day: empty, to count again [only when a loaded log file changed]
+delete from plays_by_user_day;
+-- plays_by_user_day: count every row [only when a loaded log file changed]
+insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
+select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
+from songplays
+where 1 = 1
+group by cast(start_time as date), user_id, level, location, user_agent;
+-- plays_by_hour: empty, to count again [only when a loaded log file changed]
+delete from plays_by_hour;
+-- plays_by_hour: count every row [only when a loaded log file changed]
+insert into plays_by_hour (batch_id, hour_start, plays)
+select 1, date_trunc('hour', start_time), count(*)
+from songplays
+where 1 = 1
+group by date_trunc('hour', start_time);
+-- plays_by_song: empty, to count again [only when a loaded log file changed]
+delete from plays_by_song;
+-- plays_by_song: count every row [only when a loaded log file changed]
+insert into plays_by_song (batch_id, song_title, artist_name, plays)
+select 1, song_title, artist_name, count(*)
+from songplays
+where 1 = 1
+group by song_title, artist_name;
+-- events_by_user_day: empty, to count again [only when a loaded log file changed]
+delete from events_by_user_day;
+-- events_by_user_day: count every row [only when a loaded log file changed]
+insert into events_by_user_day (batch_id, day, user_id, events, plays)
+select 1, cast(start_time as date), user_id, count(*), sum(case when page = 'NextSong' then 1 else 0 end)
+from app_events
+where 1 = 1
+group by cast(start_time as date), user_id;
+-- session_parts: empty, to count again [only when a loaded log file changed]
+delete from session_parts;
+-- session_parts: count every row [only when a loaded log file changed]
+insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
+                           opening_level, any_level, played_until)
+select 1, user_id, session_id, min(start_time), max(start_time), sum(counted),
+       sum(case when page = 'NextSong' then counted else 0 end),
+       min(case when item_in_session = 0 then level end), max(level), max(ended_at)
+from (
+    select user_id, session_id, start_time, page, item_in_session, level, 1 as counted,
+           cast(null as timestamp) as ended_at
+    from app_events
+    where 1 = 1
+    union all
+    select user_id, session_id, start_time, 'NextSong', item_in_session, level, 0,
+           date_trunc('second', start_time)
+               + greatest(least(coalesce(song_duration, 0), 86400), 0) * interval '1 second'
+    from songplays
+    where 1 = 1
+) events
+group by user_id, session_id;
+-- matched_plays_by_day: empty, to count again [only when a loaded log file changed]
+delete from matched_plays_by_day;
+-- matched_plays_by_day: count every row [only when a loaded log file changed]
+insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
+select 1, cast(start_time as date), song_id, artist_id, count(*)
+from songplays
+where 1 = 1 and song_id is not null
+group by cast(start_time as date), song_id, artist_id;
+-- batch_totals: count again [only when a loaded log file changed]
+delete from batch_totals;
+-- batch_totals: count again [only when a loaded log file changed]
+insert into batch_totals (batch_id, measure, row_count) select 1, 'time rows', count(*) from time;
+-- batch_totals: count again [only when a loaded log file changed]
+insert into batch_totals (batch_id, measure, row_count) select 1, 'matched plays', count(*) from songplays where song_id is not null;
 select min(songplay_id) as songplay_id, count(*) as copies from songplays group by cast(songplay_id as varchar) having count(*) > 1;
 select min(user_id) as user_id, count(*) as copies from users group by cast(user_id as varchar) having count(*) > 1;
 select min(song_id) as song_id, count(*) as copies from songs group by cast(song_id as varchar) having count(*) > 1;
@@ -1672,25 +1883,29 @@ select child.user_id from user_levels child left join users parent on cast(paren
 select u.user_id, u.level, l.level as history_level
 from users u
 join user_levels l on l.user_id = u.user_id and l.valid_to is null where (l.level <> u.level);
+with plays as (select count(*) as plays, count(song_id) as matched from songplays),
+     events as (select count(*) as events from app_events),
+     times as (select count(*) as times from time)
 select summary, summarized, in_facts
 from (
     select cast('plays_by_user_day' as varchar(32)) as summary,
-           (select sum(plays) from plays_by_user_day) as summarized, (select count(*) from songplays) as in_facts
+           (select sum(plays) from plays_by_user_day) as summarized, (select plays from plays) as in_facts
     union all
-    select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select count(*) from songplays)
+    select 'plays_by_hour', (select sum(plays) from plays_by_hour), (select plays from plays)
     union all
-    select 'plays_by_song', (select sum(plays) from plays_by_song), (select count(*) from songplays)
+    select 'plays_by_song', (select sum(plays) from plays_by_song), (select plays from plays)
     union all
-    select 'events_by_user_day', (select sum(events) from events_by_user_day), (select count(*) from app_events)
+    select 'events_by_user_day', (select sum(events) from events_by_user_day), (select events from events)
     union all
-    select 'session_parts', (select sum(events) from session_parts), (select count(*) from app_events)
+    select 'session_parts', (select sum(events) from session_parts), (select events from events)
+    union all
+    select 'matched_plays_by_day', (select sum(plays) from matched_plays_by_day), (select matched from plays)
     union all
     select 'batch_totals: time rows', (select sum(row_count) from batch_totals where measure = 'time rows'),
-           (select count(*) from time)
+           (select times from times)
     union all
     select 'batch_totals: matched plays',
-           (select sum(row_count) from batch_totals where measure = 'matched plays'),
-           (select count(*) from songplays where song_id is not null)
+           (select sum(row_count) from batch_totals where measure = 'matched plays'), (select matched from plays)
 ) totals
 where coalesce(summarized, 0) <> in_facts;
 -- record load errors: one row per value found at run time
@@ -1704,15 +1919,16 @@ values (:batch_id, :seen_at, :table_name, :source, :change_kind, :field_path, :j
 drop table if exists batch_objects;
 create temp table batch_objects (like loaded_objects);
 -- record loaded objects: one row per value found at run time
-insert into batch_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
-values (:table_name, :object_key, :url, :size, :version, :batch_id, :row_count, :error_count);
+insert into batch_objects (object_id, table_name, object_key, url, size, version, batch_id, row_count, error_count)
+values (:object_id, :table_name, :object_key, :url, :size, :version, :batch_id, :row_count, :error_count);
 -- record loaded objects
 delete from loaded_objects
 using batch_objects b
 where loaded_objects.table_name = b.table_name and loaded_objects.object_key = b.object_key;
 -- record loaded objects
-insert into loaded_objects (table_name, object_key, url, size, version, batch_id, row_count, error_count)
-select table_name, object_key, url, size, version, batch_id, row_count, error_count
+insert into loaded_objects (object_id, table_name, object_key, url, size, version, batch_id, row_count,
+                            error_count)
+select object_id, table_name, object_key, url, size, version, batch_id, row_count, error_count
 from batch_objects;
 select cast(coalesce(sum(plays), 0) as bigint) from plays_by_song;
 select count(*) from users;
@@ -1722,14 +1938,12 @@ select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measu
 select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day;
 select count(*) from user_levels;
 select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'matched plays';
-select count(*) + (select count(*) from songplays
-                   where user_id is null and start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays) and song_id is not null
-                     and songplay_id in (select songplay_id from batch_plays
-                                         where user_id is null and was_repaired = 1))
-from batch_plays p
-join (select songplay_id, user_id, song_id from songplays where start_time between (select min(start_time) from batch_plays) and (select max(start_time) from batch_plays)) s
-    on s.songplay_id = p.songplay_id and s.user_id = p.user_id
-where p.was_repaired = 1 and s.song_id is not null;
+select count(*)
+from songplays
+where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1 and song_id is not null
+  and songplay_id in (select md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) from staging_events
+                      where song in (select original from text_repairs)
+                         or artist in (select original from text_repairs));
 select count(*) from batch_replaced;
 insert into etl_batches (batch_id, started_at, finished_at, outcome, new_objects, staged_rows,
                          rejected, checks_passed, message)
