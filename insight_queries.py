@@ -335,14 +335,12 @@ join reach a on a.artist_name = r.artist_name
 order by r.plays desc, r.artist_name
 """
 
-# Songs played: distinct (title, artist name) pairs; plays matched to the catalog.
+# Songs played: distinct (title, artist name) pairs; plays matched to the catalog, and the
+# songs and artists they matched, from matched_plays_by_day (a late song's matches are
+# counted there on their plays' own days).
 catalog_coverage = f"""
 with played as (
-    select
-        song_title,
-        artist_name,
-        count(*) as plays,
-        sum(case when song_id is not null then 1 else 0 end) as plays_matched
+    select song_title, artist_name, count(*) as plays
     from songplays
     where {_in_period('start_time')}
     group by song_title, artist_name
@@ -355,21 +353,22 @@ artists_played as (
     group by artist_name
 ),
 
-matched as (
-    select count(distinct song_id) as songs_matched, count(distinct artist_id) as artists_matched
-    from songplays
-    where {_in_period('start_time')} and song_id is not null
+matched_songs as (
+    select song_id, artist_id, sum(plays) as plays
+    from matched_plays_by_day
+    where {_in_period('day')}
+    group by song_id, artist_id
+    having sum(plays) <> 0
 )
 
 select
     (select coalesce(sum(plays), 0) from played) as plays,
-    (select coalesce(sum(plays_matched), 0) from played) as plays_matched,
+    (select coalesce(sum(plays), 0) from matched_songs) as plays_matched,
     (select count(*) from played where song_title is not null and artist_name is not null) as songs_played,
-    matched.songs_matched,
+    (select count(distinct song_id) from matched_songs) as songs_matched,
     (select count(*) from artists_played) as artists_played,
-    matched.artists_matched,
+    (select count(distinct artist_id) from matched_songs) as artists_matched,
     (select count(*) from songs) as catalog_songs
-from matched
 """
 
 # 4. Who listens: listeners (users with plays in the period). A listener is counted at each
@@ -933,7 +932,7 @@ select
     (select max(last_at) from session_parts where {_in_period('last_at')}) as latest_event,
     (select coalesce(sum(events), 0) from events_by_user_day where {_in_period('day')}) as events,
     (select coalesce(sum(plays), 0) from plays_by_hour where {_in_period('hour_start')}) as plays,
-    (select count(*) from songplays where song_id is not null and {_in_period('start_time')}) as plays_matched
+    (select coalesce(sum(plays), 0) from matched_plays_by_day where {_in_period('day')}) as plays_matched
 from load_summary s
 """
 
