@@ -45,10 +45,17 @@ class _Cursor:
         return []
 
 
+# What the recorder answers to the questions a run asks, where "nothing" would hide a path
+# (a batch id, whether an ANALYZE is due, which COPY the books are read for): the first
+# batch, yes, and the COPY's id by name. Anything else finds nothing (0, no rows).
+SCALAR_ANSWERS = {q.next_batch_id: 1, q.analyze_due: 1}
+QUERY_ANSWERS = {q.redshift_copy_of_this_session: [(RunTimeValue("query_id"), 0, "running")]}
+
+
 class DryRunWarehouse:
     """Looks like sparkify.warehouse.Warehouse to the pipeline; prints instead of executing."""
 
-    backend_pid = None  # no session
+    backend_pid: int | None = None  # no session
     executes = False
 
     def __init__(self, config: Config):
@@ -78,11 +85,15 @@ class DryRunWarehouse:
 
     def query(self, statement: str, params=None) -> list[tuple]:
         self.execute(statement, params)
-        return []
+        return QUERY_ANSWERS.get(statement, [])
 
     def scalar(self, statement: str, params=None):
         self.execute(statement, params)
-        return 1 if statement == q.next_batch_id else 0
+        return SCALAR_ANSWERS.get(statement, 0)
+
+    def at_run_time(self, name: str, value: int) -> int:
+        """A value the run computes (its clock's latest valid time): shown by its name."""
+        return RunTimeValue(name)
 
     def insert_rows(self, statement: str, rows: list[tuple], label: str | None = None) -> None:
         """Shows a multi-row INSERT with named placeholders: one row per value computed at run time."""

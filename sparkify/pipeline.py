@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -200,32 +201,72 @@ def find_new_objects(wh: Session, config: Config, s3: sources.S3 | None
     return pending, known, gone, held
 
 
-def placeholder_objects(config: Config) -> list[Pending]:
-    """For --dry-run: each prefix stands for its new files, without listing anything."""
-    # 'auto' stands in for the JSONPaths file, which a dry run does not read: no row is made.
-    url = "{}/<each new or changed file>"
-    return [Pending(table, source, "auto",
-                    [sources.SourceObject(url.format(source.url), "<key>", 0, "<version>")],
-                    {url.format(source.url): RunTimeValue("object_id")},
-                    [RunTimeValue("changed_object_id")] if table in q.STAGED_WITH_OBJECT_IDS else [])
-            for table, source, _, _ in staging_sources(config, "auto")]
+class SourceFiles:
+    """The source files a run reads: which are new or changed, and S3 for Redshift's COPY (its
+    manifests, each new object's first bytes, the buckets' regions)."""
+
+    # What can hold of a batch (q.BATCH_CONDITIONS): a run finds out from its files.
+    def conditions(self, pending: list[Pending]) -> set[str]:
+        return batch_conditions(pending)
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.s3 = s3_client(config)
+
+    def new_objects(self, wh: Session) -> tuple[list[Pending], int, list[str], list[str]]:
+        listed = time.perf_counter()
+        found = find_new_objects(wh, self.config, self.s3)
+        log_step("find new or changed files", sum(len(item.objects) for item in found[0]), listed)
+        return found
+
+    def for_copy(self, wh: Session) -> tuple[Callable[[str, bytes], None], Callable[[str, int], bytes]]:
+        """(write an object, read an object's first bytes), after checking the buckets' regions."""
+        if self.s3 is None:  # a Redshift config names s3:// sources only (config.load_config)
+            raise EtlError("Redshift loads from S3, and no [S3] source is an s3:// URL")
+        redshift.check_regions(self.config, self.s3)
+        return self.s3.write, self.s3.read
+
+
+class SourcesShown(SourceFiles):
+    """The dry run's source files: each prefix stands for its new or changed files, and what
+    a run would read or write in S3 is said, not done. It shows every step a batch can run."""
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def conditions(self, pending: list[Pending]) -> set[str]:
+        return set(q.BATCH_CONDITIONS)
+
+    def new_objects(self, wh: Session) -> tuple[list[Pending], int, list[str], list[str]]:
+        wh.query(q.loaded_object_versions)
+        wh.note("stage only the files that are new or changed since loaded_objects was written")
+        # 'auto' stands in for the JSONPaths file, which a dry run does not read: no row is made.
+        url = "{}/<each new or changed file>"
+        pending = [Pending(table, source, "auto",
+                           [sources.SourceObject(url.format(source.url), "<key>", 0, "<version>")],
+                           {url.format(source.url): RunTimeValue("object_id")},
+                           [RunTimeValue("changed_object_id")] if table in q.STAGED_WITH_OBJECT_IDS else [])
+                   for table, source, _, _ in staging_sources(self.config, "auto")]
+        return pending, 0, [], []
+
+    def for_copy(self, wh: Session) -> tuple[Callable[[str, bytes], None], Callable[[str, int], bytes]]:
+        def write(url: str, body: bytes) -> None:
+            wh.note(f"write {url}: a manifest of this batch's new files")
+
+        def read_head(url: str, first_bytes: int) -> bytes:
+            wh.note(f"read the first {first_bytes // 1024} KiB of {url} (one ranged S3 GET) to find schema drift")
+            return b""
+
+        return write, read_head
 
 
 def stage(wh: Session, config: Config, pending: list[Pending], batch_id: int,
-          s3: sources.S3 | None, clock: datetime) -> list[loads.CopyResult]:
+          files: SourceFiles, clock: datetime) -> list[loads.CopyResult]:
     options = copy_options(config)
     for statement in q.staging_copy_queries:
         wh.execute(statement)
     if wh.dialect.copies_from_s3:
-        if wh.executes:
-            if s3 is None:  # a Redshift config names s3:// sources only (config.load_config)
-                raise EtlError("Redshift loads from S3, and no [S3] source is an s3:// URL")
-            redshift.check_regions(config, s3)
-            write = s3.write
-        else:
-            def write(url, body):
-                wh.note(f"write {url}: a manifest of this batch's new files")
-        read_head = s3.read if s3 is not None and wh.executes else None
+        write, read_head = files.for_copy(wh)
         return redshift.stage(wh, config, pending, options, batch_id, write, read_head)
     results = []
     for item in pending:
@@ -256,7 +297,7 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
         # As many as fail the load are enough to fail it (the LIMIT); MAXERROR counts them
         # together with COPY's own rejections, as for every other rejection.
         failing = loads.rejections_that_fail(options.max_errors)
-        latest = validvalues.latest_valid_ms(clock) if wh.executes else RunTimeValue("latest_valid_ms")
+        latest = wh.at_run_time("latest_valid_ms", validvalues.latest_valid_ms(clock))
         found = wh.execute(select, [latest] * (select.count("%s") - 1) + [failing],
                            label=f"{result.table}: find values out of range").fetchall()
         for values in found:
@@ -269,10 +310,10 @@ def reject_invalid_staged_rows(wh: Session, results: list[loads.CopyResult], clo
             result.errors.extend(errors)
             if len(result.rejected) >= failing:
                 raise loads.TooManyErrors(result.table, result.errors, options.max_errors)
-        if errors or not wh.executes:
-            delete = wh.dialect.render(q.invalid_staged_rows_delete[result.table])
-            removed = wh.execute(delete, [latest] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
-            result.rows -= max(removed.rowcount, 0)
+        # Run whether or not any was found (one scan of staging): the script is the same every run.
+        delete = wh.dialect.render(q.invalid_staged_rows_delete[result.table])
+        removed = wh.execute(delete, [latest] * delete.count("%s"), label=f"{result.table}: remove rejected rows")
+        result.rows -= max(removed.rowcount, 0)
 
 
 def schema_changes(wh: Session, results: list[loads.CopyResult], versions: dict[str, str]) -> list[drift.Change]:
@@ -325,9 +366,10 @@ ONLY_WHEN = {"events": "[only when log files are staged]", "songs": "[only when 
              "changed": "[only when a loaded log file changed]", "no change": "[only when no loaded log file changed]"}
 
 
-def _label(wh: Session, step: q.Step) -> str:
-    """The step's label; in a dry run, with the conditions it runs under."""
-    if wh.executes or not step.needs:
+def _label(step: q.Step, conditions: set[str]) -> str:
+    """The step's label; where every path is shown (the dry run's conditions: all of them),
+    with the conditions it runs under."""
+    if not step.needs or conditions != set(q.BATCH_CONDITIONS):
         return step.label
     return " ".join([step.label, *(ONLY_WHEN[need] for need in step.needs)])
 
@@ -338,24 +380,24 @@ def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
     makes the rollups be counted again, as a changed file does."""
     written = q.RowsWritten()
     for step in q.transform_steps:
-        if wh.executes and not step.runs_in(conditions):
+        if not step.runs_in(conditions):
             continue
         if step.analyze and not analyze_due(wh, step.analyze, written):
             log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
             continue
-        rows = wh.execute(wh.dialect.render(step.sql), params, label=_label(wh, step)).rowcount
+        rows = wh.execute(wh.dialect.render(step.sql), params, label=_label(step, conditions)).rowcount
         if step.counts:  # steps counting into one field add up
             before = getattr(written, step.counts)
             setattr(written, step.counts, rows if before is None or rows < 0 else before + rows)
         if step.sql == q.batch_written_times_create:  # runs in every batch, after the dimensions' writes
             faults.checkpoint("mid-transform")
     counted = {"times": max(written.times or 0, 0), "late_matches": max(written.late_matches or 0, 0)}
-    if (written.unmatched or 0) > 0:
+    if (written.unmatched or 0) > 0:  # (and the dry run's conditions are all of them already)
         conditions = conditions - {"no change"} | {"changed"}
     for step in q.totals_steps:
-        if wh.executes and not step.runs_in(conditions):
+        if not step.runs_in(conditions):
             continue
-        wh.execute(wh.dialect.render(step.sql), {**params, **counted}, label=_label(wh, step))
+        wh.execute(wh.dialect.render(step.sql), {**params, **counted}, label=_label(step, conditions))
     for step in wh.dialect.brin_new_blocks_queries:
         wh.execute(step.sql, label=step.label)
     return written
@@ -387,7 +429,7 @@ def analyze_due(wh: Session, table: str, written: q.RowsWritten) -> bool:
         return True
     rows = rows_now(wh, table, written)
     due = wh.scalar(q.analyze_due, (rows, q.ANALYZE_THRESHOLD, q.ANALYZE_THRESHOLD, table))
-    return bool(due) or not wh.executes
+    return bool(due)
 
 
 def run_quality_checks(wh: Session, full: bool = False, batch: bool = True, params: dict | None = None) -> int:
@@ -504,35 +546,29 @@ def interrupted_outcome(config: Config, committing: Committing) -> str:
 
 
 
-def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | None = None,
-              full_checks: bool = False, sessions: list[int] | None = None,
-              committing: Committing | None = None) -> RunSummary:
+def run_batch(config: Config, rebuild: bool = False, full_checks: bool = False,
+              sessions: list[int] | None = None, committing: Committing | None = None,
+              session: Callable[[], Session] | None = None, files: SourceFiles | None = None) -> RunSummary:
     """One batch in one transaction. sessions: the backend pids of earlier attempts, ended
     before this one takes the lock; this attempt's is added. committing: set to the batch
-    before its COMMIT is sent."""
+    before its COMMIT is sent. session and files: the warehouse and the source files, the
+    configured ones unless given (the dry run gives its recorder and SourcesShown)."""
     started = time.perf_counter()
     started_at = utc_now()
     summary = RunSummary(target=config.describe_target(), schema_contract=config.schema_contract)
-    s3 = None if dry_run else s3_client(config)
-    with dry_run or connect(config) as wh:
+    files = files or SourceFiles(config)
+    with (session or (lambda: connect(config)))() as wh:
         summary.replacements_capped = wh.dialect.caps_replacement_log
         if sessions is not None:
             loadlock.end_sessions(wh, sessions)
-            sessions.append(wh.backend_pid)
+            if wh.backend_pid is not None:
+                sessions.append(wh.backend_pid)
         loadlock.take(wh)
         batch_id = wh.scalar(q.next_batch_id)
         if rebuild:
             for statement in q.rebuild_queries:
                 wh.execute(statement, label=statement)
-        if dry_run:
-            wh.query(q.loaded_object_versions)
-            pending = placeholder_objects(config)
-            wh.note("stage only the files that are new or changed since loaded_objects was written")
-        else:
-            listed = time.perf_counter()
-            pending, summary.known_objects, summary.gone_objects, summary.held_back = \
-                find_new_objects(wh, config, s3)
-            log_step("find new or changed files", sum(len(item.objects) for item in pending), listed)
+        pending, summary.known_objects, summary.gone_objects, summary.held_back = files.new_objects(wh)
         summary.new_objects = sum(len(item.objects) for item in pending)
         if summary.new_objects == 0:
             if full_checks:  # the nightly use: the whole gate, on the warehouse as it is
@@ -545,7 +581,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
         changes: list[drift.Change] = []
         try:
             clock = validvalues.run_clock(started_at)
-            results = stage(wh, config, pending, batch_id, s3, clock)
+            results = stage(wh, config, pending, batch_id, files, clock)
             reject_invalid_staged_rows(wh, results, clock, copy_options(config))
             for result in results:
                 errors.extend(result.errors)
@@ -555,7 +591,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
                 drift.enforce_freeze(changes, errors, versions)
             summary.text_repairs = repair_texts(wh)
             params = batch_parameters(batch_id, pending)
-            conditions = batch_conditions(pending)
+            conditions = files.conditions(pending)
             written = transform(wh, params, conditions)
             # Plays that lost their match may have moved anywhere in time: every row then.
             every_row = (full_checks or rebuild or (written.unmatched or 0) > 0
@@ -592,7 +628,7 @@ def run_batch(config: Config, rebuild: bool = False, dry_run: DryRunWarehouse | 
                                         summary.checks_passed, None))
         faults.checkpoint("before-commit")
         committed = time.perf_counter()
-        if committing is not None and wh.executes:
+        if committing is not None:
             committing.batch_id, committing.started_at = batch_id, started_at
         try:
             wh.commit()
@@ -630,5 +666,5 @@ def run_etl(config: Config, rebuild: bool = False, full_checks: bool = False,
 def dry_run_etl(config: Config, rebuild: bool = False) -> str:
     """The statements one etl.py run would send, in order, without connecting."""
     recorder = DryRunWarehouse(config)
-    run_batch(config, rebuild=rebuild, dry_run=recorder)
+    run_batch(config, rebuild=rebuild, session=lambda: recorder, files=SourcesShown(config))
     return recorder.text()

@@ -23,7 +23,6 @@ import sql_queries as q
 from . import drift, jsoncopy, loads
 from .config import Config, ConfigError
 from .dialects import REDSHIFT
-from .dryrun import RunTimeValue
 from .warehouse import ConnectionLost, WarehouseError, log_step
 
 # What Redshift's COPY reads from S3, by config key: the data, the JSONPaths file and the
@@ -117,8 +116,6 @@ def this_sessions_copy(wh, table: str) -> tuple[int, int] | None:
     """(query_id, error_count) of this session's newest COPY into table, from
     SYS_LOAD_HISTORY; None when it has none (a COPY that failed before it started)."""
     row = wh.query(q.redshift_copy_of_this_session, (table,))
-    if not wh.executes:  # a dry run shows the statements that read the COPY's books by its id
-        return RunTimeValue("query_id"), 0
     return (row[0][0], row[0][1] or 0) if row else None
 
 
@@ -220,11 +217,10 @@ def _copies(config: Config, item, batch_id: int, write: Callable[[str, bytes], N
 
 def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int,
           write: Callable[[str, bytes], None],
-          read_head: Callable[[str, int], bytes] | None = None) -> list[loads.CopyResult]:
+          read_head: Callable[[str, int], bytes]) -> list[loads.CopyResult]:
     """COPY each staging table from S3; returns what was loaded and rejected, per file, and
-    the shape of each file's first records (read_head: the first bytes of an object; a dry
-    run has none and says what it would read). The rows of a table that keeps each row's file
-    get their object's id after its COPY."""
+    the shape of each file's first records (read_head: the first bytes of an object). The
+    rows of a table that keeps each row's file get their object's id after its COPY."""
     results = []
     for item in pending:
         result = loads.CopyResult(item.table, objects=len(item.objects))
@@ -234,14 +230,10 @@ def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int
         columns = [column[0] for column in wh.table_columns(item.table)]
         stamped = columns[-1] == q.STAGED_OBJECT_ID
         json_columns = columns[:-1] if stamped else columns
-        if read_head is not None:
-            sampled = time.perf_counter()
-            result.shapes = sample_shapes(item.objects, read_head)
-            result.declared_keys = jsoncopy.declared_keys(item.mapping, json_columns)
-            log_step(f"sample {item.table} for schema drift", len(item.objects), sampled, unit="objs")
-        else:
-            wh.note(f"read the first {drift.SAMPLE_BYTES // 1024} KiB of each new {item.table} object "
-                    "(one ranged S3 GET each) to find schema drift")
+        sampled = time.perf_counter()
+        result.shapes = sample_shapes(item.objects, read_head)
+        result.declared_keys = jsoncopy.declared_keys(item.mapping, json_columns)
+        log_step(f"sample {item.table} for schema drift", len(item.objects), sampled, unit="objs")
         json_format = config.log_jsonpath.url if item.table == "staging_events" else "auto"
         started = time.perf_counter()
         for source, manifest, obj in _copies(config, item, batch_id, write):

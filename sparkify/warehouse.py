@@ -52,7 +52,8 @@ class ConnectionLost(WarehouseError):
 
 class Session(Protocol):
     """What the pipeline asks of a warehouse: Warehouse runs the statements over a
-    connection; dryrun.DryRunWarehouse records them and runs nothing (executes is False)."""
+    connection; dryrun.DryRunWarehouse records them, runs nothing (executes is False) and
+    answers what a run asks with placeholders."""
 
     config: Config
     dialect: Dialect
@@ -67,9 +68,12 @@ class Session(Protocol):
     def table_columns(self, table: str) -> list[tuple[str, str, int | None, bool]]: ...
     def connection_fds(self) -> tuple[int, ...]: ...
     def note(self, text: str) -> None: ...
+    def at_run_time(self, name: str, value: int) -> int: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
     def close(self) -> None: ...
+    def __enter__(self) -> Session: ...
+    def __exit__(self, exc_type, exc, tb) -> bool | None: ...
 
 
 class Warehouse:
@@ -132,6 +136,10 @@ class Warehouse:
         if not rows:
             raise WarehouseError(f"table {table} does not exist; run python create_tables.py first")
         return rows
+
+    def at_run_time(self, name: str, value: int) -> int:
+        """A value the run computes: the value itself (the dry run's recorder shows its name)."""
+        return value
 
     def note(self, text: str) -> None:
         """A remark for the dry run's script; a real run logs it at debug level."""

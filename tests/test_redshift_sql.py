@@ -351,7 +351,8 @@ def test_a_copy_that_fails_on_the_engine_is_a_failed_load_with_its_reason(sys_vi
     item = pipeline.Pending("staging_songs", config.song_data, "auto",
                             [SourceObject("s3://b/song/a.json", "a.json", 10, "1")])
     with pytest.raises(loads.LoadFailed, match="loading staging_songs failed on Redshift: copy staging_songs: "):
-        redshift.stage(sys_views, config, [item], loads.CopyOptions(), 1, lambda url, body: None)
+        redshift.stage(sys_views, config, [item], loads.CopyOptions(), 1, lambda url, body: None,
+                       lambda url, first_bytes: b"")
 
 
 def test_books_that_do_not_add_up_fail_loudly_instead_of_reporting_zero(sys_views):

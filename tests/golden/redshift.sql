@@ -606,7 +606,7 @@ select table_name, object_key, size, version, url, object_id from loaded_objects
 -- stage only the files that are new or changed since loaded_objects was written
 create temp table staging_events (like staging_events);
 create temp table staging_songs (like staging_songs);
--- read the first 64 KiB of each new staging_events object (one ranged S3 GET each) to find schema drift
+-- read the first 64 KiB of s3://udacity-dend/log_data/<each new or changed file> (one ranged S3 GET) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_events-000000.manifest: a manifest of this batch's new files
 -- copy staging_events: <key>
 copy staging_events (artist, auth, first_name, gender, item_in_session, last_name, length, level, location, method, page, registration, session_id, song, status, ts, user_agent, user_id)
@@ -637,7 +637,7 @@ where query_id = :query_id
 group by trim(file_name);
 -- staging_events: the object_id of the rows of <key>
 update staging_events set object_id = :object_id where object_id is null;
--- read the first 64 KiB of each new staging_songs object (one ranged S3 GET each) to find schema drift
+-- read the first 64 KiB of s3://udacity-dend/song_data/<each new or changed file> (one ranged S3 GET) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
 copy staging_songs (num_songs, artist_id, artist_latitude, artist_longitude, artist_location, artist_name, song_id, title, duration, year)
@@ -1295,7 +1295,7 @@ select table_name, object_key, size, version, url, object_id from loaded_objects
 -- stage only the files that are new or changed since loaded_objects was written
 create temp table staging_events (like staging_events);
 create temp table staging_songs (like staging_songs);
--- read the first 64 KiB of each new staging_events object (one ranged S3 GET each) to find schema drift
+-- read the first 64 KiB of s3://udacity-dend/log_data/<each new or changed file> (one ranged S3 GET) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_events-000000.manifest: a manifest of this batch's new files
 -- copy staging_events: <key>
 copy staging_events (artist, auth, first_name, gender, item_in_session, last_name, length, level, location, method, page, registration, session_id, song, status, ts, user_agent, user_id)
@@ -1326,7 +1326,7 @@ where query_id = :query_id
 group by trim(file_name);
 -- staging_events: the object_id of the rows of <key>
 update staging_events set object_id = :object_id where object_id is null;
--- read the first 64 KiB of each new staging_songs object (one ranged S3 GET each) to find schema drift
+-- read the first 64 KiB of s3://udacity-dend/song_data/<each new or changed file> (one ranged S3 GET) to find schema drift
 -- write s3://sparkify-etl-work/manifests/batch-000001/staging_songs.manifest: a manifest of this batch's new files
 -- copy staging_songs
 copy staging_songs (num_songs, artist_id, artist_latitude, artist_longitude, artist_location, artist_name, song_id, title, duration, year)
