@@ -14,12 +14,14 @@ questions are the files of analyses/ themselves, which hold the same two timesta
 the report and the analysts' queries share one definition of each.
 
 Written for facts of tens of millions of rows. Counts come from the summary tables the
-ETL appends to with each batch (plays_by_user_day, plays_by_hour, events_by_user_day,
-session_parts; summed over batches here), a fraction of the facts' size; the facts are
-read for what a later batch can change (catalog matches), what a summary cannot hold
-(listeners of the top ten, plays around an upgrade's exact time) and songs by period
+ETL appends to with each batch (plays_by_user_day, plays_by_hour, plays_by_song,
+events_by_user_day, session_parts, matched_plays_by_day; summed over batches here), a
+fraction of the facts' size; the facts are read for what a summary cannot hold (listeners
+of the top ten, plays on the part of a day around an upgrade, each session's last song
+end, events in order for the funnel and churn) and songs over a chosen period
 (plays_by_song has no day). Distinct counts are taken in two steps (group by the key and
 the user, then count the groups), which both engines hash instead of sorting every row.
+Each query's time is in insights.py's log; docs/insights.md says why each is shaped so.
 """
 
 from datetime import datetime
