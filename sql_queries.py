@@ -477,10 +477,9 @@ create table if not exists user_levels (
 """
 
 # Rollups for the insights report, one set of rows per batch: what the batch added to the
-# facts, counted by the keys the report groups on. Rows are only ever appended (a batch's
-# new events are new for good), so a later batch never rewrites an earlier one's; the
-# report sums over batches. They hold no measure that a later batch can change (a play's
-# catalog match can arrive later: that stays on the fact).
+# facts, counted by the keys the report groups on; the report sums over batches. A batch
+# that replaced a changed file, or undid a play's catalog match, empties them and counts
+# every row of the facts again as its own (see _ROLLUPS): they always equal one full load's.
 
 # Plays per UTC day and user, with the attributes the report splits listeners by.
 plays_by_user_day_table_create = """
@@ -557,8 +556,8 @@ create table if not exists matched_plays_by_day (
 """
 
 # Per batch: the rows it added to time, and the plays it matched to the catalog (its new
-# plays that matched, and older ones a late song matched; a match is never undone). The
-# run summary's totals of both, without reading the facts.
+# plays that matched, and older ones a late song matched). The run summary's totals of
+# both, without reading the facts.
 batch_totals_table_create = """
 create table if not exists batch_totals (
     batch_id  integer not null,
@@ -1337,7 +1336,10 @@ left join ({catalog_match}) catalog
     on {p_matches_catalog}
 """
 
-# One row per distinct start_time of the batch's plays that time lacks.
+# One row per distinct start_time of the plays in the batch's window that time lacks (the
+# plays of earlier batches in it have theirs already). The window alone, not the batch_id
+# too: a new batch_id is a value the planner's statistics have never seen, so it counts
+# on one row and loops (188 s for a day on a 10M warehouse, against 2 s).
 time_table_insert = """
 insert into time (start_time, hour, day, week, month, year, weekday, batch_id)
 select
@@ -1349,7 +1351,7 @@ select
     extract(year from p.start_time),
     extract(dow from p.start_time),
     %(batch_id)s
-from (select distinct start_time from songplays where {songplays_of_batch}) p
+from (select distinct start_time from songplays where {in_batch_window}) p
 left join (select start_time from time where {in_batch_window}) existing
     on existing.start_time = p.start_time
 where existing.start_time is null
@@ -1377,13 +1379,14 @@ where l.valid_to is null
 """
 
 # The level-carrying events each stretch is computed from: for an extending user, the
-# current stretch and the batch's events; for any other user, every event in app_events
-# (which holds this batch's by now). Read where they are, not copied.
+# current stretch and the batch's events (those in its window: every event of theirs after
+# the stretch began); for any other user, every event in app_events (which holds this
+# batch's by now). Read where they are, not copied.
 _LEVEL_EVENTS = """
         select user_id, level, start_time, session_id, item_in_session from batch_open_stretches
         union all
         select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
-        from (select * from app_events where {app_events_of_batch}) e
+        from (select * from app_events where {in_batch_window}) e
         join batch_level_users b on b.user_id = e.user_id and b.extends = 1
         where e.level is not null
         union all
@@ -1560,7 +1563,7 @@ group by cast(songplays.start_time as date), catalog.song_id, catalog.artist_id
 
 # batch_totals: the rows the batch added to time (%(times)s, the insert's count), and the
 # plays it matched to the catalog: its new plays that matched, and older ones a late song
-# matched (%(late_matches)s, the update's count; a match is never undone).
+# matched (%(late_matches)s, the update's count; a batch that undid a match counts again).
 time_rows_added_insert = """
 insert into batch_totals (batch_id, measure, row_count) values (%(batch_id)s, 'time rows', %(times)s)
 """
@@ -1654,7 +1657,7 @@ songplays_matched = ("select cast(coalesce(sum(row_count), 0) as bigint) from ba
 
 # Plays of this batch that match the catalog under a repaired name: staged with a title or an
 # artist name that text_repairs repairs.
-batch_plays_recovered = """
+batch_plays_recovered_by_repair = """
 select count(*)
 from songplays
 where {songplays_of_batch} and song_id is not null
@@ -1682,8 +1685,7 @@ class BatchRows:
     (window: a batch table of the times it bounds): every row in that time window, which holds
     all the rows the batch wrote and whatever shares a key with them (equal keys have equal
     times), and which the engine reads without the rest of the table (BRIN on PostgreSQL, zone
-    maps on Redshift); inside it, the key checks count only the copies of source's keys.
-    made_from_source: the table's rows are made from source's, column for column, so a NULL is
+    maps on Redshift). made_from_source: the table's rows are made from source's, column for column, so a NULL is
     found there, before it is written (a NULL key cannot be selected by the key itself)."""
     column: str
     source: str
@@ -1691,27 +1693,20 @@ class BatchRows:
     made_from_source: bool = True
 
 
-def _of_batch(table: str, window: str) -> str:
-    """The rows of an event-grain table the batch inserted: its batch_id, in its window."""
-    return f"(select * from {table} where {_window(window)} and batch_id = %(batch_id)s)"
-
-
-# Plays re-matched to a late song widen the songplays window to their times. The keys an
-# event-grain batch inserted (column in source) are its key checks' only copies counted
-# inside the window: counting every key of the window ran for over ten minutes on time in
-# two 10M first loads (in isolation, on as many rows, it took 5 s; the cause is not found);
-# this form is the one measured in full 10M loads.
+# The event-grain tables are checked in the batch's time window, every key in it: the rows
+# the batch wrote and whatever shares a key with them. Never through the batch's batch_id: a
+# new batch_id is a value the planner's statistics have never seen, so it counts on one row
+# and loops (141 s of checks for a day on a 10M warehouse). Plays re-matched to a late song
+# widen the songplays window to their times. A first load is checked on every row instead
+# (EVERY_ROW_CHECKS_SHARE in sparkify/pipeline.py).
 BATCH_ROWS = {
-    "songplays": BatchRows("songplay_id", _of_batch("songplays", "batch_window"), window="batch_written_times",
-                           made_from_source=False),
+    "songplays": BatchRows("songplay_id", "songplays", window="batch_written_times", made_from_source=False),
     "users": BatchRows("user_id", "batch_users"),
     "songs": BatchRows("song_id", "staging_songs"),
     "artists": BatchRows("artist_id", "(select artist_id from artists where batch_id = %(batch_id)s)",
                          made_from_source=False),
-    "time": BatchRows("start_time", _of_batch("time", "batch_window"), window="batch_window",
-                      made_from_source=False),
-    "app_events": BatchRows("event_id", _of_batch("app_events", "batch_window"), window="batch_window",
-                            made_from_source=False),
+    "time": BatchRows("start_time", "time", window="batch_window", made_from_source=False),
+    "app_events": BatchRows("event_id", "app_events", window="batch_window", made_from_source=False),
     "user_levels": BatchRows("user_id", "batch_users", made_from_source=False),
 }
 
@@ -1787,37 +1782,16 @@ def _unkeyed(column: str) -> str:
     return f"cast({column} as varchar)"
 
 
-def _batch_keys_unique(table: str) -> str:
-    """The copies, inside the batch's window, of the keys a batch wrote into table, a fact
-    distributed on user_id: its rows in the window joined to the batch's own on the key and
-    user_id (collocated on Redshift, see app_events_insert), and the logged-out keys by the key
-    alone."""
-    rows = BATCH_ROWS[table]
-    key, source, window = rows.column, rows.source, _scope(table)
-    return (f"select min(t.{key}) as {key}, count(*) as copies "
-            f"from (select {key}, user_id from {table} where {window}) t "
-            f"join {source} s on s.{key} = t.{key} and s.user_id = t.user_id "
-            f"group by {_unkeyed('t.' + key)} having count(*) > 1 "
-            f"union all "
-            f"select min({key}) as {key}, count(*) as copies from {table}"
-            + _where(window, "user_id is null",
-                     f"{key} in (select {key} from {source} batch_rows where user_id is null)")
-            + f" group by {_unkeyed(key)} having count(*) > 1")
-
-
 def _check(check, batch: bool) -> tuple[str, str]:
     """A declared check as (name, SELECT of the rows that violate it), on every row of its
     table, or (batch) on the rows the batch wrote."""
     if isinstance(check, Unique):
         name = f"{_columns_name(check.table, check.key)} is unique"
-        if batch and check.table in USER_DISTRIBUTED:
-            return name, _batch_keys_unique(check.table)
-        keys = _in_source(check.table) if batch and BATCH_ROWS[check.table].window else ""
         columns = [column.strip() for column in check.key.split(",")]
         return (name,
                 "select " + ", ".join(f"min({column}) as {column}" for column in columns)
                 + f", count(*) as copies from {check.table}"
-                f"{_where(_scope(check.table) if batch else '', keys)}"
+                f"{_where(_scope(check.table) if batch else '')}"
                 " group by " + ", ".join(_unkeyed(column) for column in columns) + " having count(*) > 1")
     if isinstance(check, NotNull):
         nulls = " or ".join(f"{column.strip()} is null" for column in check.columns.split(","))
@@ -1852,8 +1826,6 @@ def _check(check, batch: bool) -> tuple[str, str]:
     raise TypeError(f"not a check: {check!r}")
 
 
-# The facts, distributed on user_id on Redshift ({fact}), as the batch tables made {batch_by_user} are.
-USER_DISTRIBUTED = ["songplays", "app_events"]
 # Each table's key, unique and not null.
 TABLE_KEYS = {"songplays": "songplay_id", "users": "user_id", "songs": "song_id", "artists": "artist_id",
               "time": "start_time", "app_events": "event_id", "user_levels": "user_id, valid_from"}

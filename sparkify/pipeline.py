@@ -620,7 +620,7 @@ def run_batch(config: Config, rebuild: bool = False, full_checks: bool = False,
             count = q.ROLLUP_ROW_COUNTS.get(table, q.row_count)
             summary.rows[table] = wh.scalar(wh.dialect.render(count, table=table))
         summary.songplays_matched = wh.scalar(q.songplays_matched)
-        summary.songplays_recovered_by_repair = wh.scalar(wh.dialect.render(q.batch_plays_recovered), params)
+        summary.songplays_recovered_by_repair = wh.scalar(wh.dialect.render(q.batch_plays_recovered_by_repair), params)
         summary.replaced_events = (wh.scalar(q.replaced_events_count) or 0) if "changed" in conditions else 0
         log_step("count rows for the summary", None, counted)
         wh.execute(q.etl_batch_insert, (batch_id, started_at, utc_now(), "published", summary.new_objects,

@@ -206,7 +206,8 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     # for one that does not hold the period's bounds), the analyses files among them.
     texts += [statement for _, _, statement in iq.QUERIES]
     texts += [statement for _, _, statement in iq.statements(datetime(2018, 11, 10), datetime(2018, 11, 21))]
-    texts += [q.text_repair_candidates, REDSHIFT.render(q.batch_plays_recovered) % values, q.songplays_matched]
+    texts += [q.text_repair_candidates, REDSHIFT.render(q.batch_plays_recovered_by_repair) % values,
+              q.songplays_matched]
     assert ANALYSES_SQL
     texts += [path.read_text(encoding="utf-8") for path in ANALYSES_SQL]
     for text in texts:

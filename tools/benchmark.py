@@ -346,6 +346,22 @@ def database_mb(config_path: Path) -> float:
         return wh.scalar("select pg_database_size(current_database())") / 2**20
 
 
+# What the lineage columns (each fact row's batch_id and object_id) take: their bytes in
+# both facts, as PostgreSQL stores them (pg_column_size; alignment padding aside).
+LINEAGE_BYTES = """
+select (select coalesce(sum(pg_column_size(batch_id) + pg_column_size(object_id)), 0) from songplays)
+     + (select coalesce(sum(pg_column_size(batch_id) + pg_column_size(object_id)), 0) from app_events)
+"""
+
+
+def lineage_mb(config_path: Path) -> float:
+    from sparkify.config import load_config
+    from sparkify.warehouse import connect
+
+    with connect(load_config(config_path)) as wh:
+        return wh.scalar(LINEAGE_BYTES) / 2**20
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated event counts")
@@ -390,10 +406,12 @@ def main() -> int:
         statements, after_staging = statements_per_run(config)
         result = {"label": label, "events": staged, "ceiling_rows_per_s": rows / copy_seconds,
                   "etl_seconds": wall, "events_per_s": staged / wall, "peak_rss_mb": peak,
-                  "db_mb": database_mb(config), "phases": phases(steps), "statements": statements,
+                  "db_mb": database_mb(config), "lineage_mb": lineage_mb(config), "phases": phases(steps),
+                  "statements": statements,
                   "statements_after_staging": after_staging, "rows_written_per_event": rows_written(steps) / staged}
         print(f"  ceiling {result['ceiling_rows_per_s']:,.0f} rows/s; etl {wall:.1f} s = "
-              f"{result['events_per_s']:,.0f} events/s; peak client RSS {peak} MB; database {result['db_mb']:,.0f} MB; "
+              f"{result['events_per_s']:,.0f} events/s; peak client RSS {peak} MB; database {result['db_mb']:,.0f} MB "
+              f"(lineage columns {result['lineage_mb']:,.0f} MB); "
               f"{statements} statements ({after_staging} after staging); "
               f"{result['rows_written_per_event']:.2f} rows written per event", flush=True)
         if not args.no_anchors:
@@ -446,9 +464,9 @@ def main() -> int:
     lines = [f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"embedded PostgreSQL; command: python tools/benchmark.py --sizes {args.sizes} --songs {args.songs}", "",
              "| size | events | COPY ceiling rows/s | etl.py s | events/s | stage events s | stage songs s | "
-             "transform s | checks s | bookkeeping s | peak client RSS MB | database MB | statements (after "
-             "staging) | rows written per event | reference events/s | DuckDB events/s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "transform s | checks s | bookkeeping s | peak client RSS MB | database MB | lineage MB | statements "
+             "(after staging) | rows written per event | reference events/s | DuckDB events/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         p = r["phases"]
         anchors = " | ".join(f"{r[key]:,.0f}" if key in r else "—"
@@ -456,7 +474,8 @@ def main() -> int:
         lines.append(f"| {r['label']} | {r['events']:,} | {r['ceiling_rows_per_s']:,.0f} | {r['etl_seconds']:.1f} | "
                      f"{r['events_per_s']:,.0f} | {p['stage events']:.1f} | {p['stage songs']:.1f} | "
                      f"{p['repair + transform']:.1f} | {p['quality checks']:.1f} | {p['bookkeeping']:.1f} | "
-                     f"{r['peak_rss_mb']} | {r['db_mb']:,.0f} | {r['statements']} ({r['statements_after_staging']}) | "
+                     f"{r['peak_rss_mb']} | {r['db_mb']:,.0f} | {r['lineage_mb']:,.0f} | "
+                     f"{r['statements']} ({r['statements_after_staging']}) | "
                      f"{r['rows_written_per_event']:.2f} | {anchors} |")
     lines += ["", day_line, ""] if day_line else [""]
     lines += [f"- {name}: {value:.3f}" for name, value in ratios.items()]

@@ -938,7 +938,7 @@ select
     extract(year from p.start_time),
     extract(dow from p.start_time),
     1
-from (select distinct start_time from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) p
+from (select distinct start_time from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) p
 left join (select start_time from time where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
     on existing.start_time = p.start_time
 where existing.start_time is null
@@ -1029,7 +1029,7 @@ from (
         select user_id, level, start_time, session_id, item_in_session from batch_open_stretches
         union all
         select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
-        from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) e
+        from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) e
         join batch_level_users b on b.user_id = e.user_id and b.extends = 1
         where e.level is not null
         union all
@@ -1166,12 +1166,12 @@ delete from batch_totals;
 insert into batch_totals (batch_id, measure, row_count) select 1, 'time rows', count(*) from time;
 -- batch_totals: count again [only when a loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) select 1, 'matched plays', count(*) from songplays where song_id is not null;
-select min(t.songplay_id) as songplay_id, count(*) as copies from (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) t join (select * from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) s on s.songplay_id = t.songplay_id and s.user_id = t.user_id group by cast(t.songplay_id as varchar) having count(*) > 1 union all select min(songplay_id) as songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) and (user_id is null) and (songplay_id in (select songplay_id from (select * from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) batch_rows where user_id is null)) group by cast(songplay_id as varchar) having count(*) > 1;
+select min(songplay_id) as songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) group by cast(songplay_id as varchar) having count(*) > 1;
 select min(user_id) as user_id, count(*) as copies from users where (user_id in (select user_id from batch_users batch_rows)) group by cast(user_id as varchar) having count(*) > 1;
 select min(song_id) as song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs batch_rows)) group by cast(song_id as varchar) having count(*) > 1;
 select min(artist_id) as artist_id, count(*) as copies from artists where (artist_id in (select artist_id from (select artist_id from artists where batch_id = 1) batch_rows)) group by cast(artist_id as varchar) having count(*) > 1;
-select min(start_time) as start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) and (start_time in (select start_time from (select * from time where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) batch_rows)) group by cast(start_time as varchar) having count(*) > 1;
-select min(t.event_id) as event_id, count(*) as copies from (select event_id, user_id from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) t join (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) s on s.event_id = t.event_id and s.user_id = t.user_id group by cast(t.event_id as varchar) having count(*) > 1 union all select min(event_id) as event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) and (user_id is null) and (event_id in (select event_id from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) batch_rows where user_id is null)) group by cast(event_id as varchar) having count(*) > 1;
+select min(start_time) as start_time, count(*) as copies from time where (start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) group by cast(start_time as varchar) having count(*) > 1;
+select min(event_id) as event_id, count(*) as copies from app_events where (start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) group by cast(event_id as varchar) having count(*) > 1;
 select min(user_id) as user_id, min(valid_from) as valid_from, count(*) as copies from user_levels where (user_id in (select user_id from batch_users batch_rows)) group by cast(user_id as varchar), cast(valid_from as varchar) having count(*) > 1;
 select * from songplays where (songplay_id is null) and (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times));
 select * from batch_users batch_rows where (user_id is null);
@@ -1627,7 +1627,7 @@ select
     extract(year from p.start_time),
     extract(dow from p.start_time),
     1
-from (select distinct start_time from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) p
+from (select distinct start_time from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) p
 left join (select start_time from time where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
     on existing.start_time = p.start_time
 where existing.start_time is null
@@ -1718,7 +1718,7 @@ from (
         select user_id, level, start_time, session_id, item_in_session from batch_open_stretches
         union all
         select e.user_id, e.level, e.start_time, e.session_id, e.item_in_session
-        from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window) and batch_id = 1) e
+        from (select * from app_events where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) e
         join batch_level_users b on b.user_id = e.user_id and b.extends = 1
         where e.level is not null
         union all
