@@ -374,16 +374,21 @@ def _label(step: q.Step, conditions: set[str]) -> str:
     return " ".join([step.label, *(ONLY_WHEN[need] for need in step.needs)])
 
 
+def _analyze_if_due(wh: Session, step: q.Step, written: q.RowsWritten) -> bool:
+    """Whether to run the step: any but an ANALYZE that is not due (analyze_due)."""
+    if step.analyze and not analyze_due(wh, step.analyze, written):
+        log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
+        return False
+    return True
+
+
 def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
     """Runs the transforms and the batch's rollups, those with work under conditions (a dry
     run shows all); returns the rows of the counted steps. A play that lost its catalog match
     makes the rollups be counted again, as a changed file does."""
     written = q.RowsWritten()
     for step in q.transform_steps:
-        if not step.runs_in(conditions):
-            continue
-        if step.analyze and not analyze_due(wh, step.analyze, written):
-            log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
+        if not step.runs_in(conditions) or not _analyze_if_due(wh, step, written):
             continue
         rows = wh.execute(wh.dialect.render(step.sql), params, label=_label(step, conditions)).rowcount
         if step.counts:  # steps counting into one field add up
@@ -395,7 +400,7 @@ def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
     if (written.unmatched or 0) > 0:  # (and the dry run's conditions are all of them already)
         conditions = conditions - {"no change"} | {"changed"}
     for step in q.totals_steps:
-        if not step.runs_in(conditions):
+        if not step.runs_in(conditions) or not _analyze_if_due(wh, step, written):
             continue
         wh.execute(wh.dialect.render(step.sql), {**params, **counted}, label=_label(step, conditions))
     for step in wh.dialect.brin_new_blocks_queries:

@@ -1043,6 +1043,8 @@ from (
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
+-- analyze user_levels [only when log files are staged]
+analyze user_levels;
 -- plays_by_user_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
 select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
@@ -1166,6 +1168,18 @@ delete from batch_totals;
 insert into batch_totals (batch_id, measure, row_count) select 1, 'time rows', count(*) from time;
 -- batch_totals: count again [only when a loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) select 1, 'matched plays', count(*) from songplays where song_id is not null;
+-- analyze plays_by_user_day
+analyze plays_by_user_day;
+-- analyze plays_by_hour
+analyze plays_by_hour;
+-- analyze plays_by_song
+analyze plays_by_song;
+-- analyze events_by_user_day
+analyze events_by_user_day;
+-- analyze session_parts
+analyze session_parts;
+-- analyze matched_plays_by_day
+analyze matched_plays_by_day;
 select min(songplay_id) as songplay_id, count(*) as copies from songplays where (start_time between (select min(start_time) from batch_written_times) and (select max(start_time) from batch_written_times)) group by cast(songplay_id as varchar) having count(*) > 1;
 select min(user_id) as user_id, count(*) as copies from users where (user_id in (select user_id from batch_users batch_rows)) group by cast(user_id as varchar) having count(*) > 1;
 select min(song_id) as song_id, count(*) as copies from songs where (song_id in (select song_id from staging_songs batch_rows)) group by cast(song_id as varchar) having count(*) > 1;
@@ -1732,6 +1746,8 @@ from (
     ) ordered
     where previous_level is null or previous_level <> level
 ) stretches;
+-- analyze user_levels [only when log files are staged]
+analyze user_levels;
 -- plays_by_user_day: add the batch [only when log files are staged] [only when no loaded log file changed]
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
 select 1, cast(start_time as date), user_id, level, location, user_agent, count(*)
@@ -1855,6 +1871,18 @@ delete from batch_totals;
 insert into batch_totals (batch_id, measure, row_count) select 1, 'time rows', count(*) from time;
 -- batch_totals: count again [only when a loaded log file changed]
 insert into batch_totals (batch_id, measure, row_count) select 1, 'matched plays', count(*) from songplays where song_id is not null;
+-- analyze plays_by_user_day
+analyze plays_by_user_day;
+-- analyze plays_by_hour
+analyze plays_by_hour;
+-- analyze plays_by_song
+analyze plays_by_song;
+-- analyze events_by_user_day
+analyze events_by_user_day;
+-- analyze session_parts
+analyze session_parts;
+-- analyze matched_plays_by_day
+analyze matched_plays_by_day;
 select min(songplay_id) as songplay_id, count(*) as copies from songplays group by cast(songplay_id as varchar) having count(*) > 1;
 select min(user_id) as user_id, count(*) as copies from users group by cast(user_id as varchar) having count(*) > 1;
 select min(song_id) as song_id, count(*) as copies from songs group by cast(song_id as varchar) having count(*) > 1;
