@@ -8,7 +8,7 @@ is a template with named {placeholders}, sent only as the engine's dialect rende
 - a fragment several statements share, the same on both (FRAGMENTS): {event_time} (ts as a
   timestamp), {in_batch_window} (start_time within the time window of the staged events), …
   A fragment over an argument is one named fragment per argument in use, its name saying
-  which: {songplays_of_batch} and {app_events_of_batch}, {p_matches_catalog} and
+  which: {p_matches_catalog} and
   {songplays_match_catalog};
 - a value the caller passes to Dialect.render by name: {table}, {role}, {source}, ….
 %s and %(name)s stay psycopg2 parameters, filled when the statement runs. Statements generated from
@@ -121,10 +121,10 @@ FRAGMENTS = {
     "staged_event_id": ("md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|'"
                         " || cast(item_in_session as varchar) || '|' || cast(ts as varchar))"),
     # The time window of the staged events (batch_window), as a condition on start_time; and
-    # the rows of a fact the batch inserted: its batch_id, in that window.
+    # the rows of a fact the batch inserted: its batch_id, in that window (for aggregates
+    # only: a join planned on a batch_id the statistics have not seen loops, see BATCH_ROWS).
     "in_batch_window": _window("batch_window"),
-    "songplays_of_batch": _window("batch_window") + " and batch_id = %(batch_id)s",
-    "app_events_of_batch": _window("batch_window") + " and batch_id = %(batch_id)s",
+    "batch_rows": _window("batch_window") + " and batch_id = %(batch_id)s",
     # The catalog rows plays match on, and the match of a play aliased p, or of songplays.
     "catalog_match": _CATALOG_MATCH,
     "p_matches_catalog": _matches("p", "   "),
@@ -733,6 +733,13 @@ staging_copy_queries = [f"create temp table {table} (like {table})" for table in
 # on Redshift each of their files is a COPY of its own, after which its rows get the id.
 STAGED_OBJECT_ID = "object_id"
 STAGED_WITH_OBJECT_IDS = ["staging_events"]
+
+
+def json_columns(table: str, columns: list) -> list:
+    """A staging table's columns (in table order) that its JSON fills: all but STAGED_OBJECT_ID."""
+    return columns[:-1] if table in STAGED_WITH_OBJECT_IDS else columns
+
+
 staged_object_id_update = "update {table} set object_id = %(object_id)s where object_id is null"
 
 # PostgreSQL engines: the toolkit reads the JSON itself (Redshift's rules: JSONPaths for the
@@ -1470,40 +1477,40 @@ where c.oid = to_regclass(%s)
 # file instead empties the rollups and counts every row of the facts once, as its own: the
 # rows the earlier versions fed are gone from the facts, and min/max parts (a session's first
 # and last event) cannot be taken back by a difference. So the rollups always equal one full
-# load's. {rollup_rows} is the condition on the fact (its batch's rows, or every row).
+# load's. {rollup_rows} is the condition on the facts' rows (the batch's, or every row).
 _ROLLUPS = {
-    "plays_by_user_day": ("songplays", """
+    "plays_by_user_day": """
 insert into plays_by_user_day (batch_id, day, user_id, level, location, user_agent, plays)
 select %(batch_id)s, cast(start_time as date), user_id, level, location, user_agent, count(*)
 from songplays
 where {rollup_rows}
 group by cast(start_time as date), user_id, level, location, user_agent
-"""),
-    "plays_by_hour": ("songplays", """
+""",
+    "plays_by_hour": """
 insert into plays_by_hour (batch_id, hour_start, plays)
 select %(batch_id)s, date_trunc('hour', start_time), count(*)
 from songplays
 where {rollup_rows}
 group by date_trunc('hour', start_time)
-"""),
-    "plays_by_song": ("songplays", """
+""",
+    "plays_by_song": """
 insert into plays_by_song (batch_id, song_title, artist_name, plays)
 select %(batch_id)s, song_title, artist_name, count(*)
 from songplays
 where {rollup_rows}
 group by song_title, artist_name
-"""),
-    "events_by_user_day": ("app_events", """
+""",
+    "events_by_user_day": """
 insert into events_by_user_day (batch_id, day, user_id, events, plays)
 select %(batch_id)s, cast(start_time as date), user_id, count(*), sum(case when page = 'NextSong' then 1 else 0 end)
 from app_events
 where {rollup_rows}
 group by cast(start_time as date), user_id
-"""),
+""",
     # The session's events, and beside them its plays, for when each ended (a play is one of
     # the events, at the same time and level: the plays' rows move no bound or level). A
     # duration counts between 0 and a day: a logged length of ±1e308 seconds would overflow.
-    "session_parts": ("app_events", """
+    "session_parts": """
 insert into session_parts (batch_id, user_id, session_id, first_at, last_at, events, songs,
                            opening_level, any_level, played_until)
 select %(batch_id)s, user_id, session_id, min(start_time), max(start_time), sum(counted),
@@ -1519,34 +1526,28 @@ from (
            date_trunc('second', start_time)
                + greatest(least(coalesce(song_duration, 0), {longest_play_s}), 0) * interval '1 second'
     from songplays
-    where {songplays_rollup_rows}
+    where {rollup_rows}
 ) events
 group by user_id, session_id
-"""),
-    "matched_plays_by_day": ("songplays", """
+""",
+    "matched_plays_by_day": """
 insert into matched_plays_by_day (batch_id, day, song_id, artist_id, plays)
 select %(batch_id)s, cast(start_time as date), song_id, artist_id, count(*)
 from songplays
 where {rollup_rows} and song_id is not null
 group by cast(start_time as date), song_id, artist_id
-"""),
+""",
 }
 # The rows a batch counts into the rollups (its own), or, after a replacement, every row.
-ROLLUP_BATCH_ROWS = {"songplays": "{songplays_of_batch}", "app_events": "{app_events_of_batch}"}
 rollup_inserts = [
-    Step(f"{rollup}: add the batch",
-         sql.replace("{rollup_rows}", ROLLUP_BATCH_ROWS[fact])
-            .replace("{songplays_rollup_rows}", ROLLUP_BATCH_ROWS["songplays"]),
-         needs=("events", "no change"))
-    for rollup, (fact, sql) in _ROLLUPS.items()
+    Step(f"{rollup}: add the batch", sql.replace("{rollup_rows}", "{batch_rows}"), needs=("events", "no change"))
+    for rollup, sql in _ROLLUPS.items()
 ]
 rollup_recomputes = [
     step
-    for rollup, (fact, sql) in _ROLLUPS.items()
+    for rollup, sql in _ROLLUPS.items()
     for step in (Step(f"{rollup}: empty, to count again", f"delete from {rollup}", needs="changed"),
-                 Step(f"{rollup}: count every row",
-                      sql.replace("{rollup_rows}", "1 = 1").replace("{songplays_rollup_rows}", "1 = 1"),
-                      needs="changed"))
+                 Step(f"{rollup}: count every row", sql.replace("{rollup_rows}", "1 = 1"), needs="changed"))
 ]
 
 # The older plays the late-song update is about to match, by day and song (afterwards they
@@ -1572,7 +1573,7 @@ matched_plays_added_insert = """
 insert into batch_totals (batch_id, measure, row_count)
 select %(batch_id)s, 'matched plays', count(*) + %(late_matches)s
 from songplays
-where {songplays_of_batch} and song_id is not null
+where {batch_rows} and song_id is not null
 """
 
 # After a replacement: the totals of time rows and matched plays, counted whole, as the
@@ -1665,7 +1666,7 @@ songplays_matched = ("select cast(coalesce(sum(row_count), 0) as bigint) from ba
 batch_plays_recovered_by_repair = """
 select count(*)
 from songplays
-where {songplays_of_batch} and song_id is not null
+where {batch_rows} and song_id is not null
   and songplay_id in (select {staged_event_id} from staging_events
                       where song in (select original from text_repairs)
                          or artist in (select original from text_repairs))

@@ -63,9 +63,8 @@ def stage_json(wh: Session, item: Pending, options: loads.CopyOptions, clock: da
     break the table's value rules (validvalues, measured by the run's clock) is rejected;
     each row of a table that keeps its file (q.STAGED_WITH_OBJECT_IDS) gets its object's id."""
     table, objects = item.table, item.objects
-    columns = wh.table_columns(table)
-    stamped = columns[-1][0] == q.STAGED_OBJECT_ID
-    copier = jsoncopy.JsonCopy(table, columns[:-1] if stamped else columns, item.mapping, options,
+    stamped = table in q.STAGED_WITH_OBJECT_IDS
+    copier = jsoncopy.JsonCopy(table, q.json_columns(table, wh.table_columns(table)), item.mapping, options,
                                RECORD_NAMES.get(table, "record"), rules=validvalues.rules(table, clock),
                                object_ids=item.object_ids if stamped else None)
     statement = wh.dialect.render(q.copy_from_stdin, table=table,
@@ -205,13 +204,13 @@ class SourceFiles:
     """The source files a run reads: which are new or changed, and S3 for Redshift's COPY (its
     manifests, each new object's first bytes, the buckets' regions)."""
 
-    # What can hold of a batch (q.BATCH_CONDITIONS): a run finds out from its files.
-    def conditions(self, pending: list[Pending]) -> set[str]:
-        return batch_conditions(pending)
-
     def __init__(self, config: Config):
         self.config = config
         self.s3 = s3_client(config)
+
+    def conditions(self, pending: list[Pending]) -> set[str]:
+        """What holds of the batch (q.BATCH_CONDITIONS): a run finds out from its files."""
+        return batch_conditions(pending)
 
     def new_objects(self, wh: Session) -> tuple[list[Pending], int, list[str], list[str]]:
         listed = time.perf_counter()

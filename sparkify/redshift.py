@@ -227,9 +227,7 @@ def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int
         results.append(result)
         if not item.objects:
             continue
-        columns = [column[0] for column in wh.table_columns(item.table)]
-        stamped = columns[-1] == q.STAGED_OBJECT_ID
-        json_columns = columns[:-1] if stamped else columns
+        json_columns = q.json_columns(item.table, [column[0] for column in wh.table_columns(item.table)])
         sampled = time.perf_counter()
         result.shapes = sample_shapes(item.objects, read_head)
         result.declared_keys = jsoncopy.declared_keys(item.mapping, json_columns)
@@ -252,7 +250,7 @@ def stage(wh, config: Config, pending, options: loads.CopyOptions, batch_id: int
             result.rows += part.rows
             result.errors += part.errors
             result.per_object.update(part.per_object)
-            if stamped and obj is not None:
+            if obj is not None:  # a COPY of one object: its rows get its id
                 wh.execute(q.staged_object_id_update.format(table=item.table), {"object_id": item.object_ids[obj.url]},
                            label=f"{item.table}: the object_id of the rows of {obj.key}")
             if len(result.rejected) >= loads.rejections_that_fail(options.max_errors):

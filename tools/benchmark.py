@@ -147,16 +147,17 @@ def write_config(path: Path, db: str, data: Path) -> Path:
 
 def ceiling(config_path: Path) -> tuple[int, float]:
     """COPY FROM STDIN of the events pre-rendered as rows (rendering not timed): rows, seconds."""
+    import sql_queries as q
     from sparkify import jsoncopy, pipeline, sources
     from sparkify.config import load_config
     from sparkify.warehouse import connect
 
     config = load_config(config_path)
     with connect(config) as wh, tempfile.TemporaryFile() as rendered:
-        columns = wh.table_columns("staging_events")  # the JSON's, then each row's file (object_id)
+        columns = q.json_columns("staging_events", wh.table_columns("staging_events"))  # then the row's file
         paths = jsoncopy.parse_jsonpaths(sources.read_bytes(config.log_jsonpath))
         objects = sources.list_objects(config.log_data)
-        copier = jsoncopy.JsonCopy("staging_events", columns[:-1], paths, pipeline.copy_options(config),
+        copier = jsoncopy.JsonCopy("staging_events", columns, paths, pipeline.copy_options(config),
                                    object_ids={obj.url: number for number, obj in enumerate(objects, 1)})
         for row in copier.rows(objects):
             rendered.write(row)
@@ -338,14 +339,6 @@ def duckdb_load(data: Path, work: Path) -> tuple[int, float]:
     return events, seconds
 
 
-def database_mb(config_path: Path) -> float:
-    from sparkify.config import load_config
-    from sparkify.warehouse import connect
-
-    with connect(load_config(config_path)) as wh:
-        return wh.scalar("select pg_database_size(current_database())") / 2**20
-
-
 # What the lineage columns (each fact row's batch_id and object_id) take: their bytes in
 # both facts, as PostgreSQL stores them (pg_column_size; alignment padding aside).
 LINEAGE_BYTES = """
@@ -354,12 +347,14 @@ select (select coalesce(sum(pg_column_size(batch_id) + pg_column_size(object_id)
 """
 
 
-def lineage_mb(config_path: Path) -> float:
+def database_mb(config_path: Path) -> tuple[float, float]:
+    """(the database's size, what its lineage columns take), in MB."""
     from sparkify.config import load_config
     from sparkify.warehouse import connect
 
     with connect(load_config(config_path)) as wh:
-        return wh.scalar(LINEAGE_BYTES) / 2**20
+        return (wh.scalar("select pg_database_size(current_database())") / 2**20,
+                wh.scalar(LINEAGE_BYTES) / 2**20)
 
 
 def main() -> int:
@@ -404,9 +399,10 @@ def main() -> int:
         (work / f"etl-{label}.log").write_text(err)
         staged = staged_events(steps)
         statements, after_staging = statements_per_run(config)
+        db_mb, lineage = database_mb(config)
         result = {"label": label, "events": staged, "ceiling_rows_per_s": rows / copy_seconds,
                   "etl_seconds": wall, "events_per_s": staged / wall, "peak_rss_mb": peak,
-                  "db_mb": database_mb(config), "lineage_mb": lineage_mb(config), "phases": phases(steps),
+                  "db_mb": db_mb, "lineage_mb": lineage, "phases": phases(steps),
                   "statements": statements,
                   "statements_after_staging": after_staging, "rows_written_per_event": rows_written(steps) / staged}
         print(f"  ceiling {result['ceiling_rows_per_s']:,.0f} rows/s; etl {wall:.1f} s = "
