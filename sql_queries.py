@@ -155,7 +155,7 @@ class Step:
     rows it wrote."""
     label: str
     sql: str
-    analyze: str | None = None
+    analyze: tuple[str, ...] = ()
     counts: str | None = None
     needs: str | tuple[str, ...] = ()
 
@@ -178,8 +178,11 @@ class Step:
 BATCH_CONDITIONS = ("events", "songs", "changed", "no change")
 
 
-def _analyze(table: str, needs: str | tuple[str, ...] = ()) -> Step:
-    return Step(f"analyze {table}", f"analyze {table}", analyze=table, needs=needs)
+analyze = "analyze {tables}"
+
+
+def _analyze(*tables: str, needs: str | tuple[str, ...] = ()) -> Step:
+    return Step(f"analyze {', '.join(tables)}", analyze, analyze=tables, needs=needs)
 
 
 # The event-grain tables, written in time order: PostgreSQL indexes them with BRIN on
@@ -1446,7 +1449,7 @@ from (
 # rows changed by less than analyze_threshold_percent (10) since its last ANALYZE;
 # PostgreSQL samples it regardless (2.4 s for the three event tables after a day on a
 # 10M-event warehouse), so there the pipeline first asks analyze_due, with the same rule.
-# The ANALYZE steps are the _analyze(table) entries of transform_steps.
+# The ANALYZE steps are the _analyze(table, ...) entries of transform_steps and totals_steps.
 ANALYZE_THRESHOLD = 0.10  # Redshift's analyze_threshold_percent, as a fraction
 # Tables a batch empties or creates and then fills: all their rows changed since their
 # last ANALYZE, so it is always due.
@@ -1454,21 +1457,22 @@ REWRITTEN_EACH_BATCH = ["staging_events", "staging_songs"]
 # For the facts ROLLUP_ROW_COUNTS counts: the field of RowsWritten that keeps the rows the
 # batch adds to them (the rollups get them only after the transforms).
 ROWS_ADDED_BY = {"songplays": "plays", "time": "times", "app_events": "events"}
-# PostgreSQL only (%s: the rows the table holds now, as the batch counted them; the
-# threshold twice; the table): true when the rows differ by the threshold or more from
-# reltuples, the count the last ANALYZE recorded (growth since then, over all batches, as
-# Redshift counts it), or this transaction updated or deleted that share of them. reltuples
-# is never trusted alone: a VACUUM of another process rewrites it (after a killed load it
-# says 0 for a table whose pages the rerun fills), and 0 or -1 (no statistics) always
-# means ANALYZE. Neither relpages (the rerun's rows fit in the killed load's pages) nor
-# the cumulative counters (they count the rows a batch inserted before its own ANALYZE)
-# can serve.
-analyze_due = """
-select c.reltuples <= 0
-    or abs(%s - c.reltuples) >= %s * c.reltuples
-    or pg_stat_get_xact_tuples_updated(c.oid) + pg_stat_get_xact_tuples_deleted(c.oid) >= %s * c.reltuples
-from pg_class c
-where c.oid = to_regclass(%s)
+# PostgreSQL only, one statement per ANALYZE step (analyze_due, below, fills {rows_now}: each
+# table's name and the rows it holds now, as the batch counts them; %(threshold)s:
+# ANALYZE_THRESHOLD): the tables whose rows differ by the threshold or more from reltuples,
+# the count the last ANALYZE recorded (growth since then, over all batches, as Redshift
+# counts it), or of which this transaction updated or deleted that share. reltuples is
+# never trusted alone: a VACUUM of another process rewrites it (after a killed load it says
+# 0 for a table whose pages the rerun fills), and 0 or -1 (no statistics) always means
+# ANALYZE. Neither relpages (the rerun's rows fit in the killed load's pages) nor the
+# cumulative counters (they count the rows a batch inserted before its own ANALYZE) can serve.
+_ANALYZE_DUE = """
+select counted.table_name
+from ({rows_now}) counted
+join pg_class c on c.oid = to_regclass(counted.table_name)
+where c.reltuples <= 0
+   or abs(counted.row_count - c.reltuples) >= %(threshold)s * c.reltuples
+   or pg_stat_get_xact_tuples_updated(c.oid) + pg_stat_get_xact_tuples_deleted(c.oid) >= %(threshold)s * c.reltuples
 """
 
 # --- rollups of what the batch added ------------------------------------------------------
@@ -1588,8 +1592,7 @@ batch_totals_recompute = [
 
 # Run in this order after staging.
 transform_steps = [
-    _analyze("staging_events"),
-    _analyze("staging_songs"),
+    _analyze("staging_events", "staging_songs"),
     Step("batch: time window of the staged events", batch_window_create),
     Step("batch: events of the changed files", batch_replaced_create, needs="changed"),
     Step("songplays: remove the changed files' plays", songplays_replaced_delete, needs="changed"),
@@ -1641,7 +1644,7 @@ totals_steps = [
     # The report reads the rollups right after a load: without statistics PostgreSQL's
     # planner guessed a handful of rows and looped (upgrade_engagement 310 s instead of 1.4 s
     # on the 10M warehouse, until autovacuum came by). Same rule as every ANALYZE here.
-    *(_analyze(table) for table in ROLLUP_TABLES if table != "batch_totals"),  # that one: two rows a batch
+    _analyze(*(table for table in ROLLUP_TABLES if table != "batch_totals")),  # that one: two rows a batch
 ]
 
 replaced_events_count = "select count(*) from batch_replaced"
@@ -1657,6 +1660,24 @@ ROLLUP_ROW_COUNTS = {
     "app_events": "select cast(coalesce(sum(events), 0) as bigint) from events_by_user_day",
     "time": "select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals where measure = 'time rows'",
 }
+
+# The rows a table holds at this point of the batch: a fact's rollups count its earlier rows
+# (a fraction of its size), plus %(rows_added)s, this batch's insert; any other table is
+# counted.
+def _rows_now(table: str) -> str:
+    rows = (f"({ROLLUP_ROW_COUNTS[table]}) + %(rows_added)s" if table in ROLLUP_ROW_COUNTS
+            else f"(select count(*) from {table})")
+    return f"select cast('{table}' as varchar(64)) as table_name, {rows} as row_count"
+
+
+# Which tables of an ANALYZE step are due (see _ANALYZE_DUE), for each step that asks: those
+# of the tables a batch empties or creates are always due. A fact is analyzed alone: the rows
+# the batch adds are those of one fact.
+_ANALYZE_STEPS = [step.analyze for step in [*transform_steps, *totals_steps] if step.analyze]
+if any(len(tables) > 1 and set(tables) & ROWS_ADDED_BY.keys() for tables in _ANALYZE_STEPS):
+    raise ValueError("a fact's ANALYZE step names no other table")
+analyze_due = {tables: _ANALYZE_DUE.format(rows_now="\n    union all\n    ".join(map(_rows_now, tables)))
+               for tables in _ANALYZE_STEPS if not set(tables) & set(REWRITTEN_EACH_BATCH)}
 
 songplays_matched = ("select cast(coalesce(sum(row_count), 0) as bigint) from batch_totals "
                      "where measure = 'matched plays'")

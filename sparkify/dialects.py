@@ -91,12 +91,20 @@ class Dialect:
     session_setup: tuple[tuple[int, str], ...] = ()
     # The engine skips an ANALYZE of a table whose rows changed little, itself.
     skips_needless_analyze: bool = False
+    # An ANALYZE names one table at most (else one statement analyzes them all).
+    analyzes_one_table_per_statement: bool = False
     # Staging is the engine's own COPY from S3 (else the toolkit's COPY … FROM STDIN).
     copies_from_s3: bool = False
     # The engine logs only some of the records whose invalid characters it replaced.
     caps_replacement_log: bool = False
     # The session's server process comes with the connection (else: ask the server).
     pid_from_handshake: bool = True
+
+    def analyze(self, tables: list[str]) -> list[str]:
+        """The statements that ANALYZE tables (none for none: a bare ANALYZE is every table's)."""
+        if self.analyzes_one_table_per_statement or not tables:
+            return [q.analyze.format(tables=table) for table in tables]
+        return [q.analyze.format(tables=", ".join(tables))]
 
     def fills(self) -> dict[str, str]:
         return {**self.physical, **q.FRAGMENTS}
@@ -216,6 +224,9 @@ from (select distinct pid from svv_transactions where pid = %(pid)s and trim(txn
 """,
     # ANALYZE skips a table whose rows changed by less than analyze_threshold_percent.
     skips_needless_analyze=True,
+    # AWS, Redshift Database Developer Guide, "ANALYZE": "You can't specify more than one
+    # table_name with a single ANALYZE table_name statement."
+    analyzes_one_table_per_statement=True,
     copies_from_s3=True,
     # SYS_COPY_REPLACEMENTS logs the first 100 rows per slice of each COPY.
     caps_replacement_log=True,

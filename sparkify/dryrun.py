@@ -46,10 +46,13 @@ class _Cursor:
 
 
 # What the recorder answers to the questions a run asks, where "nothing" would hide a path
-# (a batch id, whether an ANALYZE is due, which COPY the books are read for): the first
-# batch, yes, and the COPY's id by name. Anything else finds nothing (0, no rows).
-SCALAR_ANSWERS = {q.next_batch_id: 1, q.analyze_due: 1}
-QUERY_ANSWERS = {q.redshift_copy_of_this_session: [(RunTimeValue("query_id"), 0, "running")]}
+# (a batch id, which tables an ANALYZE is due for, which COPY the books are read for): the
+# first batch, all of them, and the COPY's id by name. Anything else finds nothing (0, no rows).
+SCALAR_ANSWERS = {q.next_batch_id: 1}
+QUERY_ANSWERS: dict[str, list[tuple]] = {
+    q.redshift_copy_of_this_session: [(RunTimeValue("query_id"), 0, "running")],
+    **{sql: [(table,) for table in tables] for tables, sql in q.analyze_due.items()},
+}
 
 
 class DryRunWarehouse:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import sql_queries as q
@@ -373,12 +373,17 @@ def _label(step: q.Step, conditions: set[str]) -> str:
     return " ".join([step.label, *(ONLY_WHEN[need] for need in step.needs)])
 
 
-def _analyze_if_due(wh: Session, step: q.Step, written: q.RowsWritten) -> bool:
-    """Whether to run the step: any but an ANALYZE that is not due (analyze_due)."""
-    if step.analyze and not analyze_due(wh, step.analyze, written):
-        log_step(f"{step.label}: skipped, changed too little", None, time.perf_counter())
-        return False
-    return True
+def _run(wh: Session, step: q.Step, params: dict, conditions: set[str], written: q.RowsWritten) -> int:
+    """Runs the step; returns its rows. An ANALYZE step analyzes those of its tables that
+    are due (analyze_due), if any."""
+    if not step.analyze:
+        return wh.execute(wh.dialect.render(step.sql), params, label=_label(step, conditions)).rowcount
+    due = tables_to_analyze(wh, step.analyze, written)
+    for table in sorted(set(step.analyze) - set(due)):
+        log_step(f"analyze {table}: skipped, changed too little", None, time.perf_counter())
+    for statement in wh.dialect.analyze(due):  # labelled with the tables it names
+        wh.execute(statement, label=_label(replace(step, label=statement), conditions))
+    return -1
 
 
 def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
@@ -387,9 +392,9 @@ def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
     makes the rollups be counted again, as a changed file does."""
     written = q.RowsWritten()
     for step in q.transform_steps:
-        if not step.runs_in(conditions) or not _analyze_if_due(wh, step, written):
+        if not step.runs_in(conditions):
             continue
-        rows = wh.execute(wh.dialect.render(step.sql), params, label=_label(step, conditions)).rowcount
+        rows = _run(wh, step, params, conditions, written)
         if step.counts:  # steps counting into one field add up
             before = getattr(written, step.counts)
             setattr(written, step.counts, rows if before is None or rows < 0 else before + rows)
@@ -399,9 +404,8 @@ def transform(wh: Session, params: dict, conditions: set[str]) -> q.RowsWritten:
     if (written.unmatched or 0) > 0:  # (and the dry run's conditions are all of them already)
         conditions = conditions - {"no change"} | {"changed"}
     for step in q.totals_steps:
-        if not step.runs_in(conditions) or not _analyze_if_due(wh, step, written):
-            continue
-        wh.execute(wh.dialect.render(step.sql), {**params, **counted}, label=_label(step, conditions))
+        if step.runs_in(conditions):
+            _run(wh, step, {**params, **counted}, conditions, written)
     for step in wh.dialect.brin_new_blocks_queries:
         wh.execute(step.sql, label=step.label)
     return written
@@ -414,26 +418,19 @@ def brings_most_events(wh: Session, added_events: int | None) -> bool:
     return added_events >= EVERY_ROW_CHECKS_SHARE * wh.scalar(q.ROLLUP_ROW_COUNTS["app_events"])
 
 
-def rows_now(wh: Session, table: str, written: q.RowsWritten) -> int:
-    """The rows a star table holds at this point of the batch, from facts the batch knows:
-    for a fact its rollups count, their total plus this batch's insert (its field of
-    written); for a dimension, a count."""
-    if table in q.ROWS_ADDED_BY:
-        return wh.scalar(q.ROLLUP_ROW_COUNTS[table]) + max(getattr(written, q.ROWS_ADDED_BY[table]), 0)
-    return wh.scalar(wh.dialect.render(q.row_count, table=table))
-
-
-def analyze_due(wh: Session, table: str, written: q.RowsWritten) -> bool:
-    """Whether to ANALYZE table now, by Redshift's rule: its rows changed by 10 % or more
-    since its last ANALYZE. Redshift applies the rule itself, and a table the batch empties
-    or creates has only new rows. Otherwise the batch asks PostgreSQL with the rows it knows
-    the table holds, so statistics another process left stale cannot skip it (a dry run
-    shows the question and the ANALYZE after it)."""
-    if wh.dialect.skips_needless_analyze or table in q.REWRITTEN_EACH_BATCH:
-        return True
-    rows = rows_now(wh, table, written)
-    due = wh.scalar(q.analyze_due, (rows, q.ANALYZE_THRESHOLD, q.ANALYZE_THRESHOLD, table))
-    return bool(due)
+def tables_to_analyze(wh: Session, tables: tuple[str, ...], written: q.RowsWritten) -> list[str]:
+    """Those of tables to ANALYZE now, by Redshift's rule: their rows changed by 10 % or more
+    since their last ANALYZE. Redshift applies the rule itself, and a table the batch empties
+    or creates has only new rows. Otherwise the batch asks PostgreSQL, in one statement,
+    with the rows it knows each table holds, so statistics another process left stale cannot
+    skip it (a dry run shows the question and the ANALYZE after it)."""
+    if wh.dialect.skips_needless_analyze or set(tables) <= set(q.REWRITTEN_EACH_BATCH):
+        return list(tables)
+    added = {table: max(getattr(written, field) or 0, 0) for table, field in q.ROWS_ADDED_BY.items()}
+    rows_added = sum(added[table] for table in tables if table in added)  # a fact is analyzed alone
+    due = wh.query(q.analyze_due[tables], {"rows_added": rows_added, "threshold": q.ANALYZE_THRESHOLD})
+    due_now = {table for (table,) in due}
+    return [table for table in tables if table in due_now]
 
 
 def run_quality_checks(wh: Session, full: bool = False, batch: bool = True, params: dict | None = None) -> int:

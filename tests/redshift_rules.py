@@ -87,6 +87,9 @@ UNSUPPORTED_SYNTAX = [
     (r"\bexclude\s+using\b", "exclusion constraints"),
     (r"\bcheck\s*\(", "check constraints"),
     (r"\brollback\s+to\s+savepoint\b", "ROLLBACK TO SAVEPOINT"),
+    # AWS, Redshift Database Developer Guide, "ANALYZE": "You can't specify more than one
+    # table_name with a single ANALYZE table_name statement."
+    (r"^\s*analyze\s+(verbose\s+)?[\w.]+\s*,", "ANALYZE of more than one table (one table a statement)"),
     # AWS, Redshift Database Developer Guide, "System monitoring (provisioned only)": the STL,
     # STV, SVL and SVCS tables and views exist on provisioned clusters only; the SYS monitoring
     # views serve Redshift Serverless too ("System view mapping for migrating to SYS monitoring

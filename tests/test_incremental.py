@@ -173,7 +173,7 @@ def test_a_small_batch_keeps_the_statistics_of_a_large_table(warehouse):
     small = day(2, 40)
     for table in ("songplays", "time", "app_events"):
         assert f"analyze {table}: skipped, changed too little" in small.stderr
-    assert re.search(r"^analyze staging_events\s+- rows", small.stderr, re.MULTILINE)  # emptied each batch
+    assert re.search(r"^analyze [\w ,]*\bstaging_events\b", small.stderr, re.MULTILINE)  # emptied each batch
 
     # Small batches add up: the growth counts from the last ANALYZE, not from one batch.
     grown = [day(number, 40) for number in range(3, 9)]

@@ -199,7 +199,8 @@ def test_the_dry_run_shows_no_secret(script):
 def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_engines():
     """The logical statements are one text for both engines: checking them here covers PostgreSQL too."""
     values = {"batch_id": 1, "changed_objects": "(1, 2)", "times": 0, "late_matches": 0}
-    texts = [REDSHIFT.render(step.sql) % values for step in [*q.transform_steps, *q.totals_steps]]
+    texts = [statement % values for step in [*q.transform_steps, *q.totals_steps]
+             for statement in (REDSHIFT.analyze(list(step.analyze)) if step.analyze else [REDSHIFT.render(step.sql)])]
     texts += [statement for _, statement in q.quality_checks]
     texts += [statement % values for _, statement in q.batch_quality_checks]
     # The report's queries as written (everything) and as run for a period (for_period raises
@@ -234,6 +235,7 @@ def test_the_checker_accepts_an_epoch_of_whole_seconds():
     ("select * from (values (1), (2)) as v(x)", "VALUES lists used as constant tables"),
     ("create unlogged table s (a int)", "UNLOGGED tables (PostgreSQL only)"),
     ("truncate table staging_events", "TRUNCATE"),
+    ("analyze plays_by_hour, plays_by_song", "ANALYZE of more than one table"),
     ("select count(*) filter (where level = 'paid') from users", "aggregate FILTER"),
     ("select array[1, 2]", "array constructors"),
     ("select row_number() over (order by ts nulls last) from t", "NULLS clause in window functions"),
