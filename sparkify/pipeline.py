@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import quality_checks as qc
 import sql_queries as q
 
 from . import (
@@ -439,7 +440,7 @@ def run_quality_checks(wh: Session, full: bool = False, batch: bool = True, para
     nothing new) the failure is the warehouse's as it is."""
     failures = []
     started = time.perf_counter()
-    checks = q.quality_checks if full else q.batch_quality_checks
+    checks = qc.quality_checks if full else qc.batch_quality_checks
     for name, statement in checks:
         cur = wh.execute(statement, params)
         rows = cur.fetchmany(CHECK_SAMPLE_ROWS)

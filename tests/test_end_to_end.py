@@ -11,7 +11,7 @@ import pytest
 from conftest import DATA, STAGED_ROWS, run_script, write_config
 from oracle import compute
 
-import sql_queries as q
+import quality_checks as qc
 from sparkify import embedded
 
 
@@ -84,7 +84,7 @@ def test_summary_reports_counts_matches_errors_and_time(loaded, expected):
     assert f"{recovered:,} of this run's thanks to repairing double-encoded UTF-8" in out
     assert "bad records: 0 rejected" in out
     # A first load brings every event: checked on every row, the summaries' check included.
-    assert f"quality gate: all {len(q.quality_checks)} checks passed (on every row)" in out
+    assert f"quality gate: all {len(qc.quality_checks)} checks passed (on every row)" in out
     assert re.search(r"ETL batch 1 published in \d+\.\d s", out)
     assert "new or changed source files: 14,926" in out
 

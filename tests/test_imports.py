@@ -58,7 +58,8 @@ def test_no_module_imports_itself_back():
 
 # The modules that run a load or create the schema ask their warehouse's dialect
 # (sparkify/dialects.py) and never which engine they are on.
-ENGINE_BLIND = ["sparkify.pipeline", "sparkify.loadlock", "sparkify.warehouse", "sparkify.dryrun", "sql_queries"]
+ENGINE_BLIND = ["sparkify.pipeline", "sparkify.loadlock", "sparkify.warehouse", "sparkify.dryrun", "sql_queries",
+                "quality_checks"]
 ENGINE_NAMES = {"postgres", "redshift"}
 
 

@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 from conftest import BASE_TS, event, load, run_main, song, write_events, write_song
 
+import quality_checks as qc
 import sql_queries as q
 
 
@@ -59,10 +60,10 @@ def assert_gate_fails(warehouse, *names: str, full: bool = True) -> str:
 
 def test_a_clean_batch_passes_every_check(loaded):
     result = run_main("etl.py", "--config", str(loaded.config))
-    assert (f"quality gate: all {len(q.batch_quality_checks)} checks passed "
+    assert (f"quality gate: all {len(qc.batch_quality_checks)} checks passed "
             "(on the rows this batch wrote)") in result.stdout
     again = run_main("etl.py", "--config", str(loaded.config), "--rebuild")
-    assert f"quality gate: all {len(q.quality_checks)} checks passed (on every row)" in again.stdout
+    assert f"quality gate: all {len(qc.quality_checks)} checks passed (on every row)" in again.stdout
 
 
 def test_a_level_outside_the_accepted_set_is_rejected_at_staging_and_the_batch_loads(loaded):
@@ -136,7 +137,7 @@ def test_a_matched_song_missing_from_songs_fails(loaded):
 
 
 def test_checks_cover_the_key_of_every_table_under_distinct_names():
-    names = [name for name, _ in q.quality_checks]
+    names = [name for name, _ in qc.quality_checks]
     assert len(names) == len(set(names))
     for table in ("songplays", "users", "songs", "artists", "time"):
         assert any(name.startswith(f"{table}.") and "unique" in name for name in names)
@@ -146,7 +147,7 @@ def test_checks_cover_the_key_of_every_table_under_distinct_names():
 def test_every_key_redshift_declares_is_checked_by_the_gate():
     """Redshift's planner assumes its declared keys hold and never checks them: the gate must."""
     for batch in (False, True):
-        names = {name for name, _ in (q.batch_quality_checks if batch else q.quality_checks)}
+        names = {name for name, _ in (qc.batch_quality_checks if batch else qc.quality_checks)}
         for table, keys in q.INFORMATIONAL_KEYS.items():
             for key in keys:
                 primary = re.fullmatch(r"primary key \((\w+)\)", key)
@@ -171,7 +172,7 @@ def test_full_checks_with_nothing_new_check_the_warehouse_as_it_is(warehouse, ca
     assert etl.main([*config, "--full-checks"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Nothing new to load: all 2 source files are loaded already")
-    assert (f"quality gate: all {len(q.quality_checks)} checks passed "
+    assert (f"quality gate: all {len(qc.quality_checks)} checks passed "
             "(on every row of the warehouse as it is)") in out
 
     execute(warehouse, "update users set level = 'gold' where user_id = 10")
@@ -181,7 +182,7 @@ def test_full_checks_with_nothing_new_check_the_warehouse_as_it_is(warehouse, ca
     captured = capsys.readouterr()
     assert captured.out == ""
     [line] = captured.err.strip().splitlines()
-    assert line.startswith(f"Error: quality gate: 2 of {len(q.quality_checks)} checks failed on the warehouse "
+    assert line.startswith(f"Error: quality gate: 2 of {len(qc.quality_checks)} checks failed on the warehouse "
                            "as it is (nothing new to load): ")
     assert "users.level is free or paid FAILED (e.g. " in line and "level='gold'" in line
     assert warehouse.count("etl_batches") == 1  # checking alone records no batch

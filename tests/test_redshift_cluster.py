@@ -23,6 +23,7 @@ import pytest
 from conftest import run_script, write_config
 
 import insight_queries as iq
+import quality_checks as qc
 import sql_queries as q
 
 DEPLOYMENTS = {"provisioned": "SPARKIFY_REDSHIFT_", "serverless": "SPARKIFY_REDSHIFT_SERVERLESS_"}
@@ -66,7 +67,7 @@ def test_the_real_bucket_loads_with_the_same_counts(loaded):
     assert re.search(r"songs\s+14,896", out) and re.search(r"artists\s+9,553", out)
     assert re.search(r"time\s+6,813", out)
     assert "songplays matched to the catalog: 327 of 6,820" in out
-    assert f"quality gate: all {len(q.quality_checks)} checks passed (on every row)" in out
+    assert f"quality gate: all {len(qc.quality_checks)} checks passed (on every row)" in out
     again = run_script("etl.py", "--config", str(config))
     assert "Nothing new to load" in again.stdout
     for secret in (env["PASSWORD"], env["ROLE_ARN"]):

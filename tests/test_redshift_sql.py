@@ -29,6 +29,7 @@ from redshift_rules import (
 from sqlglot import exp
 
 import insight_queries as iq
+import quality_checks as qc
 import sql_queries as q
 from sparkify.dialects import POSTGRES, REDSHIFT
 
@@ -201,8 +202,8 @@ def test_every_transform_check_insight_and_sample_query_is_redshift_sql_on_both_
     values = {"batch_id": 1, "changed_objects": "(1, 2)", "times": 0, "late_matches": 0}
     texts = [statement % values for step in [*q.transform_steps, *q.totals_steps]
              for statement in (REDSHIFT.analyze(list(step.analyze)) if step.analyze else [REDSHIFT.render(step.sql)])]
-    texts += [statement for _, statement in q.quality_checks]
-    texts += [statement % values for _, statement in q.batch_quality_checks]
+    texts += [statement for _, statement in qc.quality_checks]
+    texts += [statement % values for _, statement in qc.batch_quality_checks]
     # The report's queries as written (everything) and as run for a period (for_period raises
     # for one that does not hold the period's bounds), the analyses files among them.
     texts += [statement for _, _, statement in iq.QUERIES]
@@ -426,7 +427,7 @@ def test_no_check_or_analysts_view_may_be_answered_from_a_declared_key():
     """#19 item 4: Redshift assumes declared keys hold; the gate proves them, so it must ask the data."""
     assert ("songplay_id",) in REDSHIFT_KEYS["songplays"] and ("user_id",) in REDSHIFT_KEYS["users"]
     assert ("user_id", "valid_from") in REDSHIFT_KEYS["user_levels"]
-    texts = [statement for _, statement in q.quality_checks + q.batch_quality_checks] + q.create_view_queries
+    texts = [statement for _, statement in qc.quality_checks + qc.batch_quality_checks] + q.create_view_queries
     for text in texts:
         assert declared_key_reliance(text, REDSHIFT_KEYS) == [], text
 
@@ -457,7 +458,7 @@ def test_every_join_of_tables_distributed_on_user_id_equates_user_id(script):
     assert len(parsed) > 40
     for body in parsed:
         assert missing_distkey_predicates(body, distributed) == [], body
-    for _, statement in q.quality_checks + q.batch_quality_checks:
+    for _, statement in qc.quality_checks + qc.batch_quality_checks:
         assert missing_distkey_predicates(statement, distributed) == [], statement
 
 
