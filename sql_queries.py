@@ -8,7 +8,7 @@ is a template with named {placeholders}, sent only as the engine's dialect rende
 - a fragment several statements share, the same on both (FRAGMENTS): {event_time} (ts as a
   timestamp), {in_batch_window} (start_time within the time window of the staged events), …
   A fragment over an argument is one named fragment per argument in use, its name saying
-  which: {p_matches_catalog} and
+  which: {staged_matches_catalog} and
   {songplays_match_catalog};
 - a value the caller passes to Dialect.render by name: {table}, {role}, {source}, ….
 %s and %(name)s stay psycopg2 parameters, filled when the statement runs. Statements generated from
@@ -128,7 +128,7 @@ FRAGMENTS = {
     "batch_rows": time_window("batch_window") + " and batch_id = %(batch_id)s",
     # The catalog rows plays match on, and the match of a play aliased p, or of songplays.
     "catalog_match": _CATALOG_MATCH,
-    "p_matches_catalog": _matches("p", "   "),
+    "staged_matches_catalog": _matches("staged", "       "),
     "songplays_match_catalog": _matches("songplays", "  "),
     # The bounds of the valid ranges.
     "first_valid_ms": str(FIRST_VALID_MS),
@@ -1269,31 +1269,34 @@ select max(start_time) from songplays where song_id in (select song_id from stag
 # The staged events, one per key: its key hashed into event_id, its time converted. Of the
 # copies of one key staged in this batch, the first in a fixed order counts; a key the facts
 # hold already (from another file: a changed file's own rows went above) keeps its stored
-# row. The copies are numbered in ts order, which also puts the rows in time order, so no
-# second sort is needed: each BRIN block range (and Redshift's sorted region) then spans
-# minutes, and PostgreSQL's statistics see start_time correlate with the physical order,
-# which is what makes its planner read a batch's window through the BRIN index.
-_STAGED_EVENTS = """
+# row. The copies are numbered in ts order, which also puts the rows in time order: each
+# BRIN block range (and Redshift's sorted region) then spans minutes, and PostgreSQL's
+# statistics see start_time correlate with the physical order, which is what makes its
+# planner read a batch's window through the BRIN index. Whatever joins a fact needs come
+# below the numbering (staged_plays), so its one sort is the last thing that orders the
+# rows: a hash join above it returns its rows in as many runs as the join has batches.
+def _staged_events(source: str = "staging_events staged", columns: str = "") -> str:
+    return f"""
     select
-        {staged_event_id} as event_id,
-        {event_time} as start_time,
+        {{staged_event_id}} as event_id,
+        {{event_time}} as start_time,
         cast(nullif(user_id, '') as integer) as user_id,
         level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
-        object_id,
+        object_id,{columns}
         row_number() over (
             partition by ts, staged.user_id, session_id, item_in_session
             order by page, song, level, status, object_id
         ) as copy_number
-    from staging_events staged"""
+    from {source}"""
 
 
-def _new_events(fact: str, key: str, columns: str, where: str = "") -> str:
-    """The staged events (alias e: _STAGED_EVENTS' columns, first copies only) whose key fact
-    does not hold: anti-joined on the key and, redundantly, on user_id, the facts'
+def _new_events(fact: str, key: str, columns: str, where: str = "", staged: str = _staged_events()) -> str:
+    """The staged events (alias e: staged's columns, first copies only) whose key fact does
+    not hold, in time order: anti-joined on the key and, redundantly, on user_id, the facts'
     distribution key (see below), and the logged-out ones by their key alone among the
     window's logged-out rows."""
     return f"""select {columns}
-from ({_STAGED_EVENTS}
+from ({staged}
 ) e
 left join (select {key}, user_id from {fact} where {{in_batch_window}}) existing
     on existing.{key} = e.event_id and existing.user_id = e.user_id
@@ -1320,32 +1323,31 @@ insert into app_events (event_id, start_time, user_id, level, session_id, item_i
 # The plays: the NextSong events among the same first copies, their names repaired, matched
 # to the catalog (the smallest song_id when several songs qualify). song_id/artist_id stay
 # NULL when none does; the play keeps its own names, so it still counts, and matches when the
-# song arrives. The new events come in time order, and the joins to the small tables
-# (repairs, catalog) hash those and keep it: no second sort of every play.
+# song arrives. The names are repaired and matched before the copies are numbered (only a
+# NextSong event's: the others have no song), so the numbering's sort puts the plays in
+# time order whatever plan the joins get.
+_STAGED_PLAYS = _staged_events("""(
+        select s.*, s.length as song_duration,
+               coalesce(repaired_song.repaired, s.song) as song_title,
+               coalesce(repaired_artist.repaired, s.artist) as artist_name
+        from staging_events s
+        left join text_repairs repaired_song on repaired_song.original = s.song and s.page = 'NextSong'
+        left join text_repairs repaired_artist on repaired_artist.original = s.artist and s.page = 'NextSong'
+    ) staged
+    left join ({catalog_match}) catalog
+        on staged.page = 'NextSong'
+       and {staged_matches_catalog}""", columns="""
+        song_title, artist_name, song_duration, catalog.song_id, catalog.artist_id,""")
+
 songplay_table_insert = """
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
                        song_title, artist_name, song_duration, batch_id, object_id)
-select p.event_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
-       p.session_id, p.item_in_session, p.location, p.user_agent,
-       p.song_title, p.artist_name, p.song_duration, %(batch_id)s, p.object_id
-from (
-    select new.*,
-           coalesce(repaired_song.repaired, new.song) as song_title,
-           coalesce(repaired_artist.repaired, new.artist) as artist_name
-    from (
-""" + "\n".join("        " + line for line in _new_events(
+""" + _new_events(
     "songplays", "songplay_id",
-    "e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.location, "
-    "e.user_agent, e.song, e.artist, e.length as song_duration, e.object_id, e.ts",
-    where=" and e.page = 'NextSong'").splitlines()) + """
-    ) new
-    left join text_repairs repaired_song on repaired_song.original = new.song
-    left join text_repairs repaired_artist on repaired_artist.original = new.artist
-) p
-left join ({catalog_match}) catalog
-    on {p_matches_catalog}
-"""
+    "e.event_id, e.start_time, e.user_id, e.level, e.song_id, e.artist_id, e.session_id, e.item_in_session,\n"
+    "       e.location, e.user_agent, e.song_title, e.artist_name, e.song_duration, %(batch_id)s, e.object_id",
+    where=" and e.page = 'NextSong'", staged=_STAGED_PLAYS)
 
 # One row per distinct start_time of the plays in the batch's window that time lacks (the
 # plays of earlier batches in it have theirs already). The window alone, not the batch_id

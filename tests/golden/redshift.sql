@@ -880,39 +880,29 @@ select max(start_time) from songplays where song_id in (select song_id from stag
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
                        song_title, artist_name, song_duration, batch_id, object_id)
-select p.event_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
-       p.session_id, p.item_in_session, p.location, p.user_agent,
-       p.song_title, p.artist_name, p.song_duration, 1, p.object_id
+select e.event_id, e.start_time, e.user_id, e.level, e.song_id, e.artist_id, e.session_id, e.item_in_session,
+       e.location, e.user_agent, e.song_title, e.artist_name, e.song_duration, 1, e.object_id
 from (
-    select new.*,
-           coalesce(repaired_song.repaired, new.song) as song_title,
-           coalesce(repaired_artist.repaired, new.artist) as artist_name
+    select
+        md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
+        timestamp 'epoch' + (ts / 1000) * interval '1 second' + mod(ts, 1000) * interval '1 millisecond' as start_time,
+        cast(nullif(user_id, '') as integer) as user_id,
+        level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
+        object_id,
+        song_title, artist_name, song_duration, catalog.song_id, catalog.artist_id,
+        row_number() over (
+            partition by ts, staged.user_id, session_id, item_in_session
+            order by page, song, level, status, object_id
+        ) as copy_number
     from (
-        select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.location, e.user_agent, e.song, e.artist, e.length as song_duration, e.object_id, e.ts
-        from (
-            select
-                md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
-                timestamp 'epoch' + (ts / 1000) * interval '1 second' + mod(ts, 1000) * interval '1 millisecond' as start_time,
-                cast(nullif(user_id, '') as integer) as user_id,
-                level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
-                object_id,
-                row_number() over (
-                    partition by ts, staged.user_id, session_id, item_in_session
-                    order by page, song, level, status, object_id
-                ) as copy_number
-            from staging_events staged
-        ) e
-        left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
-            on existing.songplay_id = e.event_id and existing.user_id = e.user_id
-        where e.copy_number = 1 and e.page = 'NextSong' and existing.songplay_id is null
-          and (e.user_id is not null
-               or e.event_id not in (select songplay_id from songplays where user_id is null and start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)))
-        order by e.ts
-    ) new
-    left join text_repairs repaired_song on repaired_song.original = new.song
-    left join text_repairs repaired_artist on repaired_artist.original = new.artist
-) p
-left join (
+        select s.*, s.length as song_duration,
+               coalesce(repaired_song.repaired, s.song) as song_title,
+               coalesce(repaired_artist.repaired, s.artist) as artist_name
+        from staging_events s
+        left join text_repairs repaired_song on repaired_song.original = s.song and s.page = 'NextSong'
+        left join text_repairs repaired_artist on repaired_artist.original = s.artist and s.page = 'NextSong'
+    ) staged
+    left join (
     select song_id, artist_id, title_key, artist_key, duration
     from (
         select
@@ -922,9 +912,17 @@ left join (
     ) candidates
     where choice = 1
 ) catalog
-    on catalog.title_key = rtrim(p.song_title)
-   and catalog.artist_key = rtrim(p.artist_name)
-   and catalog.duration = p.song_duration;
+        on staged.page = 'NextSong'
+       and catalog.title_key = rtrim(staged.song_title)
+       and catalog.artist_key = rtrim(staged.artist_name)
+       and catalog.duration = staged.song_duration
+) e
+left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
+    on existing.songplay_id = e.event_id and existing.user_id = e.user_id
+where e.copy_number = 1 and e.page = 'NextSong' and existing.songplay_id is null
+  and (e.user_id is not null
+       or e.event_id not in (select songplay_id from songplays where user_id is null and start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)))
+order by e.ts;
 -- analyze songplays [only when log files are staged]
 analyze songplays;
 -- time: insert [only when log files are staged]
@@ -1583,39 +1581,29 @@ select max(start_time) from songplays where song_id in (select song_id from stag
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent,
                        song_title, artist_name, song_duration, batch_id, object_id)
-select p.event_id, p.start_time, p.user_id, p.level, catalog.song_id, catalog.artist_id,
-       p.session_id, p.item_in_session, p.location, p.user_agent,
-       p.song_title, p.artist_name, p.song_duration, 1, p.object_id
+select e.event_id, e.start_time, e.user_id, e.level, e.song_id, e.artist_id, e.session_id, e.item_in_session,
+       e.location, e.user_agent, e.song_title, e.artist_name, e.song_duration, 1, e.object_id
 from (
-    select new.*,
-           coalesce(repaired_song.repaired, new.song) as song_title,
-           coalesce(repaired_artist.repaired, new.artist) as artist_name
+    select
+        md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
+        timestamp 'epoch' + (ts / 1000) * interval '1 second' + mod(ts, 1000) * interval '1 millisecond' as start_time,
+        cast(nullif(user_id, '') as integer) as user_id,
+        level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
+        object_id,
+        song_title, artist_name, song_duration, catalog.song_id, catalog.artist_id,
+        row_number() over (
+            partition by ts, staged.user_id, session_id, item_in_session
+            order by page, song, level, status, object_id
+        ) as copy_number
     from (
-        select e.event_id, e.start_time, e.user_id, e.level, e.session_id, e.item_in_session, e.location, e.user_agent, e.song, e.artist, e.length as song_duration, e.object_id, e.ts
-        from (
-            select
-                md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
-                timestamp 'epoch' + (ts / 1000) * interval '1 second' + mod(ts, 1000) * interval '1 millisecond' as start_time,
-                cast(nullif(user_id, '') as integer) as user_id,
-                level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
-                object_id,
-                row_number() over (
-                    partition by ts, staged.user_id, session_id, item_in_session
-                    order by page, song, level, status, object_id
-                ) as copy_number
-            from staging_events staged
-        ) e
-        left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
-            on existing.songplay_id = e.event_id and existing.user_id = e.user_id
-        where e.copy_number = 1 and e.page = 'NextSong' and existing.songplay_id is null
-          and (e.user_id is not null
-               or e.event_id not in (select songplay_id from songplays where user_id is null and start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)))
-        order by e.ts
-    ) new
-    left join text_repairs repaired_song on repaired_song.original = new.song
-    left join text_repairs repaired_artist on repaired_artist.original = new.artist
-) p
-left join (
+        select s.*, s.length as song_duration,
+               coalesce(repaired_song.repaired, s.song) as song_title,
+               coalesce(repaired_artist.repaired, s.artist) as artist_name
+        from staging_events s
+        left join text_repairs repaired_song on repaired_song.original = s.song and s.page = 'NextSong'
+        left join text_repairs repaired_artist on repaired_artist.original = s.artist and s.page = 'NextSong'
+    ) staged
+    left join (
     select song_id, artist_id, title_key, artist_key, duration
     from (
         select
@@ -1625,9 +1613,17 @@ left join (
     ) candidates
     where choice = 1
 ) catalog
-    on catalog.title_key = rtrim(p.song_title)
-   and catalog.artist_key = rtrim(p.artist_name)
-   and catalog.duration = p.song_duration;
+        on staged.page = 'NextSong'
+       and catalog.title_key = rtrim(staged.song_title)
+       and catalog.artist_key = rtrim(staged.artist_name)
+       and catalog.duration = staged.song_duration
+) e
+left join (select songplay_id, user_id from songplays where start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)) existing
+    on existing.songplay_id = e.event_id and existing.user_id = e.user_id
+where e.copy_number = 1 and e.page = 'NextSong' and existing.songplay_id is null
+  and (e.user_id is not null
+       or e.event_id not in (select songplay_id from songplays where user_id is null and start_time between (select min(start_time) from batch_window) and (select max(start_time) from batch_window)))
+order by e.ts;
 -- analyze songplays [only when log files are staged]
 analyze songplays;
 -- time: insert [only when log files are staged]
