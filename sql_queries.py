@@ -76,6 +76,11 @@ def time_window(batch: str, column: str = "start_time") -> str:
 # VARCHARs (AWS, Redshift Database Developer Guide, "Character types", "Significance of
 # trailing blanks") and PostgreSQL does not, so both compare the names rtrim()ed (12 titles
 # of the real data end in a space); _matches compares a play's names with these keys.
+# _CATALOG_ROWS: every song with its keys; _CATALOG_MATCH: the one a play matches.
+_CATALOG_ROWS = """
+        select song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
+        from songs
+"""
 _CATALOG_MATCH = """
     select song_id, artist_id, title_key, artist_key, duration
     from (
@@ -126,7 +131,8 @@ FRAGMENTS = {
     # only: a join planned on a batch_id the statistics have not seen loops, see BATCH_ROWS).
     "in_batch_window": time_window("batch_window"),
     "batch_rows": time_window("batch_window") + " and batch_id = %(batch_id)s",
-    # The catalog rows plays match on, and the match of a play aliased p, or of songplays.
+    # The catalog's rows, the rows plays match on, and the match of a staged play or of songplays.
+    "catalog_rows": _CATALOG_ROWS,
     "catalog_match": _CATALOG_MATCH,
     "staged_matches_catalog": _matches("staged", "       "),
     "songplays_match_catalog": _matches("songplays", "  "),
@@ -1275,7 +1281,7 @@ select max(start_time) from songplays where song_id in (select song_id from stag
 # planner read a batch's window through the BRIN index. Whatever joins a fact needs come
 # below the numbering (staged_plays), so its one sort is the last thing that orders the
 # rows: a hash join above it returns its rows in as many runs as the join has batches.
-def _staged_events(source: str = "staging_events staged", columns: str = "") -> str:
+def _staged_events(source: str = "staging_events staged", columns: str = "", last_in_order: str = "") -> str:
     return f"""
     select
         {{staged_event_id}} as event_id,
@@ -1285,7 +1291,7 @@ def _staged_events(source: str = "staging_events staged", columns: str = "") -> 
         object_id,{columns}
         row_number() over (
             partition by ts, staged.user_id, session_id, item_in_session
-            order by page, song, level, status, object_id
+            order by page, song, level, status, object_id{last_in_order}
         ) as copy_number
     from {source}"""
 
@@ -1325,19 +1331,26 @@ insert into app_events (event_id, start_time, user_id, level, session_id, item_i
 # NULL when none does; the play keeps its own names, so it still counts, and matches when the
 # song arrives. The names are repaired and matched before the copies are numbered (only a
 # NextSong event's: the others have no song), so the numbering's sort puts the plays in
-# time order whatever plan the joins get.
+# time order whatever plan the joins get. The sort carries a repair only where there is one
+# (a NULL costs a row no bytes) and the staged name beside it, which the numbering needs.
+# A play is joined to every song that qualifies and the same numbering keeps the smallest
+# song_id (its last key: it orders only the rows of one staged copy), so the join reads the
+# songs table itself, whose size the planner knows, and hashes the catalog, not the events.
 _STAGED_PLAYS = _staged_events("""(
         select s.*, s.length as song_duration,
+               repaired_song.repaired as repaired_title,
+               repaired_artist.repaired as repaired_artist_name,
                coalesce(repaired_song.repaired, s.song) as song_title,
                coalesce(repaired_artist.repaired, s.artist) as artist_name
         from staging_events s
         left join text_repairs repaired_song on repaired_song.original = s.song and s.page = 'NextSong'
         left join text_repairs repaired_artist on repaired_artist.original = s.artist and s.page = 'NextSong'
     ) staged
-    left join ({catalog_match}) catalog
+    left join ({catalog_rows}) catalog
         on staged.page = 'NextSong'
        and {staged_matches_catalog}""", columns="""
-        song_title, artist_name, song_duration, catalog.song_id, catalog.artist_id,""")
+        repaired_title, repaired_artist_name, catalog.song_id, catalog.artist_id,""",
+                               last_in_order=", catalog.song_id")
 
 songplay_table_insert = """
 insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
@@ -1346,7 +1359,8 @@ insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_
 """ + _new_events(
     "songplays", "songplay_id",
     "e.event_id, e.start_time, e.user_id, e.level, e.song_id, e.artist_id, e.session_id, e.item_in_session,\n"
-    "       e.location, e.user_agent, e.song_title, e.artist_name, e.song_duration, %(batch_id)s, e.object_id",
+    "       e.location, e.user_agent, coalesce(e.repaired_title, e.song), coalesce(e.repaired_artist_name, e.artist),\n"
+    "       e.length, %(batch_id)s, e.object_id",
     where=" and e.page = 'NextSong'", staged=_STAGED_PLAYS)
 
 # One row per distinct start_time of the plays in the batch's window that time lacks (the

@@ -142,10 +142,10 @@ def test_trailing_blanks_do_not_count_in_the_catalog_match_as_on_redshift(wareho
 def test_an_event_staged_twice_is_one_songplay(warehouse):
     write_events(folder(warehouse), "2018-11-01-events.json", [event()])
     write_events(folder(warehouse), "2018-11-01-events-copy.json", [event()])
-    write_song(folder(warehouse), song())
+    write_song(folder(warehouse), [song(), song(song_id="SO9")])  # two songs qualify: once, the smallest id
     load(warehouse)
     assert staged_rows(warehouse, "staging_events") == 2
-    assert warehouse.count("songplays") == 1
+    assert warehouse.query("select song_id from songplays") == [("SO9",)]
     assert warehouse.count("time") == 1
 
 

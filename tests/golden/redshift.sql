@@ -881,7 +881,8 @@ insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_
                        session_id, item_in_session, location, user_agent,
                        song_title, artist_name, song_duration, batch_id, object_id)
 select e.event_id, e.start_time, e.user_id, e.level, e.song_id, e.artist_id, e.session_id, e.item_in_session,
-       e.location, e.user_agent, e.song_title, e.artist_name, e.song_duration, 1, e.object_id
+       e.location, e.user_agent, coalesce(e.repaired_title, e.song), coalesce(e.repaired_artist_name, e.artist),
+       e.length, 1, e.object_id
 from (
     select
         md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
@@ -889,13 +890,15 @@ from (
         cast(nullif(user_id, '') as integer) as user_id,
         level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
         object_id,
-        song_title, artist_name, song_duration, catalog.song_id, catalog.artist_id,
+        repaired_title, repaired_artist_name, catalog.song_id, catalog.artist_id,
         row_number() over (
             partition by ts, staged.user_id, session_id, item_in_session
-            order by page, song, level, status, object_id
+            order by page, song, level, status, object_id, catalog.song_id
         ) as copy_number
     from (
         select s.*, s.length as song_duration,
+               repaired_song.repaired as repaired_title,
+               repaired_artist.repaired as repaired_artist_name,
                coalesce(repaired_song.repaired, s.song) as song_title,
                coalesce(repaired_artist.repaired, s.artist) as artist_name
         from staging_events s
@@ -903,14 +906,8 @@ from (
         left join text_repairs repaired_artist on repaired_artist.original = s.artist and s.page = 'NextSong'
     ) staged
     left join (
-    select song_id, artist_id, title_key, artist_key, duration
-    from (
-        select
-            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
-            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
+        select song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
         from songs
-    ) candidates
-    where choice = 1
 ) catalog
         on staged.page = 'NextSong'
        and catalog.title_key = rtrim(staged.song_title)
@@ -1582,7 +1579,8 @@ insert into songplays (songplay_id, start_time, user_id, level, song_id, artist_
                        session_id, item_in_session, location, user_agent,
                        song_title, artist_name, song_duration, batch_id, object_id)
 select e.event_id, e.start_time, e.user_id, e.level, e.song_id, e.artist_id, e.session_id, e.item_in_session,
-       e.location, e.user_agent, e.song_title, e.artist_name, e.song_duration, 1, e.object_id
+       e.location, e.user_agent, coalesce(e.repaired_title, e.song), coalesce(e.repaired_artist_name, e.artist),
+       e.length, 1, e.object_id
 from (
     select
         md5(coalesce(user_id, '') || '|' || cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|' || cast(ts as varchar)) as event_id,
@@ -1590,13 +1588,15 @@ from (
         cast(nullif(user_id, '') as integer) as user_id,
         level, session_id, item_in_session, page, auth, status, location, user_agent, song, artist, length, ts,
         object_id,
-        song_title, artist_name, song_duration, catalog.song_id, catalog.artist_id,
+        repaired_title, repaired_artist_name, catalog.song_id, catalog.artist_id,
         row_number() over (
             partition by ts, staged.user_id, session_id, item_in_session
-            order by page, song, level, status, object_id
+            order by page, song, level, status, object_id, catalog.song_id
         ) as copy_number
     from (
         select s.*, s.length as song_duration,
+               repaired_song.repaired as repaired_title,
+               repaired_artist.repaired as repaired_artist_name,
                coalesce(repaired_song.repaired, s.song) as song_title,
                coalesce(repaired_artist.repaired, s.artist) as artist_name
         from staging_events s
@@ -1604,14 +1604,8 @@ from (
         left join text_repairs repaired_artist on repaired_artist.original = s.artist and s.page = 'NextSong'
     ) staged
     left join (
-    select song_id, artist_id, title_key, artist_key, duration
-    from (
-        select
-            song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration,
-            row_number() over (partition by rtrim(title), rtrim(artist_name), duration order by song_id) as choice
+        select song_id, artist_id, rtrim(title) as title_key, rtrim(artist_name) as artist_key, duration
         from songs
-    ) candidates
-    where choice = 1
 ) catalog
         on staged.page = 'NextSong'
        and catalog.title_key = rtrim(staged.song_title)
